@@ -1,0 +1,1 @@
+//! tiered-engine (being written).

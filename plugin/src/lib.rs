@@ -1,0 +1,1 @@
+//! tiered-plugin (being written).

@@ -1,0 +1,1 @@
+//! tiered-snapshotter (being written).
