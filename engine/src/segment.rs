@@ -1,0 +1,941 @@
+//! Segment files: a header followed by records ([`crate::record`]).
+//!
+//! ```text
+//!  0                8        12       16               24               32       36       40
+//!  +----------------+--------+--------+----------------+----------------+--------+--------+
+//!  | magic          | version| flags  | first_seq      | salt           | crc    | zero   |
+//!  | "TIERLOG\0"    | u32 LE | u32 =0 | u64 LE         | u64 LE         | u32 LE | u32    |
+//!  +----------------+--------+--------+----------------+----------------+--------+--------+
+//!  crc = CRC32(bytes 0..32)
+//!  then records: seq first_seq, first_seq + 1, … (contiguous)
+//! ```
+//!
+//! An open segment (`cmdlog-F.open`) may be preallocated: after its last
+//! record the file holds zeros up to its size. A sealed segment
+//! (`cmdlog-F-L.log`) ends exactly after record `L`.
+//!
+//! Reading tells a torn tail from corruption: a bad record is a *torn tail*
+//! when no valid record (with this segment's salt) follows it anywhere in the
+//! file, i.e. the bad bytes run to the end; otherwise valid data lies beyond
+//! it and it is corruption in the middle.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::layout::{self, FileKind};
+use crate::record::{self, DecodeError, Record, RECORD_HEADER_BYTES};
+use crate::sys;
+
+/// Magic bytes at the start of every segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"TIERLOG\0";
+/// Current segment format version.
+pub const SEGMENT_VERSION: u32 = 1;
+/// Size of the segment header.
+pub const SEGMENT_HEADER_BYTES: u64 = 40;
+
+/// The decoded segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub first_seq: u64,
+    pub salt: u64,
+}
+
+impl SegmentHeader {
+    /// The 40 header bytes.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES as usize];
+        b[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        b[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        b[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
+        b[24..32].copy_from_slice(&self.salt.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..32]);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Parses and checks the 40 header bytes.
+    pub fn decode(b: &[u8; SEGMENT_HEADER_BYTES as usize]) -> Result<Self, String> {
+        if b[0..8] != SEGMENT_MAGIC {
+            return Err(format!("bad magic {:02x?}", &b[0..8]));
+        }
+        let version = u32::from_le_bytes(b[8..12].try_into().expect("4"));
+        if version != SEGMENT_VERSION {
+            return Err(format!(
+                "unsupported version {version} (this build reads {SEGMENT_VERSION})"
+            ));
+        }
+        let stored = u32::from_le_bytes(b[32..36].try_into().expect("4"));
+        let computed = crc32fast::hash(&b[0..32]);
+        if stored != computed {
+            return Err(format!(
+                "header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ));
+        }
+        if b[12..16] != [0; 4] || b[36..40] != [0; 4] {
+            return Err("reserved header bytes are not zero".into());
+        }
+        Ok(SegmentHeader {
+            first_seq: u64::from_le_bytes(b[16..24].try_into().expect("8")),
+            salt: u64::from_le_bytes(b[24..32].try_into().expect("8")),
+        })
+    }
+}
+
+/// What went wrong reading or writing a segment; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("{path}: {op} at offset {offset}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        offset: u64,
+        source: io::Error,
+    },
+    #[error("{path}: bad segment header: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+    #[error("{path}: bad record at offset {offset}: {reason}{}", if *.to_end { " (torn tail: nothing valid follows)" } else { " (valid records follow: corruption)" })]
+    BadRecord {
+        path: PathBuf,
+        offset: u64,
+        reason: DecodeError,
+        /// The bad bytes run to the end of the file (no valid record follows).
+        to_end: bool,
+    },
+    #[error("{path}: record at offset {offset} has seq {found}, expected {expected}")]
+    SeqMismatch {
+        path: PathBuf,
+        offset: u64,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{path}: sealed segment ends at offset {offset} after seq {found_last:?}, its name says {expected_last}")]
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        expected_last: u64,
+        found_last: Option<u64>,
+    },
+    #[error(
+        "{path}: {len} unexpected bytes after the last record (seq {last_seq}) at offset {offset}"
+    )]
+    TrailingBytes {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        last_seq: u64,
+    },
+}
+
+impl SegmentError {
+    /// True when the damage is a torn write at the end of the file: the bad
+    /// bytes run to the end and nothing valid follows. Only acceptable at the
+    /// end of the newest open segment.
+    pub fn is_torn_tail(&self) -> bool {
+        matches!(self, SegmentError::BadRecord { to_end: true, .. })
+    }
+
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            SegmentError::Io { path, .. }
+            | SegmentError::BadHeader { path, .. }
+            | SegmentError::BadRecord { path, .. }
+            | SegmentError::SeqMismatch { path, .. }
+            | SegmentError::Truncated { path, .. }
+            | SegmentError::TrailingBytes { path, .. } => path,
+        }
+    }
+
+    /// The byte offset of the problem (0 for header errors).
+    pub fn offset(&self) -> u64 {
+        match self {
+            SegmentError::BadHeader { .. } => 0,
+            SegmentError::Io { offset, .. }
+            | SegmentError::BadRecord { offset, .. }
+            | SegmentError::SeqMismatch { offset, .. }
+            | SegmentError::Truncated { offset, .. }
+            | SegmentError::TrailingBytes { offset, .. } => *offset,
+        }
+    }
+
+    /// True when the file does not exist (moved away meanwhile).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, SegmentError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// Sequential reader of one segment file.
+#[derive(Debug)]
+pub struct SegmentReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    header: SegmentHeader,
+    /// Last seq promised by a sealed segment's name.
+    sealed_last: Option<u64>,
+    file_len: u64,
+    offset: u64,
+    next_seq: u64,
+    last_seq: Option<u64>,
+    failed: bool,
+    done: bool,
+}
+
+impl SegmentReader {
+    /// Opens `path` and validates its header (magic, version, checksum, and
+    /// the first seq against the file name when the name carries one).
+    pub fn open(path: &Path) -> Result<SegmentReader, SegmentError> {
+        let io_err = |op, source| SegmentError::Io {
+            path: path.to_path_buf(),
+            op,
+            offset: 0,
+            source,
+        };
+        let file = File::open(path).map_err(|e| io_err("open", e))?;
+        let file_len = file.metadata().map_err(|e| io_err("stat", e))?.len();
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut hb = [0u8; SEGMENT_HEADER_BYTES as usize];
+        if file_len < SEGMENT_HEADER_BYTES {
+            return Err(SegmentError::BadHeader {
+                path: path.to_path_buf(),
+                reason: format!("file is {file_len} bytes, shorter than the header"),
+            });
+        }
+        reader
+            .read_exact(&mut hb)
+            .map_err(|e| io_err("read header", e))?;
+        let header = SegmentHeader::decode(&hb).map_err(|reason| SegmentError::BadHeader {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (name_first, sealed_last) = match layout::classify(name) {
+            FileKind::OpenSegment { first_seq } => (Some(first_seq), None),
+            FileKind::SealedSegment {
+                first_seq,
+                last_seq,
+            } => (Some(first_seq), Some(last_seq)),
+            _ => (None, None),
+        };
+        if let Some(f) = name_first {
+            if f != header.first_seq {
+                return Err(SegmentError::BadHeader {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "header says first seq {}, the file name says {f}",
+                        header.first_seq
+                    ),
+                });
+            }
+        }
+        Ok(SegmentReader {
+            path: path.to_path_buf(),
+            reader,
+            header,
+            sealed_last,
+            file_len,
+            offset: SEGMENT_HEADER_BYTES,
+            next_seq: header.first_seq,
+            last_seq: None,
+            failed: false,
+            done: false,
+        })
+    }
+
+    /// The first sequence number of the segment (from its header).
+    pub fn first_seq(&self) -> u64 {
+        self.header.first_seq
+    }
+
+    /// The segment's checksum salt.
+    pub fn salt(&self) -> u64 {
+        self.header.salt
+    }
+
+    /// Byte offset of the next record (after the last good one).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Seq of the last record returned.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file when it was opened.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    fn fail(&mut self, e: SegmentError) -> Result<Option<Record>, SegmentError> {
+        self.failed = true;
+        Err(e)
+    }
+
+    fn io(&self, op: &'static str, source: io::Error) -> SegmentError {
+        SegmentError::Io {
+            path: self.path.clone(),
+            op,
+            offset: self.offset,
+            source,
+        }
+    }
+
+    /// Reads bytes `from..file_len` (the rest of the file) with pread.
+    fn read_rest(&self, from: u64) -> Result<Vec<u8>, SegmentError> {
+        let len = self.file_len.saturating_sub(from);
+        let len =
+            usize::try_from(len).map_err(|_| self.io("read", io::ErrorKind::OutOfMemory.into()))?;
+        let mut buf = vec![0u8; len];
+        self.reader
+            .get_ref()
+            .read_exact_at(&mut buf, from)
+            .map_err(|e| self.io("read", e))?;
+        Ok(buf)
+    }
+
+    /// True when no valid record of this segment starts anywhere in
+    /// `from..file_len`.
+    fn nothing_valid_from(&self, from: u64) -> Result<bool, SegmentError> {
+        let rest = self.read_rest(from)?;
+        let salt = self.header.salt;
+        for p in 0..rest.len() {
+            if rest.len() - p < RECORD_HEADER_BYTES {
+                break;
+            }
+            if record::decode(salt, &rest[p..]).is_ok() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn bad_record(&mut self, reason: DecodeError) -> Result<Option<Record>, SegmentError> {
+        let to_end = match self.nothing_valid_from(self.offset + 1) {
+            Ok(t) => t,
+            Err(e) => return self.fail(e),
+        };
+        let e = SegmentError::BadRecord {
+            path: self.path.clone(),
+            offset: self.offset,
+            reason,
+            to_end,
+        };
+        self.fail(e)
+    }
+
+    fn end(&mut self) -> Result<Option<Record>, SegmentError> {
+        if let Some(expected_last) = self.sealed_last {
+            if self.last_seq != Some(expected_last) {
+                let e = SegmentError::Truncated {
+                    path: self.path.clone(),
+                    offset: self.offset,
+                    expected_last,
+                    found_last: self.last_seq,
+                };
+                return self.fail(e);
+            }
+        }
+        self.done = true;
+        Ok(None)
+    }
+
+    /// The next record, `Ok(None)` at the clean end of the segment. After an
+    /// error the reader stays failed: it never returns records past damage.
+    pub fn next_record(&mut self) -> Result<Option<Record>, SegmentError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.failed {
+            return Err(SegmentError::BadRecord {
+                path: self.path.clone(),
+                offset: self.offset,
+                reason: DecodeError::Incomplete {
+                    needed: 0,
+                    available: 0,
+                },
+                to_end: false,
+            });
+        }
+        let remaining = self.file_len - self.offset;
+        if remaining == 0 {
+            return self.end();
+        }
+        if let Some(last) = self.sealed_last {
+            if self.last_seq == Some(last) {
+                let e = SegmentError::TrailingBytes {
+                    path: self.path.clone(),
+                    offset: self.offset,
+                    len: remaining,
+                    last_seq: last,
+                };
+                return self.fail(e);
+            }
+        }
+        if remaining < RECORD_HEADER_BYTES as u64 {
+            let rest = match self.read_rest(self.offset) {
+                Ok(r) => r,
+                Err(e) => return self.fail(e),
+            };
+            if self.sealed_last.is_none() && rest.iter().all(|&b| b == 0) {
+                return self.end();
+            }
+            return self.bad_record(DecodeError::Incomplete {
+                needed: RECORD_HEADER_BYTES,
+                available: rest.len(),
+            });
+        }
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        if let Err(e) = self.reader.read_exact(&mut header) {
+            let e = self.io("read record header", e);
+            return self.fail(e);
+        }
+        let len = match record::peek_len(&header) {
+            Ok(len) => len,
+            Err(DecodeError::ZeroHeader) if self.sealed_last.is_none() => {
+                let rest = match self.read_rest(self.offset) {
+                    Ok(r) => r,
+                    Err(e) => return self.fail(e),
+                };
+                if rest.iter().all(|&b| b == 0) {
+                    return self.end();
+                }
+                return self.bad_record(DecodeError::ZeroHeader);
+            }
+            Err(reason) => return self.bad_record(reason),
+        };
+        let total = record::encoded_len(len as usize) as u64;
+        if total > remaining {
+            // Announced length runs past the end: a torn write, unless a valid
+            // record follows (then the length field itself is damaged).
+            return self.bad_record(DecodeError::Incomplete {
+                needed: total as usize,
+                available: remaining as usize,
+            });
+        }
+        let mut buf = vec![0u8; total as usize];
+        buf[..RECORD_HEADER_BYTES].copy_from_slice(&header);
+        if let Err(e) = self.reader.read_exact(&mut buf[RECORD_HEADER_BYTES..]) {
+            let e = self.io("read record", e);
+            return self.fail(e);
+        }
+        let record = match record::decode(self.header.salt, &buf) {
+            Ok((r, _)) => r,
+            Err(reason) => return self.bad_record(reason),
+        };
+        if record.seq != self.next_seq {
+            let e = SegmentError::SeqMismatch {
+                path: self.path.clone(),
+                offset: self.offset,
+                expected: self.next_seq,
+                found: record.seq,
+            };
+            return self.fail(e);
+        }
+        self.offset += total;
+        self.next_seq += 1;
+        self.last_seq = Some(record.seq);
+        Ok(Some(record))
+    }
+}
+
+/// What [`verify_segment`] found in a whole, valid segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSummary {
+    pub first_seq: u64,
+    /// None when the segment holds no record.
+    pub last_seq: Option<u64>,
+    pub records: u64,
+    /// Bytes of header and records (the valid data, without preallocated zeros).
+    pub bytes: u64,
+    pub first_timestamp_ms: Option<u64>,
+    pub last_timestamp_ms: Option<u64>,
+}
+
+/// Reads every record of `path`, checking each checksum and the contiguity of
+/// sequence numbers.
+pub fn verify_segment(path: &Path) -> Result<SegmentSummary, SegmentError> {
+    let mut r = SegmentReader::open(path)?;
+    let mut s = SegmentSummary {
+        first_seq: r.first_seq(),
+        last_seq: None,
+        records: 0,
+        bytes: 0,
+        first_timestamp_ms: None,
+        last_timestamp_ms: None,
+    };
+    while let Some(rec) = r.next_record()? {
+        s.records += 1;
+        s.last_seq = Some(rec.seq);
+        s.first_timestamp_ms.get_or_insert(rec.timestamp_ms);
+        s.last_timestamp_ms = Some(rec.timestamp_ms);
+    }
+    s.bytes = r.offset();
+    Ok(s)
+}
+
+/// A fresh random salt (std's per-process random hash keys, mixed with the
+/// clock and the first seq).
+pub fn new_salt(first_seq: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(first_seq);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A zero-filled, preallocated file at `DIR/<name>.tmp`, waiting to become
+/// the next open segment.
+#[derive(Debug)]
+pub struct PreparedFile {
+    file: File,
+    path: PathBuf,
+}
+
+/// Name of the engine's preallocated next-segment file.
+pub const PREPARED_SEGMENT_NAME: &str = "cmdlog-next.tmp";
+
+impl PreparedFile {
+    /// Creates (replacing a stale one) and preallocates `DIR/cmdlog-next.tmp`.
+    pub fn create(dir: &Path, prealloc_bytes: u64) -> Result<PreparedFile, SegmentError> {
+        let path = dir.join(PREPARED_SEGMENT_NAME);
+        let io_err = |op, source| SegmentError::Io {
+            path: path.clone(),
+            op,
+            offset: 0,
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("create", e))?;
+        sys::fallocate(&file, prealloc_bytes).map_err(|e| io_err("fallocate", e))?;
+        Ok(PreparedFile { file, path })
+    }
+}
+
+/// Appends records to the open segment. Durability is explicit: [`append`]
+/// writes, [`sync`] makes it durable; nothing is durable before `sync` returns.
+///
+/// [`append`]: SegmentWriter::append
+/// [`sync`]: SegmentWriter::sync
+#[derive(Debug)]
+pub struct SegmentWriter {
+    file: File,
+    dir: PathBuf,
+    path: PathBuf,
+    header: SegmentHeader,
+    /// Bytes of header and records written.
+    len: u64,
+    next_seq: u64,
+    records: u64,
+    created: Instant,
+}
+
+impl SegmentWriter {
+    /// Creates `DIR/cmdlog-{first_seq}.open`, preallocated to `prealloc_bytes`.
+    pub fn create(
+        dir: &Path,
+        first_seq: u64,
+        prealloc_bytes: u64,
+    ) -> Result<SegmentWriter, SegmentError> {
+        let prepared = PreparedFile::create(dir, prealloc_bytes)?;
+        Self::from_prepared(dir, prepared, first_seq)
+    }
+
+    /// Turns a prepared file into the open segment: writes the header,
+    /// fdatasync, renames it to its open name, fsyncs the directory.
+    pub fn from_prepared(
+        dir: &Path,
+        prepared: PreparedFile,
+        first_seq: u64,
+    ) -> Result<SegmentWriter, SegmentError> {
+        let header = SegmentHeader {
+            first_seq,
+            salt: new_salt(first_seq),
+        };
+        let path = dir.join(layout::open_segment_name(first_seq));
+        let io_err = |op, source| SegmentError::Io {
+            path: prepared.path.clone(),
+            op,
+            offset: 0,
+            source,
+        };
+        prepared
+            .file
+            .write_all_at(&header.encode(), 0)
+            .map_err(|e| io_err("write header", e))?;
+        sys::fdatasync(&prepared.file).map_err(|e| io_err("fdatasync", e))?;
+        std::fs::rename(&prepared.path, &path).map_err(|e| io_err("rename", e))?;
+        sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))?;
+        tracing::debug!(path = %path.display(), "opened segment");
+        Ok(SegmentWriter {
+            file: prepared.file,
+            dir: dir.to_path_buf(),
+            path,
+            header,
+            len: SEGMENT_HEADER_BYTES,
+            next_seq: first_seq,
+            records: 0,
+            created: Instant::now(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn salt(&self) -> u64 {
+        self.header.salt
+    }
+    pub fn first_seq(&self) -> u64 {
+        self.header.first_seq
+    }
+    /// Seq the next record must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+    /// Bytes of header and records written.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// Records written.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+    /// True when the segment holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+    /// When the segment was opened.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Writes `buf` (framed records `next_seq..next_seq + count`) after the
+    /// last record. Not durable until [`SegmentWriter::sync`]. On error the
+    /// segment must not be used again: part of `buf` may be on disk.
+    pub fn append(&mut self, buf: &[u8], count: u64) -> io::Result<()> {
+        fail::fail_point!("segment::write", |_| Err(io::Error::from_raw_os_error(
+            libc::EIO
+        )));
+        fail::fail_point!("segment::enospc", |_| Err(io::Error::from_raw_os_error(
+            libc::ENOSPC
+        )));
+        fail::fail_point!("segment::short-write", |_| {
+            self.file.write_all_at(&buf[..buf.len() / 2], self.len)?;
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        });
+        self.file.write_all_at(buf, self.len)?;
+        self.len += buf.len() as u64;
+        self.next_seq += count;
+        self.records += count;
+        Ok(())
+    }
+
+    /// fdatasync: everything appended so far is durable when this returns Ok.
+    pub fn sync(&mut self) -> io::Result<()> {
+        fail::fail_point!("segment::fsync", |_| Err(io::Error::from_raw_os_error(
+            libc::EIO
+        )));
+        sys::fdatasync(&self.file)
+    }
+
+    /// Seals the segment: cuts the preallocated rest, fsync, renames it to its
+    /// sealed name, fsyncs the directory. Returns the sealed path. The segment
+    /// must hold at least one record.
+    pub fn seal(self) -> Result<PathBuf, SegmentError> {
+        assert!(self.records > 0, "sealing an empty segment");
+        seal_file(
+            &self.dir,
+            &self.path,
+            &self.file,
+            self.header.first_seq,
+            self.next_seq - 1,
+            self.len,
+        )
+    }
+
+    /// Removes an empty open segment (and fsyncs the directory).
+    pub fn discard_empty(self) -> Result<(), SegmentError> {
+        assert!(self.records == 0, "discarding a segment with records");
+        remove_file_durably(&self.dir, &self.path)
+    }
+}
+
+/// Unlinks `path` and fsyncs `dir`.
+pub fn remove_file_durably(dir: &Path, path: &Path) -> Result<(), SegmentError> {
+    let io_err = |op, source| SegmentError::Io {
+        path: path.to_path_buf(),
+        op,
+        offset: 0,
+        source,
+    };
+    std::fs::remove_file(path).map_err(|e| io_err("unlink", e))?;
+    sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))
+}
+
+/// Seals an open segment file whose valid data ends at `valid_len` with
+/// record `last_seq`: truncate, fsync, rename to the sealed name, fsync dir.
+pub fn seal_file(
+    dir: &Path,
+    path: &Path,
+    file: &File,
+    first_seq: u64,
+    last_seq: u64,
+    valid_len: u64,
+) -> Result<PathBuf, SegmentError> {
+    let io_err = |op, source| SegmentError::Io {
+        path: path.to_path_buf(),
+        op,
+        offset: valid_len,
+        source,
+    };
+    file.set_len(valid_len).map_err(|e| io_err("truncate", e))?;
+    sys::fsync(file).map_err(|e| io_err("fsync", e))?;
+    let sealed = dir.join(layout::sealed_segment_name(first_seq, last_seq));
+    std::fs::rename(path, &sealed).map_err(|e| io_err("rename", e))?;
+    sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))?;
+    tracing::info!(path = %sealed.display(), "sealed segment");
+    Ok(sealed)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Writes a segment with `n` records starting at `first` and returns the
+    /// writer's path (open) — sealed when `seal`.
+    pub(crate) fn write_segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
+        let mut w = SegmentWriter::create(dir, first, 4096).unwrap();
+        let mut buf = Vec::new();
+        for seq in first..first + n {
+            record::encode_parts(
+                w.salt(),
+                seq,
+                1000 + seq,
+                format!("cmd{seq}").as_bytes(),
+                &mut buf,
+            );
+        }
+        w.append(&buf, n).unwrap();
+        w.sync().unwrap();
+        if seal {
+            w.seal().unwrap()
+        } else {
+            w.path().to_path_buf()
+        }
+    }
+
+    fn read_all(path: &Path) -> Result<Vec<u64>, SegmentError> {
+        let mut r = SegmentReader::open(path)?;
+        let mut seqs = Vec::new();
+        while let Some(rec) = r.next_record()? {
+            assert_eq!(rec.payload, format!("cmd{}", rec.seq).into_bytes());
+            seqs.push(rec.seq);
+        }
+        Ok(seqs)
+    }
+
+    fn rec_offset(i: u64) -> u64 {
+        // all test payloads "cmdN" with N of 1 digit when < 10
+        SEGMENT_HEADER_BYTES + i * (RECORD_HEADER_BYTES as u64 + 4)
+    }
+
+    #[test]
+    fn open_and_sealed_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = write_segment(dir.path(), 1, 5, false);
+        assert_eq!(
+            std::fs::metadata(&open).unwrap().len(),
+            4096,
+            "preallocated"
+        );
+        assert_eq!(read_all(&open).unwrap(), vec![1, 2, 3, 4, 5]);
+        let sealed = write_segment(dir.path(), 6, 3, true);
+        assert_eq!(
+            sealed.file_name().unwrap().to_str().unwrap(),
+            layout::sealed_segment_name(6, 8)
+        );
+        assert_eq!(read_all(&sealed).unwrap(), vec![6, 7, 8]);
+        let s = verify_segment(&sealed).unwrap();
+        assert_eq!((s.first_seq, s.last_seq, s.records), (6, Some(8), 3));
+        assert_eq!(s.bytes, std::fs::metadata(&sealed).unwrap().len());
+        assert_eq!(
+            (s.first_timestamp_ms, s.last_timestamp_ms),
+            (Some(1006), Some(1008))
+        );
+    }
+
+    #[test]
+    fn torn_tail_is_told_from_corruption_in_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), 1, 5, false);
+        let good = std::fs::read(&path).unwrap();
+
+        // torn: last record half written
+        let mut b = good.clone();
+        let last = rec_offset(4) as usize;
+        for x in &mut b[last + 10..last + 28] {
+            *x = 0;
+        }
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), rec_offset(4));
+
+        // garbage after the last record in the zero area: torn tail
+        let mut b = good.clone();
+        b[rec_offset(5) as usize + 100] = 0x5a;
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), rec_offset(5));
+
+        // flipped bit in the middle: corruption
+        let mut b = good.clone();
+        b[rec_offset(2) as usize + RECORD_HEADER_BYTES + 1] ^= 0x10;
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(!e.is_torn_tail(), "{e}");
+        assert!(matches!(
+            e,
+            SegmentError::BadRecord {
+                reason: DecodeError::BadChecksum { .. },
+                ..
+            }
+        ));
+        assert_eq!(e.offset(), rec_offset(2));
+        assert!(e.to_string().contains(path.to_str().unwrap()));
+
+        // oversized length in the middle: corruption, refused before allocating
+        let mut b = good.clone();
+        b[rec_offset(1) as usize..rec_offset(1) as usize + 4]
+            .copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(matches!(
+            e,
+            SegmentError::BadRecord {
+                reason: DecodeError::BadLength { .. },
+                to_end: false,
+                ..
+            }
+        ));
+
+        // truncated mid-record without preallocation
+        std::fs::write(&path, &good[..rec_offset(3) as usize + 7]).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(e.is_torn_tail());
+        assert_eq!(e.offset(), rec_offset(3));
+        // truncated on a record boundary: a clean (shorter) open segment
+        std::fs::write(&path, &good[..rec_offset(3) as usize]).unwrap();
+        assert_eq!(read_all(&path).unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn stale_bytes_from_another_segment_never_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_segment(dir.path(), 1, 5, true);
+        let b = write_segment(dir.path(), 6, 5, false);
+        // Build a file with b's header and a's records (same seq numbers as b
+        // expects would still fail: the salt differs).
+        let abytes = std::fs::read(&a).unwrap();
+        let mut bbytes = std::fs::read(&b).unwrap();
+        let n = abytes.len() - SEGMENT_HEADER_BYTES as usize;
+        bbytes[SEGMENT_HEADER_BYTES as usize..SEGMENT_HEADER_BYTES as usize + n]
+            .copy_from_slice(&abytes[SEGMENT_HEADER_BYTES as usize..]);
+        std::fs::write(&b, &bbytes).unwrap();
+        let e = read_all(&b).unwrap_err();
+        assert!(matches!(
+            e,
+            SegmentError::BadRecord {
+                reason: DecodeError::BadChecksum { .. },
+                ..
+            }
+        ));
+        // and behind the last good record, stale records are a torn tail,
+        // never data
+        let c = write_segment(dir.path(), 11, 2, false);
+        let mut cbytes = std::fs::read(&c).unwrap();
+        let at = rec_offset(2) as usize;
+        cbytes[at..at + n].copy_from_slice(&abytes[SEGMENT_HEADER_BYTES as usize..]);
+        std::fs::write(&c, &cbytes).unwrap();
+        let e = read_all(&c).unwrap_err();
+        assert!(e.is_torn_tail(), "{e}");
+    }
+
+    #[test]
+    fn bad_headers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), 1, 2, true);
+        let good = std::fs::read(&path).unwrap();
+        let cases: Vec<(usize, u8)> = vec![(0, b'X'), (8, 2), (20, 1), (26, 1), (33, 1), (38, 1)];
+        for (at, v) in cases {
+            let mut b = good.clone();
+            b[at] ^= v;
+            std::fs::write(&path, &b).unwrap();
+            assert!(
+                matches!(
+                    SegmentReader::open(&path),
+                    Err(SegmentError::BadHeader { .. })
+                ),
+                "byte {at}"
+            );
+        }
+        std::fs::write(&path, &good[..30]).unwrap();
+        assert!(matches!(
+            SegmentReader::open(&path),
+            Err(SegmentError::BadHeader { .. })
+        ));
+        // header first_seq must match the name
+        std::fs::write(&path, &good).unwrap();
+        let renamed = dir.path().join(layout::sealed_segment_name(2, 3));
+        std::fs::rename(&path, &renamed).unwrap();
+        assert!(matches!(
+            SegmentReader::open(&renamed),
+            Err(SegmentError::BadHeader { .. })
+        ));
+        assert!(SegmentReader::open(&dir.path().join("missing"))
+            .unwrap_err()
+            .is_not_found());
+    }
+
+    #[test]
+    fn sealed_segment_must_end_where_its_name_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_segment(dir.path(), 1, 5, true);
+        let good = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &good[..rec_offset(4) as usize]).unwrap();
+        assert!(matches!(
+            verify_segment(&path),
+            Err(SegmentError::Truncated {
+                expected_last: 5,
+                found_last: Some(4),
+                ..
+            })
+        ));
+        let mut b = good.clone();
+        b.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&path, &b).unwrap();
+        assert!(matches!(
+            verify_segment(&path),
+            Err(SegmentError::TrailingBytes { .. })
+        ));
+    }
+}

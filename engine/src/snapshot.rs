@@ -1,0 +1,483 @@
+//! Snapshot files: the whole state after command `last_seq`.
+//!
+//! ```text
+//!  header (48 bytes)
+//!  +------------+---------+--------+-----------+-------------+----------+----------+
+//!  | "TIERSNAP" | version | flags  | last_seq  | created_ms  | entries  | reserved |
+//!  | 8 bytes    | u32 LE  | u32 =0 | u64 LE    | u64 LE      | u64 LE   | u64 = 0  |
+//!  +------------+---------+--------+-----------+-------------+----------+----------+
+//!  entries × entry (keys strictly increasing)
+//!  +---------+-------------+--------------------+-----------+-------------------------------+
+//!  | kind u8 | has_exp u8  | [expire_at_ms u64] | key:bytes | 1: value:bytes                |
+//!  | 1 str   | 0 or 1      |  if has_exp = 1    |           | 2: n u32, n × (field, value)  |
+//!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
+//!  +---------+-------------+--------------------+-----------+-------------------------------+
+//!  trailer: crc u32 LE = CRC32(every byte before it)
+//!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
+//! ```
+//!
+//! Files are published atomically: written to `snapshot-….snap.<pid>.tmp` in
+//! the same directory, fsynced, renamed, and the directory fsynced.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::db::{Db, Entry, Hash, Value};
+use crate::layout;
+use crate::record::MAX_RECORD_BYTES;
+use crate::sys;
+
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
+pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_HEADER_BYTES: u64 = 48;
+const TRAILER_BYTES: u64 = 4;
+
+/// What a snapshot header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// The snapshot covers every command with seq <= last_seq.
+    pub last_seq: u64,
+    /// Wall-clock ms since the Unix epoch when it was written.
+    pub created_ms: u64,
+    pub entries: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    #[error("{path}: bad snapshot header: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+    #[error("{path}: corrupt snapshot at offset {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error(
+        "{path}: snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+    )]
+    BadChecksum {
+        path: PathBuf,
+        stored: u32,
+        computed: u32,
+    },
+}
+
+impl SnapshotError {
+    /// True when the file does not exist (moved away meanwhile).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, SnapshotError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A writer that hashes everything written through it.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
+    w.write_all(&(b.len() as u32).to_le_bytes())?;
+    w.write_all(b)
+}
+
+fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) -> io::Result<()> {
+    let mut h = [0u8; SNAPSHOT_HEADER_BYTES as usize];
+    h[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
+    h[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&last_seq.to_le_bytes());
+    h[24..32].copy_from_slice(&created_ms.to_le_bytes());
+    h[32..40].copy_from_slice(&(db.len() as u64).to_le_bytes());
+    w.write_all(&h)?;
+    for (key, entry) in db.iter() {
+        let kind = match entry.value {
+            Value::Str(_) => 1u8,
+            Value::Hash(_) => 2u8,
+        };
+        w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
+        if let Some(t) = entry.expire_at_ms {
+            w.write_all(&t.to_le_bytes())?;
+        }
+        put_bytes(w, key)?;
+        match &entry.value {
+            Value::Str(s) => put_bytes(w, s)?,
+            Value::Hash(hash) => {
+                w.write_all(&(hash.len() as u32).to_le_bytes())?;
+                for (f, v) in hash {
+                    put_bytes(w, f)?;
+                    put_bytes(w, v)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `dir/snapshot-{last_seq}.snap` atomically (temp file in `dir`,
+/// write, fsync, rename, fsync `dir`) and returns its path. Entries are
+/// streamed from `db`; there is no second copy of the state.
+pub fn write_snapshot(dir: &Path, last_seq: u64, db: &Db) -> Result<PathBuf, SnapshotError> {
+    let final_path = dir.join(layout::snapshot_name(last_seq));
+    let tmp = dir.join(format!(
+        "{}.{}{}",
+        layout::snapshot_name(last_seq),
+        std::process::id(),
+        layout::TEMP_SUFFIX
+    ));
+    let io_err = |op, source| SnapshotError::Io {
+        path: tmp.clone(),
+        op,
+        source,
+    };
+    let file = File::create(&tmp).map_err(|e| io_err("create", e))?;
+    let result = (|| {
+        let mut w = CrcWriter {
+            inner: BufWriter::with_capacity(1 << 20, &file),
+            crc: crc32fast::Hasher::new(),
+        };
+        write_entries(&mut w, last_seq, now_ms(), db).map_err(|e| io_err("write", e))?;
+        let crc = w.crc.clone().finalize();
+        let mut inner = w.inner;
+        inner
+            .write_all(&crc.to_le_bytes())
+            .map_err(|e| io_err("write", e))?;
+        inner.flush().map_err(|e| io_err("write", e))?;
+        drop(inner);
+        sys::fsync(&file).map_err(|e| io_err("fsync", e))?;
+        std::fs::rename(&tmp, &final_path).map_err(|e| io_err("rename", e))?;
+        sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    tracing::info!(path = %final_path.display(), entries = db.len(), "wrote snapshot");
+    Ok(final_path)
+}
+
+/// A reader that hashes and counts what it reads, and knows what is left.
+struct SnapReader<'p> {
+    inner: BufReader<File>,
+    crc: crc32fast::Hasher,
+    offset: u64,
+    /// Bytes before the trailer.
+    body_len: u64,
+    path: &'p Path,
+}
+
+impl SnapReader<'_> {
+    fn corrupt(&self, reason: impl Into<String>) -> SnapshotError {
+        SnapshotError::Corrupt {
+            path: self.path.to_path_buf(),
+            offset: self.offset,
+            reason: reason.into(),
+        }
+    }
+    fn read_into(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        if self.offset + buf.len() as u64 > self.body_len {
+            return Err(self.corrupt(format!("{} bytes announced past the end", buf.len())));
+        }
+        self.inner
+            .read_exact(buf)
+            .map_err(|source| SnapshotError::Io {
+                path: self.path.to_path_buf(),
+                op: "read",
+                source,
+            })?;
+        self.crc.update(buf);
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
+        let mut b = [0u8; 1];
+        self.read_into(&mut b)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.read_into(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let mut b = [0u8; 8];
+        self.read_into(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, SnapshotError> {
+        let n = self.u32()?;
+        if n > MAX_RECORD_BYTES || u64::from(n) > self.body_len - self.offset {
+            return Err(self.corrupt(format!("length {n} out of bounds")));
+        }
+        let mut v = vec![0u8; n as usize];
+        self.read_into(&mut v)?;
+        Ok(v)
+    }
+}
+
+/// Parses a snapshot, handing every entry to `sink`.
+fn parse(path: &Path, mut sink: impl FnMut(Vec<u8>, Entry)) -> Result<SnapshotMeta, SnapshotError> {
+    let io_err = |op, source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    };
+    let file = File::open(path).map_err(|e| io_err("open", e))?;
+    let file_len = file.metadata().map_err(|e| io_err("stat", e))?.len();
+    if file_len < SNAPSHOT_HEADER_BYTES + TRAILER_BYTES {
+        return Err(SnapshotError::BadHeader {
+            path: path.to_path_buf(),
+            reason: format!("file is {file_len} bytes, shorter than header and trailer"),
+        });
+    }
+    let mut r = SnapReader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+        offset: 0,
+        body_len: file_len - TRAILER_BYTES,
+        path,
+    };
+    let mut h = [0u8; SNAPSHOT_HEADER_BYTES as usize];
+    r.read_into(&mut h)?;
+    let bad = |reason: String| SnapshotError::BadHeader {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if h[0..8] != SNAPSHOT_MAGIC {
+        return Err(bad(format!("bad magic {:02x?}", &h[0..8])));
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4"));
+    if version != SNAPSHOT_VERSION {
+        return Err(bad(format!(
+            "unsupported version {version} (this build reads {SNAPSHOT_VERSION})"
+        )));
+    }
+    if h[12..16] != [0; 4] || h[40..48] != [0; 8] {
+        return Err(bad("reserved header bytes are not zero".into()));
+    }
+    let meta = SnapshotMeta {
+        last_seq: u64::from_le_bytes(h[16..24].try_into().expect("8")),
+        created_ms: u64::from_le_bytes(h[24..32].try_into().expect("8")),
+        entries: u64::from_le_bytes(h[32..40].try_into().expect("8")),
+    };
+    // Every entry takes at least 10 bytes: bound the count before looping.
+    if meta.entries > (r.body_len - r.offset) / 10 {
+        return Err(bad(format!(
+            "{} entries cannot fit in {file_len} bytes",
+            meta.entries
+        )));
+    }
+    let mut prev_key: Option<Vec<u8>> = None;
+    for _ in 0..meta.entries {
+        let kind = r.u8()?;
+        let has_exp = r.u8()?;
+        let expire_at_ms = match has_exp {
+            0 => None,
+            1 => Some(r.u64()?),
+            other => return Err(r.corrupt(format!("bad expiry flag {other}"))),
+        };
+        let key = r.bytes()?;
+        if prev_key.as_ref().is_some_and(|p| *p >= key) {
+            return Err(r.corrupt("keys out of order"));
+        }
+        let value = match kind {
+            1 => Value::Str(r.bytes()?),
+            2 => {
+                let n = r.u32()?;
+                if u64::from(n) > (r.body_len - r.offset) / 8 {
+                    return Err(r.corrupt(format!("{n} hash fields cannot fit")));
+                }
+                let mut h = Hash::new();
+                let mut prev: Option<Vec<u8>> = None;
+                for _ in 0..n {
+                    let f = r.bytes()?;
+                    let v = r.bytes()?;
+                    if prev.as_ref().is_some_and(|p| *p >= f) {
+                        return Err(r.corrupt("hash fields out of order"));
+                    }
+                    prev = Some(f.clone());
+                    h.insert(f, v);
+                }
+                if h.is_empty() {
+                    return Err(r.corrupt("empty hash"));
+                }
+                Value::Hash(h)
+            }
+            other => return Err(r.corrupt(format!("bad entry kind {other}"))),
+        };
+        prev_key = Some(key.clone());
+        sink(
+            key,
+            Entry {
+                value,
+                expire_at_ms,
+            },
+        );
+    }
+    if r.offset != r.body_len {
+        return Err(r.corrupt(format!(
+            "{} bytes after the last entry",
+            r.body_len - r.offset
+        )));
+    }
+    let computed = r.crc.clone().finalize();
+    let mut t = [0u8; 4];
+    r.inner
+        .read_exact(&mut t)
+        .map_err(|e| io_err("read trailer", e))?;
+    let stored = u32::from_le_bytes(t);
+    if stored != computed {
+        return Err(SnapshotError::BadChecksum {
+            path: path.to_path_buf(),
+            stored,
+            computed,
+        });
+    }
+    Ok(meta)
+}
+
+/// Reads and validates a snapshot (header, bounds, order, counts, checksum).
+/// Nothing is returned unless the whole file is valid.
+pub fn read_snapshot(path: &Path) -> Result<(SnapshotMeta, Db), SnapshotError> {
+    let mut db = Db::new();
+    let meta = parse(path, |k, e| db.insert_entry(k, e))?;
+    Ok((meta, db))
+}
+
+/// Checks a snapshot without keeping its state.
+pub fn verify_snapshot(path: &Path) -> Result<SnapshotMeta, SnapshotError> {
+    parse(path, |_, _| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Command, SetCondition};
+
+    fn sample() -> Db {
+        let mut db = Db::new();
+        for i in 0..50u32 {
+            db.apply(
+                &Command::Set {
+                    key: format!("k{i:03}").into_bytes(),
+                    value: vec![i as u8; i as usize],
+                    expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
+                    keep_ttl: false,
+                    condition: SetCondition::Always,
+                    get: false,
+                },
+                0,
+            );
+        }
+        db.apply(
+            &Command::HSet {
+                key: b"h".to_vec(),
+                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
+            },
+            0,
+        );
+        db
+    }
+
+    #[test]
+    fn round_trip_atomic_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sample();
+        let p = write_snapshot(dir.path(), 77, &db).unwrap();
+        assert_eq!(p, dir.path().join(layout::snapshot_name(77)));
+        let (meta, back) = read_snapshot(&p).unwrap();
+        assert_eq!(back, db);
+        assert_eq!((meta.last_seq, meta.entries), (77, 51));
+        assert!(meta.created_ms > 0);
+        assert_eq!(verify_snapshot(&p).unwrap(), meta);
+        // no temp file left behind
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        // empty state is legal
+        let p0 = write_snapshot(dir.path(), 0, &Db::new()).unwrap();
+        let (m0, d0) = read_snapshot(&p0).unwrap();
+        assert_eq!((m0.last_seq, m0.entries, d0.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_snapshot(dir.path(), 5, &sample()).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        // every flipped byte, every truncation
+        for at in 0..good.len() {
+            let mut b = good.clone();
+            b[at] ^= 0x41;
+            std::fs::write(&p, &b).unwrap();
+            assert!(read_snapshot(&p).is_err(), "flip at {at}");
+            assert!(verify_snapshot(&p).is_err(), "flip at {at}");
+        }
+        for cut in (0..good.len()).step_by(7) {
+            std::fs::write(&p, &good[..cut]).unwrap();
+            assert!(read_snapshot(&p).is_err(), "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        std::fs::write(&p, &longer).unwrap();
+        assert!(read_snapshot(&p).is_err());
+        // bad magic / version are named
+        let mut b = good.clone();
+        b[0] = b'X';
+        std::fs::write(&p, &b).unwrap();
+        assert!(matches!(
+            read_snapshot(&p),
+            Err(SnapshotError::BadHeader { .. })
+        ));
+        let mut b = good.clone();
+        b[8] = 9;
+        std::fs::write(&p, &b).unwrap();
+        let e = read_snapshot(&p).unwrap_err();
+        assert!(e.to_string().contains("version 9"), "{e}");
+        // an oversized length is refused before allocating
+        let mut b = good.clone();
+        let key_len_at = SNAPSHOT_HEADER_BYTES as usize + 2 + 8;
+        b[key_len_at..key_len_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        assert!(matches!(
+            read_snapshot(&p),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        // a huge entry count is refused up front
+        let mut b = good.clone();
+        b[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        assert!(matches!(
+            read_snapshot(&p),
+            Err(SnapshotError::BadHeader { .. })
+        ));
+        assert!(read_snapshot(&dir.path().join("missing"))
+            .unwrap_err()
+            .is_not_found());
+    }
+}
