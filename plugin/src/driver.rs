@@ -1,0 +1,1200 @@
+//! The volume driver: tiers, mounts with reference counts, and per-volume
+//! serialisation. Every method blocks (file system and mount calls); the
+//! server calls them from `spawn_blocking`.
+//!
+//! Locking: one mutex per volume name serialises everything that changes a
+//! volume; different volumes never wait on each other. The in-memory cache
+//! of metadata (read by `List`/`Get` without touching the disk) is updated
+//! only after the metadata is durable. `links` serialises the checks that
+//! tie an `archive-of` volume to its target.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use serde_json::{json, Map, Value};
+
+use crate::mounts::{self, FsUsage, MountError, Syscalls};
+use crate::protocol::VolumeInfo;
+use crate::state::{self, StateError, StateStore, VolumeMeta, MOUNT_IDS_MAX};
+use crate::volume::VolumeOptions;
+
+/// Where the tiers and mountpoints live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tiers {
+    pub primary_root: PathBuf,
+    pub archive_root: PathBuf,
+    pub mount_root: PathBuf,
+    /// Name of the sub-directory of a volume where the archive tier appears.
+    pub archive_dir_name: String,
+}
+
+/// A driver failure; the message names the volume and path.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("volume {0:?} not found")]
+    NotFound(String),
+    #[error("volume {name:?} is unusable: {reason}")]
+    Damaged { name: String, reason: String },
+    #[error("volume {0:?} already exists with different options")]
+    Exists(String),
+    #[error("{path} exists on the primary tier but is not a tiered volume")]
+    NotTiered { path: PathBuf },
+    #[error("volume {name:?} is in use ({mounts} active mounts)")]
+    InUse { name: String, mounts: u64 },
+    #[error("volume {name:?} is still mounted at {path}")]
+    StillMounted { name: String, path: PathBuf },
+    #[error("volume {name:?} has no mount with id {id:?}")]
+    UnknownId { name: String, id: String },
+    #[error("volume {0:?} has too many mounts")]
+    TooManyMounts(String),
+    #[error("archive-of: volume {other:?} does not exist (needed by {name:?})")]
+    ArchiveOfMissing { name: String, other: String },
+    #[error("archive-of: volume {other:?} is itself an archive-of volume")]
+    ArchiveOfChain { other: String },
+    #[error("volume {name:?} is the archive of volume {by:?}; remove that first")]
+    Referenced { name: String, by: String },
+    #[error("volume {name:?}: {op} {path}: {source}")]
+    Io {
+        name: String,
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("volume {name:?}: {source}")]
+    State { name: String, source: StateError },
+    #[error("volume {name:?}: {source}")]
+    Mount { name: String, source: MountError },
+    #[error("bad tier configuration: {0}")]
+    Config(String),
+}
+
+enum Entry {
+    Live(VolumeMeta),
+    Damaged(String),
+}
+
+/// Counts for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub volumes: u64,
+    pub active_mounts: u64,
+}
+
+/// The driver; cheap to share behind an `Arc`.
+pub struct Driver {
+    tiers: Tiers,
+    sys: Arc<dyn Syscalls>,
+    store: StateStore,
+    volumes: RwLock<BTreeMap<String, Entry>>,
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    links: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Driver {
+    /// Opens the tiers (creating the roots if missing), loads every
+    /// volume's metadata, finishes removals and creations a crash
+    /// interrupted, and reconciles mounts with the mount table: volumes
+    /// with references are mounted exactly once, volumes without are not.
+    pub fn open(tiers: Tiers, sys: Arc<dyn Syscalls>) -> Result<Driver, DriverError> {
+        let tiers = canonical_tiers(tiers)?;
+        let store = StateStore::open(&tiers.primary_root).map_err(|source| DriverError::State {
+            name: String::new(),
+            source,
+        })?;
+        let driver = Driver {
+            tiers,
+            sys,
+            store,
+            volumes: RwLock::new(BTreeMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            links: Mutex::new(()),
+        };
+        driver.load()?;
+        driver.clean_leftovers();
+        driver.reconcile();
+        Ok(driver)
+    }
+
+    /// The tiers, with canonical paths.
+    pub fn tiers(&self) -> &Tiers {
+        &self.tiers
+    }
+
+    fn load(&self) -> Result<(), DriverError> {
+        let names = self
+            .store
+            .volume_names()
+            .map_err(|source| DriverError::State {
+                name: String::new(),
+                source,
+            })?;
+        let mut volumes = self.volumes.write().unwrap_or_else(PoisonError::into_inner);
+        for name in names {
+            if !self.store.has_meta(&name) {
+                tracing::warn!(volume = %name, "directory on the primary tier without metadata; ignored");
+                continue;
+            }
+            match self.store.load(&name) {
+                Ok(meta) => {
+                    volumes.insert(name, Entry::Live(meta));
+                }
+                Err(e) => {
+                    tracing::warn!(volume = %name, error = %e, "volume metadata unreadable; volume refused until repaired");
+                    volumes.insert(name, Entry::Damaged(e.to_string()));
+                }
+            }
+        }
+        tracing::info!(volumes = volumes.len(), "volume metadata loaded");
+        Ok(())
+    }
+
+    fn clean_leftovers(&self) {
+        let (trash, tmp) = match self.store.leftovers() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list leftovers");
+                return;
+            }
+        };
+        for entry in tmp {
+            let res = self
+                .sys
+                .mount_points()
+                .map_err(StateError::from)
+                .and_then(|p| state::remove_tree(&entry, &p));
+            if let Err(e) = res {
+                tracing::warn!(path = %entry.display(), error = %e, "cannot remove interrupted creation");
+            }
+        }
+        for entry in trash {
+            let meta = self.store.trash_meta(&entry);
+            if let Err(e) = self.purge(&entry, meta.as_ref()) {
+                tracing::warn!(path = %entry.display(), error = %e, "cannot finish removal");
+            }
+        }
+    }
+
+    fn reconcile(&self) {
+        let points = match self.sys.mount_points() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the mount table; mounts not reconciled");
+                return;
+            }
+        };
+        let metas: Vec<VolumeMeta> = self
+            .volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|e| match e {
+                Entry::Live(m) => Some(m.clone()),
+                Entry::Damaged(_) => None,
+            })
+            .collect();
+        for meta in metas {
+            let name = meta.name.clone();
+            let res = self.with_volume(&name, || -> Result<(), DriverError> {
+                let mp = self.mountpoint(&name);
+                if meta.active_mounts() > 0 {
+                    if self.fully_mounted(&meta, &points) {
+                        tracing::info!(volume = %name, mounts = meta.active_mounts(), "held mount recognised");
+                    } else {
+                        tracing::info!(volume = %name, mounts = meta.active_mounts(), "held mount missing; mounting again");
+                        self.teardown(&meta, &points)?;
+                        self.establish(&meta)?;
+                    }
+                } else if mounts::has_mount_at_or_under(&points, &mp) {
+                    tracing::info!(volume = %name, "unreferenced mount found; unmounting");
+                    self.teardown(&meta, &points)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = res {
+                tracing::warn!(volume = %name, error = %e, "cannot reconcile mounts");
+            }
+        }
+    }
+
+    /// Runs `f` holding the lock of volume `name`.
+    fn with_volume<R>(&self, name: &str, f: impl FnOnce() -> R) -> R {
+        let vol_lock = lock(&self.locks)
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        let out = {
+            let _held = lock(&vol_lock);
+            f()
+        };
+        let mut locks = lock(&self.locks);
+        // Only the map and this call hold it: nobody waits, drop the entry.
+        if Arc::strong_count(&vol_lock) == 2 {
+            locks.remove(name);
+        }
+        out
+    }
+
+    fn live(&self, name: &str) -> Result<VolumeMeta, DriverError> {
+        match self
+            .volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            Some(Entry::Live(m)) => Ok(m.clone()),
+            Some(Entry::Damaged(reason)) => Err(DriverError::Damaged {
+                name: name.to_owned(),
+                reason: reason.clone(),
+            }),
+            None => Err(DriverError::NotFound(name.to_owned())),
+        }
+    }
+
+    fn cache(&self, meta: VolumeMeta) {
+        self.volumes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(meta.name.clone(), Entry::Live(meta));
+    }
+
+    /// `MOUNT_ROOT/NAME`.
+    pub fn mountpoint(&self, name: &str) -> PathBuf {
+        self.tiers.mount_root.join(name)
+    }
+
+    /// `ARCHIVE/NAME`.
+    pub fn archive_dir(&self, name: &str) -> PathBuf {
+        self.tiers.archive_root.join(name)
+    }
+
+    /// `PRIMARY/NAME/data`.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.store.data_dir(name)
+    }
+
+    fn state_err(name: &str) -> impl FnOnce(StateError) -> DriverError + '_ {
+        move |source| DriverError::State {
+            name: name.to_owned(),
+            source,
+        }
+    }
+
+    fn mount_err(name: &str) -> impl FnOnce(MountError) -> DriverError + '_ {
+        move |source| DriverError::Mount {
+            name: name.to_owned(),
+            source,
+        }
+    }
+
+    fn io_err<'a>(
+        name: &'a str,
+        op: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> DriverError + 'a {
+        move |source| DriverError::Io {
+            name: name.to_owned(),
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// `Create`: makes the volume, or accepts an existing one created with
+    /// the same options. An archive dir left by a `keep-archive` volume of
+    /// the same name is re-attached.
+    pub fn create(&self, name: &str, options: VolumeOptions) -> Result<(), DriverError> {
+        self.with_volume(name, || {
+            match self.live(name) {
+                Ok(meta) if meta.options == options => return Ok(()),
+                Ok(_) => return Err(DriverError::Exists(name.to_owned())),
+                Err(DriverError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if self.store.exists(name) {
+                return Err(DriverError::NotTiered {
+                    path: self.store.volume_dir(name),
+                });
+            }
+            let _links = options.archive_of.as_ref().map(|_| lock(&self.links));
+            if let Some(other) = &options.archive_of {
+                match self.live(other) {
+                    Ok(m) if m.options.archive_of.is_some() => {
+                        return Err(DriverError::ArchiveOfChain {
+                            other: other.clone(),
+                        })
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(DriverError::ArchiveOfMissing {
+                            name: name.to_owned(),
+                            other: other.clone(),
+                        })
+                    }
+                }
+            }
+            let meta = VolumeMeta::new(name, options.clone());
+            let mut new_archive = None;
+            if options.archive_of.is_none() {
+                let adir = self.archive_dir(name);
+                let created = make_dir(&adir).map_err(Self::io_err(name, "create", &adir))?;
+                if created {
+                    new_archive = Some(adir.clone());
+                } else {
+                    tracing::info!(volume = %name, path = %adir.display(), "re-attaching existing archive tier");
+                }
+                let res = apply_owner_mode(&adir, &options, created)
+                    .map_err(Self::io_err(name, "set owner/mode of", &adir))
+                    .and_then(|()| {
+                        state::fsync_dir(&self.tiers.archive_root).map_err(Self::state_err(name))
+                    });
+                if let Err(e) = res {
+                    remove_new_dir(new_archive.as_deref());
+                    return Err(e);
+                }
+            }
+            let archive_dir_name = self.tiers.archive_dir_name.clone();
+            let res = self.store.publish(&meta, |dir| {
+                if options.archive_of.is_some() {
+                    return Ok(());
+                }
+                let data = dir.join("data");
+                let under = data.join(&archive_dir_name);
+                for d in [&data, &under] {
+                    std::fs::create_dir(d).map_err(|source| StateError::Io {
+                        op: "create",
+                        path: d.clone(),
+                        source,
+                    })?;
+                }
+                for d in [&data, &under] {
+                    apply_owner_mode(d, &options, true).map_err(|source| StateError::Io {
+                        op: "set owner/mode of",
+                        path: d.clone(),
+                        source,
+                    })?;
+                }
+                state::fsync_dir(&data)?;
+                state::fsync_dir(dir)
+            });
+            if let Err(e) = res {
+                remove_new_dir(new_archive.as_deref());
+                return Err(Self::state_err(name)(e));
+            }
+            tracing::info!(volume = %name, options = ?meta.options, "volume created");
+            self.cache(meta);
+            Ok(())
+        })
+    }
+
+    /// `Remove`: refused while mounted (by reference or out of band) or
+    /// while an `archive-of` volume points at it. Deletes the primary data,
+    /// and the archive tier unless `keep-archive`.
+    pub fn remove(&self, name: &str) -> Result<(), DriverError> {
+        self.with_volume(name, || {
+            let meta = self.live(name)?;
+            if meta.active_mounts() > 0 {
+                return Err(DriverError::InUse {
+                    name: name.to_owned(),
+                    mounts: meta.active_mounts(),
+                });
+            }
+            let points = self.sys.mount_points().map_err(Self::mount_err(name))?;
+            let mut watched = vec![self.mountpoint(name), self.store.volume_dir(name)];
+            if meta.options.archive_of.is_none() {
+                watched.push(self.archive_dir(name));
+            }
+            for path in watched {
+                if let Some(p) = points.iter().find(|p| p.starts_with(&path)) {
+                    return Err(DriverError::StillMounted {
+                        name: name.to_owned(),
+                        path: p.clone(),
+                    });
+                }
+            }
+            let _links = lock(&self.links);
+            let referrer = self
+                .volumes
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .find_map(|e| match e {
+                    Entry::Live(m) if m.options.archive_of.as_deref() == Some(name) => {
+                        Some(m.name.clone())
+                    }
+                    _ => None,
+                });
+            if let Some(by) = referrer {
+                return Err(DriverError::Referenced {
+                    name: name.to_owned(),
+                    by,
+                });
+            }
+            let trash = self
+                .store
+                .move_to_trash(name)
+                .map_err(Self::state_err(name))?;
+            self.volumes
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
+            let mp = self.mountpoint(name);
+            if let Err(e) = std::fs::remove_dir(&mp) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(volume = %name, path = %mp.display(), error = %e, "cannot remove mountpoint dir");
+                }
+            }
+            tracing::info!(volume = %name, keep_archive = meta.options.keep_archive, "volume removed");
+            // The volume is gone (atomically); deleting its data is retried at
+            // the next start if it fails now.
+            if let Err(e) = self.purge(&trash, Some(&meta)) {
+                tracing::warn!(volume = %name, error = %e, "data of removed volume not deleted yet; retried at next start");
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes a trash entry, first the archive tier it owned (unless kept,
+    /// or a volume of the same name exists again).
+    fn purge(&self, entry: &Path, meta: Option<&VolumeMeta>) -> Result<(), StateError> {
+        let points = self.sys.mount_points()?;
+        if let Some(meta) = meta {
+            let exists_again = self
+                .volumes
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&meta.name);
+            if meta.options.archive_of.is_none() && !meta.options.keep_archive && !exists_again {
+                state::remove_tree(&self.archive_dir(&meta.name), &points)?;
+            }
+        }
+        state::remove_tree(entry, &points)
+    }
+
+    /// `Mount`: the first reference mounts both tiers; later ones (also
+    /// the same ID again) only count. Returns the mountpoint.
+    pub fn mount(&self, name: &str, id: &str) -> Result<PathBuf, DriverError> {
+        self.with_volume(name, || {
+            let mut meta = self.live(name)?;
+            if !meta.mounts.contains_key(id) && meta.mounts.len() >= MOUNT_IDS_MAX {
+                return Err(DriverError::TooManyMounts(name.to_owned()));
+            }
+            let count = meta.mounts.entry(id.to_owned()).or_insert(0);
+            *count = count
+                .checked_add(1)
+                .ok_or_else(|| DriverError::TooManyMounts(name.to_owned()))?;
+            let points = self.sys.mount_points().map_err(Self::mount_err(name))?;
+            let establish = !self.fully_mounted(&meta, &points);
+            if establish {
+                self.teardown(&meta, &points)?;
+                self.establish(&meta)?;
+            }
+            if let Err(e) = self.store.save(&meta) {
+                if establish {
+                    if let Err(e2) = self.unmount_all(&meta) {
+                        tracing::warn!(volume = %name, error = %e2, "cannot undo mount");
+                    }
+                }
+                return Err(Self::state_err(name)(e));
+            }
+            tracing::info!(volume = %name, id, mounts = meta.active_mounts(), "mounted");
+            self.cache(meta);
+            Ok(self.mountpoint(name))
+        })
+    }
+
+    /// `Unmount`: drops one reference of `id`; the last reference unmounts
+    /// the archive tier, then the volume root.
+    pub fn unmount(&self, name: &str, id: &str) -> Result<(), DriverError> {
+        self.with_volume(name, || {
+            let old = self.live(name)?;
+            let mut meta = old.clone();
+            match meta.mounts.get_mut(id) {
+                None => {
+                    return Err(DriverError::UnknownId {
+                        name: name.to_owned(),
+                        id: id.to_owned(),
+                    })
+                }
+                Some(1) => {
+                    meta.mounts.remove(id);
+                }
+                Some(c) => *c -= 1,
+            }
+            self.store.save(&meta).map_err(Self::state_err(name))?;
+            if meta.active_mounts() == 0 {
+                if let Err(e) = self.unmount_all(&meta) {
+                    if let Err(e2) = self.store.save(&old) {
+                        tracing::warn!(volume = %name, error = %e2, "cannot restore mount references");
+                    }
+                    return Err(e);
+                }
+            }
+            tracing::info!(volume = %name, id, mounts = meta.active_mounts(), "unmounted");
+            self.cache(meta);
+            Ok(())
+        })
+    }
+
+    /// `Path`: the mountpoint while mounted, else empty.
+    pub fn path(&self, name: &str) -> Result<String, DriverError> {
+        let meta = self.live(name)?;
+        Ok(self.reported_mountpoint(&meta))
+    }
+
+    fn reported_mountpoint(&self, meta: &VolumeMeta) -> String {
+        if meta.active_mounts() > 0 {
+            self.mountpoint(&meta.name).display().to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    /// `Get`: the volume with its tiers in `Status` (statvfs, no scan).
+    pub fn get(&self, name: &str) -> Result<VolumeInfo, DriverError> {
+        let meta = self.live(name)?;
+        let (primary_usage, archive_usage) = self.tier_usage().map_err(Self::mount_err(name))?;
+        let mut status = Map::new();
+        let (primary_path, archive_path) = match &meta.options.archive_of {
+            Some(other) => (Value::Null, self.archive_dir(other)),
+            None => (
+                json!(self.data_dir(name).display().to_string()),
+                self.archive_dir(name),
+            ),
+        };
+        status.insert("primary_path".into(), primary_path);
+        status.insert(
+            "archive_path".into(),
+            json!(archive_path.display().to_string()),
+        );
+        for (tier, u) in [("primary", primary_usage), ("archive", archive_usage)] {
+            status.insert(format!("{tier}_used_bytes"), json!(u.used_bytes));
+            status.insert(format!("{tier}_free_bytes"), json!(u.free_bytes));
+            status.insert(format!("{tier}_total_bytes"), json!(u.total_bytes));
+        }
+        status.insert("active_mounts".into(), json!(meta.active_mounts()));
+        status.insert(
+            "archive_dir_name".into(),
+            json!(self.tiers.archive_dir_name),
+        );
+        let o = &meta.options;
+        status.insert("archive_of".into(), json!(o.archive_of));
+        status.insert("keep_archive".into(), json!(o.keep_archive));
+        status.insert("uid".into(), json!(o.uid));
+        status.insert("gid".into(), json!(o.gid));
+        status.insert("mode".into(), json!(o.mode.map(|m| format!("{m:04o}"))));
+        Ok(VolumeInfo {
+            name: meta.name.clone(),
+            mountpoint: self.reported_mountpoint(&meta),
+            created_at: meta.created_at.clone(),
+            status: Some(status),
+        })
+    }
+
+    /// `List`: every usable volume, from memory.
+    pub fn list(&self) -> Vec<VolumeInfo> {
+        self.volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|e| match e {
+                Entry::Live(m) => Some(VolumeInfo {
+                    name: m.name.clone(),
+                    mountpoint: self.reported_mountpoint(m),
+                    created_at: m.created_at.clone(),
+                    status: None,
+                }),
+                Entry::Damaged(_) => None,
+            })
+            .collect()
+    }
+
+    /// Volume and mount-reference counts.
+    pub fn counts(&self) -> Counts {
+        let volumes = self.volumes.read().unwrap_or_else(PoisonError::into_inner);
+        let mut c = Counts::default();
+        for e in volumes.values() {
+            if let Entry::Live(m) = e {
+                c.volumes += 1;
+                c.active_mounts += m.active_mounts();
+            }
+        }
+        c
+    }
+
+    /// statvfs of the primary and archive tiers.
+    pub fn tier_usage(&self) -> Result<(FsUsage, FsUsage), MountError> {
+        Ok((
+            self.sys.statvfs(&self.tiers.primary_root)?,
+            self.sys.statvfs(&self.tiers.archive_root)?,
+        ))
+    }
+
+    fn fully_mounted(&self, meta: &VolumeMeta, points: &[PathBuf]) -> bool {
+        let mp = self.mountpoint(&meta.name);
+        mounts::is_mounted(points, &mp)
+            && (meta.options.archive_of.is_some()
+                || mounts::is_mounted(points, &mp.join(&self.tiers.archive_dir_name)))
+    }
+
+    /// Bind-mounts the volume root at its mountpoint and the archive tier
+    /// over `archived/` (or, for `archive-of`, the other's archive alone).
+    fn establish(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
+        let name = meta.name.as_str();
+        let mp = self.mountpoint(name);
+        std::fs::create_dir_all(&mp).map_err(Self::io_err(name, "create", &mp))?;
+        if let Some(other) = &meta.options.archive_of {
+            let src = self.archive_dir(other);
+            if !src.is_dir() {
+                return Err(DriverError::ArchiveOfMissing {
+                    name: name.to_owned(),
+                    other: other.clone(),
+                });
+            }
+            return self
+                .sys
+                .bind_mount(&src, &mp)
+                .map_err(Self::mount_err(name));
+        }
+        let data = self.data_dir(name);
+        if !data.is_dir() {
+            return Err(DriverError::Damaged {
+                name: name.to_owned(),
+                reason: format!("{} is missing", data.display()),
+            });
+        }
+        let under = data.join(&self.tiers.archive_dir_name);
+        if make_dir(&under).map_err(Self::io_err(name, "create", &under))? {
+            apply_owner_mode(&under, &meta.options, true).map_err(Self::io_err(
+                name,
+                "set owner/mode of",
+                &under,
+            ))?;
+        }
+        let adir = self.archive_dir(name);
+        if make_dir(&adir).map_err(Self::io_err(name, "create", &adir))? {
+            tracing::warn!(volume = %name, path = %adir.display(), "archive tier dir was missing; created empty");
+            apply_owner_mode(&adir, &meta.options, true).map_err(Self::io_err(
+                name,
+                "set owner/mode of",
+                &adir,
+            ))?;
+        }
+        self.sys
+            .bind_mount(&data, &mp)
+            .map_err(Self::mount_err(name))?;
+        let amp = mp.join(&self.tiers.archive_dir_name);
+        if let Err(e) = self.sys.bind_mount(&adir, &amp) {
+            if let Err(e2) = self.sys.unmount(&mp) {
+                tracing::warn!(volume = %name, error = %e2, "cannot undo half mount");
+            }
+            return Err(Self::mount_err(name)(e));
+        }
+        Ok(())
+    }
+
+    fn unmount_all(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
+        let points = self
+            .sys
+            .mount_points()
+            .map_err(Self::mount_err(&meta.name))?;
+        self.teardown(meta, &points)
+    }
+
+    /// Unmounts everything at or under the mountpoint, deepest first (so
+    /// `archived/` before the root), checks the mount table, and removes
+    /// the (then empty) mountpoint directory.
+    fn teardown(&self, meta: &VolumeMeta, points: &[PathBuf]) -> Result<(), DriverError> {
+        let name = meta.name.as_str();
+        let mp = self.mountpoint(name);
+        let mut under: Vec<&PathBuf> = points.iter().filter(|p| p.starts_with(&mp)).collect();
+        if under.is_empty() {
+            return Ok(());
+        }
+        // Later entries are stacked on top: unmount them first, deepest first.
+        under.reverse();
+        under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in under {
+            self.sys.unmount(p).map_err(Self::mount_err(name))?;
+        }
+        let after = self.sys.mount_points().map_err(Self::mount_err(name))?;
+        if let Some(p) = after.iter().find(|p| p.starts_with(&mp)) {
+            return Err(DriverError::StillMounted {
+                name: name.to_owned(),
+                path: p.clone(),
+            });
+        }
+        if let Err(e) = std::fs::remove_dir(&mp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(volume = %name, path = %mp.display(), error = %e, "cannot remove mountpoint dir");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the roots if missing, resolves them, and checks they are
+/// distinct and not nested.
+fn canonical_tiers(t: Tiers) -> Result<Tiers, DriverError> {
+    let name = &t.archive_dir_name;
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || name.len() > 255
+    {
+        return Err(DriverError::Config(format!(
+            "archive dir name {name:?} must be one path component"
+        )));
+    }
+    let mut out = Vec::new();
+    for (what, p) in [
+        ("primary root", &t.primary_root),
+        ("archive root", &t.archive_root),
+        ("mount root", &t.mount_root),
+    ] {
+        std::fs::create_dir_all(p)
+            .and_then(|()| p.canonicalize())
+            .map(|c| out.push((what, c)))
+            .map_err(|e| DriverError::Config(format!("{what} {}: {e}", p.display())))?;
+    }
+    for (i, (wa, a)) in out.iter().enumerate() {
+        for (wb, b) in out.iter().skip(i + 1) {
+            if a.starts_with(b) || b.starts_with(a) {
+                return Err(DriverError::Config(format!(
+                    "{wa} {} and {wb} {} overlap",
+                    a.display(),
+                    b.display()
+                )));
+            }
+        }
+    }
+    let mut it = out.into_iter().map(|(_, p)| p);
+    Ok(Tiers {
+        primary_root: it.next().expect("three roots"),
+        archive_root: it.next().expect("three roots"),
+        mount_root: it.next().expect("three roots"),
+        archive_dir_name: t.archive_dir_name,
+    })
+}
+
+/// `mkdir`; `Ok(false)` if a directory is already there.
+fn make_dir(path: &Path) -> std::io::Result<bool> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_new_dir(dir: Option<&Path>) {
+    if let Some(d) = dir {
+        // Just created by us and still empty: a plain rmdir.
+        if let Err(e) = std::fs::remove_dir(d) {
+            tracing::warn!(path = %d.display(), error = %e, "cannot remove new archive dir");
+        }
+    }
+}
+
+/// Applies the volume's uid/gid/mode to `path`; a new directory without a
+/// `mode` gets 0755 whatever the umask.
+fn apply_owner_mode(path: &Path, o: &VolumeOptions, new: bool) -> std::io::Result<()> {
+    if o.uid.is_some() || o.gid.is_some() {
+        nix::unistd::chown(
+            path,
+            o.uid.map(nix::unistd::Uid::from_raw),
+            o.gid.map(nix::unistd::Gid::from_raw),
+        )?;
+    }
+    match (o.mode, new) {
+        (Some(mode), _) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        (None, true) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)),
+        (None, false) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::mounts::fake::{Call, RecordingSyscalls};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        tiers: Tiers,
+        sys: Arc<RecordingSyscalls>,
+        driver: Driver,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let tiers = Tiers {
+            primary_root: dir.path().join("primary"),
+            archive_root: dir.path().join("archive"),
+            mount_root: dir.path().join("mnt"),
+            archive_dir_name: "archived".into(),
+        };
+        let sys = Arc::new(RecordingSyscalls::default());
+        let driver = Driver::open(tiers.clone(), sys.clone()).unwrap();
+        let tiers = driver.tiers().clone();
+        Fixture {
+            _dir: dir,
+            tiers,
+            sys,
+            driver,
+        }
+    }
+
+    impl Fixture {
+        fn reopen(&mut self) {
+            self.driver = Driver::open(self.tiers.clone(), self.sys.clone()).unwrap();
+        }
+    }
+
+    fn opts(f: impl FnOnce(&mut VolumeOptions)) -> VolumeOptions {
+        let mut o = VolumeOptions::default();
+        f(&mut o);
+        o
+    }
+
+    #[test]
+    fn create_lays_out_both_tiers() {
+        let f = fixture();
+        f.driver
+            .create("v", opts(|o| o.mode = Some(0o750)))
+            .unwrap();
+        let data = f.tiers.primary_root.join("v/data");
+        assert!(data.join("archived").is_dir());
+        assert!(f.tiers.archive_root.join("v").is_dir());
+        assert_eq!(std::fs::metadata(&data).unwrap().mode() & 0o7777, 0o750);
+        assert_eq!(
+            std::fs::metadata(f.tiers.archive_root.join("v"))
+                .unwrap()
+                .mode()
+                & 0o7777,
+            0o750
+        );
+        assert!(f.sys.calls().is_empty(), "create mounts nothing");
+        // Same options again: accepted; different: refused.
+        f.driver
+            .create("v", opts(|o| o.mode = Some(0o750)))
+            .unwrap();
+        assert!(matches!(
+            f.driver.create("v", VolumeOptions::default()),
+            Err(DriverError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn uid_gid_apply_to_root_and_archive() {
+        let f = fixture();
+        f.driver
+            .create(
+                "v",
+                opts(|o| {
+                    o.uid = Some(1234);
+                    o.gid = Some(4321);
+                }),
+            )
+            .unwrap();
+        for p in [
+            f.tiers.primary_root.join("v/data"),
+            f.tiers.archive_root.join("v"),
+        ] {
+            let m = std::fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (1234, 4321), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn mounts_are_counted_per_id_and_archived_goes_first() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        let mp = f.driver.mount("v", "a").unwrap();
+        assert_eq!(mp, f.tiers.mount_root.join("v"));
+        let amp = mp.join("archived");
+        assert_eq!(
+            f.sys.take_calls(),
+            vec![
+                Call::Bind(f.tiers.primary_root.join("v/data"), mp.clone()),
+                Call::Bind(f.tiers.archive_root.join("v"), amp.clone()),
+            ]
+        );
+        // Same ID twice (docker cp) and a second ID: counted, not mounted again.
+        f.driver.mount("v", "a").unwrap();
+        f.driver.mount("v", "b").unwrap();
+        assert!(f.sys.take_calls().is_empty());
+        assert_eq!(f.driver.counts().active_mounts, 3);
+        assert_eq!(f.driver.path("v").unwrap(), mp.display().to_string());
+        f.driver.unmount("v", "a").unwrap();
+        f.driver.unmount("v", "b").unwrap();
+        assert!(f.sys.take_calls().is_empty());
+        assert!(matches!(
+            f.driver.unmount("v", "b"),
+            Err(DriverError::UnknownId { .. })
+        ));
+        f.driver.unmount("v", "a").unwrap();
+        assert_eq!(
+            f.sys.take_calls(),
+            vec![Call::Unmount(amp), Call::Unmount(mp.clone())]
+        );
+        assert!(!mp.exists(), "mountpoint dir removed");
+        assert_eq!(f.driver.path("v").unwrap(), "");
+    }
+
+    #[test]
+    fn failed_archive_bind_undoes_the_root_bind_and_counts_nothing() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        *f.sys.fail_bind_on.lock().unwrap() = Some("archived".into());
+        let err = f.driver.mount("v", "a").unwrap_err();
+        assert!(matches!(err, DriverError::Mount { .. }), "{err}");
+        assert!(f.sys.mounted().is_empty());
+        assert_eq!(f.driver.counts().active_mounts, 0);
+        assert_eq!(f.driver.store.load("v").unwrap().active_mounts(), 0);
+    }
+
+    #[test]
+    fn busy_unmount_keeps_the_reference() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver.mount("v", "a").unwrap();
+        *f.sys.fail_unmount_on.lock().unwrap() = Some("archived".into());
+        assert!(matches!(
+            f.driver.unmount("v", "a"),
+            Err(DriverError::Mount { .. })
+        ));
+        assert_eq!(f.driver.store.load("v").unwrap().mounts.get("a"), Some(&1));
+        *f.sys.fail_unmount_on.lock().unwrap() = None;
+        f.driver.unmount("v", "a").unwrap();
+        assert!(f.sys.mounted().is_empty());
+    }
+
+    #[test]
+    fn remove_refuses_mounted_and_deletes_both_tiers() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver.mount("v", "a").unwrap();
+        assert!(matches!(
+            f.driver.remove("v"),
+            Err(DriverError::InUse { mounts: 1, .. })
+        ));
+        f.driver.unmount("v", "a").unwrap();
+        std::fs::write(f.tiers.archive_root.join("v/old"), b"x").unwrap();
+        f.driver.remove("v").unwrap();
+        assert!(!f.tiers.primary_root.join("v").exists());
+        assert!(!f.tiers.archive_root.join("v").exists());
+        assert!(matches!(f.driver.get("v"), Err(DriverError::NotFound(_))));
+        assert!(matches!(
+            f.driver.remove("v"),
+            Err(DriverError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn remove_refuses_an_out_of_band_mount() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        let stray = f.tiers.archive_root.join("v");
+        f.sys.table.lock().unwrap().push(stray.clone());
+        let err = f.driver.remove("v").unwrap_err();
+        assert!(
+            matches!(&err, DriverError::StillMounted { path, .. } if path == &stray),
+            "{err}"
+        );
+        assert!(f.tiers.primary_root.join("v/data").is_dir());
+    }
+
+    #[test]
+    fn keep_archive_is_reattached() {
+        let f = fixture();
+        f.driver
+            .create("v", opts(|o| o.keep_archive = true))
+            .unwrap();
+        std::fs::write(f.tiers.archive_root.join("v/snap"), b"x").unwrap();
+        std::fs::write(f.tiers.primary_root.join("v/data/log"), b"y").unwrap();
+        f.driver.remove("v").unwrap();
+        assert!(!f.tiers.primary_root.join("v").exists());
+        assert_eq!(
+            std::fs::read(f.tiers.archive_root.join("v/snap")).unwrap(),
+            b"x"
+        );
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        assert_eq!(
+            std::fs::read(f.tiers.archive_root.join("v/snap")).unwrap(),
+            b"x"
+        );
+        assert!(!f.tiers.primary_root.join("v/data/log").exists());
+    }
+
+    #[test]
+    fn archive_of_mounts_the_other_archive_alone() {
+        let f = fixture();
+        assert!(matches!(
+            f.driver
+                .create("b", opts(|o| o.archive_of = Some("v".into()))),
+            Err(DriverError::ArchiveOfMissing { .. })
+        ));
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver
+            .create("b", opts(|o| o.archive_of = Some("v".into())))
+            .unwrap();
+        assert!(matches!(
+            f.driver
+                .create("c", opts(|o| o.archive_of = Some("b".into()))),
+            Err(DriverError::ArchiveOfChain { .. })
+        ));
+        assert!(!f.tiers.archive_root.join("b").exists());
+        let mp = f.driver.mount("b", "x").unwrap();
+        assert_eq!(
+            f.sys.take_calls(),
+            vec![Call::Bind(f.tiers.archive_root.join("v"), mp)]
+        );
+        let st = f.driver.get("b").unwrap().status.unwrap();
+        assert_eq!(st["primary_path"], Value::Null);
+        assert_eq!(
+            st["archive_path"],
+            json!(f.tiers.archive_root.join("v").display().to_string())
+        );
+        assert!(matches!(
+            f.driver.remove("v"),
+            Err(DriverError::Referenced { .. })
+        ));
+        f.driver.unmount("b", "x").unwrap();
+        f.driver.remove("b").unwrap();
+        assert!(
+            f.tiers.archive_root.join("v").is_dir(),
+            "target's archive kept"
+        );
+        f.driver.remove("v").unwrap();
+    }
+
+    #[test]
+    fn state_survives_reopen_and_mounts_are_recognised() {
+        let mut f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver.create("w", VolumeOptions::default()).unwrap();
+        f.driver.mount("v", "a").unwrap();
+        f.driver.mount("v", "a").unwrap();
+        f.sys.take_calls();
+        f.reopen();
+        assert!(f.sys.take_calls().is_empty(), "held mount not doubled");
+        let names: Vec<_> = f.driver.list().into_iter().map(|v| v.name).collect();
+        assert_eq!(names, vec!["v", "w"]);
+        assert_eq!(
+            f.driver.get("v").unwrap().status.unwrap()["active_mounts"],
+            json!(2)
+        );
+        f.driver.unmount("v", "a").unwrap();
+        f.driver.unmount("v", "a").unwrap();
+        assert_eq!(f.sys.take_calls().len(), 2);
+        assert!(f.sys.mounted().is_empty());
+    }
+
+    #[test]
+    fn reopen_remounts_missing_and_unmounts_unreferenced() {
+        let mut f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver.create("w", VolumeOptions::default()).unwrap();
+        f.driver.mount("v", "a").unwrap();
+        // The mount namespace lost v's mounts, and w is mounted with no reference.
+        f.sys.table.lock().unwrap().clear();
+        let wmp = f.tiers.mount_root.join("w");
+        std::fs::create_dir_all(wmp.join("archived")).unwrap();
+        f.sys.table.lock().unwrap().push(wmp.clone());
+        f.sys.table.lock().unwrap().push(wmp.join("archived"));
+        f.sys.take_calls();
+        f.reopen();
+        let vmp = f.tiers.mount_root.join("v");
+        let mut mounted = f.sys.mounted();
+        mounted.sort();
+        assert_eq!(mounted, vec![vmp.clone(), vmp.join("archived")]);
+        assert_eq!(f.driver.counts().active_mounts, 1);
+    }
+
+    #[test]
+    fn interrupted_removal_is_finished_on_open() {
+        let mut f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver
+            .create("k", opts(|o| o.keep_archive = true))
+            .unwrap();
+        // Crash right after the rename into the trash.
+        f.driver.store.move_to_trash("v").unwrap();
+        f.driver.store.move_to_trash("k").unwrap();
+        f.reopen();
+        assert!(!f.tiers.archive_root.join("v").exists());
+        assert!(f.tiers.archive_root.join("k").is_dir());
+        assert_eq!(f.driver.store.leftovers().unwrap(), (vec![], vec![]));
+        assert!(f.driver.list().is_empty());
+    }
+
+    #[test]
+    fn damaged_metadata_refuses_the_volume_only() {
+        let mut f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver.create("w", VolumeOptions::default()).unwrap();
+        std::fs::write(f.tiers.primary_root.join("v/volume.json"), b"{garbage").unwrap();
+        f.reopen();
+        assert!(matches!(
+            f.driver.get("v"),
+            Err(DriverError::Damaged { .. })
+        ));
+        assert!(matches!(
+            f.driver.create("v", VolumeOptions::default()),
+            Err(DriverError::Damaged { .. })
+        ));
+        assert!(matches!(
+            f.driver.mount("v", "a"),
+            Err(DriverError::Damaged { .. })
+        ));
+        assert_eq!(f.driver.list().len(), 1);
+        assert_eq!(
+            std::fs::read(f.tiers.primary_root.join("v/volume.json")).unwrap(),
+            b"{garbage"
+        );
+    }
+
+    #[test]
+    fn foreign_directory_is_not_taken_over() {
+        let f = fixture();
+        std::fs::create_dir(f.tiers.primary_root.join("x")).unwrap();
+        // Not loaded (no metadata) ... and not overwritten.
+        let err = f.driver.create("x", VolumeOptions::default()).unwrap_err();
+        assert!(matches!(err, DriverError::NotTiered { .. }), "{err}");
+        assert!(f.driver.list().is_empty());
+    }
+
+    #[test]
+    fn bad_tier_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = Arc::new(RecordingSyscalls::default());
+        let nested = Tiers {
+            primary_root: dir.path().join("p"),
+            archive_root: dir.path().join("p/a"),
+            mount_root: dir.path().join("m"),
+            archive_dir_name: "archived".into(),
+        };
+        assert!(matches!(
+            Driver::open(nested, sys.clone()),
+            Err(DriverError::Config(_))
+        ));
+        let bad_name = Tiers {
+            primary_root: dir.path().join("p"),
+            archive_root: dir.path().join("a"),
+            mount_root: dir.path().join("m"),
+            archive_dir_name: "../x".into(),
+        };
+        assert!(matches!(
+            Driver::open(bad_name, sys),
+            Err(DriverError::Config(_))
+        ));
+    }
+}

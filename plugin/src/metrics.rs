@@ -1,0 +1,186 @@
+//! Prometheus metrics (exposed names in `/work/notes/metrics.md`):
+//! request counts, errors and latency by endpoint, plus gauges for volumes,
+//! mount references and the tiers' bytes (statvfs at scrape time).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::driver::Counts;
+use crate::mounts::FsUsage;
+use crate::protocol::Endpoint;
+
+/// Content type of the text exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabels {
+    tier: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100us .. ~1.6s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 15))
+}
+
+/// The plugin's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<EndpointLabels, Counter>,
+    errors: Family<EndpointLabels, Counter>,
+    duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    volumes: Gauge,
+    active_mounts: Gauge,
+    free: Family<TierLabels, Gauge>,
+    used: Family<TierLabels, Gauge>,
+    total: Family<TierLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tiered_plugin");
+        let m = Metrics {
+            requests: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            volumes: Gauge::default(),
+            active_mounts: Gauge::default(),
+            free: Family::default(),
+            used: Family::default(),
+            total: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "VolumeDriver requests by endpoint",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_errors",
+            "VolumeDriver requests answered with an error, by endpoint",
+            m.errors.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "VolumeDriver request latency by endpoint",
+            m.duration.clone(),
+        );
+        registry.register("volumes", "Volumes known to the plugin", m.volumes.clone());
+        registry.register(
+            "active_mounts",
+            "Mount references held, over all volumes and IDs",
+            m.active_mounts.clone(),
+        );
+        registry.register(
+            "tier_free_bytes",
+            "Bytes available on the tier's file system",
+            m.free.clone(),
+        );
+        registry.register(
+            "tier_used_bytes",
+            "Bytes used on the tier's file system",
+            m.used.clone(),
+        );
+        registry.register(
+            "tier_total_bytes",
+            "Size of the tier's file system",
+            m.total.clone(),
+        );
+        // Every endpoint shows up from the first scrape, at zero.
+        for e in Endpoint::ALL {
+            let l = EndpointLabels {
+                endpoint: e.label(),
+            };
+            let _ = m.requests.get_or_create(&l);
+            let _ = m.errors.get_or_create(&l);
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// Records one answered request.
+    pub fn observe(&self, endpoint: Endpoint, ok: bool, seconds: f64) {
+        let l = EndpointLabels {
+            endpoint: endpoint.label(),
+        };
+        self.requests.get_or_create(&l).inc();
+        if !ok {
+            self.errors.get_or_create(&l).inc();
+        }
+        self.duration.get_or_create(&l).observe(seconds);
+    }
+
+    /// Encodes the text exposition after refreshing the gauges.
+    pub fn render(&self, counts: Counts, tiers: Option<(FsUsage, FsUsage)>) -> String {
+        self.volumes.set(clamp(counts.volumes));
+        self.active_mounts.set(clamp(counts.active_mounts));
+        if let Some((primary, archive)) = tiers {
+            for (tier, u) in [("primary", primary), ("archive", archive)] {
+                let l = TierLabels { tier };
+                self.free.get_or_create(&l).set(clamp(u.free_bytes));
+                self.used.get_or_create(&l).set(clamp(u.used_bytes));
+                self.total.get_or_create(&l).set(clamp(u.total_bytes));
+            }
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_agreed_names() {
+        let m = Metrics::new();
+        m.observe(Endpoint::Create, true, 0.001);
+        m.observe(Endpoint::Create, false, 0.002);
+        let text = m.render(
+            Counts {
+                volumes: 2,
+                active_mounts: 3,
+            },
+            Some((
+                FsUsage {
+                    total_bytes: 10,
+                    used_bytes: 4,
+                    free_bytes: 6,
+                },
+                FsUsage::default(),
+            )),
+        );
+        for needle in [
+            "tiered_plugin_requests_total{endpoint=\"create\"} 2",
+            "tiered_plugin_request_errors_total{endpoint=\"create\"} 1",
+            "tiered_plugin_requests_total{endpoint=\"list\"} 0",
+            "tiered_plugin_request_duration_seconds_count{endpoint=\"create\"} 2",
+            "tiered_plugin_volumes 2",
+            "tiered_plugin_active_mounts 3",
+            "tiered_plugin_tier_free_bytes{tier=\"primary\"} 6",
+            "tiered_plugin_tier_used_bytes{tier=\"primary\"} 4",
+            "tiered_plugin_tier_total_bytes{tier=\"archive\"} 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! Volume metadata kept on the primary tier, so it survives restarts of the
+//! plugin, of the daemon, and `docker plugin rm`.
+//!
+//! ```text
+//! PRIMARY/
+//!   .tiered/tmp/            volumes being created (published by rename)
+//!   .tiered/trash/          removed volumes awaiting deletion
+//!   NAME/volume.json        metadata: options, creation time, mount refs
+//!   NAME/data/              the volume root (bind-mounted at MOUNT_ROOT/NAME)
+//!   NAME/data/archived/     where ARCHIVE/NAME is bind-mounted
+//! ARCHIVE/NAME/             the archive tier
+//! ```
+//!
+//! `volume.json` (at most [`META_MAX_BYTES`]):
+//!
+//! ```text
+//! {"version":1,"name":"v","created_at":"2026-01-01T00:00:00Z",
+//!  "options":{"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false},
+//!  "mounts":{"<mount id>":<count>}}
+//! ```
+//!
+//! Every write is atomic: a temp file in the same directory, fsync, rename,
+//! fsync of the directory. A volume appears by renaming a fully built
+//! directory from `.tiered/tmp/` and disappears by renaming it into
+//! `.tiered/trash/`, so a crash leaves either the whole volume or none.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mounts;
+use crate::volume::{self, VolumeOptions};
+
+/// Largest `volume.json` read, in bytes.
+pub const META_MAX_BYTES: u64 = 1024 * 1024;
+/// Most distinct mount IDs one volume holds at once.
+pub const MOUNT_IDS_MAX: usize = 1024;
+/// Format version of `volume.json`.
+pub const META_VERSION: u32 = 1;
+
+const STATE_DIR: &str = ".tiered";
+const META_FILE: &str = "volume.json";
+const DATA_DIR: &str = "data";
+
+/// A state-store failure, with the path it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("damaged metadata {path}: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("refusing to delete {path}: a mount point lies at or under it")]
+    Mounted { path: PathBuf },
+    #[error("{path} already exists")]
+    Exists { path: PathBuf },
+    #[error(transparent)]
+    MountTable(#[from] mounts::MountError),
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    let path = path.to_owned();
+    move |source| StateError::Io { op, path, source }
+}
+
+/// The metadata of one volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMeta {
+    pub version: u32,
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub options: VolumeOptions,
+    /// Mount references: how many times each ID mounted the volume.
+    pub mounts: BTreeMap<String, u32>,
+}
+
+impl VolumeMeta {
+    /// A new, unmounted volume created now.
+    pub fn new(name: &str, options: VolumeOptions) -> Self {
+        let created_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into());
+        VolumeMeta {
+            version: META_VERSION,
+            name: name.to_owned(),
+            created_at,
+            options,
+            mounts: BTreeMap::new(),
+        }
+    }
+
+    /// Total mount references over all IDs.
+    pub fn active_mounts(&self) -> u64 {
+        self.mounts.values().map(|c| u64::from(*c)).sum()
+    }
+
+    /// Decodes and checks a `volume.json` read from `path`, stored in the
+    /// directory for volume `dir_name`.
+    pub fn decode(bytes: &[u8], path: &Path, dir_name: &str) -> Result<Self, StateError> {
+        let damaged = |reason: String| StateError::Damaged {
+            path: path.to_owned(),
+            reason,
+        };
+        let meta: VolumeMeta = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+        if meta.version != META_VERSION {
+            return Err(damaged(format!("unsupported version {}", meta.version)));
+        }
+        if meta.name != dir_name {
+            return Err(damaged(format!(
+                "names volume {:?} but lives in {dir_name:?}",
+                meta.name
+            )));
+        }
+        volume::validate_name(&meta.name).map_err(|e| damaged(e.to_string()))?;
+        time::OffsetDateTime::parse(
+            &meta.created_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| damaged(format!("created_at: {e}")))?;
+        if meta.mounts.len() > MOUNT_IDS_MAX {
+            return Err(damaged(format!("{} mount ids", meta.mounts.len())));
+        }
+        for (id, count) in &meta.mounts {
+            volume::validate_id(id).map_err(|e| damaged(e.to_string()))?;
+            if *count == 0 {
+                return Err(damaged(format!("mount id {id:?} with count 0")));
+            }
+        }
+        Ok(meta)
+    }
+}
+
+/// Reads and writes volume metadata under the primary root.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    primary: PathBuf,
+}
+
+impl StateStore {
+    /// Opens the store under `primary` (which must exist), creating its
+    /// state directories.
+    pub fn open(primary: &Path) -> Result<Self, StateError> {
+        let store = StateStore {
+            primary: primary.to_owned(),
+        };
+        for dir in [store.tmp_dir(), store.trash_dir()] {
+            std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        }
+        Ok(store)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.primary.join(STATE_DIR).join("tmp")
+    }
+
+    fn trash_dir(&self) -> PathBuf {
+        self.primary.join(STATE_DIR).join("trash")
+    }
+
+    /// `PRIMARY/NAME`.
+    pub fn volume_dir(&self, name: &str) -> PathBuf {
+        self.primary.join(name)
+    }
+
+    /// `PRIMARY/NAME/data`: the volume root.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.volume_dir(name).join(DATA_DIR)
+    }
+
+    /// Names of the directories under the primary root that are valid
+    /// volume names (state directories start with a dot and are skipped).
+    pub fn volume_names(&self) -> Result<Vec<String>, StateError> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.primary).map_err(io("read dir", &self.primary))? {
+            let entry = entry.map_err(io("read dir", &self.primary))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if volume::validate_name(&name).is_ok() && entry.path().is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether `PRIMARY/NAME` exists at all.
+    pub fn exists(&self, name: &str) -> bool {
+        self.volume_dir(name).symlink_metadata().is_ok()
+    }
+
+    /// Whether `PRIMARY/NAME/volume.json` exists (else the directory is
+    /// not a tiered volume).
+    pub fn has_meta(&self, name: &str) -> bool {
+        self.volume_dir(name)
+            .join(META_FILE)
+            .symlink_metadata()
+            .is_ok()
+    }
+
+    /// Reads the metadata of volume `name`.
+    pub fn load(&self, name: &str) -> Result<VolumeMeta, StateError> {
+        let path = self.volume_dir(name).join(META_FILE);
+        let bytes = read_bounded(&path, META_MAX_BYTES)?;
+        VolumeMeta::decode(&bytes, &path, name)
+    }
+
+    /// Replaces the metadata of an existing volume atomically.
+    pub fn save(&self, meta: &VolumeMeta) -> Result<(), StateError> {
+        write_atomic(&self.volume_dir(&meta.name), META_FILE, &encode(meta))
+    }
+
+    /// Creates volume `meta.name`: builds its directory in `.tiered/tmp`
+    /// (the metadata, and whatever `prepare` adds given the new volume
+    /// directory), then renames it into place. Fails with
+    /// [`StateError::Exists`] if `PRIMARY/NAME` exists.
+    pub fn publish(
+        &self,
+        meta: &VolumeMeta,
+        prepare: impl FnOnce(&Path) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        let target = self.volume_dir(&meta.name);
+        let staging = tempfile::Builder::new()
+            .prefix(&format!("{}.", meta.name))
+            .tempdir_in(self.tmp_dir())
+            .map_err(io("create temp dir in", &self.tmp_dir()))?;
+        prepare(staging.path())?;
+        write_atomic(staging.path(), META_FILE, &encode(meta))?;
+        let staged = staging.keep();
+        let renamed = nix::fcntl::renameat2(
+            None,
+            &staged,
+            None,
+            &target,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        );
+        if let Err(errno) = renamed {
+            // The staged tree is ours and holds no mounts.
+            let _ = std::fs::remove_dir_all(&staged);
+            if errno == nix::errno::Errno::EEXIST {
+                return Err(StateError::Exists { path: target });
+            }
+            return Err(StateError::Io {
+                op: "rename into place",
+                path: target,
+                source: errno.into(),
+            });
+        }
+        fsync_dir(&self.primary)?;
+        fsync_dir(&self.tmp_dir())
+    }
+
+    /// Moves `PRIMARY/NAME` into the trash atomically; the volume is gone
+    /// once this returns. Returns the trash path to [`Self::purge`].
+    pub fn move_to_trash(&self, name: &str) -> Result<PathBuf, StateError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let from = self.volume_dir(name);
+        let to = self.trash_dir().join(format!("{name}.{nanos}"));
+        std::fs::rename(&from, &to).map_err(io("move to trash", &from))?;
+        fsync_dir(&self.primary)?;
+        fsync_dir(&self.trash_dir())?;
+        Ok(to)
+    }
+
+    /// Entries left in the trash and in tmp (by a crash), oldest first.
+    pub fn leftovers(&self) -> Result<(Vec<PathBuf>, Vec<PathBuf>), StateError> {
+        let list = |dir: PathBuf| -> Result<Vec<PathBuf>, StateError> {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(&dir).map_err(io("read dir", &dir))? {
+                out.push(e.map_err(io("read dir", &dir))?.path());
+            }
+            out.sort();
+            Ok(out)
+        };
+        Ok((list(self.trash_dir())?, list(self.tmp_dir())?))
+    }
+
+    /// The volume name and options recorded in a trash entry, if readable.
+    pub fn trash_meta(&self, entry: &Path) -> Option<VolumeMeta> {
+        let file_name = entry.file_name()?.to_str()?;
+        let name = file_name.rsplit_once('.')?.0;
+        let path = entry.join(META_FILE);
+        let bytes = read_bounded(&path, META_MAX_BYTES).ok()?;
+        VolumeMeta::decode(&bytes, &path, name).ok()
+    }
+}
+
+/// Deletes the tree at `path` unless a mount point lies at or under it
+/// (checked in `points`, the current mount table): a recursive delete must
+/// never cross into another file system or tier. Missing is fine.
+pub fn remove_tree(path: &Path, points: &[PathBuf]) -> Result<(), StateError> {
+    if mounts::has_mount_at_or_under(points, path) {
+        return Err(StateError::Mounted {
+            path: path.to_owned(),
+        });
+    }
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("remove", path)(e)),
+    }
+    match path.parent() {
+        Some(parent) => fsync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+fn encode(meta: &VolumeMeta) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(meta).expect("volume metadata serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, StateError> {
+    let file = File::open(path).map_err(io("open", path))?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io("read", path))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(StateError::Damaged {
+            path: path.to_owned(),
+            reason: format!("larger than {max_bytes} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Publishes `dir/name` with `bytes`: temp file in `dir`, write, fsync,
+/// rename over `name`, fsync `dir`.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    let target = dir.join(name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempfile_in(dir)
+        .map_err(io("create temp file in", dir))?;
+    tmp.write_all(bytes).map_err(io("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io("fsync", tmp.path()))?;
+    tmp.persist(&target)
+        .map_err(|e| io("rename into place", &target)(e.error))?;
+    fsync_dir(dir)
+}
+
+/// fsync of a directory, making renames and creations in it durable.
+pub fn fsync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io("fsync dir", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn publish_load_save_round_trip() {
+        let (_dir, store) = store();
+        let mut meta = VolumeMeta::new("v1", VolumeOptions::default());
+        store
+            .publish(&meta, |d| {
+                std::fs::create_dir(d.join("data")).map_err(io("mkdir", d))
+            })
+            .unwrap();
+        assert!(store.data_dir("v1").is_dir());
+        assert_eq!(store.load("v1").unwrap(), meta);
+        meta.mounts.insert("abc".into(), 2);
+        store.save(&meta).unwrap();
+        assert_eq!(store.load("v1").unwrap(), meta);
+        assert_eq!(store.load("v1").unwrap().active_mounts(), 2);
+        assert_eq!(store.volume_names().unwrap(), vec!["v1".to_string()]);
+        // No temp files left beside the metadata or in tmp.
+        let names: Vec<_> = std::fs::read_dir(store.volume_dir("v1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(store.leftovers().unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn publish_refuses_an_existing_directory_and_changes_nothing() {
+        let (_dir, store) = store();
+        std::fs::create_dir(store.volume_dir("v1")).unwrap();
+        std::fs::write(store.volume_dir("v1").join("keep"), b"x").unwrap();
+        let err = store
+            .publish(&VolumeMeta::new("v1", VolumeOptions::default()), |_| Ok(()))
+            .unwrap_err();
+        assert!(matches!(err, StateError::Exists { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(store.volume_dir("v1").join("keep")).unwrap(),
+            b"x"
+        );
+        assert_eq!(store.leftovers().unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn damaged_metadata_is_reported_with_its_path() {
+        let (_dir, store) = store();
+        let meta = VolumeMeta::new("v1", VolumeOptions::default());
+        store.publish(&meta, |_| Ok(())).unwrap();
+        let path = store.volume_dir("v1").join(META_FILE);
+        for bad in [
+            &b"{not json"[..],
+            br#"{"version":2,"name":"v1","created_at":"2024-01-01T00:00:00Z","options":{"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false},"mounts":{}}"#,
+            br#"{"version":1,"name":"v2","created_at":"2024-01-01T00:00:00Z","options":{"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false},"mounts":{}}"#,
+            br#"{"version":1,"name":"v1","created_at":"yesterday","options":{"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false},"mounts":{}}"#,
+            br#"{"version":1,"name":"v1","created_at":"2024-01-01T00:00:00Z","options":{"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false},"mounts":{"a":0}}"#,
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = store.load("v1").unwrap_err();
+            assert!(
+                matches!(&err, StateError::Damaged { path: p, .. } if p == &path),
+                "{err}"
+            );
+        }
+        std::fs::write(&path, vec![b' '; META_MAX_BYTES as usize + 1]).unwrap();
+        assert!(matches!(store.load("v1"), Err(StateError::Damaged { .. })));
+    }
+
+    #[test]
+    fn trash_keeps_the_metadata_and_removes_whole() {
+        let (_dir, store) = store();
+        let meta = VolumeMeta::new(
+            "v.1",
+            VolumeOptions {
+                keep_archive: true,
+                ..Default::default()
+            },
+        );
+        store.publish(&meta, |_| Ok(())).unwrap();
+        let t = store.move_to_trash("v.1").unwrap();
+        assert!(!store.exists("v.1"));
+        assert_eq!(store.trash_meta(&t).unwrap(), meta);
+        assert_eq!(store.leftovers().unwrap().0, vec![t.clone()]);
+        remove_tree(&t, &[]).unwrap();
+        assert_eq!(store.leftovers().unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn remove_tree_refuses_across_a_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        let err = remove_tree(&dir.path().join("a"), std::slice::from_ref(&sub)).unwrap_err();
+        assert!(matches!(err, StateError::Mounted { .. }), "{err}");
+        assert!(sub.is_dir());
+        remove_tree(&dir.path().join("a"), &[dir.path().join("ab")]).unwrap();
+        assert!(!dir.path().join("a").exists());
+        remove_tree(&dir.path().join("a"), &[]).unwrap();
+    }
+
+    #[test]
+    fn state_dirs_are_not_volumes() {
+        let (_dir, store) = store();
+        assert_eq!(store.volume_names().unwrap(), Vec::<String>::new());
+    }
+}
