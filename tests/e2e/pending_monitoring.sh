@@ -189,14 +189,16 @@ EOF
 groups=$(sed -n 's/^  - name: //p' "$MON/tiered-rules.yml" | tr '\n' ' ')
 nrules=$(grep -cE '^      - (alert|record):' "$MON/tiered-rules.yml")
 log "checking targets, rules and values through the Prometheus API"
-python3 - "http://127.0.0.1:$prom_port" "$MON/grafana-dashboard.json" \
+python3 - "http://127.0.0.1:$prom_port" "$MON" "$engine_mport,$snap_mport,$plugin_mport" \
   "$writes" "$start_s" "$archive_tier_bytes" "$plugin_archive_bytes" "$nrules" $groups <<'EOF' || fail "prometheus checks failed"
-import json, sys, time, urllib.parse, urllib.request
+import json, re, sys, time, urllib.error, urllib.parse, urllib.request
 
-base, dashboard = sys.argv[1], sys.argv[2]
-writes, start_s = int(sys.argv[3]), int(sys.argv[4])
-archive_tier_bytes, plugin_archive_bytes = int(sys.argv[5]), int(sys.argv[6])
-nrules, groups = int(sys.argv[7]), set(sys.argv[8:])
+base, mon, metrics_ports = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+writes, start_s = int(sys.argv[4]), int(sys.argv[5])
+archive_tier_bytes, plugin_archive_bytes = int(sys.argv[6]), int(sys.argv[7])
+nrules, groups = int(sys.argv[8]), set(sys.argv[9:])
+dashboard = f"{mon}/grafana-dashboard.json"
+used_files = [f"{mon}/tiered-rules.yml", f"{mon}/tiered-rules.test.yml", dashboard]
 
 def api(path, **params):
     url = base + path + ("?" + urllib.parse.urlencode(params) if params else "")
@@ -286,6 +288,29 @@ wait("plugin requests counted",
      lambda: ((v := values('tiered_plugin_requests_total{endpoint="create"}')) == [1], v))
 wait("plugin error counted",
      lambda: ((v := values('tiered_plugin_request_errors_total{endpoint="get"}')) == [1], v))
+
+# every tiered_* name that the rules, their unit tests and the dashboard use
+# is one the programs expose (from the TYPE lines too, so that a family that
+# has no sample yet, like an error counter, counts)
+exposed = set()
+for port in metrics_ports:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()[:4]
+            exposed |= {"counter": {name + "_total"},
+                        "histogram": {name + "_bucket", name + "_sum", name + "_count"}}.get(kind, {name})
+        elif line and not line.startswith("#"):
+            exposed.add(re.split(r"[{ ]", line, 1)[0])
+used = {}
+for path in used_files:
+    for name in re.findall(r"\btiered_[a-z0-9_]+", open(path).read()):
+        used.setdefault(name, path)
+unknown = {n: p for n, p in used.items() if n not in exposed}
+if unknown:
+    raise SystemExit(f"FAIL: names not exposed by any program: {unknown}")
+print(f"ok: all {len(used)} metric names used by rules, rule tests and dashboard are exposed", flush=True)
 
 # every dashboard query is valid PromQL and, with all of the above done, has data
 d = json.load(open(dashboard))
