@@ -1,1 +1,80 @@
-fn main() {}
+//! `tiered-snapshotter`: parses the command line, sets up logging and hands
+//! over to the library (`daemon::run`, `daemon::run_once`, `restore::restore`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tiered_snapshotter::cli::{Cli, Command};
+use tiered_snapshotter::metrics::Metrics;
+use tiered_snapshotter::{daemon, restore};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Failure injection for the crash tests (FAILPOINTS=name=action;...).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tiered-snapshotter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match (cli.command, cli.run) {
+        (Some(Command::Run(args)), _) | (None, Some(args)) => {
+            let config = args.to_config();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("start the tokio runtime")?;
+            runtime.block_on(async move {
+                let shutdown = shutdown_signal().context("install signal handlers")?;
+                daemon::run(config, Arc::new(Metrics::new()), shutdown)
+                    .await
+                    .context("snapshotter daemon")
+            })
+        }
+        (Some(Command::Once(args)), _) => {
+            let config = args.to_config();
+            let report = daemon::run_once(&config, &Metrics::new()).context("snapshotter pass")?;
+            tracing::info!("{report}");
+            Ok(())
+        }
+        (Some(Command::Restore(args)), _) => {
+            let config = args.to_config();
+            let done = restore::restore(&config).context("restore")?;
+            tracing::info!("{done}");
+            println!("{done}");
+            Ok(())
+        }
+        (None, None) => anyhow::bail!("--dir (or TIERED_DIR) is required; see --help"),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

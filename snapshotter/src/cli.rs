@@ -1,0 +1,206 @@
+//! The command line (clap derive). Every flag is also an environment variable
+//! `TIERED_*`. `main` parses a [`Cli`] and turns it into a [`Config`] or a
+//! [`RestoreConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, RestoreConfig, RestoreTarget};
+
+/// Snapshots from completed command logs, crash-safe archival to the archive
+/// tier, retention, point-in-time restore.
+#[derive(Debug, Parser)]
+#[command(name = "tiered-snapshotter", version, about)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    /// What to do; without a subcommand, `run`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of the default `run`.
+    #[command(flatten)]
+    pub run: Option<DaemonArgs>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the persistence dir and snapshot, archive and prune (the default).
+    Run(DaemonArgs),
+    /// Do one pass (snapshot if due, archive, retention) and exit; for cron and tests.
+    Once(DaemonArgs),
+    /// Build a new persistence dir holding the state as of a sequence number or a time.
+    Restore(RestoreArgs),
+}
+
+/// Flags of `run` and `once`.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// The persistence dir (the engine's --dir).
+    #[arg(long, env = "TIERED_DIR")]
+    pub dir: PathBuf,
+    /// Name of the archive sub-directory (the archive tier's mount) inside --dir.
+    #[arg(long, env = "TIERED_ARCHIVE_DIR_NAME", default_value = config::DEFAULT_ARCHIVE_DIR_NAME)]
+    pub archive_dir_name: String,
+    /// Make a snapshot once at least this many completed logs are not yet covered by one.
+    #[arg(long, env = "TIERED_MIN_LOGS", default_value_t = 1)]
+    pub min_logs: u64,
+    /// ... and those logs hold at least this many bytes.
+    #[arg(long, env = "TIERED_MIN_BYTES", default_value_t = 0)]
+    pub min_bytes: u64,
+    /// Snapshots kept on the primary tier; older ones move to the archive.
+    #[arg(long, env = "TIERED_KEEP_SNAPSHOTS", default_value_t = config::DEFAULT_KEEP_SNAPSHOTS)]
+    pub keep_snapshots: usize,
+    /// Keep at least this many days of restorable history in the archive.
+    #[arg(long, env = "TIERED_RETAIN_DAYS")]
+    pub retain_days: Option<u64>,
+    /// Delete the oldest archived history while the archive holds more bytes than this.
+    #[arg(long, env = "TIERED_RETAIN_BYTES")]
+    pub retain_bytes: Option<u64>,
+    /// Serve /metrics and /healthz on this address (e.g. 0.0.0.0:9122).
+    #[arg(long, env = "TIERED_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds between fallback rescans of the dir (inotify wakes the daemon sooner).
+    #[arg(long, env = "TIERED_RESCAN_INTERVAL_SECS", default_value_t = config::DEFAULT_RESCAN_INTERVAL_SECS)]
+    pub rescan_interval_secs: u64,
+}
+
+impl DaemonArgs {
+    /// The library configuration (not yet validated).
+    pub fn to_config(&self) -> Config {
+        Config {
+            dir: self.dir.clone(),
+            archive_dir_name: self.archive_dir_name.clone(),
+            min_logs: self.min_logs,
+            min_bytes: self.min_bytes,
+            keep_snapshots: self.keep_snapshots,
+            retain_days: self.retain_days,
+            retain_bytes: self.retain_bytes,
+            metrics_listen: self.metrics_listen,
+            rescan_interval_secs: self.rescan_interval_secs,
+        }
+    }
+}
+
+/// Flags of `restore`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("restore_target").required(true).args(["to_seq", "to_time"])))]
+pub struct RestoreArgs {
+    /// The persistence dir whose history (primary + archive) is read.
+    #[arg(long, env = "TIERED_RESTORE_FROM")]
+    pub from: PathBuf,
+    /// Name of the archive sub-directory inside --from.
+    #[arg(long, env = "TIERED_ARCHIVE_DIR_NAME", default_value = config::DEFAULT_ARCHIVE_DIR_NAME)]
+    pub archive_dir_name: String,
+    /// Restore the state after the command with this sequence number.
+    #[arg(long, env = "TIERED_RESTORE_TO_SEQ")]
+    pub to_seq: Option<u64>,
+    /// Restore the state as of this time: RFC 3339 or unix milliseconds.
+    #[arg(long, env = "TIERED_RESTORE_TO_TIME", value_parser = config::parse_time_ms)]
+    pub to_time: Option<u64>,
+    /// The new persistence dir to create (must not exist or be empty).
+    #[arg(long, env = "TIERED_RESTORE_INTO")]
+    pub into: PathBuf,
+}
+
+impl RestoreArgs {
+    /// The library configuration (not yet validated).
+    pub fn to_config(&self) -> RestoreConfig {
+        let target = match (self.to_seq, self.to_time) {
+            (Some(seq), _) => RestoreTarget::Seq(seq),
+            (None, Some(ms)) => RestoreTarget::TimeMs(ms),
+            // clap's required group makes this unreachable; default safely.
+            (None, None) => RestoreTarget::Seq(0),
+        };
+        RestoreConfig {
+            from: self.from.clone(),
+            archive_dir_name: self.archive_dir_name.clone(),
+            target,
+            into: self.into.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tiered-snapshotter").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn run_is_the_default() {
+        let cli = parse(&["--dir", "/p", "--min-logs", "3"]).unwrap();
+        assert!(cli.command.is_none());
+        let c = cli.run.unwrap().to_config();
+        assert_eq!(c.dir, PathBuf::from("/p"));
+        assert_eq!(c.min_logs, 3);
+        assert_eq!(c.keep_snapshots, 2);
+        assert_eq!(c.archive_dir_name, "archived");
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = parse(&[
+            "once",
+            "--dir",
+            "/p",
+            "--retain-bytes",
+            "100",
+            "--metrics-listen",
+            "127.0.0.1:9122",
+        ])
+        .unwrap();
+        let Some(Command::Once(a)) = cli.command else {
+            panic!("expected once")
+        };
+        assert_eq!(a.retain_bytes, Some(100));
+        assert_eq!(a.metrics_listen, Some("127.0.0.1:9122".parse().unwrap()));
+
+        let cli = parse(&[
+            "restore",
+            "--from",
+            "/p",
+            "--to-time",
+            "1970-01-01T00:00:02Z",
+            "--into",
+            "/n",
+        ])
+        .unwrap();
+        let Some(Command::Restore(r)) = cli.command else {
+            panic!("expected restore")
+        };
+        assert_eq!(r.to_config().target, RestoreTarget::TimeMs(2000));
+    }
+
+    #[test]
+    fn bad_command_lines_are_refused() {
+        assert!(parse(&["--dir", "/p", "--metrics-listen", "nonsense"]).is_err());
+        assert!(parse(&["--dir", "/p", "--min-logs", "-1"]).is_err());
+        assert!(parse(&["restore", "--from", "/p", "--into", "/n"]).is_err());
+        assert!(parse(&[
+            "restore",
+            "--from",
+            "/p",
+            "--into",
+            "/n",
+            "--to-seq",
+            "1",
+            "--to-time",
+            "5"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "restore",
+            "--from",
+            "/p",
+            "--into",
+            "/n",
+            "--to-time",
+            "soon"
+        ])
+        .is_err());
+    }
+}

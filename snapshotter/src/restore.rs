@@ -1,0 +1,258 @@
+//! Point-in-time restore: `restore --from DIR (--to-seq N | --to-time T)
+//! --into NEWDIR` builds a new persistence dir whose only file is
+//! `snapshot-N.snap`, the exact state after command N, made from the newest
+//! valid snapshot at or before N (primary or archive) and the logs after it
+//! (archived, sealed and the open segment, whose torn tail is ignored). An
+//! engine started on NEWDIR serves that state and logs on from N + 1.
+//!
+//! `--to-time T` picks N as the last command of the longest history prefix
+//! logged at or before T (the command log's timestamps; they are assumed not
+//! to go backwards across segments).
+//!
+//! The source may be live (engine writing, snapshotter archiving): a file that
+//! moves away during the restore makes it rescan and start over.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tiered_engine::db::Db;
+use tiered_engine::layout::{self, Listing};
+use tiered_engine::segment::SegmentReader;
+use tiered_engine::snapshot::{read_snapshot, write_snapshot, SnapshotError};
+
+use crate::config::{validate_archive_dir_name, ConfigError, RestoreConfig, RestoreTarget};
+use crate::mover;
+use crate::replay::{self, LogRef, ReplayError};
+use crate::sys::SysError;
+
+/// How many times a restore starts over when files move under it.
+const ATTEMPTS: usize = 5;
+
+/// Why a restore failed; NEWDIR holds no snapshot then.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Bad `--archive-dir-name`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `--from` is not a directory.
+    #[error("--from {0}: not a directory")]
+    FromNotADirectory(PathBuf),
+    /// `--into` exists and is not an empty directory.
+    #[error("--into {0}: exists and is not an empty directory; refusing to overwrite")]
+    IntoNotEmpty(PathBuf),
+    /// A syscall failed.
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    /// `--from` could not be listed.
+    #[error(transparent)]
+    Scan(#[from] layout::LayoutError),
+    /// The history does not reach the target.
+    #[error("seq {target} is beyond the history in {}: it ends at seq {last}", from.display())]
+    BeyondHistory {
+        /// The requested point.
+        target: u64,
+        /// The last command available.
+        last: u64,
+        /// The source dir.
+        from: PathBuf,
+    },
+    /// No snapshot at or before the target, and the logs do not start at 1.
+    #[error("no valid snapshot at or before seq {target} and the logs do not reach back to seq 1 (retention removed that history?)")]
+    NoBase {
+        /// The requested point.
+        target: u64,
+    },
+    /// The logs needed have a gap or damage.
+    #[error("cannot replay to seq {target}: {source}")]
+    Replay {
+        /// The requested point.
+        target: u64,
+        /// What went wrong.
+        #[source]
+        source: ReplayError,
+    },
+    /// Reading a log to find the time failed.
+    #[error("reading timestamps: {0}")]
+    Timestamps(#[source] ReplayError),
+    /// Writing the snapshot into NEWDIR failed.
+    #[error("writing the restored snapshot: {0}")]
+    Write(#[source] SnapshotError),
+    /// Files kept moving under the restore.
+    #[error("files kept moving in {} during the restore ({ATTEMPTS} attempts); try again", .0.display())]
+    Unstable(PathBuf),
+}
+
+/// What a restore built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The state is as of this command.
+    pub last_seq: u64,
+    /// The snapshot written into NEWDIR.
+    pub snapshot: PathBuf,
+    /// The snapshot the replay started from (`None`: from the empty state).
+    pub base_seq: Option<u64>,
+    /// Commands replayed on top of it.
+    pub replayed: u64,
+}
+
+impl fmt::Display for Restored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "restored state as of seq {} into {} (from snapshot {:?} + {} commands)",
+            self.last_seq,
+            self.snapshot.display(),
+            self.base_seq,
+            self.replayed
+        )
+    }
+}
+
+enum Attempt {
+    Done(Restored),
+    Vanished,
+}
+
+/// Runs a restore (see the module doc).
+pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
+    validate_archive_dir_name(&config.archive_dir_name)?;
+    if !config.from.is_dir() {
+        return Err(RestoreError::FromNotADirectory(config.from.clone()));
+    }
+    check_into(&config.into)?;
+    for _ in 0..ATTEMPTS {
+        match attempt(config)? {
+            Attempt::Done(r) => return Ok(r),
+            Attempt::Vanished => {
+                tracing::info!("a file moved during the restore; rescanning");
+            }
+        }
+    }
+    Err(RestoreError::Unstable(config.from.clone()))
+}
+
+fn check_into(into: &Path) -> Result<(), RestoreError> {
+    match fs::read_dir(into) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(RestoreError::IntoNotEmpty(into.to_path_buf()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            Err(RestoreError::IntoNotEmpty(into.to_path_buf()))
+        }
+        Err(e) => Err(SysError::new("read dir", into, e).into()),
+    }
+}
+
+fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
+    let listing = layout::scan(&config.from, &config.archive_dir_name)?;
+    let logs = replay::log_refs(&listing, true);
+    let target = match config.target {
+        RestoreTarget::Seq(n) => n,
+        RestoreTarget::TimeMs(t) => match seq_at_time(&logs, t) {
+            Ok(n) => n,
+            Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
+            Err(e) => return Err(RestoreError::Timestamps(e)),
+        },
+    };
+    let (base_seq, mut db) = match base_for(&listing, target)? {
+        Some((seq, db)) => (Some(seq), db),
+        None => {
+            if target > 0 && logs.first().map(|l| l.first_seq) != Some(1) {
+                return Err(RestoreError::NoBase { target });
+            }
+            (None, Db::new())
+        }
+    };
+    let from_seq = base_seq.unwrap_or(0);
+    let done = match replay::replay(&mut db, from_seq, &logs, Some(target), &|| false) {
+        Ok(d) => d,
+        Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
+        Err(ReplayError::Missing { expected, .. })
+            if logs
+                .iter()
+                .all(|l| l.first_seq < expected || l.last_seq.is_none()) =>
+        {
+            return Err(RestoreError::BeyondHistory {
+                target,
+                last: expected - 1,
+                from: config.from.clone(),
+            })
+        }
+        Err(source) => return Err(RestoreError::Replay { target, source }),
+    };
+    mover::ensure_dir(&config.into)?;
+    // NEWDIR may have been filled meanwhile by someone else: check again.
+    check_into(&config.into)?;
+    let snapshot = write_snapshot(&config.into, target, &db).map_err(RestoreError::Write)?;
+    Ok(Attempt::Done(Restored {
+        last_seq: target,
+        snapshot,
+        base_seq,
+        replayed: done.records,
+    }))
+}
+
+/// The newest snapshot at or before `target` that reads back whole; damaged
+/// ones are skipped with a warning.
+fn base_for(listing: &Listing, target: u64) -> Result<Option<(u64, Db)>, RestoreError> {
+    for s in listing
+        .snapshots
+        .iter()
+        .rev()
+        .filter(|s| s.last_seq <= target)
+    {
+        match read_snapshot(&s.path) {
+            Ok((meta, db)) if meta.last_seq == s.last_seq => return Ok(Some((s.last_seq, db))),
+            Ok((meta, _)) => {
+                tracing::warn!(path = %s.path.display(), header_seq = meta.last_seq, "snapshot header disagrees with its name; skipped")
+            }
+            Err(e) => tracing::warn!("skipping damaged snapshot: {e}"),
+        }
+    }
+    Ok(None)
+}
+
+/// The last seq of the longest prefix of the logged history whose commands
+/// were all logged at or before `time_ms`.
+fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<u64, ReplayError> {
+    // The first record of each log tells which log holds the cut.
+    let mut firsts = Vec::with_capacity(logs.len());
+    for log in logs {
+        let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
+        match r.next_record() {
+            Ok(Some(rec)) => firsts.push(Some(rec.timestamp_ms)),
+            Ok(None) => firsts.push(None),
+            Err(e) if log.last_seq.is_none() && e.is_torn_tail() => firsts.push(None),
+            Err(e) => return Err(ReplayError::Damaged(e)),
+        }
+    }
+    let Some(first_log) = logs.first() else {
+        return Ok(0);
+    };
+    // Index of the last log whose first record is at or before the time.
+    let Some(idx) = firsts
+        .iter()
+        .rposition(|f| f.is_some_and(|ts| ts <= time_ms))
+    else {
+        return Ok(first_log.first_seq.saturating_sub(1));
+    };
+    let log = &logs[idx];
+    let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
+    let mut last = log.first_seq.saturating_sub(1);
+    loop {
+        match r.next_record() {
+            Ok(Some(rec)) if rec.timestamp_ms > time_ms => return Ok(rec.seq - 1),
+            Ok(Some(rec)) => last = rec.seq,
+            Ok(None) => break,
+            Err(e) if log.last_seq.is_none() && e.is_torn_tail() => break,
+            Err(e) => return Err(ReplayError::Damaged(e)),
+        }
+    }
+    Ok(last)
+}

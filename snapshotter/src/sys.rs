@@ -1,0 +1,162 @@
+//! The few file-system syscalls the snapshotter makes, in one place:
+//! directory fsync, statvfs, errno classification, whole-file checksums.
+//!
+//! Every error carries the path and the operation so that a log line alone
+//! tells the operator what failed where.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+/// A failed syscall, with the operation and the path it was about.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", path.display())]
+pub struct SysError {
+    /// What was attempted (`fsync dir`, `statvfs`, ...).
+    pub op: &'static str,
+    /// The file or directory concerned.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl SysError {
+    /// Wraps `source` with the operation and path.
+    pub fn new(op: &'static str, path: &Path, source: io::Error) -> Self {
+        SysError {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The raw errno, if the error came from the OS.
+    pub fn errno(&self) -> Option<Errno> {
+        errno_of(&self.source)
+    }
+}
+
+/// The errno of an `io::Error`, if it has one.
+pub fn errno_of(err: &io::Error) -> Option<Errno> {
+    err.raw_os_error().map(Errno::from_raw)
+}
+
+/// True if `err` is ENOSPC (or EDQUOT, the per-user variant of a full disk).
+pub fn is_no_space(err: &io::Error) -> bool {
+    matches!(errno_of(err), Some(Errno::ENOSPC) | Some(Errno::EDQUOT))
+}
+
+/// True if `err` is EXDEV (rename/link across file systems).
+pub fn is_cross_device(err: &io::Error) -> bool {
+    errno_of(err) == Some(Errno::EXDEV)
+}
+
+/// fsyncs a directory so that the names created, renamed or removed in it are
+/// durable.
+pub fn fsync_dir(dir: &Path) -> Result<(), SysError> {
+    let d = File::open(dir).map_err(|e| SysError::new("open dir", dir, e))?;
+    d.sync_all().map_err(|e| SysError::new("fsync dir", dir, e))
+}
+
+/// fsyncs the directory that holds `path`.
+pub fn fsync_parent(path: &Path) -> Result<(), SysError> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => fsync_dir(p),
+        _ => fsync_dir(Path::new(".")),
+    }
+}
+
+/// Free and total bytes of the file system holding a path (statvfs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes available to an unprivileged writer (`f_bavail * f_frsize`).
+    pub free_bytes: u64,
+    /// Size of the file system (`f_blocks * f_frsize`).
+    pub total_bytes: u64,
+}
+
+/// statvfs(2) of `path`.
+pub fn statvfs(path: &Path) -> Result<Space, SysError> {
+    let st = nix::sys::statvfs::statvfs(path)
+        .map_err(|e| SysError::new("statvfs", path, io::Error::from(e)))?;
+    let frsize = st.fragment_size() as u64;
+    Ok(Space {
+        free_bytes: (st.blocks_available() as u64).saturating_mul(frsize),
+        total_bytes: (st.blocks() as u64).saturating_mul(frsize),
+    })
+}
+
+/// Length and CRC32 of a whole file, the identity the mover compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest {
+    /// File length in bytes.
+    pub len: u64,
+    /// CRC32 (crc32fast) of every byte.
+    pub crc32: u32,
+}
+
+/// Reads `path` to the end and returns its [`Digest`].
+pub fn digest_file(path: &Path) -> Result<Digest, SysError> {
+    let mut f = File::open(path).map_err(|e| SysError::new("open", path, e))?;
+    digest_reader(&mut f).map_err(|e| SysError::new("read", path, e))
+}
+
+/// The [`Digest`] of everything `r` yields.
+pub fn digest_reader(r: &mut impl Read) -> io::Result<Digest> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok(Digest {
+        len,
+        crc32: hasher.finalize(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_classification_uses_the_code() {
+        assert!(is_no_space(&io::Error::from_raw_os_error(libc::ENOSPC)));
+        assert!(is_cross_device(&io::Error::from_raw_os_error(libc::EXDEV)));
+        assert!(!is_cross_device(&io::Error::other(
+            "EXDEV in the text does not count"
+        )));
+    }
+
+    #[test]
+    fn digest_covers_every_byte() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        std::fs::write(&a, b"hello world").unwrap();
+        let da = digest_file(&a).unwrap();
+        assert_eq!(da.len, 11);
+        std::fs::write(&a, b"hello worle").unwrap();
+        assert_ne!(digest_file(&a).unwrap(), da);
+        let err = digest_file(&d.path().join("missing")).unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ENOENT));
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn statvfs_reports_a_size() {
+        let d = tempfile::tempdir().unwrap();
+        let s = statvfs(d.path()).unwrap();
+        assert!(s.total_bytes > 0 && s.free_bytes <= s.total_bytes, "{s:?}");
+        fsync_dir(d.path()).unwrap();
+    }
+}
