@@ -183,6 +183,13 @@ assert not call("/VolumeDriver.Create", {"Name": "monvol", "Opts": {}}).get("Err
 vols = call("/VolumeDriver.List", {}).get("Volumes") or []
 assert any(v["Name"] == "monvol" for v in vols), f"list: {vols}"
 assert call("/VolumeDriver.Get", {"Name": "no-such-volume"}).get("Err"), "get of a missing volume must fail"
+# the same metrics on the plugin socket, beside the protocol
+c = UnixConnection(sys.argv[1])
+c.request("GET", "/metrics")
+r = c.getresponse()
+text = r.read().decode()
+assert r.status == 200, f"GET /metrics on the socket: {r.status} {text}"
+assert "tiered_plugin_volumes 1" in text.splitlines(), f"GET /metrics on the socket: {text}"
 EOF
 
 # --- checks through Prometheus's HTTP API ---------------------------------
