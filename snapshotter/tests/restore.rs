@@ -1,0 +1,183 @@
+//! Point-in-time restore, checked key by key against the state after every
+//! command (a model built by replaying the same records).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use common::*;
+use tiered_engine::snapshot::read_snapshot;
+use tiered_snapshotter::config::{Config, RestoreConfig, RestoreTarget};
+use tiered_snapshotter::metrics::Metrics;
+use tiered_snapshotter::pass::{run_pass, PassState};
+use tiered_snapshotter::restore::{restore, RestoreError};
+
+fn pass(dir: &Path) {
+    let mut c = Config::new(dir);
+    c.keep_snapshots = 1;
+    run_pass(
+        &c,
+        &Metrics::new(),
+        &AtomicBool::new(false),
+        &mut PassState::default(),
+    )
+    .unwrap();
+}
+
+/// Snapshots 10 and 30 (10 archived), logs 1-30 archived, 31-37 sealed,
+/// 38-42 open.
+fn history(dir: &Path) -> History {
+    let mut h = History::new(dir);
+    h.sealed(10);
+    pass(dir);
+    h.sealed(10);
+    h.sealed(10);
+    pass(dir);
+    h.sealed(7);
+    h.open(5);
+    assert!(dir.join("archived/snapshots").join(snap_name(10)).exists());
+    assert!(dir.join("archived/logs").join(log_name(1, 10)).exists());
+    h
+}
+
+fn cfg(from: &Path, target: RestoreTarget, into: &Path) -> RestoreConfig {
+    RestoreConfig {
+        from: from.to_path_buf(),
+        archive_dir_name: "archived".into(),
+        target,
+        into: into.to_path_buf(),
+    }
+}
+
+fn check(into: &Path, seq: u64, h: &History) {
+    assert_eq!(names(into), vec![snap_name(seq)]);
+    let (meta, db) = read_snapshot(&into.join(snap_name(seq))).unwrap();
+    assert_eq!(meta.last_seq, seq);
+    assert_same_state(&db, &h.states[seq as usize], &format!("restore to {seq}"));
+}
+
+#[test]
+fn restore_to_every_kind_of_sequence_number() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let out = tempfile::tempdir().unwrap();
+    for seq in [0, 1, 5, 10, 11, 17, 29, 30, 31, 37, 38, 40, 42] {
+        let into = out.path().join(format!("r{seq}"));
+        let r = restore(&cfg(d.path(), RestoreTarget::Seq(seq), &into)).unwrap();
+        assert_eq!(r.last_seq, seq);
+        check(&into, seq, &h);
+    }
+    // The source is untouched by a restore.
+    assert!(d.path().join(snap_name(30)).exists());
+}
+
+#[test]
+fn restore_to_a_time() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let out = tempfile::tempdir().unwrap();
+    // seq n was logged at T0 + (n - 1) s.
+    for (ts, seq) in [
+        (T0_MS - 1, 0),
+        (T0_MS, 1),
+        (T0_MS + 16_500, 17),
+        (T0_MS + 29_000, 30),
+        (T0_MS + 39_999, 40),
+        (T0_MS + 10_000_000, 42),
+    ] {
+        assert!(ts < T0_MS || h.timestamps[seq as usize] <= ts);
+        let into = out.path().join(format!("t{ts}"));
+        let r = restore(&cfg(d.path(), RestoreTarget::TimeMs(ts), &into)).unwrap();
+        assert_eq!(r.last_seq, seq, "time {ts}");
+        check(&into, seq, &h);
+    }
+}
+
+#[test]
+fn a_damaged_snapshot_is_skipped_for_an_older_one() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let snap = d.path().join(snap_name(30));
+    let mut b = fs::read(&snap).unwrap();
+    let n = b.len();
+    b[n - 1] ^= 1;
+    fs::write(&snap, b).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("r");
+    let r = restore(&cfg(d.path(), RestoreTarget::Seq(35), &into)).unwrap();
+    assert_eq!(r.base_seq, Some(10));
+    check(&into, 35, &h);
+}
+
+#[test]
+fn bad_requests_change_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    history(d.path());
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("r");
+    let err = restore(&cfg(d.path(), RestoreTarget::Seq(43), &into)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RestoreError::BeyondHistory {
+                target: 43,
+                last: 42,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!into.exists());
+
+    fs::create_dir(&into).unwrap();
+    fs::write(into.join("x"), b"").unwrap();
+    let err = restore(&cfg(d.path(), RestoreTarget::Seq(3), &into)).unwrap_err();
+    assert!(matches!(err, RestoreError::IntoNotEmpty(_)), "{err}");
+    assert_eq!(names(&into), vec!["x".to_string()]);
+
+    let err = restore(&cfg(
+        &d.path().join("nope"),
+        RestoreTarget::Seq(3),
+        &out.path().join("s"),
+    ))
+    .unwrap_err();
+    assert!(matches!(err, RestoreError::FromNotADirectory(_)), "{err}");
+
+    // History before the oldest kept snapshot is gone: a clear error.
+    fs::remove_file(d.path().join("archived/logs").join(log_name(1, 10))).unwrap();
+    fs::remove_file(d.path().join("archived/snapshots").join(snap_name(10))).unwrap();
+    let err = restore(&cfg(d.path(), RestoreTarget::Seq(5), &out.path().join("t"))).unwrap_err();
+    assert!(matches!(err, RestoreError::NoBase { target: 5 }), "{err}");
+}
+
+#[test]
+fn restore_through_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("cli");
+    let o = Command::new(env!("CARGO_BIN_EXE_tiered-snapshotter"))
+        .args(["restore", "--from"])
+        .arg(d.path())
+        .args(["--to-time", "2023-11-14T22:13:33Z", "--into"])
+        .arg(&into)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // 2023-11-14T22:13:33Z = T0 + 13 s: seq 14.
+    check(&into, 14, &h);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("seq 14"));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_tiered-snapshotter"))
+        .args(["restore", "--from"])
+        .arg(d.path())
+        .args(["--to-seq", "3", "--into"])
+        .arg(&into)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an empty directory"));
+}
