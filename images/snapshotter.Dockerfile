@@ -1,0 +1,18 @@
+# tiered-snapshotter: snapshots from completed command logs, archival to the
+# archive tier, retention. Runs beside the engine on the same `tiered` volume.
+# FROM scratch: the static binary from scripts/build.sh is the whole image.
+#
+#   docker build -f images/snapshotter.Dockerfile -t tiered-snapshotter build/bin
+#
+# Runs as 1000:1000, the uid/gid the compose file gives the volume, so the
+# files it writes under /app/persistence/archived stay readable by the engine.
+FROM scratch
+COPY tiered-snapshotter /usr/local/bin/tiered-snapshotter
+ENV TIERED_DIR=/app/persistence \
+    TIERED_METRICS_LISTEN=0.0.0.0:9122 \
+    TIERED_ARCHIVE_DIR_NAME=archived
+USER 1000:1000
+EXPOSE 9122
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/tiered-snapshotter"]
+CMD ["run"]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs compose on the deployment (deploy/compose.yaml) with the project name
+# $COMPOSE_PROJECT_NAME (default `tiered`), through `docker compose` (v2)
+# where it exists, else Debian's `docker-compose` (v1):
+#
+#   scripts/compose.sh ps
+#   scripts/compose.sh logs -f engine
+#   scripts/compose.sh exec engine /usr/local/bin/tiered-engine verify --dir /app/persistence
+#
+# Any `${VAR}` of compose.yaml (TIERED_ENGINE_PORT, TIERED_VOLUME, …) can be
+# set in the environment.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+project=${COMPOSE_PROJECT_NAME:-tiered}
+file=${TIERED_COMPOSE_FILE:-$TIERED_ROOT/deploy/compose.yaml}
+if docker compose version >/dev/null 2>&1; then
+  exec docker compose -p "$project" -f "$file" "$@"
+elif command -v docker-compose >/dev/null 2>&1; then
+  exec docker-compose -p "$project" -f "$file" "$@"
+else
+  die "neither 'docker compose' nor 'docker-compose' found: run scripts/deps.sh"
+fi
