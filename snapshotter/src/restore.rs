@@ -173,11 +173,8 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
     let done = match replay::replay(&mut db, from_seq, &logs, Some(target), &|| false) {
         Ok(d) => d,
         Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
-        Err(ReplayError::Missing { expected, .. })
-            if logs
-                .iter()
-                .all(|l| l.first_seq < expected || l.last_seq.is_none()) =>
-        {
+        // Every log was consumed (a later one would have been a gap).
+        Err(ReplayError::Missing { expected, .. }) => {
             return Err(RestoreError::BeyondHistory {
                 target,
                 last: expected - 1,

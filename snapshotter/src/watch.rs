@@ -127,3 +127,39 @@ impl DirWatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiered_engine::layout;
+
+    #[test]
+    fn only_completed_files_wake_the_daemon() {
+        assert!(is_interesting(&layout::sealed_segment_name(1, 9)));
+        assert!(is_interesting(&layout::snapshot_name(9)));
+        assert!(!is_interesting(&layout::open_segment_name(10)));
+        assert!(!is_interesting("snapshot-00000000000000000009.snap.12.tmp"));
+        assert!(!is_interesting("engine.lock"));
+    }
+
+    #[tokio::test]
+    async fn a_sealed_log_renamed_in_wakes_the_waiter() {
+        let d = tempfile::tempdir().unwrap();
+        let w = DirWatcher::new(d.path()).unwrap();
+        let wake = Arc::new(Notify::new());
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(w.run(wake.clone(), rx));
+        std::fs::write(d.path().join("x.tmp"), b"").unwrap();
+        std::fs::rename(
+            d.path().join("x.tmp"),
+            d.path().join(layout::sealed_segment_name(1, 2)),
+        )
+        .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), wake.notified())
+            .await
+            .expect("no wake-up");
+        tx.send(true).unwrap();
+        task.await.unwrap();
+        assert!(DirWatcher::new(&d.path().join("missing")).is_err());
+    }
+}

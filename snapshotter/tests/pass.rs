@@ -280,3 +280,21 @@ fn retention_deletes_old_history_but_keeps_the_oldest_restore_point() {
     assert!(names(&d.path().join("archived/logs")).is_empty());
     assert!(d.path().join(snap_name(80)).exists());
 }
+
+#[test]
+fn a_stop_request_abandons_the_pass_at_a_safe_point() {
+    let d = tempfile::tempdir().unwrap();
+    let mut h = History::new(d.path());
+    h.sealed(5);
+    let before = tree(d.path());
+    let r = run_pass(
+        &Config::new(d.path()),
+        &Metrics::new(),
+        &AtomicBool::new(true),
+        &mut PassState::default(),
+    )
+    .unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.published, None);
+    assert_eq!(tree(d.path()), before);
+}
