@@ -37,8 +37,19 @@ cp /bin/busybox "$ctx/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null 2>&1 || fail "docker build"
 
-log "creating plugin $plugin (primary=$primary archive=$archive)"
-"$TIERED_ROOT/scripts/plugin.sh" install --name "$plugin" --primary-source "$primary" --archive-source "$archive"
+# A free loopback port for the plugin's metrics (the plugin uses the host network).
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+scrape() {
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$port/metrics"
+}
+metric() { scrape | awk -v m="$1" '$1 == m { print $2 }'; }
+
+log "creating plugin $plugin (primary=$primary archive=$archive metrics=127.0.0.1:$port)"
+"$TIERED_ROOT/scripts/plugin.sh" install --name "$plugin" --primary-source "$primary" --archive-source "$archive" \
+  --metrics-listen "127.0.0.1:$port"
+wait_for 10 scrape || fail "metrics endpoint on 127.0.0.1:$port"
+expect_eq "$(metric tiered_plugin_volumes)" 0 "volumes metric before any volume"
 expect_eq "$(docker plugin inspect "$plugin" --format '{{.Enabled}}')" true "plugin enabled"
 # Settings can only change on a disabled plugin.
 if docker plugin set "$plugin" TIERED_LOG_LEVEL=debug 2>/dev/null; then fail "set on an enabled plugin succeeded"; fi
@@ -67,6 +78,8 @@ expect_eq "$(cat "$archive/$vol/logs/cold")" cold "archived file on the host's a
 [ ! -e "$primary/$vol/data/archived/logs" ] || fail "archived file landed on the primary tier"
 [ ! -e "$archive/$vol/hot" ] || fail "primary file landed on the archive tier"
 expect_eq "$(status "$vol" active_mounts)" 0 "active mounts after the container ended"
+expect_eq "$(metric tiered_plugin_volumes)" 1 "volumes metric"
+[ "$(metric 'tiered_plugin_requests_total{endpoint="mount"}')" -ge 1 ] || fail "mount requests metric"
 
 log "docker cp into a running container, and a second container sharing the volume"
 docker run -d --name "$ctr" -v "$vol:/data" "$image" sleep 300 >/dev/null
