@@ -240,8 +240,10 @@ impl Driver {
         out
     }
 
+    /// The cached metadata of a usable volume. A volume whose metadata
+    /// file vanished (deleted out of band) is forgotten and not found.
     fn live(&self, name: &str) -> Result<VolumeMeta, DriverError> {
-        match self
+        let found = match self
             .volumes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -253,7 +255,16 @@ impl Driver {
                 reason: reason.clone(),
             }),
             None => Err(DriverError::NotFound(name.to_owned())),
+        }?;
+        if !self.store.has_meta(name) {
+            tracing::warn!(volume = %name, "volume metadata deleted out of band; volume forgotten");
+            let mut volumes = self.volumes.write().unwrap_or_else(PoisonError::into_inner);
+            if matches!(volumes.get(name), Some(Entry::Live(_))) && !self.store.has_meta(name) {
+                volumes.remove(name);
+            }
+            return Err(DriverError::NotFound(name.to_owned()));
         }
+        Ok(found)
     }
 
     fn cache(&self, meta: VolumeMeta) {
@@ -603,13 +614,14 @@ impl Driver {
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .filter_map(|e| match e {
-                Entry::Live(m) => Some(VolumeInfo {
+                // A stat per volume, no scan: skips volumes deleted out of band.
+                Entry::Live(m) if self.store.has_meta(&m.name) => Some(VolumeInfo {
                     name: m.name.clone(),
                     mountpoint: self.reported_mountpoint(m),
                     created_at: m.created_at.clone(),
                     status: None,
                 }),
-                Entry::Damaged(_) => None,
+                Entry::Live(_) | Entry::Damaged(_) => None,
             })
             .collect()
     }
@@ -1159,6 +1171,24 @@ mod tests {
         assert_eq!(
             std::fs::read(f.tiers.primary_root.join("v/volume.json")).unwrap(),
             b"{garbage"
+        );
+    }
+
+    #[test]
+    fn out_of_band_delete_forgets_the_volume() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        std::fs::remove_dir_all(f.tiers.primary_root.join("v")).unwrap();
+        assert!(f.driver.list().is_empty());
+        assert!(matches!(f.driver.get("v"), Err(DriverError::NotFound(_))));
+        assert_eq!(f.driver.counts().volumes, 0);
+        // And it can be created again, with other options.
+        f.driver
+            .create("v", opts(|o| o.mode = Some(0o700)))
+            .unwrap();
+        assert_eq!(
+            f.driver.get("v").unwrap().status.unwrap()["mode"],
+            json!("0700")
         );
     }
 
