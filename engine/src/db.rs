@@ -376,6 +376,21 @@ impl Command {
         Ok(cmd)
     }
 
+    /// True when applying may fail (type or integer errors): worth a
+    /// [`Db::precheck`].
+    pub fn may_fail(&self) -> bool {
+        matches!(
+            self,
+            Command::Set { get: true, .. }
+                | Command::GetDel { .. }
+                | Command::Append { .. }
+                | Command::IncrBy { .. }
+                | Command::HSet { .. }
+                | Command::HDel { .. }
+                | Command::HIncrBy { .. }
+        )
+    }
+
     /// Lower-case command name (for metrics and logs).
     pub fn name(&self) -> &'static str {
         match self {
@@ -502,6 +517,49 @@ impl Db {
             self.map.remove(key);
         }
         self.map.get_mut(key)
+    }
+
+    /// The error `cmd` would fail with against the current state (a type
+    /// or integer error), if any; used to refuse such commands before they
+    /// are logged. Applying stays total: a command that passes here and fails
+    /// later (the state changed meanwhile) fails identically on replay.
+    pub fn precheck(&self, cmd: &Command, now_ms: u64) -> Option<Reply> {
+        let wrongtype = || Some(Reply::Error(WRONGTYPE.into()));
+        match cmd {
+            Command::Set { key, get: true, .. }
+            | Command::GetDel { key }
+            | Command::Append { key, .. } => match self.get(key, now_ms) {
+                Some(Value::Hash(_)) => wrongtype(),
+                _ => None,
+            },
+            Command::IncrBy { key, delta } => match self.get(key, now_ms) {
+                Some(Value::Hash(_)) => wrongtype(),
+                Some(Value::Str(s)) => match parse_i64(s) {
+                    None => Some(Reply::Error(NOT_INTEGER.into())),
+                    Some(n) if n.checked_add(*delta).is_none() => {
+                        Some(Reply::Error(OVERFLOW.into()))
+                    }
+                    Some(_) => None,
+                },
+                None => None,
+            },
+            Command::HSet { key, .. } | Command::HDel { key, .. } => match self.get(key, now_ms) {
+                Some(Value::Str(_)) => wrongtype(),
+                _ => None,
+            },
+            Command::HIncrBy { key, field, delta } => match self.get(key, now_ms) {
+                Some(Value::Str(_)) => wrongtype(),
+                Some(Value::Hash(h)) => match h.get(field).map(|v| parse_i64(v)) {
+                    Some(None) => Some(Reply::Error(HASH_NOT_INTEGER.into())),
+                    Some(Some(n)) if n.checked_add(*delta).is_none() => {
+                        Some(Reply::Error(OVERFLOW.into()))
+                    }
+                    _ => None,
+                },
+                None => None,
+            },
+            _ => None,
+        }
     }
 
     /// Applies `cmd` with `now_ms` as the current time.

@@ -1,18 +1,45 @@
 //! tiered-engine: the write-ahead command log, the snapshot format, the
 //! key-value state machine and its Redis-protocol (RESP2) server.
 //!
+//! Every state-changing command is framed as a record, written to the open
+//! segment of the command log and made durable (one fdatasync per group of
+//! commands) before it is applied and acknowledged. At start the state is
+//! rebuilt from the newest valid snapshot plus the records after it.
+//!
 //! # Layout
 //!
+//! Formats (shared with the snapshotter):
 //! - [`layout`]: file names in a persistence dir and the directory scan.
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
 //! - [`segment`]: segment files (header + records): reader, verify, writer.
 //! - [`db`]: the state machine and the canonical encoding of logged commands.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
+//! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
+//!
+//! The engine:
+//! - [`config`]: flags, defaults, bounds.
+//! - [`server`]: start-up, the RESP listener, connections, shutdown ([`run`]).
+//! - [`writer`]: group commit, rotation, poisoning.
+//! - [`resp`]: RESP2 codec; [`cmd`]: one file per command family.
+//! - [`metrics`]: Prometheus metrics, `/metrics` and `/healthz`.
+//! - [`inspect`]: the `verify` and `dump` subcommands.
 //! - [`sys`]: the durability syscalls (fsync, fdatasync, flock, fallocate, statvfs).
 
+pub mod cmd;
+pub mod config;
 pub mod db;
+pub mod inspect;
 pub mod layout;
+pub mod metrics;
 pub mod record;
+pub mod recovery;
+pub mod resp;
 pub mod segment;
+pub mod server;
 pub mod snapshot;
 pub mod sys;
+pub mod writer;
+
+pub use config::Config;
+pub use recovery::RecoveryMode;
+pub use server::{run, start, EngineError, Running};

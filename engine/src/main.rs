@@ -1,1 +1,206 @@
-fn main() {}
+//! `tiered-engine`: the Redis-protocol engine with a write-ahead command log.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tiered_engine::{config, inspect, layout, Config, RecoveryMode};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Persistence dir (the engine writes only at its top level).
+    #[arg(long, env = "TIERED_DIR", required = true)]
+    dir: Option<PathBuf>,
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, env = "TIERED_LISTEN", default_value = "127.0.0.1:6379")]
+    listen: SocketAddr,
+    /// Seal the open command-log segment at this size (bytes).
+    #[arg(long, env = "TIERED_ROTATE_BYTES", default_value_t = config::DEFAULT_ROTATE_BYTES)]
+    rotate_bytes: u64,
+    /// Seal a non-empty open segment after this many seconds.
+    #[arg(long = "rotate-interval", env = "TIERED_ROTATE_INTERVAL", default_value_t = config::DEFAULT_ROTATE_INTERVAL_SECS)]
+    rotate_interval_secs: u64,
+    /// Name of the snapshotter's archive dir inside --dir.
+    #[arg(long, env = "TIERED_ARCHIVE_DIR_NAME", default_value = layout::DEFAULT_ARCHIVE_DIR_NAME)]
+    archive_dir_name: String,
+    /// Serve /metrics and /healthz on this address.
+    #[arg(long, env = "TIERED_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Start even if the command log is damaged in the middle or has a gap,
+    /// skipping the damage: acknowledged writes in it are LOST.
+    #[arg(long, env = "TIERED_ACCEPT_DATA_LOSS")]
+    accept_data_loss: bool,
+    /// Most connected clients.
+    #[arg(long, env = "TIERED_MAX_CLIENTS", default_value_t = config::DEFAULT_MAX_CLIENTS)]
+    max_clients: usize,
+    /// Refuse writes (with an error, nothing logged) when less than this many
+    /// bytes are free on the persistence volume. 0 disables the check.
+    #[arg(long, env = "TIERED_RESERVE_BYTES", default_value_t = config::DEFAULT_RESERVE_BYTES)]
+    reserve_bytes: u64,
+    /// Do not preallocate segments to --rotate-bytes.
+    #[arg(long, env = "TIERED_NO_PREALLOCATE")]
+    no_preallocate: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Check every snapshot, record and checksum of a persistence dir; exit 1 on damage.
+    Verify {
+        #[arg(long, env = "TIERED_DIR")]
+        dir: PathBuf,
+        #[arg(long, env = "TIERED_ARCHIVE_DIR_NAME", default_value = layout::DEFAULT_ARCHIVE_DIR_NAME)]
+        archive_dir_name: String,
+    },
+    /// Print records (seq, timestamp_ms, command) of a dir or of one segment or snapshot file.
+    Dump {
+        #[arg(
+            long,
+            env = "TIERED_DIR",
+            conflicts_with = "file",
+            required_unless_present = "file"
+        )]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, env = "TIERED_ARCHIVE_DIR_NAME", default_value = layout::DEFAULT_ARCHIVE_DIR_NAME)]
+        archive_dir_name: String,
+    },
+    /// Benchmark replay speed: write a command log of --bytes, then recover it.
+    #[command(hide = true)]
+    BenchReplay {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tiered-engine: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Some(Sub::Verify {
+            dir,
+            archive_dir_name,
+        }) => {
+            let rep = inspect::verify(&dir, &archive_dir_name)
+                .with_context(|| format!("verifying {}", dir.display()))?;
+            for l in &rep.lines {
+                println!("{l}");
+            }
+            for w in &rep.warnings {
+                println!("warning: {w}");
+            }
+            for p in &rep.problems {
+                println!("PROBLEM: {p}");
+            }
+            println!(
+                "summary: {} snapshots, {} segments, {} records, {} bytes, last seq {}, {} warnings, {} problems",
+                rep.snapshots,
+                rep.segments,
+                rep.records,
+                rep.bytes,
+                rep.last_seq,
+                rep.warnings.len(),
+                rep.problems.len()
+            );
+            Ok(if rep.ok() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        Some(Sub::Dump {
+            dir,
+            file,
+            archive_dir_name,
+        }) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match (file, dir) {
+                (Some(f), _) => inspect::dump_file(&f, &mut out),
+                (None, Some(d)) => inspect::dump_dir(&d, &archive_dir_name, &mut out),
+                (None, None) => unreachable!("clap requires --dir or --file"),
+            }
+            .context("dump")?;
+            std::io::Write::flush(&mut out)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Sub::BenchReplay {
+            dir,
+            bytes,
+            value_bytes,
+        }) => {
+            let r = tiered_engine::inspect::bench_replay(&dir, bytes, value_bytes)?;
+            println!("{r}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        None => {
+            let a = cli.run;
+            let mut cfg = Config::new(a.dir.expect("clap requires --dir"), a.listen);
+            cfg.rotate_bytes = a.rotate_bytes;
+            cfg.rotate_interval = Duration::from_secs(a.rotate_interval_secs);
+            cfg.archive_dir_name = a.archive_dir_name;
+            cfg.metrics_listen = a.metrics_listen;
+            cfg.max_clients = a.max_clients;
+            cfg.reserve_bytes = a.reserve_bytes;
+            cfg.preallocate = !a.no_preallocate;
+            if a.accept_data_loss {
+                cfg.recovery_mode = RecoveryMode::TolerateCorruption;
+                tracing::warn!("--accept-data-loss: damage in the command log will be skipped and its commands lost");
+            }
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            rt.block_on(async move {
+                let shutdown = CancellationToken::new();
+                let signals = shutdown.clone();
+                tokio::spawn(async move {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                    }
+                    signals.cancel();
+                });
+                tiered_engine::run(cfg, shutdown).await
+            })?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! Recovery at start: the newest valid snapshot, then every logged command
+//! after it, in sequence.
+//!
+//! 1. Scan `DIR` and `DIR/<archive>/{logs,snapshots}` ([`crate::layout::scan`]).
+//! 2. Load the newest snapshot whose checksum holds; a damaged one is logged
+//!    and the next older one (top level or archived) is tried.
+//! 3. Replay sealed segments (top level or archived) and open segments in
+//!    sequence order, skipping records the snapshot covers. A missing range
+//!    of sequence numbers is a gap.
+//! 4. A torn record at the end of the newest open segment (a crash mid-write:
+//!    nothing valid follows it) is cut off, the rest of the file zeroed, and
+//!    logged. Any other damage, and any gap, stops recovery with an error
+//!    naming the file and offset, unless [`RecoveryMode::TolerateCorruption`]
+//!    (the operator's explicit flag) is given: then the damaged part is
+//!    skipped with a warning and the loss accepted.
+//!
+//! A file that vanishes meanwhile (the snapshotter moved it to the archive)
+//! makes recovery scan again rather than fail. Recovery does not seal open
+//! segments: it reports them ([`Recovered::open_segments`]) and the engine
+//! seals them before writing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::db::{ApplyError, Db};
+use crate::layout::{self, LayoutError};
+use crate::segment::{SegmentError, SegmentReader};
+use crate::snapshot::{self, SnapshotError};
+use crate::sys;
+
+/// How much damage recovery accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Only a torn tail at the end of the newest open segment is cut; any
+    /// other damage or gap is an error. The default.
+    #[default]
+    Strict,
+    /// Damage and gaps are skipped with a warning: acknowledged commands may
+    /// be lost. Only with the operator's explicit flag (`--accept-data-loss`).
+    TolerateCorruption,
+}
+
+/// An open segment found at start, with where its valid data ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredOpen {
+    pub path: PathBuf,
+    pub first_seq: u64,
+    /// Last valid record, None when it holds none.
+    pub last_seq: Option<u64>,
+    /// Bytes of header and valid records.
+    pub valid_len: u64,
+}
+
+/// A torn tail that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutTail {
+    pub path: PathBuf,
+    pub offset: u64,
+    /// Bytes after `offset` that were cut (and zeroed).
+    pub cut_bytes: u64,
+    pub reason: String,
+}
+
+/// The recovered state.
+#[derive(Debug)]
+pub struct Recovered {
+    pub db: Db,
+    /// Last sequence number in the state (0 when empty).
+    pub last_seq: u64,
+    /// Timestamp of the last replayed record (0 when none).
+    pub last_timestamp_ms: u64,
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<PathBuf>,
+    /// Commands replayed from the logs.
+    pub replayed: u64,
+    /// Record bytes replayed.
+    pub replayed_bytes: u64,
+    /// Open segments at the top of the dir, in sequence order.
+    pub open_segments: Vec<RecoveredOpen>,
+    pub cut_tail: Option<CutTail>,
+    /// Damage skipped under [`RecoveryMode::TolerateCorruption`] (and
+    /// damaged snapshots passed over), one line each.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("corrupt command log: {source}; refusing to start (pass --accept-data-loss to skip the damage and lose what it held)")]
+    Corrupt { source: SegmentError },
+    #[error("gap in the command log: {path} at offset {offset} starts at seq {found}, expected seq {expected}; refusing to start (pass --accept-data-loss to accept the loss)")]
+    Gap {
+        path: PathBuf,
+        offset: u64,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{path} at offset {offset}: {source}; refusing to start (pass --accept-data-loss to skip it)")]
+    Apply {
+        path: PathBuf,
+        offset: u64,
+        source: ApplyError,
+    },
+    #[error("cannot cut the torn tail of {path} at offset {offset}: {source}")]
+    CutTail {
+        path: PathBuf,
+        offset: u64,
+        source: std::io::Error,
+    },
+    #[error("{path} kept vanishing while scanning (moved by the snapshotter?)")]
+    Vanished { path: PathBuf },
+    #[error("cannot read snapshot: {0}")]
+    Snapshot(SnapshotError),
+}
+
+enum Attempt {
+    Done(Box<Recovered>),
+    Vanished(PathBuf),
+}
+
+/// Recovers the state of `dir` (see the module doc).
+pub fn recover(
+    dir: &Path,
+    archive_dir_name: &str,
+    mode: RecoveryMode,
+) -> Result<Recovered, RecoveryError> {
+    const ATTEMPTS: usize = 20;
+    let mut last = PathBuf::new();
+    for attempt in 0..ATTEMPTS {
+        match try_recover(dir, archive_dir_name, mode)? {
+            Attempt::Done(r) => return Ok(*r),
+            Attempt::Vanished(path) => {
+                tracing::info!(path = %path.display(), attempt, "file moved during recovery, scanning again");
+                last = path;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    Err(RecoveryError::Vanished { path: last })
+}
+
+enum Source {
+    Sealed {
+        first: u64,
+        last: u64,
+        path: PathBuf,
+    },
+    Open {
+        first: u64,
+        path: PathBuf,
+    },
+}
+
+impl Source {
+    fn first(&self) -> u64 {
+        match self {
+            Source::Sealed { first, .. } | Source::Open { first, .. } => *first,
+        }
+    }
+    fn path(&self) -> &Path {
+        match self {
+            Source::Sealed { path, .. } | Source::Open { path, .. } => path,
+        }
+    }
+}
+
+fn try_recover(
+    dir: &Path,
+    archive_dir_name: &str,
+    mode: RecoveryMode,
+) -> Result<Attempt, RecoveryError> {
+    let listing = layout::scan(dir, archive_dir_name)?;
+    let mut warnings = Vec::new();
+
+    // 1. the newest valid snapshot
+    let mut db = Db::new();
+    let mut seq = 0u64;
+    let mut snapshot_path = None;
+    for snap in listing.snapshots.iter().rev() {
+        match snapshot::read_snapshot(&snap.path) {
+            Ok((meta, loaded)) if meta.last_seq == snap.last_seq => {
+                tracing::info!(path = %snap.path.display(), last_seq = meta.last_seq, entries = meta.entries, "loaded snapshot");
+                db = loaded;
+                seq = meta.last_seq;
+                snapshot_path = Some(snap.path.clone());
+                break;
+            }
+            Ok((meta, _)) => {
+                let w = format!(
+                    "{}: header says last seq {}, the name says {}; skipped",
+                    snap.path.display(),
+                    meta.last_seq,
+                    snap.last_seq
+                );
+                tracing::warn!("{w}");
+                warnings.push(w);
+            }
+            Err(e) if e.is_not_found() => return Ok(Attempt::Vanished(snap.path.clone())),
+            Err(e) => {
+                let w = format!("damaged snapshot skipped, trying an older one: {e}");
+                tracing::warn!("{w}");
+                warnings.push(w);
+            }
+        }
+    }
+
+    // 2. the logs after it
+    let mut sources: Vec<Source> = listing
+        .sealed
+        .iter()
+        .map(|s| Source::Sealed {
+            first: s.first_seq,
+            last: s.last_seq,
+            path: s.path.clone(),
+        })
+        .chain(listing.open.iter().map(|o| Source::Open {
+            first: o.first_seq,
+            path: o.path.clone(),
+        }))
+        .collect();
+    sources.sort_by_key(|s| (s.first(), matches!(s, Source::Open { .. })));
+    let newest_open = sources
+        .iter()
+        .rposition(|s| matches!(s, Source::Open { .. }))
+        .filter(|&i| i == sources.len() - 1);
+
+    let mut replayed = 0u64;
+    let mut replayed_bytes = 0u64;
+    let mut last_ts = 0u64;
+    let mut open_segments = Vec::new();
+    let mut cut_tail = None;
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+
+    for (i, src) in sources.iter().enumerate() {
+        let is_open = matches!(src, Source::Open { .. });
+        if let Source::Sealed { last, .. } = src {
+            if *last <= seq {
+                continue;
+            }
+        }
+        if src.first() > seq + 1 {
+            let gap = RecoveryError::Gap {
+                path: src.path().to_path_buf(),
+                offset: 0,
+                expected: seq + 1,
+                found: src.first(),
+            };
+            match mode {
+                RecoveryMode::Strict => return Err(gap),
+                RecoveryMode::TolerateCorruption => {
+                    let w = format!("accepting data loss: {gap}");
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                    seq = src.first() - 1;
+                }
+            }
+        }
+        let mut reader = match SegmentReader::open(src.path()) {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(Attempt::Vanished(src.path().to_path_buf())),
+            Err(e) => match mode {
+                RecoveryMode::Strict => return Err(RecoveryError::Corrupt { source: e }),
+                RecoveryMode::TolerateCorruption => {
+                    let w = format!("accepting data loss: {e}");
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                    if let Source::Open { first, path } = src {
+                        open_segments.push(RecoveredOpen {
+                            path: path.clone(),
+                            first_seq: *first,
+                            last_seq: None,
+                            valid_len: 0,
+                        });
+                    }
+                    continue;
+                }
+            },
+        };
+        tracing::debug!(path = %src.path().display(), "replaying segment");
+        let failure = loop {
+            let offset = reader.offset();
+            match reader.next_record() {
+                Ok(Some(rec)) => {
+                    if rec.seq <= seq {
+                        continue;
+                    }
+                    if let Err(source) = db.apply_logged(&rec) {
+                        let e = RecoveryError::Apply {
+                            path: src.path().to_path_buf(),
+                            offset,
+                            source,
+                        };
+                        match mode {
+                            RecoveryMode::Strict => return Err(e),
+                            RecoveryMode::TolerateCorruption => {
+                                let w = format!("accepting data loss: {e}");
+                                tracing::warn!("{w}");
+                                warnings.push(w);
+                            }
+                        }
+                    }
+                    seq = rec.seq;
+                    last_ts = rec.timestamp_ms;
+                    replayed += 1;
+                    replayed_bytes += reader.offset() - offset;
+                    if last_progress.elapsed() >= Duration::from_secs(5) {
+                        last_progress = Instant::now();
+                        tracing::info!(
+                            file = %src.path().display(),
+                            replayed,
+                            replayed_mib = replayed_bytes >> 20,
+                            seq,
+                            elapsed_secs = started.elapsed().as_secs(),
+                            "replaying command log"
+                        );
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) if e.is_not_found() => {
+                    return Ok(Attempt::Vanished(src.path().to_path_buf()))
+                }
+                Err(e) => break Some(e),
+            }
+        };
+        if let Some(e) = failure {
+            let torn_at_end = newest_open == Some(i) && e.is_torn_tail();
+            if torn_at_end || mode == RecoveryMode::TolerateCorruption {
+                if !torn_at_end {
+                    let w = format!("accepting data loss: {e}");
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                }
+                if is_open && newest_open == Some(i) {
+                    let offset = e.offset();
+                    let cut_bytes = reader.file_len().saturating_sub(offset);
+                    cut_and_zero(src.path(), offset, reader.file_len())?;
+                    tracing::warn!(path = %src.path().display(), offset, cut_bytes, reason = %e, "cut the torn tail of the newest open segment");
+                    cut_tail = Some(CutTail {
+                        path: src.path().to_path_buf(),
+                        offset,
+                        cut_bytes,
+                        reason: e.to_string(),
+                    });
+                }
+            } else {
+                return Err(RecoveryError::Corrupt { source: e });
+            }
+        }
+        if let Source::Open { first, path } = src {
+            open_segments.push(RecoveredOpen {
+                path: path.clone(),
+                first_seq: *first,
+                last_seq: reader.last_seq(),
+                valid_len: reader.offset(),
+            });
+        }
+    }
+    // open segments wholly covered by the snapshot were skipped above only if
+    // sealed; open ones are always read, so every open segment is reported.
+    tracing::info!(
+        last_seq = seq,
+        replayed,
+        replayed_bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        snapshot = ?snapshot_path,
+        "recovery done"
+    );
+    Ok(Attempt::Done(Box::new(Recovered {
+        db,
+        last_seq: seq,
+        last_timestamp_ms: last_ts,
+        snapshot: snapshot_path,
+        replayed,
+        replayed_bytes,
+        open_segments,
+        cut_tail,
+        warnings,
+    })))
+}
+
+/// Cuts `path` at `offset` and zero-fills it back to `file_len` (keeping the
+/// preallocation), then fsyncs it.
+fn cut_and_zero(path: &Path, offset: u64, file_len: u64) -> Result<(), RecoveryError> {
+    let err = |source| RecoveryError::CutTail {
+        path: path.to_path_buf(),
+        offset,
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    f.set_len(offset).map_err(err)?;
+    sys::fallocate(&f, file_len).map_err(err)?;
+    sys::fsync(&f).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Command, SetCondition, Value};
+    use crate::record;
+    use crate::segment::{SegmentWriter, SEGMENT_HEADER_BYTES};
+
+    fn set_cmd(i: u64) -> Vec<u8> {
+        Command::Set {
+            key: format!("k{i}").into_bytes(),
+            value: format!("v{i}").into_bytes(),
+            expire_at_ms: None,
+            keep_ttl: false,
+            condition: SetCondition::Always,
+            get: false,
+        }
+        .encode()
+    }
+
+    /// Writes records first..first+n (SET k{i} v{i}); sealed or left open.
+    fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
+        let mut w = SegmentWriter::create(dir, first, 8192).unwrap();
+        let mut buf = Vec::new();
+        for seq in first..first + n {
+            record::encode_parts(w.salt(), seq, 1000 + seq, &set_cmd(seq), &mut buf);
+        }
+        w.append(&buf, n).unwrap();
+        w.sync().unwrap();
+        if seal {
+            w.seal().unwrap()
+        } else {
+            w.path().to_path_buf()
+        }
+    }
+
+    fn has(db: &Db, i: u64) -> bool {
+        db.get(format!("k{i}").as_bytes(), 0) == Some(&Value::Str(format!("v{i}").into_bytes()))
+    }
+
+    fn record_offset(path: &Path, index: usize) -> u64 {
+        let mut r = SegmentReader::open(path).unwrap();
+        for _ in 0..index {
+            r.next_record().unwrap().unwrap();
+        }
+        r.offset()
+    }
+
+    #[test]
+    fn snapshot_plus_sealed_plus_open_including_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let logs = d.join("archived/logs");
+        let snaps = d.join("archived/snapshots");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(&snaps).unwrap();
+        let s1 = segment(d, 1, 10, true);
+        std::fs::rename(&s1, logs.join(s1.file_name().unwrap())).unwrap();
+        segment(d, 11, 10, true);
+        segment(d, 21, 5, false);
+        // snapshot at 5 in the archive
+        let mut db5 = Db::new();
+        for i in 1..=5 {
+            db5.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+        }
+        let p = snapshot::write_snapshot(d, 5, &db5).unwrap();
+        std::fs::rename(&p, snaps.join(p.file_name().unwrap())).unwrap();
+
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!(r.last_seq, 25);
+        assert_eq!(r.replayed, 20);
+        assert_eq!(r.last_timestamp_ms, 1025);
+        assert!(r.snapshot.unwrap().starts_with(&snaps));
+        assert!((1..=25).all(|i| has(&r.db, i)));
+        assert_eq!(r.open_segments.len(), 1);
+        assert_eq!(r.open_segments[0].last_seq, Some(25));
+        assert!(r.cut_tail.is_none());
+    }
+
+    #[test]
+    fn no_files_is_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recover(dir.path(), "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!((r.last_seq, r.replayed, r.db.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn damaged_newest_snapshot_falls_back_to_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        segment(d, 1, 10, true);
+        let mut db = Db::new();
+        for i in 1..=3 {
+            db.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+        }
+        snapshot::write_snapshot(d, 3, &db).unwrap();
+        let newest = snapshot::write_snapshot(d, 8, &db).unwrap();
+        let mut b = std::fs::read(&newest).unwrap();
+        let n = b.len();
+        b[n - 1] ^= 1;
+        std::fs::write(&newest, b).unwrap();
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!(r.snapshot.unwrap(), d.join(layout::snapshot_name(3)));
+        assert_eq!((r.last_seq, r.replayed), (10, 7));
+        assert_eq!(r.warnings.len(), 1);
+        assert!((1..=10).all(|i| has(&r.db, i)));
+    }
+
+    #[test]
+    fn torn_tail_of_the_newest_open_segment_is_cut_and_zeroed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        segment(d, 1, 5, true);
+        let open = segment(d, 6, 5, false);
+        let len = std::fs::metadata(&open).unwrap().len();
+        let at = record_offset(&open, 4);
+        let mut b = std::fs::read(&open).unwrap();
+        for x in &mut b[at as usize + 3..at as usize + 20] {
+            *x ^= 0xff;
+        }
+        std::fs::write(&open, &b).unwrap();
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!(r.last_seq, 9);
+        let cut = r.cut_tail.unwrap();
+        assert_eq!((cut.offset, cut.cut_bytes), (at, len - at));
+        let after = std::fs::read(&open).unwrap();
+        assert!(after[at as usize..].iter().all(|&x| x == 0), "zeroed");
+        assert_eq!(r.open_segments[0].valid_len, at);
+        // a second recovery is clean
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!(r.last_seq, 9);
+        assert!(r.cut_tail.is_none());
+    }
+
+    #[test]
+    fn damage_in_a_sealed_segment_or_mid_open_segment_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let sealed = segment(d, 1, 5, true);
+        let open = segment(d, 6, 5, false);
+        // torn-looking damage at the end of a *sealed* segment is corruption
+        let good = std::fs::read(&sealed).unwrap();
+        let mut b = good.clone();
+        let n = b.len();
+        b[n - 2] ^= 1;
+        std::fs::write(&sealed, &b).unwrap();
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, RecoveryError::Corrupt { .. }), "{msg}");
+        assert!(
+            msg.contains(sealed.to_str().unwrap()) && msg.contains("offset"),
+            "{msg}"
+        );
+        // tolerated with the explicit mode: 1..4 and then a gap is accepted
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert_eq!(r.last_seq, 10);
+        assert!(has(&r.db, 4) && !has(&r.db, 5) && has(&r.db, 6));
+        assert!(!r.warnings.is_empty());
+        std::fs::write(&sealed, &good).unwrap();
+
+        // a flipped bit in the middle of the newest open segment
+        let at = record_offset(&open, 1) as usize + SEGMENT_HEADER_BYTES as usize / 4;
+        let mut b = std::fs::read(&open).unwrap();
+        b[at] ^= 4;
+        std::fs::write(&open, &b).unwrap();
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains(open.to_str().unwrap()));
+    }
+
+    #[test]
+    fn a_gap_stops_the_start_with_file_and_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        segment(d, 1, 5, true);
+        segment(d, 8, 5, true);
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RecoveryError::Gap {
+                    expected: 6,
+                    found: 8,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&layout::sealed_segment_name(8, 12)));
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert_eq!(r.last_seq, 12);
+        // logs that do not start at 1 without a snapshot are a gap too
+        let dir2 = tempfile::tempdir().unwrap();
+        segment(dir2.path(), 3, 2, true);
+        assert!(matches!(
+            recover(dir2.path(), "archived", RecoveryMode::Strict),
+            Err(RecoveryError::Gap {
+                expected: 1,
+                found: 3,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_file_moved_to_the_archive_meanwhile_is_found_again() {
+        // The snapshotter moves sealed segments top -> archive (copy, fsync,
+        // rename into the archive, unlink at the top). Race recovery against
+        // such a move at many different moments.
+        for i in 0..40u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().to_path_buf();
+            let logs = d.join("archived/logs");
+            std::fs::create_dir_all(&logs).unwrap();
+            let s = segment(&d, 1, 5, true);
+            segment(&d, 6, 5, true);
+            segment(&d, 11, 5, false);
+            let dst = logs.join(s.file_name().unwrap());
+            let mover = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(i * 25));
+                let tmp = dst.with_extension("log.tmp");
+                std::fs::copy(&s, &tmp).unwrap();
+                std::fs::rename(&tmp, &dst).unwrap();
+                std::fs::remove_file(&s).unwrap();
+            });
+            let r = recover(&d, "archived", RecoveryMode::Strict).unwrap();
+            mover.join().unwrap();
+            assert_eq!(r.last_seq, 15);
+            assert!((1..=15).all(|i| has(&r.db, i)));
+        }
+    }
+}

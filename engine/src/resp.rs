@@ -1,0 +1,253 @@
+//! RESP2 codec: requests (multibulk or inline) in, replies out.
+//!
+//! ```text
+//!  request  *<argc>\r\n  argc × ( $<len>\r\n <len bytes> \r\n )
+//!           or an inline line: words separated by spaces, ending in \n
+//!  replies  +OK\r\n   -ERR msg\r\n   :42\r\n   $3\r\nfoo\r\n   $-1\r\n   *2\r\n…
+//! ```
+//!
+//! Every count and length a client sends is bounded before anything is
+//! allocated ([`MAX_ARGS`], [`MAX_BULK_BYTES`], [`MAX_COMMAND_BYTES`],
+//! [`MAX_INLINE_BYTES`]); a violation is a protocol error, answered with
+//! `-ERR Protocol error: …` before the connection is closed.
+
+use crate::db::Reply;
+
+/// Most arguments in one command.
+pub const MAX_ARGS: usize = 1024 * 1024;
+/// Largest single argument.
+pub const MAX_BULK_BYTES: usize = 16 * 1024 * 1024;
+/// Largest command (sum of its argument lengths). Its log record fits
+/// [`crate::record::MAX_RECORD_BYTES`].
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024 * 1024;
+/// Longest inline command line.
+pub const MAX_INLINE_BYTES: usize = 64 * 1024;
+/// Longest `*<n>` / `$<n>` header line.
+const MAX_HEADER_LINE: usize = 32;
+
+/// A malformed or oversized request; the connection is closed after the reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+/// One parsed command: its arguments and how many bytes it took.
+pub type Parsed = (Vec<Vec<u8>>, usize);
+
+fn find_crlf(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, ()> {
+    let end = buf.len().min(from + max + 2);
+    match buf[from..end].windows(2).position(|w| w == b"\r\n") {
+        Some(p) => Ok(Some(from + p)),
+        None if buf.len() >= from + max + 2 => Err(()),
+        None => Ok(None),
+    }
+}
+
+fn parse_len(line: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(line).ok()?;
+    if s.is_empty() || s.starts_with('+') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses the first command of `buf`. `Ok(None)`: more bytes are needed.
+/// An empty multibulk (`*0`) yields an empty argument list.
+pub fn parse_command(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf[0] != b'*' {
+        return parse_inline(buf);
+    }
+    let Some(eol) = find_crlf(buf, 1, MAX_HEADER_LINE)
+        .map_err(|_| ProtocolError("invalid multibulk length".into()))?
+    else {
+        return Ok(None);
+    };
+    let argc = match parse_len(&buf[1..eol]) {
+        Some(n) if n <= 0 => return Ok(Some((Vec::new(), eol + 2))),
+        Some(n) if n as u64 <= MAX_ARGS as u64 => n as usize,
+        _ => return Err(ProtocolError("invalid multibulk length".into())),
+    };
+    let mut pos = eol + 2;
+    let mut total = 0usize;
+    // First pass: check that the whole command is there, without copying.
+    let mut spans = Vec::with_capacity(argc.min(1024));
+    for _ in 0..argc {
+        if pos >= buf.len() {
+            return Ok(None);
+        }
+        if buf[pos] != b'$' {
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                (buf[pos] as char).escape_default()
+            )));
+        }
+        let Some(eol) = find_crlf(buf, pos + 1, MAX_HEADER_LINE)
+            .map_err(|_| ProtocolError("invalid bulk length".into()))?
+        else {
+            return Ok(None);
+        };
+        let len = match parse_len(&buf[pos + 1..eol]) {
+            Some(n) if n >= 0 && n as u64 <= MAX_BULK_BYTES as u64 => n as usize,
+            _ => return Err(ProtocolError("invalid bulk length".into())),
+        };
+        total += len;
+        if total > MAX_COMMAND_BYTES {
+            return Err(ProtocolError(format!(
+                "command larger than {MAX_COMMAND_BYTES} bytes"
+            )));
+        }
+        let start = eol + 2;
+        if buf.len() < start + len + 2 {
+            return Ok(None);
+        }
+        if &buf[start + len..start + len + 2] != b"\r\n" {
+            return Err(ProtocolError("bulk string not terminated by CRLF".into()));
+        }
+        spans.push((start, len));
+        pos = start + len + 2;
+    }
+    let args = spans
+        .into_iter()
+        .map(|(s, l)| buf[s..s + l].to_vec())
+        .collect();
+    Ok(Some((args, pos)))
+}
+
+fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
+    let limit = buf.len().min(MAX_INLINE_BYTES + 1);
+    let Some(nl) = buf[..limit].iter().position(|&b| b == b'\n') else {
+        if buf.len() > MAX_INLINE_BYTES {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        return Ok(None);
+    };
+    let line = &buf[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let args = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_vec())
+        .collect();
+    Ok(Some((args, nl + 1)))
+}
+
+/// Appends the RESP2 encoding of `reply` to `out`.
+pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Ok => out.extend_from_slice(b"+OK\r\n"),
+        Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+        Reply::Int(n) => {
+            out.push(b':');
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Bulk(b) => {
+            out.push(b'$');
+            out.extend_from_slice(b.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Array(items) => {
+            out.push(b'*');
+            out.extend_from_slice(items.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+            for i in items {
+                encode_reply(i, out);
+            }
+        }
+        Reply::Status(s) => {
+            out.push(b'+');
+            out.extend(s.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Error(s) => {
+            out.push(b'-');
+            out.extend(s.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn multibulk_and_inline_and_partial() {
+        let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n";
+        let (a, n) = parse_command(req).unwrap().unwrap();
+        assert_eq!(a, args(&["GET", "k"]));
+        let (b, m) = parse_command(&req[n..]).unwrap().unwrap();
+        assert_eq!(b, args(&["PING"]));
+        assert_eq!(n + m, req.len());
+        for cut in 0..n {
+            assert_eq!(parse_command(&req[..cut]).unwrap(), None, "cut {cut}");
+        }
+        assert_eq!(
+            parse_command(b"set  a b\r\n").unwrap().unwrap(),
+            (args(&["set", "a", "b"]), 10)
+        );
+        assert_eq!(parse_command(b"*0\r\n").unwrap().unwrap(), (vec![], 4));
+        assert_eq!(
+            parse_command(b"*1\r\n$0\r\n\r\n").unwrap().unwrap(),
+            (vec![vec![]], 10)
+        );
+    }
+
+    #[test]
+    fn malformed_and_oversized_input_is_a_protocol_error() {
+        for bad in [
+            &b"*x\r\n"[..],
+            b"*1\r\n:1\r\n",
+            b"*1\r\n$-5\r\n",
+            b"*1\r\n$3\r\nabcd\r\n",
+            b"*99999999999\r\n",
+            b"*1\r\n$99999999999\r\n",
+            b"*1\r\n$+3\r\nabc\r\n",
+            b"*1234567890123456789012345678901234567890",
+        ] {
+            assert!(
+                parse_command(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let big = format!("*1\r\n${}\r\n", MAX_BULK_BYTES + 1);
+        assert!(parse_command(big.as_bytes()).is_err());
+        let mut many = String::from("*5\r\n");
+        for _ in 0..5 {
+            many.push_str(&format!("${MAX_BULK_BYTES}\r\n"));
+            many.push_str(&"x".repeat(MAX_BULK_BYTES));
+            many.push_str("\r\n");
+        }
+        assert!(parse_command(many.as_bytes()).is_err(), "total bound");
+        assert!(parse_command(&vec![b'a'; MAX_INLINE_BYTES + 2]).is_err());
+    }
+
+    #[test]
+    fn replies_encode() {
+        let mut out = Vec::new();
+        encode_reply(
+            &Reply::Array(vec![
+                Reply::Ok,
+                Reply::Nil,
+                Reply::Int(-3),
+                Reply::Bulk(b"hi".to_vec()),
+                Reply::Status("PONG".into()),
+                Reply::Error("ERR bad\r\nthing".into()),
+            ]),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            b"*6\r\n+OK\r\n$-1\r\n:-3\r\n$2\r\nhi\r\n+PONG\r\n-ERR badthing\r\n".to_vec()
+        );
+    }
+}

@@ -1,0 +1,598 @@
+//! The engine process: start-up (lock, recovery, fresh segment), the RESP
+//! listener and its connections, and shutdown.
+//!
+//! Shape of mini-redis: a listener accepting under a semaphore cap, one task
+//! per connection, shutdown by a cancellation token and waiting for every
+//! connection to finish; then the log writer drains what is queued and seals
+//! the open segment.
+//!
+//! A connection parses every complete request in its buffer (pipelining):
+//! writes are queued to the log writer without waiting, and their replies
+//! are awaited in order before the next read runs (a read sees the writes
+//! before it on the same connection) and before replies are flushed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::{self, Action, ConnState, ReadCtx, ServerInfo};
+use crate::config::{Config, ConfigError};
+use crate::db::{Db, Reply};
+use crate::layout;
+use crate::metrics::Metrics;
+use crate::recovery::{self, RecoveryError};
+use crate::resp;
+use crate::segment::{self, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
+use crate::sys::{self, LockError};
+use crate::writer::{self, Log, WriteRequest, WriterError};
+
+/// Queued write requests (all connections together).
+const WRITE_QUEUE: usize = 4096;
+/// Requests handled from one buffer before replies are flushed.
+const MAX_PIPELINE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create persistence dir {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another tiered-engine is already running on {dir} ({lock} is locked); refusing to start a second writer")]
+    Locked { dir: PathBuf, lock: PathBuf },
+    #[error(transparent)]
+    Lock(LockError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("recovery failed: {0}")]
+    Recovery(#[from] RecoveryError),
+    #[error("cannot prepare the command log: {0}")]
+    Segment(#[from] SegmentError),
+    #[error("the command log is poisoned, writes stopped: {0}")]
+    Poisoned(WriterError),
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// Persistence facts shown by INFO.
+#[derive(Debug, Default, Clone)]
+struct Status {
+    open_segment: PathBuf,
+    last_sealed: Option<PathBuf>,
+    snapshot_loaded: Option<PathBuf>,
+    replayed: u64,
+    recovery_ms: u64,
+    poisoned: Option<String>,
+}
+
+/// State shared by the connections, the writer and INFO.
+pub struct Shared {
+    pub db: RwLock<Db>,
+    pub metrics: Arc<Metrics>,
+    last_seq: AtomicU64,
+    poisoned: AtomicBool,
+    status: Mutex<Status>,
+    next_client: AtomicU64,
+    started: Instant,
+    dir: PathBuf,
+    listen: SocketAddr,
+    reserve_bytes: u64,
+}
+
+impl Shared {
+    pub(crate) fn set_poisoned(&self, msg: String) {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.metrics.writes_failed.set(1);
+        self.metrics.ready.set(0);
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .poisoned = Some(msg);
+    }
+
+    fn poison_message(&self) -> String {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .poisoned
+            .clone()
+            .unwrap_or_else(|| "ERR writes disabled: the engine is shutting down".into())
+    }
+
+    pub(crate) fn set_last_seq(&self, seq: u64) {
+        self.last_seq.store(seq, Ordering::SeqCst);
+        self.metrics.sequence_number.set(seq as i64);
+    }
+
+    pub(crate) fn set_open_segment(&self, open: PathBuf, sealed: Option<PathBuf>) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.open_segment = open;
+        if sealed.is_some() {
+            s.last_sealed = sealed;
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl ServerInfo for Shared {
+    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String {
+        let all = matches!(section, "" | "all" | "everything" | "default");
+        let st = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = String::new();
+        if all || section == "server" {
+            out.push_str(&format!(
+                "# Server\r\nredis_version:7.0.0\r\ntiered_engine_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id(),
+                self.listen.port(),
+                self.started.elapsed().as_secs()
+            ));
+        }
+        if all || section == "clients" {
+            out.push_str(&format!(
+                "# Clients\r\nconnected_clients:{}\r\n\r\n",
+                self.metrics.connected_clients.get()
+            ));
+        }
+        if all || section == "persistence" {
+            let free = sys::free_bytes(&self.dir)
+                .map(|f| f.to_string())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:always\r\npersistence_dir:{}\r\nlast_seq:{}\r\nopen_segment:{}\r\nlast_sealed_segment:{}\r\nlast_snapshot_loaded:{}\r\nrecovery_replayed_commands:{}\r\nrecovery_duration_ms:{}\r\nrotations:{}\r\nlogged_records:{}\r\nwrites_failed:{}\r\nwrites_failed_reason:{}\r\ndisk_free_bytes:{}\r\ndisk_reserve_bytes:{}\r\n\r\n",
+                self.dir.display(),
+                self.last_seq.load(Ordering::SeqCst),
+                file_name(&st.open_segment),
+                st.last_sealed.as_deref().map(file_name).unwrap_or_default(),
+                st.snapshot_loaded.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
+                st.replayed,
+                st.recovery_ms,
+                self.metrics.rotations.get(),
+                self.metrics.logged_records.get(),
+                self.poisoned.load(Ordering::SeqCst) as u8,
+                st.poisoned.unwrap_or_default(),
+                free,
+                self.reserve_bytes,
+            ));
+        }
+        if all || section == "keyspace" {
+            out.push_str("# Keyspace\r\n");
+            let keys = db.live_len(now_ms);
+            if keys > 0 {
+                let expires = db
+                    .iter_after(None, now_ms)
+                    .filter(|(_, e)| e.expire_at_ms.is_some())
+                    .count();
+                out.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
+            }
+            out.push_str("\r\n");
+        }
+        out
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A started engine: its addresses, and the task that runs until shutdown.
+pub struct Running {
+    /// The RESP listener's bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The metrics listener's bound address.
+    pub metrics_addr: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<Result<(), EngineError>>,
+}
+
+impl Running {
+    /// Waits until the engine stops (shutdown or poisoned log).
+    pub async fn wait(self) -> Result<(), EngineError> {
+        self.task
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+    }
+}
+
+/// Runs the engine until `shutdown` is cancelled (clean: the open segment is
+/// sealed) or the log is poisoned (an error).
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), EngineError> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Starts the engine: lock, listeners, recovery, a fresh segment; returns
+/// once it accepts clients.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, EngineError> {
+    config.validate()?;
+    let dir = config.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|source| EngineError::Dir {
+        path: dir.clone(),
+        source,
+    })?;
+    let lock_path = dir.join(layout::ENGINE_LOCK_FILE);
+    let lock = match sys::lock_exclusive(&lock_path) {
+        Ok(l) => l,
+        Err(LockError::Held { .. }) => {
+            return Err(EngineError::Locked {
+                dir: dir.clone(),
+                lock: lock_path,
+            })
+        }
+        Err(e) => return Err(EngineError::Lock(e)),
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let mut metrics_addr = None;
+    if let Some(addr) = config.metrics_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EngineError::Bind { addr, source })?;
+        metrics_addr = l.local_addr().ok();
+        tokio::spawn(crate::metrics::serve(l, metrics.clone(), shutdown.clone()));
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| EngineError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| EngineError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    // Recovery, then seal what was open and open a fresh segment.
+    let started = Instant::now();
+    let (recovered, seg) = {
+        let dir = dir.clone();
+        let archive = config.archive_dir_name.clone();
+        let mode = config.recovery_mode;
+        let prealloc = if config.preallocate {
+            config.rotate_bytes
+        } else {
+            0
+        };
+        tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
+            let stale = dir.join(PREPARED_SEGMENT_NAME);
+            if stale.exists() {
+                segment::remove_file_durably(&dir, &stale)?;
+            }
+            let r = recovery::recover(&dir, &archive, mode)?;
+            for open in &r.open_segments {
+                match open.last_seq {
+                    Some(last) => {
+                        let f = std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&open.path)
+                            .map_err(|source| SegmentError::Io {
+                                path: open.path.clone(),
+                                op: "open",
+                                offset: 0,
+                                source,
+                            })?;
+                        segment::seal_file(
+                            &dir,
+                            &open.path,
+                            &f,
+                            open.first_seq,
+                            last,
+                            open.valid_len,
+                        )?;
+                    }
+                    None => segment::remove_file_durably(&dir, &open.path)?,
+                }
+            }
+            let seg = SegmentWriter::create(&dir, r.last_seq + 1, prealloc)?;
+            Ok((r, seg))
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??
+    };
+    let recovery_secs = started.elapsed().as_secs_f64();
+    metrics.recovery_duration.set(recovery_secs);
+    metrics.recovery_replayed.set(recovered.replayed as i64);
+    metrics.open_segment_bytes.set(seg.len() as i64);
+    tracing::info!(
+        last_seq = recovered.last_seq,
+        replayed = recovered.replayed,
+        recovery_secs,
+        open_segment = %seg.path().display(),
+        "recovered"
+    );
+
+    let shared = Arc::new(Shared {
+        db: RwLock::new(recovered.db),
+        metrics: metrics.clone(),
+        last_seq: AtomicU64::new(0),
+        poisoned: AtomicBool::new(false),
+        status: Mutex::new(Status {
+            open_segment: seg.path().to_path_buf(),
+            last_sealed: None,
+            snapshot_loaded: recovered.snapshot.clone(),
+            replayed: recovered.replayed,
+            recovery_ms: (recovery_secs * 1000.0) as u64,
+            poisoned: None,
+        }),
+        next_client: AtomicU64::new(1),
+        started: Instant::now(),
+        dir: dir.clone(),
+        listen: addr,
+        reserve_bytes: config.reserve_bytes,
+    });
+    shared.set_last_seq(recovered.last_seq);
+
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    let prealloc = if config.preallocate {
+        config.rotate_bytes
+    } else {
+        0
+    };
+    let log = Log::new(
+        seg,
+        dir.clone(),
+        prealloc,
+        config.reserve_bytes,
+        config.rotate_bytes,
+        config.rotate_interval,
+        recovered.last_timestamp_ms,
+    );
+    let writer = tokio::spawn(writer::run(shared.clone(), rx, log));
+    metrics.ready.set(1);
+    tracing::info!(%addr, dir = %dir.display(), "accepting clients");
+
+    let task = tokio::spawn(serve(
+        listener,
+        shared.clone(),
+        tx,
+        writer,
+        shutdown,
+        config.max_clients,
+        lock,
+    ));
+    Ok(Running {
+        addr,
+        metrics_addr,
+        shared,
+        task,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<WriteRequest>,
+    mut writer: tokio::task::JoinHandle<Result<(), WriterError>>,
+    shutdown: CancellationToken,
+    max_clients: usize,
+    lock: sys::FileLock,
+) -> Result<(), EngineError> {
+    let limit = Arc::new(Semaphore::new(max_clients));
+    let conn_shutdown = CancellationToken::new();
+    let mut conns = JoinSet::new();
+    let mut writer_done = None;
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => break,
+            r = &mut writer => { writer_done = Some(r); break; }
+        };
+        let (socket, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+            r = &mut writer => { writer_done = Some(r); break; }
+        };
+        while conns.try_join_next().is_some() {}
+        let shared = shared.clone();
+        let tx = tx.clone();
+        let stop = conn_shutdown.clone();
+        conns.spawn(async move {
+            let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.connected_clients.inc();
+            tracing::debug!(%peer, id, "client connected");
+            if let Err(e) = connection(&shared, socket, tx, stop, id).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            shared.metrics.connected_clients.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Connections finish what they have read; then the writer drains.
+    conn_shutdown.cancel();
+    drop(tx);
+    let grace = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            r = conns.join_next() => if r.is_none() { break },
+            _ = &mut grace => {
+                tracing::warn!("connections still busy after 10 s; closing them");
+                conns.abort_all();
+            }
+        }
+    }
+    let result = match writer_done {
+        Some(r) => r,
+        None => writer.await,
+    };
+    let result = match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(EngineError::Poisoned(e)),
+        Err(e) => Err(EngineError::Task(e.to_string())),
+    };
+    shared.metrics.ready.set(0);
+    drop(lock);
+    match &result {
+        Ok(()) => tracing::info!("engine stopped cleanly"),
+        Err(e) => tracing::error!(error = %e, "engine stopped"),
+    }
+    result
+}
+
+enum Pending {
+    Ready(&'static str, Reply),
+    Waiting(&'static str, oneshot::Receiver<Reply>),
+}
+
+/// Resolves queued replies in order into `out`, counting them.
+async fn flush_pending(shared: &Shared, pending: &mut Vec<Pending>, out: &mut Vec<u8>) {
+    for p in pending.drain(..) {
+        let (name, reply) = match p {
+            Pending::Ready(n, r) => (n, r),
+            Pending::Waiting(n, rx) => (
+                n,
+                rx.await
+                    .unwrap_or_else(|_| Reply::Error(shared.poison_message())),
+            ),
+        };
+        shared
+            .metrics
+            .command(name, !matches!(reply, Reply::Error(_)));
+        resp::encode_reply(&reply, out);
+    }
+}
+
+async fn connection(
+    shared: &Arc<Shared>,
+    mut socket: TcpStream,
+    tx: mpsc::Sender<WriteRequest>,
+    stop: CancellationToken,
+    id: u64,
+) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut conn = ConnState::new(id);
+    loop {
+        let mut close = false;
+        let mut handled = 0;
+        while handled < MAX_PIPELINE {
+            let (args, used) = match resp::parse_command(&inbuf) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    pending.push(Pending::Ready("unknown", Reply::Error(format!("ERR {e}"))));
+                    close = true;
+                    break;
+                }
+            };
+            inbuf.advance(used);
+            if args.is_empty() {
+                continue;
+            }
+            handled += 1;
+            let now = now_ms();
+            let (name, action) = cmd::parse(args, now);
+            match action {
+                Action::Reply(r) => pending.push(Pending::Ready(name, r)),
+                Action::Quit => {
+                    pending.push(Pending::Ready(name, Reply::Ok));
+                    close = true;
+                    break;
+                }
+                Action::Write(command) => {
+                    if shared.poisoned.load(Ordering::SeqCst) {
+                        pending.push(Pending::Ready(name, Reply::Error(shared.poison_message())));
+                        continue;
+                    }
+                    // Refuse, without logging, what would fail against the
+                    // durable state (when nothing of ours is in flight).
+                    if !pending.iter().any(|p| matches!(p, Pending::Waiting(..)))
+                        && command.may_fail()
+                    {
+                        let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
+                        if let Some(e) = db.precheck(&command, now) {
+                            drop(db);
+                            pending.push(Pending::Ready(name, e));
+                            continue;
+                        }
+                    }
+                    let payload = command.encode();
+                    let (reply, rx) = oneshot::channel();
+                    let req = WriteRequest {
+                        cmd: command,
+                        payload,
+                        reply,
+                    };
+                    match tx.send(req).await {
+                        Ok(()) => pending.push(Pending::Waiting(name, rx)),
+                        Err(_) => pending
+                            .push(Pending::Ready(name, Reply::Error(shared.poison_message()))),
+                    }
+                }
+                Action::Read(f) => {
+                    if pending.iter().any(|p| matches!(p, Pending::Waiting(..))) {
+                        flush_pending(shared, &mut pending, &mut out).await;
+                    }
+                    let reply = {
+                        let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
+                        f(&mut ReadCtx {
+                            db: &db,
+                            now_ms: now_ms(),
+                            conn: &mut conn,
+                            server: shared.as_ref(),
+                        })
+                    };
+                    pending.push(Pending::Ready(name, reply));
+                }
+            }
+        }
+        flush_pending(shared, &mut pending, &mut out).await;
+        if !out.is_empty() {
+            socket.write_all(&out).await?;
+            out.clear();
+        }
+        if close {
+            return Ok(());
+        }
+        if handled == MAX_PIPELINE {
+            continue; // more may be buffered
+        }
+        if inbuf.capacity() - inbuf.len() < 4096 {
+            inbuf.reserve(inbuf.len().max(16 * 1024));
+        }
+        tokio::select! {
+            r = socket.read_buf(&mut inbuf) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+            }
+            _ = stop.cancelled() => return Ok(()),
+        }
+    }
+}
