@@ -103,6 +103,16 @@ docker volume create -d "$plugin" -o archive-of="$vol" "$backup" >/dev/null
 expect_eq "$(docker run --rm -v "$backup:/backup:ro" "$image" cat /backup/logs/cold)" cold "archive-of sees the archive tier"
 expect_eq "$(docker run --rm -v "$backup:/backup:ro" "$image" sh -c 'test -e /backup/hot && echo yes || echo no')" no "archive-of hides the primary tier"
 
+log "a failed mount fails the container and holds no reference"
+rm -rf "${archive:?}/$auto"
+touch "$archive/$auto"
+if out=$(docker run --rm -v "$auto:/x" "$image" true 2>&1); then fail "container started on a failed mount"; fi
+[[ "$out" == *"$auto"* ]] || fail "mount error does not name the volume: $out"
+expect_eq "$(status "$auto" active_mounts)" 0 "active mounts after a failed mount"
+rm -f "$archive/$auto"
+expect_eq "$(docker run --rm -v "$auto:/x" "$image" sh -c 'echo b >/x/archived/b && cat /x/archived/b')" b "mount after the fix"
+expect_eq "$(cat "$archive/$auto/b")" b "recreated archive dir"
+
 log "remove and re-create the plugin: volumes and data survive"
 docker plugin rm -f "$plugin" >/dev/null
 [ -f "$primary/$vol/data/hot" ] || fail "primary data lost with the plugin"
