@@ -406,6 +406,46 @@ mod tests {
         }
     }
 
+    /// Random and mutated bodies never panic the parser, and whatever it
+    /// accepts carries a valid name.
+    #[test]
+    fn parser_survives_garbage() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"Name":"vol1","Opts":{"uid":"1","mode":"0750"}}"#,
+            br#"{"Name":"v","ID":"abc"}"#,
+            b"{}",
+            b"null",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut body = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 6) {
+                let r = next();
+                let pos = (r as usize >> 8) % (body.len() + 1);
+                match r % 3 {
+                    0 if pos < body.len() => body[pos] = (r >> 32) as u8,
+                    1 => body.insert(pos, (r >> 24) as u8),
+                    _ if pos < body.len() => {
+                        body.remove(pos);
+                    }
+                    _ => {}
+                }
+            }
+            let endpoint = Endpoint::ALL[(next() % 9) as usize];
+            if let Ok(req) = parse_request(endpoint, &body) {
+                if let Some(name) = req.volume() {
+                    assert_eq!(volume::validate_name(name), Ok(()), "{body:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn response_shapes() {
         assert_eq!(
