@@ -1,0 +1,528 @@
+//! Integration tests of the `tiered-engine` binary: RESP commands over TCP,
+//! malformed input, pipelining, kill -9 under write load, rotation, the lock,
+//! metrics, verify/dump, redis-cli.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{metric, run_bin, Engine};
+use redis::AsyncCommands;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn q<T: redis::FromRedisValue>(
+    con: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query_async(con).await
+}
+
+fn err_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
+    let e = r.expect_err("expected an error reply");
+    format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))
+}
+
+#[test]
+fn every_command_works_over_tcp_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p");
+    let e = Engine::start(&data, &[]);
+    let rt = rt();
+    rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        assert_eq!(q::<String>(&mut c, &["PING"]).await.unwrap(), "PONG");
+        assert_eq!(q::<String>(&mut c, &["ECHO", "hi"]).await.unwrap(), "hi");
+        assert_eq!(q::<String>(&mut c, &["SELECT", "0"]).await.unwrap(), "OK");
+        assert!(err_text(q::<String>(&mut c, &["SELECT", "1"]).await).contains("out of range"));
+        assert_eq!(q::<String>(&mut c, &["SET", "s", "v"]).await.unwrap(), "OK");
+        assert_eq!(q::<Option<String>>(&mut c, &["SET", "s", "w", "NX"]).await.unwrap(), None);
+        assert_eq!(q::<Option<String>>(&mut c, &["SET", "s", "w", "XX", "GET"]).await.unwrap(), Some("v".into()));
+        assert_eq!(q::<Option<String>>(&mut c, &["SET", "nx", "1", "XX"]).await.unwrap(), None);
+        assert_eq!(q::<String>(&mut c, &["SET", "e", "1", "EX", "100"]).await.unwrap(), "OK");
+        let ttl: i64 = q(&mut c, &["TTL", "e"]).await.unwrap();
+        assert!((99..=100).contains(&ttl), "{ttl}");
+        let pttl: i64 = q(&mut c, &["PTTL", "e"]).await.unwrap();
+        assert!(pttl > 98_000 && pttl <= 100_000, "{pttl}");
+        assert_eq!(q::<i64>(&mut c, &["PERSIST", "e"]).await.unwrap(), 1);
+        assert_eq!(q::<i64>(&mut c, &["TTL", "e"]).await.unwrap(), -1);
+        assert_eq!(q::<i64>(&mut c, &["TTL", "missing"]).await.unwrap(), -2);
+        assert_eq!(q::<String>(&mut c, &["SET", "px", "1", "PX", "50"]).await.unwrap(), "OK");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(q::<Option<String>>(&mut c, &["GET", "px"]).await.unwrap(), None);
+        assert_eq!(q::<i64>(&mut c, &["INCR", "n"]).await.unwrap(), 1);
+        assert_eq!(q::<i64>(&mut c, &["INCRBY", "n", "10"]).await.unwrap(), 11);
+        assert_eq!(q::<i64>(&mut c, &["DECR", "n"]).await.unwrap(), 10);
+        assert_eq!(q::<i64>(&mut c, &["DECRBY", "n", "3"]).await.unwrap(), 7);
+        assert!(err_text(q::<i64>(&mut c, &["INCR", "s"]).await).contains("not an integer"));
+        assert_eq!(q::<i64>(&mut c, &["APPEND", "s", "xyz"]).await.unwrap(), 4);
+        assert_eq!(q::<i64>(&mut c, &["STRLEN", "s"]).await.unwrap(), 4);
+        assert_eq!(q::<String>(&mut c, &["MSET", "a", "1", "b", "2"]).await.unwrap(), "OK");
+        let got: Vec<Option<String>> = q(&mut c, &["MGET", "a", "zz", "b"]).await.unwrap();
+        assert_eq!(got, vec![Some("1".into()), None, Some("2".into())]);
+        assert_eq!(q::<i64>(&mut c, &["EXISTS", "a", "b", "zz"]).await.unwrap(), 2);
+        assert_eq!(q::<Option<String>>(&mut c, &["GETDEL", "a"]).await.unwrap(), Some("1".into()));
+        assert_eq!(q::<i64>(&mut c, &["DEL", "a", "b"]).await.unwrap(), 1);
+        assert_eq!(q::<i64>(&mut c, &["EXPIRE", "n", "1000"]).await.unwrap(), 1);
+        assert_eq!(q::<i64>(&mut c, &["PEXPIRE", "zz", "1000"]).await.unwrap(), 0);
+        assert_eq!(q::<i64>(&mut c, &["HSET", "h", "f", "1", "g", "2"]).await.unwrap(), 2);
+        assert_eq!(q::<String>(&mut c, &["HGET", "h", "g"]).await.unwrap(), "2");
+        assert_eq!(q::<i64>(&mut c, &["HINCRBY", "h", "f", "5"]).await.unwrap(), 6);
+        assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]).await.unwrap(), 2);
+        assert_eq!(q::<i64>(&mut c, &["HDEL", "h", "g", "nope"]).await.unwrap(), 1);
+        let all: HashMap<String, String> = q(&mut c, &["HGETALL", "h"]).await.unwrap();
+        assert_eq!(all, HashMap::from([("f".to_string(), "6".to_string())]));
+        assert!(err_text(q::<i64>(&mut c, &["HSET", "s", "f", "1"]).await).contains("WRONGTYPE"));
+        assert!(err_text(q::<String>(&mut c, &["GET", "h"]).await).contains("WRONGTYPE"));
+        assert!(err_text(q::<String>(&mut c, &["GET"]).await).contains("wrong number of arguments"));
+        assert!(err_text(q::<String>(&mut c, &["NOSUCH", "x"]).await).contains("unknown command"));
+        let mut keys: Vec<String> = q(&mut c, &["KEYS", "*"]).await.unwrap();
+        keys.sort();
+        assert_eq!(keys, vec!["e", "h", "n", "s"]);
+        for i in 0..30 {
+            let _: () = c.set(format!("scan:{i:02}"), i).await.unwrap();
+        }
+        let mut scanned = Vec::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let (next, batch): (String, Vec<String>) =
+                q(&mut c, &["SCAN", &cursor, "MATCH", "scan:*", "COUNT", "7"]).await.unwrap();
+            scanned.extend(batch);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        scanned.sort();
+        assert_eq!(scanned, (0..30).map(|i| format!("scan:{i:02}")).collect::<Vec<_>>());
+        assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).await.unwrap(), 34);
+        let info: String = q(&mut c, &["INFO", "persistence"]).await.unwrap();
+        assert!(info.contains("last_seq:") && info.contains("open_segment:cmdlog-"), "{info}");
+        let cfg: Vec<String> = q(&mut c, &["CONFIG", "GET", "appendfsync"]).await.unwrap();
+        assert_eq!(cfg, vec!["appendfsync", "always"]);
+        assert!(q::<i64>(&mut c, &["COMMAND", "COUNT"]).await.unwrap() > 30);
+        assert_eq!(q::<String>(&mut c, &["CLIENT", "SETNAME", "t"]).await.unwrap(), "OK");
+        assert_eq!(q::<String>(&mut c, &["CLIENT", "GETNAME"]).await.unwrap(), "t");
+    });
+    // a clean stop seals the open segment; a restart has the same state
+    assert!(e.terminate().success());
+    let names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".open") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
+    let e = Engine::start(&data, &[]);
+    rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        assert_eq!(q::<String>(&mut c, &["GET", "s"]).await.unwrap(), "wxyz");
+        let ttl: i64 = q(&mut c, &["TTL", "n"]).await.unwrap();
+        assert!(ttl > 990, "expiry is absolute and survives: {ttl}");
+        assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).await.unwrap(), 34);
+        assert_eq!(
+            q::<i64>(&mut c, &["HINCRBY", "h", "f", "1"]).await.unwrap(),
+            7
+        );
+        assert_eq!(q::<String>(&mut c, &["FLUSHALL"]).await.unwrap(), "OK");
+        assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).await.unwrap(), 0);
+    });
+    assert!(e.terminate().success());
+
+    // verify and dump read the files
+    let d = data.to_str().unwrap();
+    let out = run_bin(&["verify", "--dir", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("0 problems"), "{text}");
+    let out = run_bin(&["dump", "--dir", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("SET \"s\" \"v\"") && text.contains("FLUSHALL"),
+        "{text}"
+    );
+    // a failed validation (INCR on "s", a non-integer) was never logged
+    assert!(!text.contains("INCRBY \"s\""), "{text}");
+}
+
+fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(bytes).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn malformed_and_oversized_input_gets_errors_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &[]);
+    // pipelining: many commands in one write, answered in order
+    let mut req = Vec::new();
+    for i in 0..200 {
+        req.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n$4\r\nk{i:03}\r\n$1\r\n{}\r\n", i % 10).as_bytes(),
+        );
+        req.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n$4\r\nk{i:03}\r\n").as_bytes());
+    }
+    let out = raw(e.port, &req);
+    let mut expected = Vec::new();
+    for i in 0..200 {
+        expected.extend_from_slice(format!("+OK\r\n$1\r\n{}\r\n", i % 10).as_bytes());
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&expected)
+    );
+    // inline commands
+    assert_eq!(
+        raw(e.port, b"PING\r\nGET k001\r\n"),
+        b"+PONG\r\n$1\r\n1\r\n"
+    );
+    // protocol errors: an error reply, then the connection is closed
+    for bad in [
+        &b"*1\r\n:12\r\n"[..],
+        b"*abc\r\n",
+        b"*1\r\n$99999999999\r\n",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nab\r\n",
+        b"*1\r\n$-7\r\n",
+    ] {
+        let out = raw(e.port, bad);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("-ERR Protocol error"), "{text}");
+    }
+    // a command announcing more than the bound is refused before reading it
+    let out = raw(e.port, b"*2\r\n$3\r\nSET\r\n$1000000000\r\n");
+    assert!(String::from_utf8_lossy(&out).starts_with("-ERR Protocol error"));
+    let out = raw(e.port, &vec![b'x'; 70 * 1024]);
+    assert!(String::from_utf8_lossy(&out).contains("too big inline request"));
+    // garbage bytes
+    let out = raw(e.port, &[0xff, 0x00, 0x13, b'\n']);
+    assert!(
+        out.starts_with(b"-ERR unknown command"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // the engine still serves, and only the 200 SETs were logged
+    assert_eq!(raw(e.port, b"DBSIZE\r\n"), b":200\r\n");
+    let scrape = e.http_get("/metrics").1;
+    assert_eq!(
+        metric(&scrape, "tiered_engine_logged_records_total", &[]),
+        Some(200.0)
+    );
+    assert!(e.terminate().success());
+    let out = run_bin(&["verify", "--dir", dir.path().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("200 records"));
+}
+
+/// Several connections write as fast as they can; the engine is killed -9
+/// at some point; every acknowledged write must be there after a restart.
+fn kill9_under_load(extra: &[&str], run_ms: u64) -> (u64, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p");
+    let e = Engine::start(&data, extra);
+    let rt = rt();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Vec<Vec<u64>> = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..6u64 {
+            let client = e.client();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut c = client.get_multiplexed_async_connection().await.unwrap();
+                let mut acked = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let r: redis::RedisResult<String> = redis::cmd("SET")
+                        .arg(format!("w{w}:{i}"))
+                        .arg(format!("value-{w}-{i}-{}", "x".repeat((i % 50) as usize)))
+                        .query_async(&mut c)
+                        .await;
+                    match r {
+                        Ok(_) => acked.push(i),
+                        Err(_) => break, // the engine died
+                    }
+                    i += 1;
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(run_ms)).await;
+        let engine = e;
+        engine.kill9();
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.unwrap());
+        }
+        all
+    });
+    let total: u64 = acked.iter().map(|a| a.len() as u64).sum();
+    assert!(total > 100, "load too small to mean anything: {total}");
+    let e = Engine::start(&data, extra);
+    rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        for (w, list) in acked.iter().enumerate() {
+            for chunk in list.chunks(500) {
+                let keys: Vec<String> = chunk.iter().map(|i| format!("w{w}:{i}")).collect();
+                let vals: Vec<Option<String>> = c.mget(&keys).await.unwrap();
+                for (i, v) in chunk.iter().zip(vals) {
+                    assert_eq!(
+                        v,
+                        Some(format!("value-{w}-{i}-{}", "x".repeat((i % 50) as usize))),
+                        "acknowledged write w{w}:{i} lost"
+                    );
+                }
+            }
+        }
+    });
+    assert!(e.terminate().success());
+    (total, data, dir)
+}
+
+#[test]
+fn kill9_under_write_load_loses_no_acknowledged_write() {
+    kill9_under_load(&[], 1500);
+}
+
+#[test]
+fn kill9_under_write_load_across_rotations() {
+    let (_, data, _dir) = kill9_under_load(&["--rotate-bytes", "16384"], 1500);
+    let sealed = std::fs::read_dir(&data)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
+        .count();
+    assert!(
+        sealed > 5,
+        "expected many rotations, found {sealed} sealed segments"
+    );
+    let out = run_bin(&["verify", "--dir", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn rotation_by_age_only_when_non_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &["--rotate-interval", "1"]);
+    let count = |suffix: &str| {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(suffix)
+            })
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(count(".log"), 0, "an empty segment is not rotated");
+    assert_eq!(raw(e.port, b"SET a 1\r\n"), b"+OK\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while count(".log") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no rotation by age");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(".open"), 1);
+    let scrape = e.http_get("/metrics").1;
+    assert_eq!(
+        metric(&scrape, "tiered_engine_rotations_total", &[]),
+        Some(1.0)
+    );
+    assert!(e.terminate().success());
+}
+
+#[test]
+fn a_second_engine_on_the_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &[]);
+    let out = run_bin(&[
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{}", common::free_port()),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already running") && err.contains("engine.lock"),
+        "{err}"
+    );
+    assert!(e.healthy());
+    assert!(e.terminate().success());
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["--dir", d, "--rotate-bytes", "12"],
+            "--rotate-bytes 12",
+        ),
+        (
+            vec!["--dir", d, "--rotate-interval", "0"],
+            "--rotate-interval",
+        ),
+        (
+            vec!["--dir", d, "--archive-dir-name", "../x"],
+            "--archive-dir-name",
+        ),
+        (vec!["--dir", d, "--listen", "nope"], "invalid"),
+        (vec!["--listen", "127.0.0.1:1"], "--dir"),
+    ] {
+        let out = run_bin(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // a damaged log stops the start, naming the file; --accept-data-loss starts
+    let seg = dir
+        .path()
+        .join("cmdlog-00000000000000000001-00000000000000000002.log");
+    std::fs::write(
+        &seg,
+        b"garbage that is not a segment header, long enough....",
+    )
+    .unwrap();
+    let out = run_bin(&[
+        "--dir",
+        d,
+        "--listen",
+        &format!("127.0.0.1:{}", common::free_port()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(seg.to_str().unwrap()) && err.contains("--accept-data-loss"),
+        "{err}"
+    );
+    let e = Engine::start(dir.path(), &["--accept-data-loss"]);
+    assert!(e.terminate().success());
+}
+
+#[test]
+fn metrics_move_as_the_engine_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &[]);
+    let (status, body) = e.http_get("/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let before = e.http_get("/metrics").1;
+    let set_ok = [("command", "set"), ("outcome", "ok")];
+    assert_eq!(
+        metric(&before, "tiered_engine_commands_total", &set_ok),
+        None
+    );
+    assert_eq!(metric(&before, "tiered_engine_ready", &[]), Some(1.0));
+    let out = raw(e.port, b"SET a 1\r\nSET b 2\r\nGET a\r\nINCR a x\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "+OK\r\n+OK\r\n$1\r\n1\r\n-ERR wrong number of arguments for 'incr' command\r\n"
+    );
+    let after = e.http_get("/metrics").1;
+    assert_eq!(
+        metric(&after, "tiered_engine_commands_total", &set_ok),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "tiered_engine_commands_total",
+            &[("command", "incr"), ("outcome", "error")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&after, "tiered_engine_sequence_number", &[]),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&after, "tiered_engine_logged_records_total", &[]),
+        Some(2.0)
+    );
+    assert!(metric(&after, "tiered_engine_logged_bytes_total", &[]).unwrap() > 40.0);
+    assert!(metric(&after, "tiered_engine_fsync_duration_seconds_count", &[]).unwrap() >= 1.0);
+    assert!(metric(&after, "tiered_engine_open_segment_bytes", &[]).unwrap() > 40.0);
+    assert_eq!(
+        metric(&after, "tiered_engine_writes_failed", &[]),
+        Some(0.0)
+    );
+    assert!(metric(&after, "tiered_engine_recovery_duration_seconds", &[]).is_some());
+    assert_eq!(
+        metric(&after, "tiered_engine_recovery_replayed_commands", &[]),
+        Some(0.0)
+    );
+    assert_eq!(e.http_get("/nope").0, 404);
+    assert!(e.terminate().success());
+    // after a restart, the replayed count is reported
+    let e = Engine::start(dir.path(), &[]);
+    let m = e.http_get("/metrics").1;
+    assert_eq!(
+        metric(&m, "tiered_engine_recovery_replayed_commands", &[]),
+        Some(2.0)
+    );
+    assert_eq!(metric(&m, "tiered_engine_sequence_number", &[]), Some(2.0));
+    assert!(e.terminate().success());
+}
+
+#[test]
+fn redis_cli_talks_to_the_engine() {
+    if std::process::Command::new("redis-cli")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("redis-cli not installed (scripts/deps.sh installs redis-tools); skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &[]);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &e.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert_eq!(cli(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world");
+    assert_eq!(cli(&["HSET", "h", "a", "1"]), "1");
+    assert_eq!(cli(&["--scan"]).lines().count(), 2);
+    assert!(cli(&["INFO", "persistence"]).contains("last_seq:2"));
+    assert!(cli(&["NOSUCH"]).contains("unknown command"));
+    assert!(e.terminate().success());
+}
