@@ -117,6 +117,7 @@ impl Driver {
         };
         driver.load()?;
         driver.clean_leftovers();
+        driver.drop_references_of_another_boot()?;
         driver.reconcile();
         Ok(driver)
     }
@@ -151,6 +152,39 @@ impl Driver {
             }
         }
         tracing::info!(volumes = volumes.len(), "volume metadata loaded");
+        Ok(())
+    }
+
+    /// Mount references recorded under another boot of the kernel are
+    /// stale: their containers died with it, and the daemon will not send
+    /// their Unmount. They are dropped so the volumes can be removed.
+    fn drop_references_of_another_boot(&self) -> Result<(), DriverError> {
+        let state = |source| DriverError::State {
+            name: String::new(),
+            source,
+        };
+        let current = self.sys.boot_id().map_err(|source| DriverError::Mount {
+            name: String::new(),
+            source,
+        })?;
+        let recorded = self.store.recorded_boot_id().map_err(state)?;
+        if recorded.as_deref().is_some_and(|r| r != current) {
+            let mut volumes = self.volumes.write().unwrap_or_else(PoisonError::into_inner);
+            for entry in volumes.values_mut() {
+                let Entry::Live(meta) = entry else { continue };
+                if meta.mounts.is_empty() {
+                    continue;
+                }
+                let mut cleared = meta.clone();
+                cleared.mounts.clear();
+                self.store.save(&cleared).map_err(state)?;
+                tracing::info!(volume = %meta.name, dropped = meta.active_mounts(), "host rebooted: dropped stale mount references");
+                *meta = cleared;
+            }
+        }
+        if recorded.as_deref() != Some(current.as_str()) {
+            self.store.record_boot_id(&current).map_err(state)?;
+        }
         Ok(())
     }
 
@@ -1108,6 +1142,27 @@ mod tests {
         f.driver.unmount("v", "a").unwrap();
         assert_eq!(f.sys.take_calls().len(), 2);
         assert!(f.sys.mounted().is_empty());
+    }
+
+    #[test]
+    fn references_of_another_boot_are_dropped() {
+        let mut f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        f.driver.mount("v", "a").unwrap();
+        f.reopen();
+        assert_eq!(f.driver.counts().active_mounts, 1, "same boot: kept");
+        // Reboot: the mount table is empty and the boot id changed.
+        f.sys.table.lock().unwrap().clear();
+        *f.sys.boot.lock().unwrap() = "other-boot".into();
+        f.sys.take_calls();
+        f.reopen();
+        assert_eq!(f.driver.counts().active_mounts, 0);
+        assert_eq!(f.driver.store.load("v").unwrap().active_mounts(), 0);
+        assert!(
+            f.sys.take_calls().is_empty(),
+            "nothing mounted for stale references"
+        );
+        f.driver.remove("v").unwrap();
     }
 
     #[test]

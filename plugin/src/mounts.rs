@@ -25,6 +25,11 @@ pub enum MountError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("read boot id {path}: {source}")]
+    BootId {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("statvfs {path}: {errno}")]
     Statvfs {
         path: PathBuf,
@@ -51,6 +56,9 @@ pub trait Syscalls: Send + Sync + 'static {
     fn mount_points(&self) -> Result<Vec<PathBuf>, MountError>;
     /// Bytes of the file system holding `path`.
     fn statvfs(&self, path: &Path) -> Result<FsUsage, MountError>;
+    /// The kernel's boot id: mount references taken under another boot
+    /// are stale (no container survives a reboot).
+    fn boot_id(&self) -> Result<String, MountError>;
 }
 
 /// The real calls, through nix.
@@ -58,6 +66,7 @@ pub trait Syscalls: Send + Sync + 'static {
 pub struct NixSyscalls;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 impl Syscalls for NixSyscalls {
     fn bind_mount(&self, source: &Path, target: &Path) -> Result<(), MountError> {
@@ -106,6 +115,15 @@ impl Syscalls for NixSyscalls {
                 .saturating_mul(frag),
             free_bytes: s.blocks_available().saturating_mul(frag),
         })
+    }
+
+    fn boot_id(&self) -> Result<String, MountError> {
+        std::fs::read_to_string(BOOT_ID)
+            .map(|s| s.trim().to_owned())
+            .map_err(|source| MountError::BootId {
+                path: BOOT_ID.into(),
+                source,
+            })
     }
 }
 
@@ -179,6 +197,8 @@ pub mod fake {
         pub fail_bind_on: Mutex<Option<String>>,
         /// Unmounts of a target ending with this name fail with EBUSY.
         pub fail_unmount_on: Mutex<Option<String>>,
+        /// What `boot_id` answers.
+        pub boot: Mutex<String>,
     }
 
     impl RecordingSyscalls {
@@ -258,6 +278,10 @@ pub mod fake {
                 free_bytes: 600,
             })
         }
+
+        fn boot_id(&self) -> Result<String, MountError> {
+            Ok(self.boot.lock().unwrap().clone())
+        }
     }
 }
 
@@ -294,6 +318,7 @@ mod tests {
     fn real_mount_table_has_root() {
         let pts = NixSyscalls.mount_points().unwrap();
         assert!(is_mounted(&pts, Path::new("/")), "{pts:?}");
+        assert_eq!(NixSyscalls.boot_id().unwrap().len(), 36);
         let u = NixSyscalls.statvfs(Path::new("/")).unwrap();
         assert!(u.total_bytes > 0 && u.used_bytes <= u.total_bytes, "{u:?}");
     }

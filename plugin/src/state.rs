@@ -5,6 +5,7 @@
 //! PRIMARY/
 //!   .tiered/tmp/            volumes being created (published by rename)
 //!   .tiered/trash/          removed volumes awaiting deletion
+//!   .tiered/boot_id         kernel boot id of the last start
 //!   NAME/volume.json        metadata: options, creation time, mount refs
 //!   NAME/data/              the volume root (bind-mounted at MOUNT_ROOT/NAME)
 //!   NAME/data/archived/     where ARCHIVE/NAME is bind-mounted
@@ -44,6 +45,7 @@ pub const META_VERSION: u32 = 1;
 const STATE_DIR: &str = ".tiered";
 const META_FILE: &str = "volume.json";
 const DATA_DIR: &str = "data";
+const BOOT_FILE: &str = "boot_id";
 
 /// A state-store failure, with the path it was about.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +196,27 @@ impl StateStore {
     /// Whether `PRIMARY/NAME` exists at all.
     pub fn exists(&self, name: &str) -> bool {
         self.volume_dir(name).symlink_metadata().is_ok()
+    }
+
+    /// The boot id recorded by the last start (`.tiered/boot_id`), if any.
+    pub fn recorded_boot_id(&self) -> Result<Option<String>, StateError> {
+        let path = self.primary.join(STATE_DIR).join(BOOT_FILE);
+        match read_bounded(&path, 128) {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).trim().to_owned())),
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records the boot id of this start, atomically.
+    pub fn record_boot_id(&self, boot_id: &str) -> Result<(), StateError> {
+        write_atomic(
+            &self.primary.join(STATE_DIR),
+            BOOT_FILE,
+            format!("{boot_id}\n").as_bytes(),
+        )
     }
 
     /// Whether `PRIMARY/NAME/volume.json` exists (else the directory is

@@ -48,6 +48,9 @@ impl Syscalls for GatedSyscalls {
     fn statvfs(&self, path: &Path) -> Result<FsUsage, MountError> {
         NixSyscalls.statvfs(path)
     }
+    fn boot_id(&self) -> Result<String, MountError> {
+        NixSyscalls.boot_id()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
