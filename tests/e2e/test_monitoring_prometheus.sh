@@ -10,8 +10,9 @@
 #      test checks through its HTTP API that the three targets are up, every
 #      rule group loaded and evaluates, writes move the engine's counters, a
 #      snapshot and an archive move show up, every query of the Grafana
-#      dashboard is valid and returns data, and a stopped target raises
-#      TieredTargetDown.
+#      dashboard is valid and returns data, and alerts come from the live
+#      series: a nearly full tier raises TieredTierAlmostFull, a stopped
+#      target TieredTargetDown.
 # Every process is stopped and every mount and temp dir removed on exit.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -87,16 +88,27 @@ read -r engine_port engine_mport snap_mport plugin_mport prom_port < <(free_port
 log "ports: engine $engine_port, metrics engine $engine_mport snapshotter $snap_mport plugin $plugin_mport, prometheus $prom_port"
 
 # --- 2. the three programs ------------------------------------------------
+# Every tier is a tmpfs of its own, as in a deployment (the archive another
+# file system than the primary): their sizes are known, so the tier metrics
+# are checked end to end, and the host's disk usage cannot raise an alert.
+# (The engine refuses writes with less than 64 MiB free: --reserve-bytes.)
 dir="$work/persistence"              # the engine's and snapshotter's volume
+primary_tier_bytes=$((256 * 1024 * 1024))
 archive_tier_bytes=$((64 * 1024 * 1024))
+plugin_primary_bytes=$((128 * 1024 * 1024))
 plugin_archive_bytes=$((32 * 1024 * 1024))
-mkdir -p "$dir/archived" "$work/plugin/primary" "$work/plugin/archive" "$work/plugin/mnt"
-# The archive tier is another file system, as in a deployment; its size is
-# known, so the tier metrics can be checked end to end.
+mkdir -p "$dir" "$work/plugin/primary" "$work/plugin/archive" "$work/plugin/mnt"
+mount -t tmpfs -o "size=$primary_tier_bytes" tiered-mon-primary "$dir"
+on_exit umount "$dir"
+mkdir "$dir/archived"
 mount -t tmpfs -o "size=$archive_tier_bytes" tiered-mon-archive "$dir/archived"
 on_exit umount "$dir/archived"
+mount -t tmpfs -o "size=$plugin_primary_bytes" tiered-mon-plugin-primary "$work/plugin/primary"
+on_exit umount "$work/plugin/primary"
 mount -t tmpfs -o "size=$plugin_archive_bytes" tiered-mon-plugin-archive "$work/plugin/archive"
 on_exit umount "$work/plugin/archive"
+tier_totals="{\"tiered_snapshotter\": {\"primary\": $primary_tier_bytes, \"archive\": $archive_tier_bytes},"
+tier_totals+=" \"tiered_plugin\": {\"primary\": $plugin_primary_bytes, \"archive\": $plugin_archive_bytes}}"
 
 log "starting tiered-engine"
 "$TIERED_BIN/tiered-engine" --dir "$dir" --listen "127.0.0.1:$engine_port" \
@@ -197,13 +209,12 @@ groups=$(sed -n 's/^  - name: //p' "$MON/tiered-rules.yml" | tr '\n' ' ')
 nrules=$(grep -cE '^      - (alert|record):' "$MON/tiered-rules.yml")
 log "checking targets, rules and values through the Prometheus API"
 python3 - "http://127.0.0.1:$prom_port" "$MON" "$engine_mport,$snap_mport,$plugin_mport" \
-  "$writes" "$start_s" "$archive_tier_bytes" "$plugin_archive_bytes" "$nrules" $groups <<'EOF' || fail "prometheus checks failed"
+  "$writes" "$start_s" "$tier_totals" "$nrules" $groups <<'EOF' || fail "prometheus checks failed"
 import json, re, sys, time, urllib.error, urllib.parse, urllib.request
 
 base, mon, metrics_ports = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-writes, start_s = int(sys.argv[4]), int(sys.argv[5])
-archive_tier_bytes, plugin_archive_bytes = int(sys.argv[6]), int(sys.argv[7])
-nrules, groups = int(sys.argv[8]), set(sys.argv[9:])
+writes, start_s, tier_totals = int(sys.argv[4]), int(sys.argv[5]), json.loads(sys.argv[6])
+nrules, groups = int(sys.argv[7]), set(sys.argv[8:])
 dashboard = f"{mon}/grafana-dashboard.json"
 used_files = [f"{mon}/tiered-rules.yml", f"{mon}/tiered-rules.test.yml", dashboard]
 
@@ -269,13 +280,11 @@ wait("engine ready, writes not failed",
      lambda: (values("tiered_engine_ready") == [1] and values("tiered_engine_writes_failed") == [0],
               (values("tiered_engine_ready"), values("tiered_engine_writes_failed"))))
 
-# tiers: the archive tmpfs sizes come through statvfs, exporters and Prometheus
-wait("snapshotter archive tier total",
-     lambda: (values('tiered_snapshotter_tier_total_bytes{tier="archive"}') == [archive_tier_bytes],
-              values('tiered_snapshotter_tier_total_bytes{tier="archive"}')))
-wait("plugin archive tier total",
-     lambda: (values('tiered_plugin_tier_total_bytes{tier="archive"}') == [plugin_archive_bytes],
-              values('tiered_plugin_tier_total_bytes{tier="archive"}')))
+# tiers: the tmpfs sizes come through statvfs, the exporters and Prometheus
+for prog, tiers in tier_totals.items():
+    for tier, size in tiers.items():
+        expr = f'{prog}_tier_total_bytes{{tier="{tier}"}}'
+        wait(f"{expr} == {size}", lambda expr=expr, size=size: (values(expr) == [size], values(expr)))
 wait("free fraction recorded for both tiers of both jobs",
      lambda: (len(values("tiered:tier_free:ratio")) == 4, query("tiered:tier_free:ratio")))
 
@@ -330,24 +339,47 @@ def dashboard_queries():
 wait("every dashboard query returns data", dashboard_queries, 30)
 EOF
 
-# --- a stopped target raises TieredTargetDown -----------------------------
-log "stopping the plugin: TieredTargetDown must become pending"
-stop_pid "$plugin_pid"
-python3 - "http://127.0.0.1:$prom_port" <<'EOF' || fail "TieredTargetDown did not appear"
+# --- alerts computed from the live series --------------------------------
+# expect_alert NAME LABEL=VALUE...: wait until alert NAME is pending or firing
+# for a series with those labels, and for no other series.
+expect_alert() {
+  python3 - "http://127.0.0.1:$prom_port" "$@" <<'EOF'
 import json, sys, time, urllib.request
-deadline, alerts = time.time() + 30, None
+base, name, want = sys.argv[1], sys.argv[2], dict(a.split("=", 1) for a in sys.argv[3:])
+deadline, hit = time.time() + 30, None
 while time.time() < deadline:
-    with urllib.request.urlopen(sys.argv[1] + "/api/v1/alerts", timeout=10) as r:
+    with urllib.request.urlopen(base + "/api/v1/alerts", timeout=10) as r:
         alerts = json.load(r)["data"]["alerts"]
-    hit = [a for a in alerts if a["labels"]["alertname"] == "TieredTargetDown"]
-    if [a for a in hit if a["labels"].get("job") == "tiered-plugin" and a["state"] in ("pending", "firing")]:
-        others = [a["labels"].get("job") for a in hit if a["labels"].get("job") != "tiered-plugin"]
+    hit = [(a["labels"], a["state"]) for a in alerts if a["labels"]["alertname"] == name]
+    mine = [l for l, st in hit if st in ("pending", "firing") and want.items() <= l.items()]
+    if mine:
+        others = [l for l, _ in hit if not want.items() <= l.items()]
         if others:
-            raise SystemExit(f"FAIL: TieredTargetDown for running targets too: {others}")
-        print("ok: TieredTargetDown pending for tiered-plugin", flush=True)
+            raise SystemExit(f"FAIL: {name} also for {others}")
+        print(f"ok: {name} {hit[0][1]} for {want}", flush=True)
         sys.exit(0)
     time.sleep(0.5)
-raise SystemExit(f"FAIL: alerts: {alerts}")
+raise SystemExit(f"FAIL: {name} for {want} did not appear; {name} alerts: {hit}")
 EOF
+}
+
+log "a healthy system raises no alert"
+python3 - "http://127.0.0.1:$prom_port" <<'EOF' || fail "alerts on a healthy system"
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1] + "/api/v1/alerts", timeout=10) as r:
+    alerts = json.load(r)["data"]["alerts"]
+if alerts:
+    raise SystemExit(f"FAIL: {[(a['labels'], a['state']) for a in alerts]}")
+print("ok: no alert pending or firing", flush=True)
+EOF
+
+log "filling the plugin's archive tier to 94%: TieredTierAlmostFull must become pending"
+head -c $((plugin_archive_bytes / 16 * 15)) /dev/zero >"$work/plugin/archive/filler"
+expect_alert TieredTierAlmostFull job=tiered-plugin tier=archive || fail "TieredTierAlmostFull did not appear"
+rm -f "$work/plugin/archive/filler"
+
+log "stopping the plugin: TieredTargetDown must become pending"
+stop_pid "$plugin_pid"
+expect_alert TieredTargetDown job=tiered-plugin || fail "TieredTargetDown did not appear"
 
 log "monitoring e2e: ok"
