@@ -693,7 +693,7 @@ impl Driver {
     fn establish(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
         let name = meta.name.as_str();
         let mp = self.mountpoint(name);
-        std::fs::create_dir_all(&mp).map_err(Self::io_err(name, "create", &mp))?;
+        make_dir(&mp).map_err(Self::io_err(name, "create", &mp))?;
         if let Some(other) = &meta.options.archive_of {
             let src = self.archive_dir(other);
             if !src.is_dir() {
@@ -708,7 +708,7 @@ impl Driver {
                 .map_err(Self::mount_err(name));
         }
         let data = self.data_dir(name);
-        if !data.is_dir() {
+        if !data.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             return Err(DriverError::Damaged {
                 name: name.to_owned(),
                 reason: format!("{} is missing", data.display()),
@@ -830,11 +830,18 @@ fn canonical_tiers(t: Tiers) -> Result<Tiers, DriverError> {
     })
 }
 
-/// `mkdir`; `Ok(false)` if a directory is already there.
+/// `mkdir`; `Ok(false)` if a real directory is already there. A symlink
+/// (which a container could plant) is an error: mounts must never follow
+/// one out of the tiers.
 fn make_dir(path: &Path) -> std::io::Result<bool> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && path.symlink_metadata().is_ok_and(|m| m.is_dir()) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(e),
     }
 }
@@ -1245,6 +1252,21 @@ mod tests {
             f.driver.get("v").unwrap().status.unwrap()["mode"],
             json!("0700")
         );
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_mounted_over() {
+        let f = fixture();
+        f.driver.create("v", VolumeOptions::default()).unwrap();
+        let under = f.tiers.primary_root.join("v/data/archived");
+        std::fs::remove_dir(&under).unwrap();
+        let elsewhere = f.tiers.primary_root.join("v/elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &under).unwrap();
+        let err = f.driver.mount("v", "a").unwrap_err();
+        assert!(matches!(err, DriverError::Io { op: "create", .. }), "{err}");
+        assert!(f.sys.mounted().is_empty());
+        assert_eq!(f.driver.counts().active_mounts, 0);
     }
 
     #[test]
