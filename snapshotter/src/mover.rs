@@ -27,6 +27,9 @@
 //! source, as PostgreSQL's `archive_command` convention asks. A destination that
 //! differs is never overwritten: it is an error for the operator.
 //!
+//! A shutdown can abandon a copy in progress ([`move_file_interruptible`]):
+//! the temp file is removed and the source kept.
+//!
 //! Failpoints (feature `failpoints`), each returning [`MoveError::Injected`]:
 //! `mover::after_copy`, `mover::after_rename`, `mover::after_dst_fsync`,
 //! `mover::before_unlink`, `mover::after_unlink`, `mover::after_link`.
@@ -34,6 +37,7 @@
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
@@ -112,6 +116,9 @@ pub enum MoveError {
     /// The source path has no file name.
     #[error("{} has no file name", .0.display())]
     BadSource(PathBuf),
+    /// A shutdown abandoned the copy; the source is untouched.
+    #[error("copy of {} abandoned for shutdown; source kept", .0.display())]
+    Interrupted(PathBuf),
     /// An injected failure (tests only).
     #[error("injected failure at {0}")]
     Injected(&'static str),
@@ -134,6 +141,18 @@ macro_rules! failpoint {
 /// doc). `dst_dir` must exist. `verify` runs on the archived copy before the
 /// source is unlinked.
 pub fn move_file(src: &Path, dst_dir: &Path, verify: Verifier) -> Result<MoveOutcome, MoveError> {
+    move_file_interruptible(src, dst_dir, verify, &AtomicBool::new(false))
+}
+
+/// [`move_file`] that abandons a copy in progress once `stop` turns true
+/// (shutdown): the partial temp file is removed, the source is untouched, and
+/// [`MoveError::Interrupted`] is returned.
+pub fn move_file_interruptible(
+    src: &Path,
+    dst_dir: &Path,
+    verify: Verifier,
+    stop: &AtomicBool,
+) -> Result<MoveOutcome, MoveError> {
     let name = src
         .file_name()
         .ok_or_else(|| MoveError::BadSource(src.to_path_buf()))?;
@@ -206,7 +225,7 @@ pub fn move_file(src: &Path, dst_dir: &Path, verify: Verifier) -> Result<MoveOut
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(SysError::new("remove stale temp", &tmp, e).into()),
     }
-    let src_digest = match copy_to_temp(src, &tmp) {
+    let src_digest = match copy_to_temp(src, &tmp, stop) {
         Ok(d) => d,
         Err(e) => {
             // Never leave a partial copy eating space on a full archive.
@@ -258,7 +277,7 @@ fn unlink_and_sync(src: &Path, src_dir: &Path) -> Result<(), MoveError> {
 
 /// Copies `src` into a new `tmp`, fsyncs it, keeps the source's mtime, and
 /// returns the digest of the bytes read from the source.
-fn copy_to_temp(src: &Path, tmp: &Path) -> Result<Digest, MoveError> {
+fn copy_to_temp(src: &Path, tmp: &Path, stop: &AtomicBool) -> Result<Digest, MoveError> {
     let mut input = File::open(src).map_err(|e| SysError::new("open", src, e))?;
     let meta = input
         .metadata()
@@ -272,6 +291,9 @@ fn copy_to_temp(src: &Path, tmp: &Path) -> Result<Digest, MoveError> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
+        if stop.load(Ordering::SeqCst) {
+            return Err(MoveError::Interrupted(src.to_path_buf()));
+        }
         let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

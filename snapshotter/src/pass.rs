@@ -338,9 +338,14 @@ fn pass_inner(
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        let out = mover::move_file(&log.path, &archive_logs, &log_verifier)
-            .map_err(PassError::Archive)?;
-        count_move(metrics, &mut report, "log", out);
+        match mover::move_file_interruptible(&log.path, &archive_logs, &log_verifier, stop) {
+            Ok(out) => count_move(metrics, &mut report, "log", out),
+            Err(MoveError::Interrupted(_)) => {
+                report.interrupted = true;
+                return Ok(report);
+            }
+            Err(e) => return Err(PassError::Archive(e)),
+        }
     }
     let snap_verifier = |p: &Path| -> Result<(), String> { verify_snapshot_named(p) };
     for snap in snaps_to_move {
@@ -349,9 +354,14 @@ fn pass_inner(
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        let out = mover::move_file(&snap.path, &archive_snaps, &snap_verifier)
-            .map_err(PassError::Archive)?;
-        count_move(metrics, &mut report, "snapshot", out);
+        match mover::move_file_interruptible(&snap.path, &archive_snaps, &snap_verifier, stop) {
+            Ok(out) => count_move(metrics, &mut report, "snapshot", out),
+            Err(MoveError::Interrupted(_)) => {
+                report.interrupted = true;
+                return Ok(report);
+            }
+            Err(e) => return Err(PassError::Archive(e)),
+        }
     }
 
     // --- retention

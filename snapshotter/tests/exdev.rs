@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use common::*;
 use tiered_snapshotter::config::Config;
 use tiered_snapshotter::metrics::Metrics;
-use tiered_snapshotter::mover::{move_file, MoveError, MoveOutcome};
+use tiered_snapshotter::mover::{move_file, move_file_interruptible, MoveError, MoveOutcome};
 use tiered_snapshotter::pass::{run_pass, PassError, PassState};
 
 #[test]
@@ -108,4 +108,20 @@ fn differing_destination_across_devices_is_never_overwritten() {
         "{out:?}"
     );
     assert!(!log.exists());
+}
+
+#[test]
+fn a_shutdown_abandons_a_copy_and_keeps_the_source() {
+    let d = tempfile::tempdir().unwrap();
+    let _tmpfs = Tmpfs::mount(&d.path().join("archived"), "16m");
+    let mut h = History::new(d.path());
+    let log = h.sealed(5);
+    let original = fs::read(&log).unwrap();
+    let dst_dir = d.path().join("archived/logs");
+    fs::create_dir_all(&dst_dir).unwrap();
+    let err =
+        move_file_interruptible(&log, &dst_dir, &|_| Ok(()), &AtomicBool::new(true)).unwrap_err();
+    assert!(matches!(err, MoveError::Interrupted(_)), "{err}");
+    assert_eq!(fs::read(&log).unwrap(), original);
+    assert!(names(&dst_dir).is_empty());
 }
