@@ -163,10 +163,13 @@ impl Driver {
             name: String::new(),
             source,
         };
-        let current = self.sys.boot_id().map_err(|source| DriverError::Mount {
-            name: String::new(),
-            source,
-        })?;
+        let current = match self.sys.boot_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell reboots apart; mount references kept as recorded");
+                return Ok(());
+            }
+        };
         let recorded = self.store.recorded_boot_id().map_err(state)?;
         if recorded.as_deref().is_some_and(|r| r != current) {
             let mut volumes = self.volumes.write().unwrap_or_else(PoisonError::into_inner);
