@@ -17,6 +17,7 @@ vol=$(uniq_name vol)
 auto=$(uniq_name auto)
 backup=$(uniq_name backup)
 ctr=$(uniq_name ctr)
+vf=$(uniq_name vf)
 tmp=$(mktemp -d /tmp/tiered-e2e-plugin.XXXXXX)
 primary=$tmp/primary archive=$tmp/archive
 # Cleanup runs last-registered first: containers, volumes, plugin, image, dirs.
@@ -25,6 +26,7 @@ on_exit docker rmi -f "$image"
 on_exit docker plugin rm -f "$plugin"
 on_exit docker volume rm -f "$vol" "$auto" "$backup"
 on_exit docker rm -f "$ctr"
+on_exit docker rm -fv "$vf"
 
 fail() { log "FAIL: $*"; exit 1; }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
@@ -102,6 +104,16 @@ expect_eq "$(cat "$archive/$auto/a")" a "implicitly created volume"
 docker volume create -d "$plugin" -o archive-of="$vol" "$backup" >/dev/null
 expect_eq "$(docker run --rm -v "$backup:/backup:ro" "$image" cat /backup/logs/cold)" cold "archive-of sees the archive tier"
 expect_eq "$(docker run --rm -v "$backup:/backup:ro" "$image" sh -c 'test -e /backup/hot && echo yes || echo no')" no "archive-of hides the primary tier"
+
+log "anonymous volumes: removed with --rm and with rm -v, shared by --volumes-from"
+count() { find "$1" -mindepth 1 -maxdepth 1 ! -name '.*' | wc -l; }
+n_primary=$(count "$primary") n_archive=$(count "$archive")
+docker run --rm -v /anon --volume-driver "$plugin" "$image" sh -c 'echo x >/anon/archived/x'
+expect_eq "$(count "$primary"):$(count "$archive")" "$n_primary:$n_archive" "tiers after --rm of an anonymous volume"
+docker run --name "$vf" -v /foo --volume-driver "$plugin" "$image" sh -c 'echo vf >/foo/archived/vf'
+expect_eq "$(docker run --rm --volumes-from "$vf" "$image" cat /foo/archived/vf)" vf "--volumes-from"
+docker rm -v "$vf" >/dev/null
+expect_eq "$(count "$primary"):$(count "$archive")" "$n_primary:$n_archive" "tiers after rm -v"
 
 log "a failed mount fails the container and holds no reference"
 rm -rf "${archive:?}/$auto"
