@@ -802,19 +802,40 @@ fn canonical_tiers(t: Tiers) -> Result<Tiers, DriverError> {
             "archive dir name {name:?} must be one path component"
         )));
     }
-    let mut out = Vec::new();
-    for (what, p) in [
+    let roots = [
         ("primary root", &t.primary_root),
         ("archive root", &t.archive_root),
         ("mount root", &t.mount_root),
-    ] {
+    ];
+    // Checked before anything is created (bad configuration changes
+    // nothing), and again once the directories exist.
+    let mut planned = Vec::new();
+    for (what, p) in roots {
+        let r = resolve_planned(p)
+            .map_err(|e| DriverError::Config(format!("{what} {}: {e}", p.display())))?;
+        planned.push((what, r));
+    }
+    check_disjoint(&planned)?;
+    let mut out = Vec::new();
+    for (what, p) in roots {
         std::fs::create_dir_all(p)
             .and_then(|()| p.canonicalize())
             .map(|c| out.push((what, c)))
             .map_err(|e| DriverError::Config(format!("{what} {}: {e}", p.display())))?;
     }
-    for (i, (wa, a)) in out.iter().enumerate() {
-        for (wb, b) in out.iter().skip(i + 1) {
+    check_disjoint(&out)?;
+    let mut it = out.into_iter().map(|(_, p)| p);
+    Ok(Tiers {
+        primary_root: it.next().expect("three roots"),
+        archive_root: it.next().expect("three roots"),
+        mount_root: it.next().expect("three roots"),
+        archive_dir_name: t.archive_dir_name,
+    })
+}
+
+fn check_disjoint(roots: &[(&str, PathBuf)]) -> Result<(), DriverError> {
+    for (i, (wa, a)) in roots.iter().enumerate() {
+        for (wb, b) in roots.iter().skip(i + 1) {
             if a.starts_with(b) || b.starts_with(a) {
                 return Err(DriverError::Config(format!(
                     "{wa} {} and {wb} {} overlap",
@@ -824,13 +845,41 @@ fn canonical_tiers(t: Tiers) -> Result<Tiers, DriverError> {
             }
         }
     }
-    let mut it = out.into_iter().map(|(_, p)| p);
-    Ok(Tiers {
-        primary_root: it.next().expect("three roots"),
-        archive_root: it.next().expect("three roots"),
-        mount_root: it.next().expect("three roots"),
-        archive_dir_name: t.archive_dir_name,
-    })
+    Ok(())
+}
+
+/// Where `p` will be once created: its longest existing ancestor resolved
+/// (symlinks followed), plus the missing components, which must be plain
+/// names.
+fn resolve_planned(p: &Path) -> std::io::Result<PathBuf> {
+    let abs = if p.is_absolute() {
+        p.to_owned()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let mut missing = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            let mut out = c;
+            for comp in missing.iter().rev() {
+                out.push(comp);
+            }
+            return Ok(out);
+        }
+        match (cur.file_name(), cur.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_owned());
+                cur = parent;
+            }
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "'..' in the part of the path that does not exist yet",
+                ))
+            }
+        }
+    }
 }
 
 /// `mkdir`; `Ok(false)` if a real directory is already there. A symlink
@@ -1296,6 +1345,10 @@ mod tests {
             Driver::open(nested, sys.clone()),
             Err(DriverError::Config(_))
         ));
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "a refused configuration creates nothing"
+        );
         let bad_name = Tiers {
             primary_root: dir.path().join("p"),
             archive_root: dir.path().join("a"),

@@ -197,6 +197,10 @@ async fn a_second_instance_on_the_same_socket_changes_nothing() {
     cfg.tiers.archive_root = p.primary.join("inside");
     let err = tiered_plugin::run(cfg, async {}).await.unwrap_err();
     assert!(err.to_string().contains("overlap"), "{err}");
+    assert!(
+        !p.primary.join("inside").exists(),
+        "refused config created a dir"
+    );
 
     // A stale socket (nobody listening) is replaced.
     drop(std::os::unix::net::UnixListener::bind(&p.socket).unwrap());
