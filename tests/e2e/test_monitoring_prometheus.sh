@@ -12,7 +12,9 @@
 #      snapshot and an archive move show up, every query of the Grafana
 #      dashboard is valid and returns data, and alerts come from the live
 #      series: a nearly full tier raises TieredTierAlmostFull, a stopped
-#      target TieredTargetDown.
+#      target TieredTargetDown;
+#   4. the README's way to turn on a managed plugin's metrics listener
+#      (`docker plugin set … TIERED_METRICS_LISTEN=…` while disabled) works.
 # Every process is stopped and every mount and temp dir removed on exit.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -381,5 +383,36 @@ rm -f "$work/plugin/archive/filler"
 log "stopping the plugin: TieredTargetDown must become pending"
 stop_pid "$plugin_pid"
 expect_alert TieredTargetDown job=tiered-plugin || fail "TieredTargetDown did not appear"
+
+# --- the README's managed-plugin path -------------------------------------
+# A managed plugin (config.json + rootfs/, as scripts/plugin.sh installs it)
+# has no metrics listener until TIERED_METRICS_LISTEN is set while disabled;
+# it runs in the host's network namespace, so the host reaches it.
+log "managed plugin: docker plugin set TIERED_METRICS_LISTEN while disabled"
+ensure_docker
+mp_name=$(uniq_name monitoring)
+read -r mp_port < <(free_ports 1)
+managed_archive_bytes=$((16 * 1024 * 1024))
+mkdir -p "$work/managed/primary" "$work/managed/archive"
+mount -t tmpfs -o "size=$managed_archive_bytes" tiered-mon-managed-archive "$work/managed/archive"
+on_exit umount "$work/managed/archive"
+on_exit docker plugin rm -f "$mp_name"
+"$TIERED_ROOT/scripts/plugin.sh" install --name "$mp_name" --primary-source "$work/managed/primary" \
+  --archive-source "$work/managed/archive" >"$work/managed-plugin.log" 2>&1 \
+  || fail "scripts/plugin.sh install failed"
+! http_ok "http://127.0.0.1:$mp_port/metrics" || fail "managed plugin listens on $mp_port before the setting"
+docker plugin disable "$mp_name" >/dev/null
+docker plugin set "$mp_name" "TIERED_METRICS_LISTEN=127.0.0.1:$mp_port"
+docker plugin enable "$mp_name" >/dev/null
+wait_for 15 http_ok "http://127.0.0.1:$mp_port/metrics" || fail "managed plugin: no metrics on 127.0.0.1:$mp_port"
+python3 - "http://127.0.0.1:$mp_port/metrics" "$managed_archive_bytes" <<'EOF' || fail "managed plugin metrics"
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    lines = r.read().decode().splitlines()
+want = f'tiered_plugin_tier_total_bytes{{tier="archive"}} {sys.argv[2]}'
+if want not in lines:
+    raise SystemExit(f"FAIL: {want!r} not in the managed plugin's metrics: {[l for l in lines if 'tier_' in l]}")
+print(f"ok: managed plugin serves its metrics: {want}", flush=True)
+EOF
 
 log "monitoring e2e: ok"
