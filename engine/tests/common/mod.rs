@@ -31,7 +31,10 @@ impl Engine {
     pub fn start(dir: &Path, extra: &[&str]) -> Engine {
         let port = free_port();
         let metrics_port = free_port();
-        let log = dir.with_extension(format!("log-{port}"));
+        // inside the persistence dir (the engine ignores files it does not
+        // name), so that it goes away with the temp dir
+        std::fs::create_dir_all(dir).unwrap();
+        let log = dir.join(format!("engine-{port}.stderr"));
         let child = Command::new(BIN)
             .arg("--dir")
             .arg(dir)
