@@ -11,7 +11,8 @@
 #      rule group loaded and evaluates, writes move the engine's counters, a
 #      snapshot and an archive move show up, every query of the Grafana
 #      dashboard is valid and returns data, and alerts come from the live
-#      series: a nearly full tier raises TieredTierAlmostFull, a stopped
+#      series: archive growth without retention raises the archive alerts
+#      (and nothing else), a nearly full tier TieredTierAlmostFull, a stopped
 #      target TieredTargetDown;
 #   4. the README's way to turn on a managed plugin's metrics listener
 #      (`docker plugin set … TIERED_METRICS_LISTEN=…` while disabled) works.
@@ -160,6 +161,20 @@ prometheus --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data"
 prom_pid=$!
 on_exit stop_pid "$prom_pid"
 wait_for 30 http_ok "http://127.0.0.1:$prom_port/-/ready" || fail "prometheus not ready within 30s"
+
+# prom_has EXPR: exit 0 if the instant query EXPR returns at least one series.
+prom_has() {
+  python3 - "http://127.0.0.1:$prom_port" "$1" <<'EOF'
+import json, sys, urllib.parse, urllib.request
+url = sys.argv[1] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
+with urllib.request.urlopen(url, timeout=10) as r:
+    sys.exit(0 if json.load(r)["data"]["result"] else 1)
+EOF
+}
+# Prometheus must see the archive before it grows: the archive-growth alerts
+# are checked on the growth that follows.
+wait_for 30 prom_has 'count(up{job=~"tiered-.*"} == 1) == 3 and on () count(tiered_snapshotter_archive_bytes) == 1' \
+  || fail "prometheus did not scrape the three targets within 30s"
 
 # --- activity: writes, snapshots, archive moves, plugin requests ----------
 writes=2000
@@ -365,14 +380,25 @@ raise SystemExit(f"FAIL: {name} for {want} did not appear; {name} alerts: {hit}"
 EOF
 }
 
-log "a healthy system raises no alert"
-python3 - "http://127.0.0.1:$prom_port" <<'EOF' || fail "alerts on a healthy system"
-import json, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1] + "/api/v1/alerts", timeout=10) as r:
-    alerts = json.load(r)["data"]["alerts"]
-if alerts:
-    raise SystemExit(f"FAIL: {[(a['labels'], a['state']) for a in alerts]}")
-print("ok: no alert pending or firing", flush=True)
+# The test's snapshotter has no retention and its archive just grew while
+# Prometheus watched: exactly the two archive-growth alerts are pending, and
+# nothing else is pending or firing.
+log "only the archive-growth alerts are pending"
+python3 - "http://127.0.0.1:$prom_port" <<'EOF' || fail "unexpected alerts"
+import json, sys, time, urllib.request
+want = {("TieredArchiveOutgrowingRetention", "pending"), ("TieredArchiveTierFullSoon", "pending")}
+deadline, got = time.time() + 30, None
+while time.time() < deadline:
+    with urllib.request.urlopen(sys.argv[1] + "/api/v1/alerts", timeout=10) as r:
+        alerts = json.load(r)["data"]["alerts"]
+    got = {(a["labels"]["alertname"], a["state"]) for a in alerts}
+    if got - want:
+        raise SystemExit(f"FAIL: unexpected alerts: {[(a['labels'], a['state']) for a in alerts]}")
+    if got == want and all(a["labels"]["job"] == "tiered-snapshotter" for a in alerts):
+        print(f"ok: alerts: {sorted(got)}", flush=True)
+        sys.exit(0)
+    time.sleep(0.5)
+raise SystemExit(f"FAIL: alerts {got}, expected {want}")
 EOF
 
 log "filling the plugin's archive tier to 94%: TieredTierAlmostFull must become pending"
