@@ -29,6 +29,9 @@ pub struct CommandLabels {
 /// Every engine metric.
 pub struct Metrics {
     pub registry: Registry,
+    /// (ok, error) counters of every known command, created up front so the
+    /// hot path does not lock the family.
+    command_counters: std::collections::HashMap<&'static str, (Counter, Counter)>,
     pub commands: Family<CommandLabels, Counter>,
     pub logged_records: Counter,
     pub logged_bytes: Counter,
@@ -131,8 +134,20 @@ impl Metrics {
             "1 once the command log is poisoned by a write or fsync error",
             writes_failed.clone(),
         );
+        let command_counters = crate::cmd::command_names()
+            .chain(["unknown"])
+            .map(|command| {
+                let get = |outcome| {
+                    commands
+                        .get_or_create(&CommandLabels { command, outcome })
+                        .clone()
+                };
+                (command, (get("ok"), get("error")))
+            })
+            .collect();
         Metrics {
             registry,
+            command_counters,
             commands,
             logged_records,
             logged_bytes,
@@ -151,12 +166,19 @@ impl Metrics {
 
     /// Counts one served command.
     pub fn command(&self, command: &'static str, ok: bool) {
-        self.commands
-            .get_or_create(&CommandLabels {
-                command,
-                outcome: if ok { "ok" } else { "error" },
-            })
-            .inc();
+        match self.command_counters.get(command) {
+            Some((o, e)) => {
+                if ok { o } else { e }.inc();
+            }
+            None => {
+                self.commands
+                    .get_or_create(&CommandLabels {
+                        command,
+                        outcome: if ok { "ok" } else { "error" },
+                    })
+                    .inc();
+            }
+        }
     }
 
     /// The text exposition.

@@ -133,6 +133,25 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
     Ok(Some((args, nl + 1)))
 }
 
+/// Appends the decimal digits of `n` without allocating.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Appends the RESP2 encoding of `reply` to `out`.
 pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
     match reply {
@@ -140,19 +159,19 @@ pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
         Reply::Int(n) => {
             out.push(b':');
-            out.extend_from_slice(n.to_string().as_bytes());
+            push_int(out, *n);
             out.extend_from_slice(b"\r\n");
         }
         Reply::Bulk(b) => {
             out.push(b'$');
-            out.extend_from_slice(b.len().to_string().as_bytes());
+            push_int(out, b.len() as i64);
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(b);
             out.extend_from_slice(b"\r\n");
         }
         Reply::Array(items) => {
             out.push(b'*');
-            out.extend_from_slice(items.len().to_string().as_bytes());
+            push_int(out, items.len() as i64);
             out.extend_from_slice(b"\r\n");
             for i in items {
                 encode_reply(i, out);
@@ -236,6 +255,8 @@ mod tests {
         let mut out = Vec::new();
         encode_reply(
             &Reply::Array(vec![
+                Reply::Int(i64::MIN),
+                Reply::Int(0),
                 Reply::Ok,
                 Reply::Nil,
                 Reply::Int(-3),
@@ -247,7 +268,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            b"*6\r\n+OK\r\n$-1\r\n:-3\r\n$2\r\nhi\r\n+PONG\r\n-ERR badthing\r\n".to_vec()
+            b"*8\r\n:-9223372036854775808\r\n:0\r\n+OK\r\n$-1\r\n:-3\r\n$2\r\nhi\r\n+PONG\r\n-ERR badthing\r\n".to_vec()
         );
     }
 }

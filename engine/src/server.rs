@@ -465,24 +465,71 @@ async fn serve(
 
 enum Pending {
     Ready(&'static str, Reply),
-    Waiting(&'static str, oneshot::Receiver<Reply>),
+    /// A run of writes not yet handed to the log writer.
+    Unsent(Vec<&'static str>, Vec<crate::db::Command>, Vec<Vec<u8>>),
+    Waiting(Vec<&'static str>, oneshot::Receiver<Vec<Reply>>),
 }
 
-/// Resolves queued replies in order into `out`, counting them.
-async fn flush_pending(shared: &Shared, pending: &mut Vec<Pending>, out: &mut Vec<u8>) {
-    for p in pending.drain(..) {
-        let (name, reply) = match p {
-            Pending::Ready(n, r) => (n, r),
-            Pending::Waiting(n, rx) => (
-                n,
-                rx.await
-                    .unwrap_or_else(|_| Reply::Error(shared.poison_message())),
-            ),
+fn count(shared: &Shared, name: &'static str, reply: &Reply, out: &mut Vec<u8>) {
+    shared
+        .metrics
+        .command(name, !matches!(reply, Reply::Error(_)));
+    resp::encode_reply(reply, out);
+}
+
+/// Hands every unsent run of writes to the log writer, in order.
+async fn send_pending(shared: &Shared, pending: &mut [Pending], tx: &mpsc::Sender<WriteRequest>) {
+    for p in pending.iter_mut() {
+        if !matches!(p, Pending::Unsent(..)) {
+            continue;
+        }
+        let Pending::Unsent(names, cmds, payloads) =
+            std::mem::replace(p, Pending::Ready("unknown", Reply::Nil))
+        else {
+            unreachable!("checked above");
         };
-        shared
-            .metrics
-            .command(name, !matches!(reply, Reply::Error(_)));
-        resp::encode_reply(&reply, out);
+        let (reply, rx) = oneshot::channel();
+        let n = cmds.len();
+        *p = match tx
+            .send(WriteRequest {
+                cmds,
+                payloads,
+                reply,
+            })
+            .await
+        {
+            Ok(()) => Pending::Waiting(names, rx),
+            Err(_) => {
+                let (tx1, rx1) = oneshot::channel();
+                let _ = tx1.send(vec![Reply::Error(shared.poison_message()); n]);
+                Pending::Waiting(names, rx1)
+            }
+        };
+    }
+}
+
+/// Sends unsent writes, then resolves every queued reply in order into
+/// `out`, counting them.
+async fn flush_pending(
+    shared: &Shared,
+    pending: &mut Vec<Pending>,
+    tx: &mpsc::Sender<WriteRequest>,
+    out: &mut Vec<u8>,
+) {
+    send_pending(shared, pending, tx).await;
+    for p in pending.drain(..) {
+        match p {
+            Pending::Ready(n, r) => count(shared, n, &r, out),
+            Pending::Waiting(names, rx) => {
+                let replies = rx
+                    .await
+                    .unwrap_or_else(|_| vec![Reply::Error(shared.poison_message()); names.len()]);
+                for (n, r) in names.into_iter().zip(replies) {
+                    count(shared, n, &r, out);
+                }
+            }
+            Pending::Unsent(..) => unreachable!("sent above"),
+        }
     }
 }
 
@@ -543,21 +590,23 @@ async fn connection(
                         }
                     }
                     let payload = command.encode();
-                    let (reply, rx) = oneshot::channel();
-                    let req = WriteRequest {
-                        cmd: command,
-                        payload,
-                        reply,
-                    };
-                    match tx.send(req).await {
-                        Ok(()) => pending.push(Pending::Waiting(name, rx)),
-                        Err(_) => pending
-                            .push(Pending::Ready(name, Reply::Error(shared.poison_message()))),
+                    match pending.last_mut() {
+                        Some(Pending::Unsent(names, cmds, payloads)) => {
+                            names.push(name);
+                            cmds.push(command);
+                            payloads.push(payload);
+                        }
+                        _ => {
+                            pending.push(Pending::Unsent(vec![name], vec![command], vec![payload]))
+                        }
                     }
                 }
                 Action::Read(f) => {
-                    if pending.iter().any(|p| matches!(p, Pending::Waiting(..))) {
-                        flush_pending(shared, &mut pending, &mut out).await;
+                    if pending
+                        .iter()
+                        .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
+                    {
+                        flush_pending(shared, &mut pending, &tx, &mut out).await;
                     }
                     let reply = {
                         let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
@@ -572,7 +621,7 @@ async fn connection(
                 }
             }
         }
-        flush_pending(shared, &mut pending, &mut out).await;
+        flush_pending(shared, &mut pending, &tx, &mut out).await;
         if !out.is_empty() {
             socket.write_all(&out).await?;
             out.clear();

@@ -31,15 +31,23 @@ use crate::segment::{PreparedFile, SegmentError, SegmentWriter, PREPARED_SEGMENT
 use crate::server::Shared;
 use crate::sys;
 
-/// Most records in one group commit.
-pub const MAX_BATCH: usize = 1024;
+/// A group commit takes requests until it holds at least this many records.
+pub const MAX_BATCH: usize = 4096;
 
-/// A state-changing command waiting to be logged.
+/// State-changing commands of one connection, waiting to be logged together
+/// (a run of pipelined writes), answered with one reply per command.
 pub struct WriteRequest {
-    pub cmd: Command,
-    /// `cmd.encode()`, computed by the connection task.
-    pub payload: Vec<u8>,
-    pub reply: oneshot::Sender<Reply>,
+    pub cmds: Vec<Command>,
+    /// `cmd.encode()` of each command, computed by the connection task.
+    pub payloads: Vec<Vec<u8>>,
+    pub reply: oneshot::Sender<Vec<Reply>>,
+}
+
+impl WriteRequest {
+    fn fail(self, msg: &str) {
+        let n = self.cmds.len();
+        let _ = self.reply.send(vec![Reply::Error(msg.to_string()); n]);
+    }
 }
 
 /// Why the writer stopped accepting writes.
@@ -153,16 +161,27 @@ pub async fn run(
     mut rx: mpsc::Receiver<WriteRequest>,
     mut log: Log,
 ) -> Result<(), WriterError> {
-    let mut batch: Vec<WriteRequest> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<WriteRequest> = Vec::with_capacity(256);
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let tick_every = log.rotate_interval.min(Duration::from_millis(250));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_BATCH) => {
-                if n == 0 {
+            first = rx.recv() => {
+                let Some(first) = first else {
                     break;
+                };
+                let mut records = first.cmds.len();
+                batch.push(first);
+                while records < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(req) => {
+                            records += req.cmds.len();
+                            batch.push(req);
+                        }
+                        Err(_) => break,
+                    }
                 }
                 match commit(&shared, log, buf, &mut batch).await {
                     Ok((l, b)) => {
@@ -197,14 +216,14 @@ fn poison(shared: &Shared, e: WriterError, rx: &mut mpsc::Receiver<WriteRequest>
     shared.set_poisoned(msg.clone());
     rx.close();
     while let Ok(req) = rx.try_recv() {
-        let _ = req.reply.send(Reply::Error(msg.clone()));
+        req.fail(&msg);
     }
     e
 }
 
 fn fail_batch(batch: &mut Vec<WriteRequest>, msg: &str) {
     for req in batch.drain(..) {
-        let _ = req.reply.send(Reply::Error(msg.to_string()));
+        req.fail(msg);
     }
 }
 
@@ -217,11 +236,11 @@ async fn commit(
     batch: &mut Vec<WriteRequest>,
 ) -> Result<(Log, Vec<u8>), WriterError> {
     let ts = now_ms().max(log.last_ts);
-    let n = batch.len() as u64;
     let payloads: Vec<Vec<u8>> = batch
         .iter_mut()
-        .map(|r| std::mem::take(&mut r.payload))
+        .flat_map(|r| std::mem::take(&mut r.payloads))
         .collect();
+    let n = payloads.len() as u64;
     let joined = tokio::task::spawn_blocking(move || {
         let outcome = (|| {
             if log.reserve_bytes > 0 {
@@ -292,8 +311,8 @@ async fn commit(
             {
                 let mut db = shared.db.write().unwrap_or_else(|p| p.into_inner());
                 for req in batch.drain(..) {
-                    let reply = db.apply(&req.cmd, ts);
-                    replies.push((req.reply, reply));
+                    let r: Vec<Reply> = req.cmds.iter().map(|c| db.apply(c, ts)).collect();
+                    replies.push((req.reply, r));
                 }
             }
             shared.set_last_seq(last_seq);
