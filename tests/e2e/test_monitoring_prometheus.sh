@@ -3,8 +3,8 @@
 #   1. promtool checks the scrape config and the rules and runs the rules'
 #      unit tests (tiered-rules.test.yml);
 #   2. tiered-engine, tiered-snapshotter and tiered-plugin (static binaries
-#      from build/bin) run with --metrics-listen on free loopback ports, the
-#      archive tiers on small tmpfs mounts of known size;
+#      from build/bin) run with --metrics-listen on free loopback ports,
+#      every tier on a small tmpfs of known size;
 #   3. a real Prometheus (Debian's `prometheus`) runs on loopback with a copy
 #      of deploy/monitoring/prometheus.yml pointing at those ports, and the
 #      test checks through its HTTP API that the three targets are up, every
