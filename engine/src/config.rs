@@ -12,8 +12,8 @@ pub const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default age at which a non-empty open segment is sealed: 60 s.
 pub const DEFAULT_ROTATE_INTERVAL_SECS: u64 = 60;
 /// Default free space kept on the persistence volume: writes are refused
-/// (with a clear error, nothing logged) when less is free: 64 MiB.
-pub const DEFAULT_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
+/// (with a clear error, nothing logged) when less is free: 16 MiB.
+pub const DEFAULT_RESERVE_BYTES: u64 = 16 * 1024 * 1024;
 /// Default cap on connected clients.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 

@@ -525,7 +525,17 @@ impl PreparedFile {
             .write(true)
             .open(&path)
             .map_err(|e| io_err("create", e))?;
-        sys::fallocate(&file, prealloc_bytes).map_err(|e| io_err("fallocate", e))?;
+        match sys::fallocate(&file, prealloc_bytes) {
+            Ok(_) => {}
+            Err(e) if sys::is_enospc(&e) => {
+                // Not enough room to reserve a whole segment: go on without
+                // preallocation (the free-space reserve refuses writes before
+                // the volume is full).
+                tracing::warn!(path = %path.display(), prealloc_bytes, "not enough space to preallocate the next segment; creating it sparse");
+                file.set_len(0).map_err(|e| io_err("truncate", e))?;
+            }
+            Err(e) => return Err(io_err("fallocate", e)),
+        }
         Ok(PreparedFile { file, path })
     }
 }

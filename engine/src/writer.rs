@@ -104,17 +104,10 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates the preallocated next-segment file; without preallocation when
-/// the file system is too full for it.
+/// Creates the preallocated next-segment file (sparse when the volume is
+/// too full to preallocate).
 fn prepare(dir: PathBuf, prealloc_bytes: u64) -> Result<PreparedFile, SegmentError> {
-    match PreparedFile::create(&dir, prealloc_bytes) {
-        Ok(p) => Ok(p),
-        Err(SegmentError::Io { source, .. }) if sys::is_enospc(&source) && prealloc_bytes > 0 => {
-            tracing::warn!("not enough space to preallocate the next segment; creating it sparse");
-            PreparedFile::create(&dir, 0)
-        }
-        Err(e) => Err(e),
-    }
+    PreparedFile::create(&dir, prealloc_bytes)
 }
 
 impl Log {

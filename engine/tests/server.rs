@@ -526,3 +526,84 @@ fn redis_cli_talks_to_the_engine() {
     assert!(cli(&["NOSUCH"]).contains("unknown command"));
     assert!(e.terminate().success());
 }
+
+/// A small tmpfs as the persistence volume, unmounted on drop.
+struct Tmpfs {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vol");
+        std::fs::create_dir(&p).unwrap();
+        let r = nix::mount::mount(
+            Some("tmpfs"),
+            &p,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size}").as_str()),
+        );
+        match r {
+            Ok(()) => Some(Tmpfs { path: p, _dir: dir }),
+            Err(nix::errno::Errno::EPERM) => None,
+            Err(e) => panic!("mount tmpfs: {e}"),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_full_volume_refuses_writes_before_it_is_full_and_keeps_serving_reads() {
+    let Some(vol) = Tmpfs::mount("6m") else {
+        eprintln!("not root: cannot mount a tmpfs; skipping");
+        return;
+    };
+    // segments of 1 MiB cannot all be preallocated: the engine goes sparse
+    let e = Engine::start(
+        &vol.path,
+        &["--rotate-bytes", "1048576", "--reserve-bytes", "2097152"],
+    );
+    let rt = rt();
+    rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        let value = "v".repeat(64 * 1024);
+        let mut acked = 0;
+        let refused = loop {
+            match c.set::<_, _, String>(format!("k{acked}"), &value).await {
+                Ok(_) => acked += 1,
+                Err(e) => break e.to_string(),
+            }
+            assert!(acked < 200, "a 6 MiB volume cannot hold 200 x 64 KiB");
+        };
+        assert!(refused.contains("disk almost full"), "{refused}");
+        assert!(acked > 10, "{acked}");
+        // reads go on, the engine is not poisoned
+        let v: String = c.get("k0").await.unwrap();
+        assert_eq!(v.len(), value.len());
+        assert!(e.healthy());
+        let err = c.set::<_, _, String>("again", "x").await.unwrap_err();
+        assert!(err.to_string().contains("disk almost full"));
+    });
+    let acked_keys = {
+        let m = e.http_get("/metrics").1;
+        metric(&m, "tiered_engine_sequence_number", &[]).unwrap()
+    };
+    assert!(e.terminate().success());
+    let e = Engine::start(
+        &vol.path,
+        &["--reserve-bytes", "0", "--rotate-bytes", "1048576"],
+    );
+    let m = e.http_get("/metrics").1;
+    assert_eq!(
+        metric(&m, "tiered_engine_sequence_number", &[]),
+        Some(acked_keys)
+    );
+    drop(e);
+}

@@ -42,7 +42,11 @@ impl Engine {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics_port}"))
-            .args(["--reserve-bytes", "0"])
+            .args(if extra.contains(&"--reserve-bytes") {
+                &[][..]
+            } else {
+                &["--reserve-bytes", "0"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
