@@ -3,6 +3,7 @@
 # scripts/build.sh is the whole image (no base image to pull).
 #
 #   docker build -f images/engine.Dockerfile -t tiered-engine build/bin
+# (scripts/images.sh does this with a context holding only the binary)
 #
 # The persistence dir is a `tiered` volume mounted at /app/persistence; its
 # `archived/` sub-path lives on the archive tier and belongs to the

@@ -3,6 +3,7 @@
 # FROM scratch: the static binary from scripts/build.sh is the whole image.
 #
 #   docker build -f images/snapshotter.Dockerfile -t tiered-snapshotter build/bin
+# (scripts/images.sh does this with a context holding only the binary)
 #
 # Runs as 1000:1000, the uid/gid the compose file gives the volume, so the
 # files it writes under /app/persistence/archived stay readable by the engine.

@@ -5,8 +5,8 @@
 #   scripts/images.sh [TAG]      ->  tiered-engine:TAG, tiered-snapshotter:TAG
 #
 # TAG defaults to $TIERED_IMAGE_TAG or `latest`. Image names can be changed
-# with TIERED_ENGINE_REPO / TIERED_SNAPSHOTTER_REPO. The build context is
-# build/bin alone, so a build sends only the binaries to the daemon.
+# with TIERED_ENGINE_REPO / TIERED_SNAPSHOTTER_REPO. Each build's context is
+# a temp dir holding its one binary, so a build sends only that to the daemon.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -21,17 +21,30 @@ for b in tiered-engine tiered-snapshotter; do
 done
 ensure_docker
 
-build() { # build DOCKERFILE IMAGE
-  local dockerfile=$1 image=$2
+ctx_root=$(mktemp -d /tmp/tiered-images.XXXXXX)
+on_exit rm -rf "$ctx_root"
+
+build() { # build DOCKERFILE BINARY IMAGE
+  local dockerfile=$1 binary=$2 image=$3 ctx="$ctx_root/$2"
+  mkdir "$ctx"
+  cp "$TIERED_BIN/$binary" "$ctx/$binary"
   log "docker build $image"
   # The legacy builder (no buildx needed). Its output, with the CLI's
   # deprecation notice, is shown only when the build fails.
   local out
-  if ! out=$(DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" -t "$image" "$TIERED_BIN" 2>&1); then
+  if ! out=$(DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" -t "$image" "$ctx" 2>&1); then
     printf '%s\n' "$out" >&2
     die "docker build of $image failed"
   fi
 }
-build "$TIERED_ROOT/images/engine.Dockerfile" "$engine_repo:$tag"
-build "$TIERED_ROOT/images/snapshotter.Dockerfile" "$snapshotter_repo:$tag"
+# Both at once: the legacy builder spends its time committing one layer per
+# instruction, not on the CPU.
+build "$TIERED_ROOT/images/engine.Dockerfile" tiered-engine "$engine_repo:$tag" &
+engine_pid=$!
+build "$TIERED_ROOT/images/snapshotter.Dockerfile" tiered-snapshotter "$snapshotter_repo:$tag" &
+snapshotter_pid=$!
+rc=0
+wait "$engine_pid" || rc=1
+wait "$snapshotter_pid" || rc=1
+[ "$rc" = 0 ] || die "image build failed"
 log "images: $engine_repo:$tag $snapshotter_repo:$tag"

@@ -24,7 +24,11 @@
 #
 # Facts of the Docker daemon (20.10) this script works around:
 # - `localhost:PORT` is the name to push to: the daemon treats 127.0.0.0/8 as
-#   an insecure registry and falls back to plain HTTP for it.
+#   an insecure registry, so it accepts the registry's self-signed certificate.
+# - The registry serves HTTPS: the daemon pushes over HTTPS first even to an
+#   insecure registry, and when that attempt fails and it falls back to HTTP,
+#   Docker 20.10's containerd pusher sometimes panics ("send on closed
+#   channel") and takes the whole daemon down.
 # - `docker plugin create` fails with "content sha256:… already exists" when
 #   the rootfs layer is byte-identical to one the daemon already holds (the
 #   same build installed under another name). Every packed rootfs therefore
@@ -88,6 +92,7 @@ binary=${TIERED_PLUGIN_BINARY:-$TIERED_BIN/tiered-plugin}
 [ -x "$binary" ] || die "missing $binary: run scripts/build.sh first"
 command -v docker-registry >/dev/null || die "missing docker-registry: run scripts/deps.sh"
 command -v python3 >/dev/null || die "missing python3: run scripts/deps.sh"
+command -v openssl >/dev/null || die "missing openssl: run scripts/deps.sh"
 ensure_docker
 
 plugin_exists() { docker plugin inspect "$alias_name" >/dev/null 2>&1; }
@@ -123,6 +128,15 @@ if ! port_free "$port"; then
   port=$(free_port)
 fi
 mkdir -p "$work/storage"
+# TLS with a throwaway self-signed certificate. The daemon pushes over HTTPS
+# first even to an insecure registry (it skips verification for those), and
+# Docker 20.10 panics in its containerd pusher ("send on closed channel") now
+# and then when that first attempt fails and it falls back to HTTP: the whole
+# daemon dies. Serving HTTPS makes the first attempt the one that works.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/registry.key" -out "$work/registry.crt" >/dev/null 2>&1 \
+  || die "openssl could not make the registry's certificate"
 cat >"$work/registry.yml" <<EOF
 version: 0.1
 log:
@@ -134,6 +148,9 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$port
+  tls:
+    certificate: $work/registry.crt
+    key: $work/registry.key
 EOF
 log "starting docker-registry on 127.0.0.1:$port"
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
@@ -143,8 +160,8 @@ registry_pid=$!
 on_exit "kill $registry_pid; wait $registry_pid"
 registry_up() {
   kill -0 "$registry_pid" 2>/dev/null || return 2
-  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-    "http://127.0.0.1:$port/v2/"
+  python3 -c 'import ssl, sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2, context=ssl._create_unverified_context())' \
+    "https://127.0.0.1:$port/v2/"
 }
 wait_for 30 registry_up || { cat "$work/registry.log" >&2; die "docker-registry did not answer on 127.0.0.1:$port"; }
 

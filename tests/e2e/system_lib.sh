@@ -38,8 +38,10 @@ sys_init() {
   on_exit sys_diagnostics
 }
 
+SYS_DIAG_DONE=0
 sys_diagnostics() {
-  [ "$SYS_OK" = 1 ] && return 0
+  [ "$SYS_OK" = 1 ] || [ "$SYS_DIAG_DONE" = 1 ] && return 0
+  SYS_DIAG_DONE=1
   {
     echo "--- diagnostics ($SYS_ID)"
     docker ps -a --filter "name=$SYS_ID" --format '{{.Names}} {{.Status}}' || true
@@ -48,7 +50,8 @@ sys_diagnostics() {
       docker logs --tail 30 "$c" 2>&1 || true
     done
     echo "--- tiers"
-    find "$SYS_WORK" -maxdepth 5 2>/dev/null | head -80 || true
+    find "$SYS_WORK" -maxdepth 5 ! -name '*.snap' ! -name 'cmdlog-*.log' 2>/dev/null | head -60 || true
+    echo "($(find "$SYS_WORK" -name '*.snap' | wc -l) snapshots, $(find "$SYS_WORK" -name 'cmdlog-*.log' | wc -l) completed logs)"
   } >&3 2>&1
 }
 
@@ -103,6 +106,8 @@ sys_compose() { "$TIERED_ROOT/scripts/compose.sh" "$@"; }
 sys_compose_up() {
   on_exit docker volume rm -f "$TIERED_VOLUME"
   on_exit sys_compose down -v --timeout 10
+  # Before the containers go: their logs, the tiers as they are.
+  on_exit sys_diagnostics
   sys_compose up -d
 }
 
@@ -127,3 +132,15 @@ sys_check() { python3 "$SYS_LOAD" check --port "$TIERED_ENGINE_PORT" "$@"; }
 
 # Files of a kind in a directory (non-recursive): sys_count DIR GLOB.
 sys_count() { find "$1" -maxdepth 1 -name "$2" 2>/dev/null | wc -l; }
+
+# sys_busybox_image: SYS_BUSYBOX, a FROM-scratch image with Debian's static
+# busybox (no pull), running as 1000:1000; removed on exit.
+sys_busybox_image() {
+  SYS_BUSYBOX="$SYS_ID-busybox"
+  local ctx="$SYS_WORK/busybox" out
+  mkdir -p "$ctx"
+  cp /bin/busybox "$ctx/busybox"
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nUSER 1000:1000\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
+  on_exit docker image rm -f "$SYS_BUSYBOX"
+  out=$(DOCKER_BUILDKIT=0 docker build -q -t "$SYS_BUSYBOX" "$ctx" 2>&1) || die "docker build $SYS_BUSYBOX: $out"
+}

@@ -46,14 +46,8 @@ PY
 
 # A container (FROM scratch + busybox, no pull) writes into the volume and its
 # archived/ as 1000:1000.
-img="$SYS_ID-busybox"
-ctx="$SYS_WORK/busybox"
-mkdir -p "$ctx"
-cp /bin/busybox "$ctx/busybox"
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nUSER 1000:1000\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
-on_exit docker image rm -f "$img"
-out=$(DOCKER_BUILDKIT=0 docker build -q -t "$img" "$ctx" 2>&1) || die "docker build $img: $out"
-docker run --rm --name "$SYS_ID-writer" -v "$vol:/app/persistence" "$img" \
+sys_busybox_image
+docker run --rm --name "$SYS_ID-writer" -v "$vol:/app/persistence" "$SYS_BUSYBOX" \
   sh -c 'echo fast > /app/persistence/top && echo slow > /app/persistence/archived/old'
 [ "$(cat "$SYS_PRIMARY/$vol/data/top")" = fast ] || die "file written at the volume root is not on the primary tier"
 [ "$(cat "$SYS_ARCHIVE/$vol/old")" = slow ] || die "file written under archived/ is not on the archive tier"
