@@ -94,7 +94,7 @@ log "ports: engine $engine_port, metrics engine $engine_mport snapshotter $snap_
 # Every tier is a tmpfs of its own, as in a deployment (the archive another
 # file system than the primary): their sizes are known, so the tier metrics
 # are checked end to end, and the host's disk usage cannot raise an alert.
-# (The engine refuses writes with less than 64 MiB free: --reserve-bytes.)
+# (The engine refuses writes with less than 16 MiB free: --reserve-bytes.)
 dir="$work/persistence"              # the engine's and snapshotter's volume
 primary_tier_bytes=$((256 * 1024 * 1024))
 archive_tier_bytes=$((64 * 1024 * 1024))
