@@ -1,6 +1,7 @@
 //! `tiered-snapshotter`: parses the command line, sets up logging and hands
 //! over to the library (`daemon::run`, `daemon::run_once`, `restore::restore`).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     // Failure injection for the crash tests (FAILPOINTS=name=action;...).
     #[cfg(feature = "failpoints")]
