@@ -113,8 +113,15 @@ pub fn plan(
         return Plan::default();
     };
     loop {
-        if is_valid(snaps[idx]) {
-            break;
+        let cut = snaps[idx].last_seq;
+        let delete = deletable(cut, &snaps, logs);
+        // Verifying reads the whole snapshot: only worth it when the cut
+        // would delete something.
+        if delete.is_empty() || is_valid(snaps[idx]) {
+            return Plan {
+                cut_seq: Some(cut),
+                delete,
+            };
         }
         tracing::warn!(snapshot = %snaps[idx].path.display(), "retention: candidate restore point fails verification; trying an older one");
         if idx == 0 {
@@ -122,35 +129,25 @@ pub fn plan(
         }
         idx -= 1;
     }
-    let cut = snaps[idx].last_seq;
-    let mut delete: Vec<(PathBuf, u64)> = snaps
+}
+
+/// Archived files strictly before a cut at `cut`.
+fn deletable(cut: u64, snaps: &[&SnapInfo], logs: &[LogInfo]) -> Vec<(PathBuf, u64)> {
+    snaps
         .iter()
         .filter(|s| s.archived && s.last_seq < cut)
         .map(|s| (s.path.clone(), s.bytes))
-        .collect();
-    delete.extend(
-        logs.iter()
-            .filter(|l| l.archived && l.last_seq <= cut)
-            .map(|l| (l.path.clone(), l.bytes)),
-    );
-    Plan {
-        cut_seq: Some(cut),
-        delete,
-    }
+        .chain(
+            logs.iter()
+                .filter(|l| l.archived && l.last_seq <= cut)
+                .map(|l| (l.path.clone(), l.bytes)),
+        )
+        .collect()
 }
 
 /// Archived bytes that a cut at `cut` frees.
 fn freed_by(cut: u64, snaps: &[&SnapInfo], logs: &[LogInfo]) -> u64 {
-    snaps
-        .iter()
-        .filter(|s| s.archived && s.last_seq < cut)
-        .map(|s| s.bytes)
-        .chain(
-            logs.iter()
-                .filter(|l| l.archived && l.last_seq <= cut)
-                .map(|l| l.bytes),
-        )
-        .sum()
+    deletable(cut, snaps, logs).iter().map(|(_, b)| b).sum()
 }
 
 #[cfg(test)]
@@ -263,6 +260,18 @@ mod tests {
         // Every candidate damaged: nothing deleted.
         let p = plan(&s, &l, &policy(Some(3), None), &mut |_| false);
         assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn nothing_to_delete_needs_no_verification() {
+        let (s, l) = history();
+        let s: Vec<SnapInfo> = s.into_iter().filter(|s| s.last_seq >= 20).collect();
+        let l: Vec<LogInfo> = l.into_iter().filter(|l| l.first_seq > 20).collect();
+        let p = plan(&s, &l, &policy(Some(3), None), &mut |_| {
+            panic!("verified a cut that deletes nothing")
+        });
+        assert_eq!(p.cut_seq, Some(20));
+        assert!(p.delete.is_empty());
     }
 
     #[test]
