@@ -13,6 +13,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 project=${COMPOSE_PROJECT_NAME:-tiered}
+# Docker names an installed plugin NAME:latest, and so the driver of every
+# volume made with it. docker-compose compares that name with the compose
+# file's `driver:` before reusing a volume, and refuses to start when they
+# differ ("a volume with the same name uses a different driver"): the second
+# `up` after a `down` would fail. So the driver always carries its tag.
+if [ -n "${TIERED_DRIVER:-}" ] && [[ "${TIERED_DRIVER##*/}" != *:* ]]; then
+  export TIERED_DRIVER="$TIERED_DRIVER:latest"
+fi
 file=${TIERED_COMPOSE_FILE:-$TIERED_ROOT/deploy/compose.yaml}
 if docker compose version >/dev/null 2>&1; then
   exec docker compose -p "$project" -f "$file" "$@"

@@ -5,7 +5,7 @@
 # config and a temporary storage dir, and stopped before the script exits.
 #
 #   scripts/registry.sh install [--alias NAME] [--primary DIR] [--archive DIR]
-#                               [--repo REPO] [--tag TAG]
+#                               [--repo REPO] [--tag TAG] [--set KEY=VALUE]...
 #   scripts/registry.sh upgrade [--alias NAME] [--primary DIR] [--archive DIR]
 #                               [--repo REPO] [--tag TAG]
 #
@@ -20,7 +20,8 @@
 # Defaults: NAME `tiered` (the driver name volumes use), REPO `tiered-plugin`,
 # TAG `b<UTC time>`, tiers /var/lib/tiered/{primary,archive} on install and
 # the plugin's current tier sources on upgrade. Tier directories are created
-# when missing.
+# when missing. --set passes more settings to `docker plugin install` (e.g.
+# TIERED_METRICS_LISTEN=127.0.0.1:9123, TIERED_LOG_LEVEL=debug).
 #
 # Facts of the Docker daemon (20.10) this script works around:
 # - `localhost:PORT` is the name to push to: the daemon treats 127.0.0.0/8 as
@@ -51,7 +52,7 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
   cat >&2 <<'EOF'
-usage: scripts/registry.sh install [--alias NAME] [--primary DIR] [--archive DIR] [--repo REPO] [--tag TAG]
+usage: scripts/registry.sh install [--alias NAME] [--primary DIR] [--archive DIR] [--repo REPO] [--tag TAG] [--set KEY=VALUE]...
        scripts/registry.sh upgrade [--alias NAME] [--primary DIR] [--archive DIR] [--repo REPO] [--tag TAG]
 EOF
   exit 2
@@ -66,7 +67,7 @@ case "$cmd" in
   *) die "unknown command: $cmd (accepted: install, upgrade)" ;;
 esac
 
-alias_name=tiered repo=tiered-plugin tag="b$(date -u +%Y%m%d%H%M%S)" primary="" archive=""
+alias_name=tiered repo=tiered-plugin tag="b$(date -u +%Y%m%d%H%M%S)" primary="" archive="" extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --alias) alias_name=${2:?--alias needs a value}; shift 2 ;;
@@ -74,7 +75,11 @@ while [ $# -gt 0 ]; do
     --tag) tag=${2:?--tag needs a value}; shift 2 ;;
     --primary) primary=${2:?--primary needs a value}; shift 2 ;;
     --archive) archive=${2:?--archive needs a value}; shift 2 ;;
-    *) die "unknown argument: $1 (accepted: --alias --repo --tag --primary --archive)" ;;
+    --set)
+      [ "$cmd" = install ] || die "--set is for install (on an installed plugin: docker plugin disable; docker plugin set)"
+      [[ "${2:-}" =~ ^[A-Za-z_][A-Za-z0-9_.]*=.*$ ]] || die "--set needs KEY=VALUE, got '${2:-}'"
+      extra+=("$2"); shift 2 ;;
+    *) die "unknown argument: $1 (accepted: --alias --repo --tag --primary --archive --set)" ;;
   esac
 done
 [[ "$alias_name" =~ ^[a-z0-9][a-z0-9._-]*$ ]] || die "invalid plugin name: $alias_name"
@@ -216,7 +221,7 @@ if [ "$cmd" = install ]; then
   mkdir -p "$primary" "$archive"
   log "docker plugin install $ref as $alias_name (primary $primary, archive $archive)"
   docker plugin install --grant-all-permissions --alias "$alias_name" "$ref" \
-    "primary.source=$primary" "archive.source=$archive" >"$work/install.log" 2>&1 \
+    "primary.source=$primary" "archive.source=$archive" ${extra[@]+"${extra[@]}"} >"$work/install.log" 2>&1 \
     || { cat "$work/install.log" >&2; die "docker plugin install $ref failed"; }
 else
   sets=()

@@ -19,6 +19,8 @@
 #   TIERED_PLUGIN=tiered                       plugin (= volume driver) name
 #   TIERED_PRIMARY_SOURCE=/var/lib/tiered/primary   fast tier, on first install
 #   TIERED_ARCHIVE_SOURCE=/var/lib/tiered/archive   slow tier, on first install
+#   TIERED_PLUGIN_METRICS_PORT=9123            plugin's /metrics on 127.0.0.1, on first install
+#   TIERED_IMAGE_TAG=latest                    tag of the two images
 #   COMPOSE_PROJECT_NAME=tiered
 #   TIERED_VOLUME, TIERED_ENGINE_PORT, …       see deploy/compose.yaml
 #
@@ -33,6 +35,8 @@ primary=${TIERED_PRIMARY_SOURCE:-/var/lib/tiered/primary}
 archive=${TIERED_ARCHIVE_SOURCE:-/var/lib/tiered/archive}
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-tiered}
 export TIERED_DRIVER=$plugin
+tag=${TIERED_IMAGE_TAG:-latest}
+export TIERED_ENGINE_IMAGE="tiered-engine:$tag" TIERED_SNAPSHOTTER_IMAGE="tiered-snapshotter:$tag"
 engine_port=${TIERED_ENGINE_PORT:-6379}
 
 scripts/deps.sh
@@ -45,25 +49,33 @@ if docker plugin inspect "$plugin" >/dev/null 2>&1; then
   fi
   log "plugin $plugin is installed; kept (to move it to this build: scripts/registry.sh upgrade --alias $plugin)"
 else
-  scripts/registry.sh install --alias "$plugin" --primary "$primary" --archive "$archive"
+  scripts/registry.sh install --alias "$plugin" --primary "$primary" --archive "$archive" \
+    --set "TIERED_METRICS_LISTEN=127.0.0.1:${TIERED_PLUGIN_METRICS_PORT:-9123}"
 fi
 
-scripts/images.sh latest
+scripts/images.sh "$tag"
 log "compose up (project $COMPOSE_PROJECT_NAME)"
 scripts/compose.sh up -d
 
 engine_container=$(scripts/compose.sh ps -q engine)
 [ -n "$engine_container" ] || die "compose started no engine container"
-engine_healthy() {
-  [ "$(docker inspect -f '{{.State.Health.Status}}' "$engine_container")" = healthy ]
+engine_ready() {
+  [ "$(redis-cli -p "$engine_port" ping 2>/dev/null)" = PONG ] \
+    && [ "$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$engine_container")" = healthy ]
 }
-log "waiting for the engine to report healthy"
-if ! wait_for 180 engine_healthy; then
+log "waiting for the engine to answer and report healthy"
+if ! wait_for 180 engine_ready; then
   scripts/compose.sh ps >&2 || true
   scripts/compose.sh logs --tail 50 engine >&2 || true
-  die "the engine did not become healthy within 180 s (logs above)"
+  die "the engine did not become ready within 180 s (logs above)"
 fi
 
+# The plugin's metrics listener, as set at install (or later with docker plugin set).
+plugin_metrics() {
+  local addr
+  addr=$(docker plugin inspect "$plugin" -f '{{range .Settings.Env}}{{println .}}{{end}}' | sed -n 's/^TIERED_METRICS_LISTEN=//p')
+  if [ -n "$addr" ]; then echo "http://$addr/metrics   plugin"; else echo "(plugin: metrics listener off; see the README's Monitoring section)"; fi
+}
 volume=${TIERED_VOLUME:-tiered-persistence}
 cat <<EOF
 
@@ -74,6 +86,7 @@ tiered is running (compose project $COMPOSE_PROJECT_NAME, volume $volume on plug
                          redis-cli -p $engine_port info persistence
   metrics (Prometheus):  http://127.0.0.1:${TIERED_ENGINE_METRICS_PORT:-9121}/metrics   engine
                          http://127.0.0.1:${TIERED_SNAPSHOTTER_METRICS_PORT:-9122}/metrics   snapshotter
+                         $(plugin_metrics)
   tiers on this host:    $(docker plugin inspect "$plugin" -f '{{range .Settings.Mounts}}{{.Name}}={{.Source}} {{end}}')
   volume status:         docker volume inspect $volume
   containers and logs:   scripts/compose.sh ps; scripts/compose.sh logs -f

@@ -66,7 +66,8 @@ print(f"primary: {len(open_logs)} open log, snapshots {sorted(s for _, (s,) in p
       f"archive: {len(archived_logs)} logs, {len(archived_snaps)} snapshots", file=sys.stderr)
 PY
 for port in "$TIERED_ENGINE_METRICS_PORT" "$TIERED_SNAPSHOTTER_METRICS_PORT"; do
-  curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^tiered_' || die "no metrics on 127.0.0.1:$port"
+  metrics=$(curl -fsS "http://127.0.0.1:$port/metrics") || die "no metrics on 127.0.0.1:$port"
+  grep -q '^tiered_' <<<"$metrics" || die "no tiered_ metrics on 127.0.0.1:$port"
 done
 
 # --- backup of the archive alone, live: an archive-of volume mounted read-only
