@@ -33,8 +33,32 @@ log "promtool: config, rules, rule unit tests"
 promtool check config "$MON/prometheus.yml"
 promtool check rules "$MON/tiered-rules.yml"
 promtool test rules "$MON/tiered-rules.test.yml"
-python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$MON/grafana-dashboard.json" \
-  || die "grafana-dashboard.json is not valid JSON"
+# The dashboard's structure: unique panel ids, panels inside the 24-column
+# grid and not overlapping, every query on the dashboard's data-source
+# variable with a unique refId. (Its queries are run against Prometheus below.)
+python3 - "$MON/grafana-dashboard.json" <<'EOF' || die "grafana-dashboard.json is malformed"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [v["name"] for v in d["templating"]["list"] if v["type"] == "datasource"] == ["datasource"], "no datasource variable"
+panels = d["panels"]
+ids = [p["id"] for p in panels]
+assert len(ids) == len(set(ids)), f"duplicate panel ids: {ids}"
+cells = {}
+for p in panels:
+    g = p["gridPos"]
+    assert g["x"] >= 0 and g["w"] > 0 and g["x"] + g["w"] <= 24, f"{p['title']}: outside the grid: {g}"
+    for x in range(g["x"], g["x"] + g["w"]):
+        for y in range(g["y"], g["y"] + g["h"]):
+            assert (x, y) not in cells, f"{p['title']} overlaps {cells[(x, y)]}"
+            cells[(x, y)] = p["title"]
+    if p["type"] == "row":
+        continue
+    refs = [t["refId"] for t in p["targets"]]
+    assert p["targets"] and len(refs) == len(set(refs)), f"{p['title']}: targets {refs}"
+    for t in p["targets"] + [p]:
+        assert t["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, f"{p['title']}: {t['datasource']}"
+print(f"ok: dashboard: {len(panels)} panels, {sum(len(p.get('targets', [])) for p in panels)} queries")
+EOF
 
 # --- helpers --------------------------------------------------------------
 work=$(mktemp -d /tmp/tiered-monitoring.XXXXXX)
