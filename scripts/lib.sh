@@ -48,7 +48,9 @@ ensure_docker() {
   fi
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd"
-    (nohup dockerd >/var/log/tiered-dockerd.log 2>&1 &)
+    # setsid: its own session, so that the end of the calling script (or a
+    # kill of its process group) does not take the shared daemon with it.
+    (setsid nohup dockerd >/var/log/tiered-dockerd.log 2>&1 &)
     wait_for 60 docker info || die "dockerd did not answer within 60s (see /var/log/tiered-dockerd.log)"
   fi
 }
