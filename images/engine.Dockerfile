@@ -14,7 +14,8 @@ COPY tiered-engine /usr/local/bin/tiered-engine
 ENV TIERED_DIR=/app/persistence \
     TIERED_LISTEN=0.0.0.0:6379 \
     TIERED_METRICS_LISTEN=0.0.0.0:9121 \
-    TIERED_ARCHIVE_DIR_NAME=archived
+    TIERED_ARCHIVE_DIR_NAME=archived \
+    NO_COLOR=1
 USER 1000:1000
 EXPOSE 6379 9121
 # SIGTERM: the engine seals its open log and exits cleanly.

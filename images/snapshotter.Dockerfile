@@ -11,7 +11,8 @@ FROM scratch
 COPY tiered-snapshotter /usr/local/bin/tiered-snapshotter
 ENV TIERED_DIR=/app/persistence \
     TIERED_METRICS_LISTEN=0.0.0.0:9122 \
-    TIERED_ARCHIVE_DIR_NAME=archived
+    TIERED_ARCHIVE_DIR_NAME=archived \
+    NO_COLOR=1
 USER 1000:1000
 EXPOSE 9122
 STOPSIGNAL SIGTERM
