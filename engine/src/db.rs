@@ -28,7 +28,7 @@
 //! 12 FLUSHALL
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::record::Record;
 
@@ -427,10 +427,11 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
 
 // ---------------------------------------------------------------- state
 
-/// The key-value state.
+/// The key-value state: a hash map (one hash and one compare per lookup on
+/// the hot paths); ordered views are built on demand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Db {
-    map: BTreeMap<Vec<u8>, Entry>,
+    map: HashMap<Vec<u8>, Entry>,
 }
 
 impl Db {
@@ -462,8 +463,16 @@ impl Db {
         self.entry(key, now_ms).map(|e| &e.value)
     }
 
-    /// Every stored entry in key order (expired ones included).
+    /// Every stored entry in key order (expired ones included). Sorts
+    /// references to the entries: O(n log n), 16 bytes per key.
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
+        let mut v: Vec<(&Vec<u8>, &Entry)> = self.map.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter()
+    }
+
+    /// Every stored entry in no particular order (expired ones included).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
         self.map.iter()
     }
 
@@ -474,14 +483,13 @@ impl Db {
         after: Option<&[u8]>,
         now_ms: u64,
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a {
-        use std::ops::Bound;
-        let lower = match after {
-            Some(k) => Bound::Excluded(k.to_vec()),
-            None => Bound::Unbounded,
-        };
-        self.map
-            .range((lower, Bound::Unbounded))
-            .filter(move |(_, e)| !e.is_expired(now_ms))
+        let mut v: Vec<(&Vec<u8>, &Entry)> = self
+            .map
+            .iter()
+            .filter(|(k, e)| !e.is_expired(now_ms) && after.is_none_or(|a| k.as_slice() > a))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter()
     }
 
     /// Inserts an entry as read from a snapshot.
@@ -508,7 +516,7 @@ impl Db {
             seq: record.seq,
             reason,
         })?;
-        Ok(self.apply(&cmd, record.timestamp_ms))
+        Ok(self.apply_owned(cmd, record.timestamp_ms))
     }
 
     /// Removes `key` if it is expired at `now_ms`; returns the live entry.
@@ -562,6 +570,102 @@ impl Db {
         }
     }
 
+    /// [`Db::apply`] taking the command by value (no copy of keys and values
+    /// on the hot paths).
+    pub fn apply_owned(&mut self, cmd: Command, now_ms: u64) -> Reply {
+        match cmd {
+            Command::Set {
+                key,
+                value,
+                expire_at_ms,
+                keep_ttl,
+                condition,
+                get,
+            } => self.set(key, value, expire_at_ms, keep_ttl, condition, get, now_ms),
+            Command::MSet { pairs } => {
+                for (k, v) in pairs {
+                    self.map.insert(
+                        k,
+                        Entry {
+                            value: Value::Str(v),
+                            expire_at_ms: None,
+                        },
+                    );
+                }
+                Reply::Ok
+            }
+            other => self.apply(&other, now_ms),
+        }
+    }
+
+    /// SET with one lookup of the key.
+    #[allow(clippy::too_many_arguments)]
+    fn set(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expire_at_ms: Option<u64>,
+        keep_ttl: bool,
+        condition: SetCondition,
+        get: bool,
+        now_ms: u64,
+    ) -> Reply {
+        use std::collections::hash_map::Entry as Slot;
+        let fresh = |expire_at_ms| Entry {
+            value: Value::Str(value),
+            expire_at_ms,
+        };
+        match self.map.entry(key) {
+            // absent, or expired (which is absent)
+            Slot::Vacant(v) => {
+                if condition == SetCondition::Xx {
+                    return Reply::Nil;
+                }
+                v.insert(fresh(expire_at_ms));
+                if get {
+                    Reply::Nil
+                } else {
+                    Reply::Ok
+                }
+            }
+            Slot::Occupied(mut o) if o.get().is_expired(now_ms) => {
+                if condition == SetCondition::Xx {
+                    o.remove();
+                    return Reply::Nil;
+                }
+                *o.get_mut() = fresh(expire_at_ms);
+                if get {
+                    Reply::Nil
+                } else {
+                    Reply::Ok
+                }
+            }
+            Slot::Occupied(mut o) => {
+                let is_hash = matches!(o.get().value, Value::Hash(_));
+                if get && is_hash {
+                    return Reply::Error(WRONGTYPE.into());
+                }
+                if condition == SetCondition::Nx {
+                    return match (&o.get().value, get) {
+                        (Value::Str(s), true) => Reply::Bulk(s.clone()),
+                        _ => Reply::Nil,
+                    };
+                }
+                let expire_at_ms = match (expire_at_ms, keep_ttl) {
+                    (Some(t), _) => Some(t),
+                    (None, true) => o.get().expire_at_ms,
+                    (None, false) => None,
+                };
+                let old = std::mem::replace(o.get_mut(), fresh(expire_at_ms));
+                match (get, old.value) {
+                    (true, Value::Str(s)) => Reply::Bulk(s),
+                    (true, Value::Hash(_)) => Reply::Nil,
+                    (false, _) => Reply::Ok,
+                }
+            }
+        }
+    }
+
     /// Applies `cmd` with `now_ms` as the current time.
     pub fn apply(&mut self, cmd: &Command, now_ms: u64) -> Reply {
         match cmd {
@@ -572,42 +676,15 @@ impl Db {
                 keep_ttl,
                 condition,
                 get,
-            } => {
-                let old = self.live_mut(key, now_ms).map(|e| e.clone());
-                let old_reply = match &old {
-                    None => Reply::Nil,
-                    Some(Entry {
-                        value: Value::Str(s),
-                        ..
-                    }) => Reply::Bulk(s.clone()),
-                    Some(_) if *get => return Reply::Error(WRONGTYPE.into()),
-                    Some(_) => Reply::Nil,
-                };
-                let allowed = match condition {
-                    SetCondition::Always => true,
-                    SetCondition::Nx => old.is_none(),
-                    SetCondition::Xx => old.is_some(),
-                };
-                if allowed {
-                    let expire_at_ms = match (expire_at_ms, keep_ttl) {
-                        (Some(t), _) => Some(*t),
-                        (None, true) => old.as_ref().and_then(|e| e.expire_at_ms),
-                        (None, false) => None,
-                    };
-                    self.map.insert(
-                        key.clone(),
-                        Entry {
-                            value: Value::Str(value.clone()),
-                            expire_at_ms,
-                        },
-                    );
-                }
-                match (get, allowed) {
-                    (true, _) => old_reply,
-                    (false, true) => Reply::Ok,
-                    (false, false) => Reply::Nil,
-                }
-            }
+            } => self.set(
+                key.clone(),
+                value.clone(),
+                *expire_at_ms,
+                *keep_ttl,
+                *condition,
+                *get,
+                now_ms,
+            ),
             Command::GetDel { key } => match self.live_mut(key, now_ms) {
                 None => Reply::Nil,
                 Some(Entry {
@@ -1004,6 +1081,74 @@ mod tests {
         assert_eq!(parse_i64(b"+1"), None);
         assert_eq!(parse_i64(b"01"), None);
         assert_eq!(parse_i64(b"-12"), Some(-12));
+    }
+
+    #[test]
+    fn set_variants_follow_redis() {
+        let setx = |k: &str, v: &str, exp: Option<u64>, keep_ttl, condition, get| Command::Set {
+            key: b(k),
+            value: b(v),
+            expire_at_ms: exp,
+            keep_ttl,
+            condition,
+            get,
+        };
+        let mut db = Db::new();
+        use SetCondition::*;
+        // XX on an expired key: absent, nothing set, the stale entry is gone
+        db.apply_owned(setx("e", "1", Some(10), false, Always, false), 0);
+        assert_eq!(
+            db.apply_owned(setx("e", "2", None, false, Xx, true), 10),
+            Reply::Nil
+        );
+        assert_eq!(db.len(), 0);
+        // NX on an expired key sets it, without the old TTL even with KEEPTTL
+        db.apply_owned(setx("e", "1", Some(10), false, Always, false), 0);
+        assert_eq!(
+            db.apply_owned(setx("e", "2", None, true, Nx, true), 10),
+            Reply::Nil
+        );
+        assert_eq!(db.entry(b"e", 10).unwrap().expire_at_ms, None);
+        // KEEPTTL keeps a live TTL; plain SET clears it
+        db.apply_owned(setx("t", "1", Some(100), false, Always, false), 0);
+        assert_eq!(
+            db.apply_owned(setx("t", "2", None, true, Xx, false), 0),
+            Reply::Ok
+        );
+        assert_eq!(db.entry(b"t", 0).unwrap().expire_at_ms, Some(100));
+        assert_eq!(
+            db.apply_owned(setx("t", "3", None, false, Always, true), 0),
+            Reply::Bulk(b("2"))
+        );
+        assert_eq!(db.entry(b"t", 0).unwrap().expire_at_ms, None);
+        // NX on a live key: unchanged, GET shows the old value
+        assert_eq!(
+            db.apply_owned(setx("t", "4", None, false, Nx, true), 0),
+            Reply::Bulk(b("3"))
+        );
+        assert_eq!(db.get(b"t", 0), Some(&Value::Str(b("3"))));
+        // a hash: SET GET is a type error and changes nothing; SET overwrites
+        db.apply_owned(
+            Command::HSet {
+                key: b("h"),
+                pairs: vec![(b("f"), b("v"))],
+            },
+            0,
+        );
+        assert_eq!(
+            db.apply_owned(setx("h", "s", None, false, Always, true), 0),
+            Reply::Error(WRONGTYPE.into())
+        );
+        assert!(matches!(db.get(b"h", 0), Some(Value::Hash(_))));
+        assert_eq!(
+            db.apply_owned(setx("h", "s", None, false, Always, false), 0),
+            Reply::Ok
+        );
+        assert_eq!(db.get(b"h", 0), Some(&Value::Str(b("s"))));
+        // apply (by reference) is the same function
+        let mut other = Db::new();
+        other.apply(&setx("x", "1", None, false, Always, false), 0);
+        assert_eq!(other.get(b"x", 0), Some(&Value::Str(b("1"))));
     }
 
     #[test]

@@ -54,6 +54,10 @@ struct RunArgs {
     /// bytes are free on the persistence volume. 0 disables the check.
     #[arg(long, env = "TIERED_RESERVE_BYTES", default_value_t = config::DEFAULT_RESERVE_BYTES)]
     reserve_bytes: u64,
+    /// Threads serving clients (1 = a single-threaded event loop; fsync
+    /// always runs on a separate blocking thread).
+    #[arg(long, env = "TIERED_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    worker_threads: u16,
     /// Do not preallocate segments to --rotate-bytes.
     #[arg(long, env = "TIERED_NO_PREALLOCATE")]
     no_preallocate: bool,
@@ -184,7 +188,16 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 cfg.recovery_mode = RecoveryMode::TolerateCorruption;
                 tracing::warn!("--accept-data-loss: damage in the command log will be skipped and its commands lost");
             }
-            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            let rt = if a.worker_threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(a.worker_threads.into());
+                b
+            }
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
             rt.block_on(async move {
                 let shutdown = CancellationToken::new();
                 let signals = shutdown.clone();

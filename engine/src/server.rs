@@ -183,8 +183,8 @@ impl ServerInfo for Shared {
             let keys = db.live_len(now_ms);
             if keys > 0 {
                 let expires = db
-                    .iter_after(None, now_ms)
-                    .filter(|(_, e)| e.expire_at_ms.is_some())
+                    .iter_unordered()
+                    .filter(|(_, e)| e.expire_at_ms.is_some() && !e.is_expired(now_ms))
                     .count();
                 out.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
             }

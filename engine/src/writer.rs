@@ -304,7 +304,11 @@ async fn commit(
             {
                 let mut db = shared.db.write().unwrap_or_else(|p| p.into_inner());
                 for req in batch.drain(..) {
-                    let r: Vec<Reply> = req.cmds.iter().map(|c| db.apply(c, ts)).collect();
+                    let r: Vec<Reply> = req
+                        .cmds
+                        .into_iter()
+                        .map(|c| db.apply_owned(c, ts))
+                        .collect();
                     replies.push((req.reply, r));
                 }
             }

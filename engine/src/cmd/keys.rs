@@ -1,7 +1,7 @@
 //! DEL, EXISTS, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, KEYS, SCAN.
 
 use super::strings::expire_at;
-use super::{err, glob_match, not_integer, syntax_error, Action};
+use super::{err, glob_match, not_integer, syntax_error, Action, ScanState};
 use crate::db::{parse_i64, Command, Reply, Value};
 
 pub fn del(args: Vec<Vec<u8>>, _now: u64) -> Action {
@@ -119,27 +119,29 @@ pub fn scan(args: Vec<Vec<u8>>, _now: u64) -> Action {
         i += 2;
     }
     Action::Read(Box::new(move |ctx| {
-        let after = if cursor == 0 {
-            None
+        let mut state = if cursor == 0 {
+            let keys: Vec<Vec<u8>> = ctx
+                .db
+                .iter_after(None, ctx.now_ms)
+                .map(|(k, _)| k.clone())
+                .collect();
+            ScanState::new(keys)
         } else {
-            match ctx.conn.cursor(cursor) {
-                Some(k) => Some(k.clone()),
+            match ctx.conn.take_scan(cursor) {
+                Some(s) => s,
                 None => {
                     return Reply::Error(
-                        "ERR invalid cursor (SCAN cursors belong to the connection that started the scan)".into(),
+                        "ERR invalid cursor (SCAN cursors belong to the connection that started the scan)"
+                            .into(),
                     )
                 }
             }
         };
         let mut found = Vec::new();
-        let mut last = None;
-        let mut more = false;
-        for (examined, (k, e)) in ctx.db.iter_after(after.as_deref(), ctx.now_ms).enumerate() {
-            if examined == count {
-                more = true;
-                break;
-            }
-            last = Some(k);
+        for k in state.next_keys(count) {
+            let Some(e) = ctx.db.entry(k, ctx.now_ms) else {
+                continue; // deleted since the scan started
+            };
             let type_ok = match (&kind, &e.value) {
                 (None, _) => true,
                 (Some(t), Value::Str(_)) => t == b"string",
@@ -149,9 +151,10 @@ pub fn scan(args: Vec<Vec<u8>>, _now: u64) -> Action {
                 found.push(Reply::Bulk(k.clone()));
             }
         }
-        let next = match (more, last) {
-            (true, Some(k)) => ctx.conn.save_cursor(k.clone()),
-            _ => 0,
+        let next = if state.is_done() {
+            0
+        } else {
+            ctx.conn.save_scan(state)
         };
         Reply::Array(vec![
             Reply::Bulk(next.to_string().into_bytes()),

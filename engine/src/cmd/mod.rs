@@ -47,13 +47,39 @@ pub trait ServerInfo {
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
-    scan_cursors: BTreeMap<u64, Vec<u8>>,
+    scan_cursors: BTreeMap<u64, ScanState>,
     scan_order: VecDeque<u64>,
     next_cursor: u64,
 }
 
 /// SCAN cursors kept per connection (oldest dropped first).
-const MAX_SCAN_CURSORS: usize = 64;
+const MAX_SCAN_CURSORS: usize = 8;
+
+/// Where a SCAN is: the keys alive when it started (sorted), and how many
+/// were handed out. A key present for the whole scan is returned exactly
+/// once; a key deleted meanwhile is skipped.
+#[derive(Debug)]
+pub struct ScanState {
+    keys: Vec<Vec<u8>>,
+    pos: usize,
+}
+
+impl ScanState {
+    fn new(keys: Vec<Vec<u8>>) -> ScanState {
+        ScanState { keys, pos: 0 }
+    }
+
+    /// The next (up to) `count` keys.
+    fn next_keys(&mut self, count: usize) -> &[Vec<u8>] {
+        let start = self.pos;
+        self.pos = (self.pos + count).min(self.keys.len());
+        &self.keys[start..self.pos]
+    }
+
+    fn is_done(&self) -> bool {
+        self.pos >= self.keys.len()
+    }
+}
 
 impl ConnState {
     pub fn new(id: u64) -> ConnState {
@@ -64,11 +90,11 @@ impl ConnState {
     }
 
     /// Stores where a SCAN stopped; returns the cursor to hand out.
-    fn save_cursor(&mut self, last_key: Vec<u8>) -> u64 {
-        self.next_cursor += 1;
+    fn save_scan(&mut self, state: ScanState) -> u64 {
         // never 0, which means "start" and "done"
+        self.next_cursor += 1;
         let c = self.next_cursor;
-        self.scan_cursors.insert(c, last_key);
+        self.scan_cursors.insert(c, state);
         self.scan_order.push_back(c);
         while self.scan_order.len() > MAX_SCAN_CURSORS {
             if let Some(old) = self.scan_order.pop_front() {
@@ -78,8 +104,9 @@ impl ConnState {
         c
     }
 
-    fn cursor(&self, c: u64) -> Option<&Vec<u8>> {
-        self.scan_cursors.get(&c)
+    fn take_scan(&mut self, c: u64) -> Option<ScanState> {
+        self.scan_order.retain(|&x| x != c);
+        self.scan_cursors.remove(&c)
     }
 }
 
