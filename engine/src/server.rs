@@ -548,6 +548,8 @@ async fn connection(
     loop {
         let mut close = false;
         let mut handled = 0;
+        // one clock read per buffer of requests
+        let now = now_ms();
         while handled < MAX_PIPELINE {
             let (args, used) = match resp::parse_command(&inbuf) {
                 Ok(Some(p)) => p,
@@ -563,7 +565,6 @@ async fn connection(
                 continue;
             }
             handled += 1;
-            let now = now_ms();
             let (name, action) = cmd::parse(args, now);
             match action {
                 Action::Reply(r) => pending.push(Pending::Ready(name, r)),
@@ -612,7 +613,7 @@ async fn connection(
                         let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
                         f(&mut ReadCtx {
                             db: &db,
-                            now_ms: now_ms(),
+                            now_ms: now,
                             conn: &mut conn,
                             server: shared.as_ref(),
                         })
