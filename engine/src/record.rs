@@ -104,6 +104,31 @@ pub fn peek_len(header: &[u8; RECORD_HEADER_BYTES]) -> Result<u32, DecodeError> 
     Ok(len)
 }
 
+/// Checks a record read as its header and its payload (`payload.len()` must
+/// be the header's length); returns its seq and timestamp.
+pub fn check_parts(
+    salt: u64,
+    header: &[u8; RECORD_HEADER_BYTES],
+    payload: &[u8],
+) -> Result<(u64, u64), DecodeError> {
+    let len = peek_len(header)?;
+    if payload.len() != len as usize {
+        return Err(DecodeError::Incomplete {
+            needed: encoded_len(len as usize),
+            available: RECORD_HEADER_BYTES + payload.len(),
+        });
+    }
+    let stored = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    let computed = checksum(salt, &header[8..24], len, payload);
+    if stored != computed {
+        return Err(DecodeError::BadChecksum { stored, computed });
+    }
+    Ok((
+        u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
+        u64::from_le_bytes(header[16..24].try_into().expect("8 bytes")),
+    ))
+}
+
 /// Decodes the record at the start of `buf`; returns it and its framed size.
 pub fn decode(salt: u64, buf: &[u8]) -> Result<(Record, usize), DecodeError> {
     let header: &[u8; RECORD_HEADER_BYTES] = buf
@@ -161,6 +186,21 @@ mod tests {
         let (r2, n2) = decode(42, &buf[n1..]).unwrap();
         assert_eq!(r2, rec(2));
         assert_eq!(n1 + n2, buf.len());
+        // the same check on a header and a payload read separately
+        let header: [u8; RECORD_HEADER_BYTES] = buf[..RECORD_HEADER_BYTES].try_into().unwrap();
+        let payload = &buf[RECORD_HEADER_BYTES..n1];
+        assert_eq!(
+            check_parts(42, &header, payload),
+            Ok((1, rec(1).timestamp_ms))
+        );
+        assert!(check_parts(43, &header, payload).is_err());
+        assert!(check_parts(42, &header, &payload[1..]).is_err());
+        let mut flipped = payload.to_vec();
+        flipped[0] ^= 1;
+        assert!(matches!(
+            check_parts(42, &header, &flipped),
+            Err(DecodeError::BadChecksum { .. })
+        ));
     }
 
     #[test]

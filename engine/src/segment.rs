@@ -420,14 +420,17 @@ impl SegmentReader {
                 available: remaining as usize,
             });
         }
-        let mut buf = vec![0u8; total as usize];
-        buf[..RECORD_HEADER_BYTES].copy_from_slice(&header);
-        if let Err(e) = self.reader.read_exact(&mut buf[RECORD_HEADER_BYTES..]) {
+        let mut payload = vec![0u8; len as usize];
+        if let Err(e) = self.reader.read_exact(&mut payload) {
             let e = self.io("read record", e);
             return self.fail(e);
         }
-        let record = match record::decode(self.header.salt, &buf) {
-            Ok((r, _)) => r,
+        let record = match record::check_parts(self.header.salt, &header, &payload) {
+            Ok((seq, timestamp_ms)) => Record {
+                seq,
+                timestamp_ms,
+                payload,
+            },
             Err(reason) => return self.bad_record(reason),
         };
         if record.seq != self.next_seq {
