@@ -167,6 +167,9 @@ pub async fn run(
                 };
                 let mut records = first.cmds.len();
                 batch.push(first);
+                // Let the connections that are ready right now queue their
+                // writes too, so they share this fsync.
+                tokio::task::yield_now().await;
                 while records < MAX_BATCH {
                     match rx.try_recv() {
                         Ok(req) => {

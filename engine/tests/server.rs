@@ -607,3 +607,40 @@ fn a_full_volume_refuses_writes_before_it_is_full_and_keeps_serving_reads() {
     );
     drop(e);
 }
+
+#[test]
+fn the_connection_cap_holds_further_clients_until_one_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &["--max-clients", "2"]);
+    let ping = |s: &mut std::net::TcpStream| -> std::io::Result<Vec<u8>> {
+        s.write_all(b"PING\r\n")?;
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf)?;
+        Ok(buf.to_vec())
+    };
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(400)))
+            .unwrap();
+        s
+    };
+    // Engine::start's readiness probe may still hold a slot for a moment
+    std::thread::sleep(Duration::from_millis(100));
+    let mut a = connect();
+    let mut b = connect();
+    assert_eq!(ping(&mut a).unwrap(), b"+PONG\r\n");
+    assert_eq!(ping(&mut b).unwrap(), b"+PONG\r\n");
+    let mut c = connect();
+    assert!(
+        ping(&mut c).is_err(),
+        "a third client is not served while two are connected"
+    );
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 7];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"+PONG\r\n", "served once a slot is free");
+    assert_eq!(ping(&mut b).unwrap(), b"+PONG\r\n");
+    drop((b, c));
+    assert!(e.terminate().success());
+}
