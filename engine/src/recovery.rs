@@ -170,6 +170,7 @@ fn try_recover(
     archive_dir_name: &str,
     mode: RecoveryMode,
 ) -> Result<Attempt, RecoveryError> {
+    fail::fail_point!("recovery::scan");
     let listing = layout::scan(dir, archive_dir_name)?;
     let mut warnings = Vec::new();
 

@@ -150,3 +150,49 @@ fn free_space_reserve_refuses_writes_without_poisoning() {
     assert_eq!(rec.last_seq, 2);
     scenario.teardown();
 }
+
+#[test]
+fn healthz_answers_503_until_recovery_is_done() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let healthz = move || -> Option<u16> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).ok()?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        r.get(9..12)?.parse().ok()
+    };
+    fail::cfg("recovery::scan", "sleep(1500)").unwrap();
+    rt().block_on(async {
+        let mut cfg = Config::new(dir.path(), "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+        cfg.metrics_listen = Some(format!("127.0.0.1:{metrics_port}").parse().unwrap());
+        cfg.reserve_bytes = 0;
+        let shutdown = CancellationToken::new();
+        let starting = tokio::spawn(tiered_engine::start(cfg, shutdown.clone()));
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let code = tokio::task::spawn_blocking(healthz).await.unwrap();
+            if let Some(c) = code {
+                if seen.last() != Some(&c) {
+                    seen.push(c);
+                }
+                if c == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen, vec![503, 200], "503 while recovering, then 200");
+        let running = starting.await.unwrap().unwrap();
+        shutdown.cancel();
+        running.wait().await.unwrap();
+    });
+    scenario.teardown();
+}
