@@ -232,11 +232,20 @@ fn respond(metrics: &Metrics, req: &Request<hyper::body::Incoming>) -> Response<
         .expect("static response parts are valid")
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown`.
+/// Concurrent connections to the metrics listener.
+const MAX_HTTP_CONNECTIONS: usize = 64;
+
+/// Serves `/metrics` and `/healthz` on `listener` until `shutdown`. Slow
+/// clients are cut after 10 s without a complete request header.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "metrics listener ready");
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_HTTP_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => return,
+        };
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
@@ -256,11 +265,14 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Cance
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(error = %e, "metrics connection"); },
                 _ = shutdown.cancelled() => {}
             }
+            drop(permit);
         });
     }
 }
