@@ -429,10 +429,26 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
 
 /// The key-value state: a hash map (one hash and one compare per lookup on
 /// the hot paths); ordered views are built on demand.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Expired keys are invisible at once (every read and write checks the
+/// expiry against its time) and removed from memory by
+/// [`Db::purge_expired`], which pops a heap of (expiry, key). Entries of the
+/// heap whose key got another expiry meanwhile are skipped when popped.
+#[derive(Debug, Clone, Default)]
 pub struct Db {
     map: HashMap<Vec<u8>, Entry>,
+    expiries: std::collections::BinaryHeap<std::cmp::Reverse<(u64, Vec<u8>)>>,
 }
+
+/// Two states are equal when they hold the same entries (the expiry heap is
+/// bookkeeping).
+impl PartialEq for Db {
+    fn eq(&self, other: &Db) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for Db {}
 
 impl Db {
     pub fn new() -> Db {
@@ -494,15 +510,41 @@ impl Db {
 
     /// Inserts an entry as read from a snapshot.
     pub fn insert_entry(&mut self, key: Vec<u8>, entry: Entry) {
+        if let Some(t) = entry.expire_at_ms {
+            self.track_expiry(&key, t);
+        }
         self.map.insert(key, entry);
     }
 
+    fn track_expiry(&mut self, key: &[u8], at_ms: u64) {
+        self.expiries.push(std::cmp::Reverse((at_ms, key.to_vec())));
+    }
+
     /// Drops keys expired at `now_ms` from memory (they are already
-    /// invisible: this changes no observable state). Returns how many.
-    pub fn purge_expired(&mut self, now_ms: u64) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, e| !e.is_expired(now_ms));
-        before - self.map.len()
+    /// invisible: this changes no observable state, provided no command is
+    /// applied later with an earlier time). Returns how many.
+    /// At most `max` keys are removed per call (bounded pause).
+    pub fn purge_expired(&mut self, now_ms: u64, max: usize) -> usize {
+        let mut removed = 0;
+        while removed < max {
+            match self.expiries.peek() {
+                Some(std::cmp::Reverse((t, _))) if *t <= now_ms => {}
+                _ => break,
+            }
+            let Some(std::cmp::Reverse((t, key))) = self.expiries.pop() else {
+                break;
+            };
+            // only if the key still carries this very expiry
+            if self
+                .map
+                .get(&key)
+                .is_some_and(|e| e.expire_at_ms == Some(t))
+            {
+                self.map.remove(&key);
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Applies one logged record deterministically.
@@ -611,6 +653,9 @@ impl Db {
         now_ms: u64,
     ) -> Reply {
         use std::collections::hash_map::Entry as Slot;
+        if let Some(t) = expire_at_ms {
+            self.track_expiry(&key, t);
+        }
         let fresh = |expire_at_ms| Entry {
             value: Value::Str(value),
             expire_at_ms,
@@ -781,6 +826,7 @@ impl Db {
                     self.map.remove(key.as_slice());
                 } else if let Some(e) = self.map.get_mut(key.as_slice()) {
                     e.expire_at_ms = Some(*at_ms);
+                    self.track_expiry(key, *at_ms);
                 }
                 Reply::Int(1)
             }
@@ -1081,6 +1127,50 @@ mod tests {
         assert_eq!(parse_i64(b"+1"), None);
         assert_eq!(parse_i64(b"01"), None);
         assert_eq!(parse_i64(b"-12"), Some(-12));
+    }
+
+    #[test]
+    fn expired_keys_are_purged_from_memory_without_changing_what_is_seen() {
+        let mut db = Db::new();
+        for i in 0..100u64 {
+            db.apply_owned(
+                Command::Set {
+                    key: format!("k{i}").into_bytes(),
+                    value: b("v"),
+                    expire_at_ms: Some(1_000 + i),
+                    keep_ttl: false,
+                    condition: SetCondition::Always,
+                    get: false,
+                },
+                0,
+            );
+        }
+        // k5 got a later expiry, k6 lost its expiry: both must survive
+        db.apply(
+            &Command::PExpireAt {
+                key: b("k5"),
+                at_ms: 9_000,
+            },
+            0,
+        );
+        db.apply(&Command::Persist { key: b("k6") }, 0);
+        db.apply(&set("plain", "x"), 0);
+        let before = db.clone();
+        assert_eq!(db.purge_expired(1_049, 10), 10, "bounded per call");
+        assert_eq!(db.purge_expired(1_049, 1_000), 38);
+        assert_eq!(db.len(), 101 - 48);
+        assert_eq!(db.purge_expired(10_000, 1_000), 51);
+        let mut keys: Vec<_> = db
+            .iter()
+            .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, vec!["k6", "plain"]);
+        // nothing visible changed for a reader at 10 000
+        assert_eq!(db.live_len(10_000), before.live_len(10_000));
+        assert_eq!(db.get(b"k6", 10_000), before.get(b"k6", 10_000));
+        // k5 expired at 9 000 and is gone from both views
+        assert_eq!(before.get(b"k5", 10_000), None);
     }
 
     #[test]

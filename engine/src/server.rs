@@ -180,6 +180,8 @@ impl ServerInfo for Shared {
         }
         if all || section == "keyspace" {
             out.push_str("# Keyspace\r\n");
+            // keys held in memory, expired ones not yet purged included
+            out.push_str(&format!("stored_keys:{}\r\n", db.len()));
             let keys = db.live_len(now_ms);
             if keys > 0 {
                 let expires = db

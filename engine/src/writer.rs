@@ -31,6 +31,9 @@ use crate::segment::{PreparedFile, SegmentError, SegmentWriter, PREPARED_SEGMENT
 use crate::server::Shared;
 use crate::sys;
 
+/// Expired keys removed from memory per tick (bounds the pause).
+const MAX_PURGE: usize = 10_000;
+
 /// A group commit takes requests until it holds at least this many records.
 pub const MAX_BATCH: usize = 4096;
 
@@ -194,6 +197,19 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
+                // Drop expired keys from memory (they are already invisible).
+                // Later records get timestamps >= this time, so replaying
+                // them (without the purge) sees those keys expired too.
+                let purge_at = now_ms().max(log.last_ts);
+                log.last_ts = purge_at;
+                let purged = shared
+                    .db
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .purge_expired(purge_at, MAX_PURGE);
+                if purged > 0 {
+                    tracing::debug!(purged, "expired keys removed from memory");
+                }
                 if !log.seg.is_empty() && log.seg.created().elapsed() >= log.rotate_interval {
                     log = match rotate(&shared, log).await {
                         Ok(l) => l,
