@@ -156,13 +156,18 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }) => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match (file, dir) {
+            let result = match (file, dir) {
                 (Some(f), _) => inspect::dump_file(&f, &mut out),
                 (None, Some(d)) => inspect::dump_dir(&d, &archive_dir_name, &mut out),
                 (None, None) => unreachable!("clap requires --dir or --file"),
             }
-            .context("dump")?;
-            std::io::Write::flush(&mut out)?;
+            .and_then(|()| std::io::Write::flush(&mut out).map_err(inspect::DumpError::Output));
+            match result {
+                // the reader went away (`dump | head`): not an error
+                Err(inspect::DumpError::Output(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.context("dump")?,
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Sub::BenchReplay {
