@@ -625,7 +625,19 @@ fn the_connection_cap_holds_further_clients_until_one_leaves() {
         s
     };
     // Engine::start's readiness probe may still hold a slot for a moment
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(
+        &e.http_get("/metrics").1,
+        "tiered_engine_connected_clients",
+        &[],
+    ) != Some(0.0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "probe connection never closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut a = connect();
     let mut b = connect();
     assert_eq!(ping(&mut a).unwrap(), b"+PONG\r\n");
