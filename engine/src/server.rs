@@ -233,10 +233,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Engi
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, EngineError> {
     config.validate()?;
     let dir = config.dir.clone();
-    std::fs::create_dir_all(&dir).map_err(|source| EngineError::Dir {
-        path: dir.clone(),
-        source,
-    })?;
+    if !dir.is_dir() {
+        // a dir the engine creates itself must survive a crash too
+        let dir_err = |source| EngineError::Dir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(dir_err)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sys::fsync_dir(parent).map_err(dir_err)?;
+        }
+    }
     let lock_path = dir.join(layout::ENGINE_LOCK_FILE);
     let lock = match sys::lock_exclusive(&lock_path) {
         Ok(l) => l,

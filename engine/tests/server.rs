@@ -758,3 +758,74 @@ fn expired_keys_leave_memory_and_stay_gone_after_a_restart() {
     assert_eq!(raw(e.port, b"GET t3\r\nDBSIZE\r\n"), b"$1\r\n1\r\n:2\r\n");
     assert!(e.terminate().success());
 }
+
+#[test]
+fn repeated_kill9_cycles_with_rotation_keep_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p");
+    let extra = ["--rotate-bytes", "8192"];
+    let rt = rt();
+    let mut acked_all: Vec<(String, String)> = Vec::new();
+    for cycle in 0..3u64 {
+        let e = Engine::start(&data, &extra);
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked: Vec<(String, String)> = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for w in 0..4u64 {
+                let client = e.client();
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+                    let mut acked = Vec::new();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // a pipeline of 8 writes: a kill may land mid-batch
+                        let mut p = redis::pipe();
+                        let kvs: Vec<(String, String)> = (0..8)
+                            .map(|j| (format!("c{cycle}w{w}:{i}:{j}"), format!("{i}-{j}")))
+                            .collect();
+                        for (k, v) in &kvs {
+                            p.cmd("SET").arg(k).arg(v);
+                        }
+                        match p.query_async::<Vec<String>>(&mut c).await {
+                            Ok(_) => acked.extend(kvs),
+                            Err(_) => break,
+                        }
+                        i += 1;
+                    }
+                    acked
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(300 + cycle * 170)).await;
+            e.kill9();
+            stop.store(true, Ordering::Relaxed);
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        });
+        assert!(!acked.is_empty(), "cycle {cycle} wrote nothing");
+        acked_all.extend(acked);
+        // every write acknowledged in this and the earlier cycles is there
+        let e = Engine::start(&data, &extra);
+        rt.block_on(async {
+            let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+            for chunk in acked_all.chunks(500) {
+                let keys: Vec<&String> = chunk.iter().map(|(k, _)| k).collect();
+                let vals: Vec<Option<String>> = c.mget(&keys).await.unwrap();
+                for ((k, v), got) in chunk.iter().zip(vals) {
+                    assert_eq!(
+                        got.as_ref(),
+                        Some(v),
+                        "cycle {cycle}: acknowledged {k} lost"
+                    );
+                }
+            }
+        });
+        e.kill9();
+    }
+    let out = run_bin(&["verify", "--dir", data.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+}
