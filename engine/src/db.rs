@@ -1011,6 +1011,29 @@ mod tests {
     }
 
     #[test]
+    fn random_payloads_never_panic_and_damaged_ones_are_refused_or_valid() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (rnd() % 48) as usize;
+            let mut p: Vec<u8> = (0..len).map(|_| (rnd() % 7) as u8).collect();
+            if let Some(first) = p.first_mut() {
+                *first = 1 + (rnd() % 12) as u8;
+            }
+            if let Ok(c) = Command::decode(&p) {
+                // anything that decodes is canonical
+                assert_eq!(c.encode(), p);
+                Db::new().apply(&c, 0);
+            }
+        }
+    }
+
+    #[test]
     fn replay_is_deterministic_and_gives_the_served_replies() {
         let mut live = Db::new();
         let mut replies = Vec::new();
