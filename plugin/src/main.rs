@@ -1,5 +1,6 @@
 //! `tiered-plugin`: the Docker volume plugin binary. See the library docs.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -44,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let metrics_listen = match args.metrics_listen.trim() {
         "" => None,
