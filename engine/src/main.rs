@@ -87,6 +87,16 @@ enum Sub {
         #[arg(long, env = "TIERED_ARCHIVE_DIR_NAME", default_value = layout::DEFAULT_ARCHIVE_DIR_NAME)]
         archive_dir_name: String,
     },
+    /// Ask a running engine's /healthz (a container health check: FROM-scratch
+    /// images have no shell or curl); exit 0 when it answers 200, 1 otherwise.
+    Health {
+        /// The engine's --metrics-listen address.
+        #[arg(long, env = "TIERED_HEALTH_ADDR", default_value = "127.0.0.1:9121")]
+        addr: SocketAddr,
+        /// Give up after this many seconds (connect, send, receive each).
+        #[arg(long, env = "TIERED_HEALTH_TIMEOUT_SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout_secs: u64,
+    },
     /// Benchmark replay speed: write a command log of --bytes, then recover it.
     #[command(hide = true)]
     BenchReplay {
@@ -172,6 +182,15 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Some(Sub::Health { addr, timeout_secs }) => {
+            match check_health(addr, Duration::from_secs(timeout_secs)) {
+                Ok(()) => Ok(std::process::ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("tiered-engine health: unhealthy: {e:#}");
+                    Ok(std::process::ExitCode::FAILURE)
+                }
+            }
+        }
         Some(Sub::BenchReplay {
             dir,
             bytes,
@@ -223,4 +242,32 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// `GET /healthz` on the metrics listener at `addr` over plain HTTP/1.0 (the
+/// server closes the connection after the reply): `Ok` on a 200, otherwise
+/// what went wrong. Reads at most 4 KiB of the reply.
+fn check_health(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .context("setting socket timeouts")?;
+    stream
+        .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .with_context(|| format!("sending the request to {addr}"))?;
+    let mut reply = Vec::new();
+    stream
+        .take(4096)
+        .read_to_end(&mut reply)
+        .with_context(|| format!("reading the reply of {addr}"))?;
+    let reply = String::from_utf8_lossy(&reply);
+    let status_line = reply.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        return Ok(());
+    }
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+    anyhow::bail!("http://{addr}/healthz answered {status_line:?}: {body:?}")
 }

@@ -2,8 +2,8 @@
 # The deployment of deploy/compose.yaml on a real daemon: the plugin from the
 # local registry on temp tiers, the engine and the snapshotter containers
 # (FROM-scratch images, non-root) on one tiered volume, a small rotation size.
-#   1. Writes through the Redis protocol (acknowledgements recorded);
-#      snapshots appear; the archive tier's host dir
+#   1. Writes through the Redis protocol (acknowledgements recorded), the
+#      engine's health check passes; snapshots appear; the archive tier's host dir
 #      receives the old logs and snapshots while the primary keeps the
 #      newest snapshot and the open log.
 #   2. `docker kill` of the engine in the middle of a write load, start
@@ -32,6 +32,14 @@ sys_load "$SYS_WORK/load1.json" 8
 sys_check "$SYS_WORK/load1.json"
 [ "$(redis-cli -p "$TIERED_ENGINE_PORT" set via-redis-cli yes)" = OK ] || die "redis-cli SET failed"
 [ "$(redis-cli -p "$TIERED_ENGINE_PORT" get via-redis-cli)" = yes ] || die "redis-cli GET failed"
+
+# The health check (`tiered-engine health`, the image has no shell) passes on
+# the running engine, and fails where no engine answers.
+engine_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$engine")" = healthy ]; }
+wait_for 30 engine_healthy || die "engine container not healthy: $(docker inspect -f '{{json .State.Health}}' "$engine")"
+if docker run --rm --name "$SYS_ID-health" "$SYS_ENGINE_IMAGE" health --addr 127.0.0.1:9 2>/dev/null; then
+  die "tiered-engine health passed with no engine to ask"
+fi
 
 
 archived_settled() {
