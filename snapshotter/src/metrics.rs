@@ -181,6 +181,18 @@ impl Metrics {
             "Failed steps of a pass",
             m.errors.clone(),
         );
+        // Every labelled series exists from the start at 0, so that
+        // `increase()`/`rate()` in alert rules see the first failure too.
+        for outcome in ["ok", "failed"] {
+            let _ = m.snapshots.get_or_create(&OutcomeLabel { outcome });
+        }
+        for step in ["snapshot", "archive", "retention", "scan"] {
+            let _ = m.errors.get_or_create(&StepLabel { step });
+        }
+        for kind in ["log", "snapshot"] {
+            let _ = m.archived_files.get_or_create(&KindLabel { kind });
+            let _ = m.archived_bytes.get_or_create(&KindLabel { kind });
+        }
         Metrics { registry, ..m }
     }
 
@@ -276,6 +288,20 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_series_exist_at_zero_before_any_failure() {
+        let text = Metrics::new().encode();
+        for needle in [
+            "tiered_snapshotter_snapshots_total{outcome=\"failed\"} 0",
+            "tiered_snapshotter_snapshots_total{outcome=\"ok\"} 0",
+            "tiered_snapshotter_errors_total{step=\"archive\"} 0",
+            "tiered_snapshotter_errors_total{step=\"retention\"} 0",
+            "tiered_snapshotter_archived_bytes_total{kind=\"snapshot\"} 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
 
     #[test]
     fn exposition_has_the_agreed_names() {
