@@ -829,3 +829,47 @@ fn repeated_kill9_cycles_with_rotation_keep_every_acknowledged_write() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
 }
+
+#[test]
+fn the_health_subcommand_tells_a_ready_engine_from_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &[]);
+    let addr = format!("127.0.0.1:{}", e.metrics_port);
+    let ok = run_bin(&["health", "--addr", &addr]);
+    assert!(
+        ok.status.success(),
+        "health of a ready engine failed: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // the env var is read like the flag
+    let by_env = std::process::Command::new(common::BIN)
+        .arg("health")
+        .env("TIERED_HEALTH_ADDR", &addr)
+        .output()
+        .unwrap();
+    assert!(by_env.status.success());
+    assert!(e.terminate().success());
+
+    // nobody listening any more: unhealthy, exit 1, one line saying why
+    let down = run_bin(&["health", "--addr", &addr, "--timeout-secs", "1"]);
+    assert_eq!(down.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&down.stderr);
+    assert!(why.contains("unhealthy"), "{why}");
+
+    // something that is not the engine's /healthz (it answers 404) is not healthy
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    });
+    let wrong = run_bin(&["health", "--addr", &other, "--timeout-secs", "2"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    server.join().unwrap();
+
+    // a bad address is a usage error, not a health verdict
+    let bad = run_bin(&["health", "--addr", "not-an-address"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
