@@ -179,6 +179,11 @@ pub fn move_file_interruptible(
             dst: dst.clone(),
             reason,
         })?;
+        // The copy may be the leftover of a run that crashed between the
+        // rename and the fsync of the archive dir: make it durable before
+        // the source goes, or a power loss could lose both names.
+        sys::fsync_file(&dst)?;
+        sys::fsync_dir(dst_dir)?;
         tracing::info!(src = %src.display(), dst = %dst.display(), "identical copy already archived; removing the source");
         unlink_and_sync(src, src_dir)?;
         return Ok(MoveOutcome::AlreadyArchived {
@@ -433,6 +438,24 @@ mod tests {
         let out = move_file(&src, &archive, &ok).unwrap();
         assert_eq!(out, MoveOutcome::AlreadyArchived { bytes: 14 });
         assert!(!src.exists());
+    }
+
+    #[test]
+    fn identical_destination_is_made_durable_before_the_source_goes() {
+        let (_d, src, archive) = setup();
+        let dst = archive.join("cmdlog-1.log");
+        fs::write(&dst, b"some log bytes").unwrap();
+        sys::fsync_log::take();
+        move_file(&src, &archive, &ok).unwrap();
+        let synced = sys::fsync_log::take();
+        let src_dir = src.parent().unwrap().to_path_buf();
+        let pos = |p: &Path| synced.iter().position(|x| x == p);
+        let (file, dir, source_dir) = (pos(&dst), pos(&archive), pos(&src_dir));
+        assert!(
+            file.is_some() && dir.is_some() && source_dir.is_some(),
+            "{synced:?}"
+        );
+        assert!(file < dir && dir < source_dir, "{synced:?}");
     }
 
     #[test]

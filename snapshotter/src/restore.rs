@@ -73,6 +73,18 @@ pub enum RestoreError {
         #[source]
         source: ReplayError,
     },
+    /// The time is before the first command still in the history, and
+    /// older commands are gone (retention): the state at that time cannot
+    /// be told apart from a later one.
+    #[error("time {time_ms} ms is before the oldest command still logged (seq {first_seq}, logged at {first_time_ms} ms) and the commands before it are gone; restore to a later time or use --to-seq {}", first_seq.saturating_sub(1))]
+    BeforeHistory {
+        /// The requested time.
+        time_ms: u64,
+        /// The oldest command still logged.
+        first_seq: u64,
+        /// When it was logged.
+        first_time_ms: u64,
+    },
     /// Reading a log to find the time failed.
     #[error("reading timestamps: {0}")]
     Timestamps(#[source] ReplayError),
@@ -155,7 +167,17 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
     let target = match config.target {
         RestoreTarget::Seq(n) => n,
         RestoreTarget::TimeMs(t) => match seq_at_time(&logs, t) {
-            Ok(n) => n,
+            Ok(AtTime::Seq(n)) => n,
+            Ok(AtTime::BeforeHistory {
+                first_seq,
+                first_time_ms,
+            }) => {
+                return Err(RestoreError::BeforeHistory {
+                    time_ms: t,
+                    first_seq,
+                    first_time_ms,
+                })
+            }
             Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
             Err(e) => return Err(RestoreError::Timestamps(e)),
         },
@@ -215,9 +237,18 @@ fn base_for(listing: &Listing, target: u64) -> Result<Option<(u64, Db)>, Restore
     Ok(None)
 }
 
+/// Where a time falls in the logged history.
+enum AtTime {
+    /// The last command logged at or before the time.
+    Seq(u64),
+    /// Before the oldest command still logged, which is not seq 1: the
+    /// commands between the time and that one are unknown.
+    BeforeHistory { first_seq: u64, first_time_ms: u64 },
+}
+
 /// The last seq of the longest prefix of the logged history whose commands
 /// were all logged at or before `time_ms`.
-fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<u64, ReplayError> {
+fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<AtTime, ReplayError> {
     // The first record of each log tells which log holds the cut.
     let mut firsts = Vec::with_capacity(logs.len());
     for log in logs {
@@ -229,27 +260,33 @@ fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<u64, ReplayError> {
             Err(e) => return Err(ReplayError::Damaged(e)),
         }
     }
-    let Some(first_log) = logs.first() else {
-        return Ok(0);
-    };
     // Index of the last log whose first record is at or before the time.
     let Some(idx) = firsts
         .iter()
         .rposition(|f| f.is_some_and(|ts| ts <= time_ms))
     else {
-        return Ok(first_log.first_seq.saturating_sub(1));
+        // Before every logged command: the empty state if the history
+        // starts at seq 1, otherwise unknowable (a snapshot just before the
+        // oldest log may hold commands logged after the time).
+        return Ok(match logs.iter().zip(&firsts).find(|(_, f)| f.is_some()) {
+            Some((log, Some(ts))) if log.first_seq > 1 => AtTime::BeforeHistory {
+                first_seq: log.first_seq,
+                first_time_ms: *ts,
+            },
+            _ => AtTime::Seq(logs.first().map_or(0, |l| l.first_seq.saturating_sub(1))),
+        });
     };
     let log = &logs[idx];
     let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
     let mut last = log.first_seq.saturating_sub(1);
     loop {
         match r.next_record() {
-            Ok(Some(rec)) if rec.timestamp_ms > time_ms => return Ok(rec.seq - 1),
+            Ok(Some(rec)) if rec.timestamp_ms > time_ms => return Ok(AtTime::Seq(rec.seq - 1)),
             Ok(Some(rec)) => last = rec.seq,
             Ok(None) => break,
             Err(e) if log.last_seq.is_none() && e.is_torn_tail() => break,
             Err(e) => return Err(ReplayError::Damaged(e)),
         }
     }
-    Ok(last)
+    Ok(AtTime::Seq(last))
 }

@@ -58,7 +58,41 @@ pub fn is_cross_device(err: &io::Error) -> bool {
 /// durable.
 pub fn fsync_dir(dir: &Path) -> Result<(), SysError> {
     let d = File::open(dir).map_err(|e| SysError::new("open dir", dir, e))?;
-    d.sync_all().map_err(|e| SysError::new("fsync dir", dir, e))
+    d.sync_all()
+        .map_err(|e| SysError::new("fsync dir", dir, e))?;
+    #[cfg(test)]
+    fsync_log::record(dir);
+    Ok(())
+}
+
+/// fsyncs a file's data and metadata.
+pub fn fsync_file(path: &Path) -> Result<(), SysError> {
+    let f = File::open(path).map_err(|e| SysError::new("open", path, e))?;
+    f.sync_all().map_err(|e| SysError::new("fsync", path, e))?;
+    #[cfg(test)]
+    fsync_log::record(path);
+    Ok(())
+}
+
+/// Unit tests cannot pull the power, so they check the order of durability
+/// steps instead: every successful fsync on this thread is recorded here.
+#[cfg(test)]
+pub mod fsync_log {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static LOG: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) fn record(path: &Path) {
+        LOG.with(|l| l.borrow_mut().push(path.to_path_buf()));
+    }
+
+    /// Takes what was recorded on this thread so far.
+    pub fn take() -> Vec<PathBuf> {
+        LOG.with(|l| std::mem::take(&mut *l.borrow_mut()))
+    }
 }
 
 /// fsyncs the directory that holds `path`.

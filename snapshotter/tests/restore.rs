@@ -181,3 +181,32 @@ fn restore_through_the_command_line() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an empty directory"));
 }
+
+#[test]
+fn a_time_before_the_oldest_kept_log_is_an_error_not_a_later_state() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    // Retention with its cut at snapshot 10 deletes the log 1-10 and keeps
+    // the snapshot: the state at seq 6's time is no longer known.
+    fs::remove_file(d.path().join("archived/logs").join(log_name(1, 10))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("r");
+    let err = restore(&cfg(d.path(), RestoreTarget::TimeMs(T0_MS + 5_000), &into)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RestoreError::BeforeHistory {
+                first_seq: 11,
+                first_time_ms,
+                ..
+            } if first_time_ms == T0_MS + 10_000
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--to-seq 10"), "{err}");
+    assert!(!into.exists());
+    // From seq 11's time on, the history answers.
+    let r = restore(&cfg(d.path(), RestoreTarget::TimeMs(T0_MS + 12_500), &into)).unwrap();
+    assert_eq!(r.last_seq, 13);
+    check(&into, 13, &h);
+}
