@@ -267,6 +267,10 @@ fn try_recover(
                     let w = format!("accepting data loss: {e}");
                     tracing::warn!("{w}");
                     warnings.push(w);
+                    if let Source::Sealed { last, .. } = src {
+                        // its named range is lost, never reused
+                        seq = seq.max(*last);
+                    }
                     if let Source::Open { first, path } = src {
                         open_segments.push(RecoveredOpen {
                             path: path.clone(),
@@ -332,6 +336,12 @@ fn try_recover(
                     let w = format!("accepting data loss: {e}");
                     tracing::warn!("{w}");
                     warnings.push(w);
+                }
+                if let Source::Sealed { last, .. } = src {
+                    // The rest of a sealed segment is lost. Its name claims
+                    // seqs up to `last`: go on after them, so that new
+                    // records never reuse a seq that a file already holds.
+                    seq = seq.max(*last);
                 }
                 if is_open && newest_open == Some(i) {
                     let offset = e.offset();
@@ -565,6 +575,35 @@ mod tests {
         let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
         assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
         assert!(e.to_string().contains(open.to_str().unwrap()));
+    }
+
+    /// Accepting the loss of a damaged sealed segment must not let the
+    /// engine reuse the sequence numbers its name claims: new records would
+    /// then exist twice with different contents (the snapshotter and a
+    /// point-in-time restore read both files).
+    #[test]
+    fn tolerated_damage_in_the_last_sealed_segment_never_reuses_its_seqs() {
+        // damage in the middle of the last segment (valid records follow)
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        segment(d, 1, 5, true);
+        let sealed = segment(d, 6, 5, true);
+        let at = record_offset(&sealed, 2) as usize + 30;
+        let mut b = std::fs::read(&sealed).unwrap();
+        b[at] ^= 0x40;
+        std::fs::write(&sealed, &b).unwrap();
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert!(has(&r.db, 7) && !has(&r.db, 8));
+        assert_eq!(r.last_seq, 10, "the engine goes on after the named range");
+        assert!(!r.warnings.is_empty());
+
+        // a header that does not even open
+        let mut b = std::fs::read(&sealed).unwrap();
+        b[0] ^= 1;
+        std::fs::write(&sealed, &b).unwrap();
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert!(has(&r.db, 5) && !has(&r.db, 6));
+        assert_eq!(r.last_seq, 10);
     }
 
     #[test]

@@ -588,8 +588,12 @@ async fn connection(
                         continue;
                     }
                     // Refuse, without logging, what would fail against the
-                    // durable state (when nothing of ours is in flight).
-                    if !pending.iter().any(|p| matches!(p, Pending::Waiting(..)))
+                    // durable state, but only when no earlier write of ours
+                    // (sent or still unsent in this pipeline) is pending: the
+                    // state does not include those yet.
+                    if !pending
+                        .iter()
+                        .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
                         && command.may_fail()
                     {
                         let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
