@@ -465,7 +465,10 @@ impl Driver {
                     });
                 }
             }
-            let _links = lock(&self.links);
+            // `links` (global) covers only the referrer check and the
+            // removal from the cache, never the purge of the data below,
+            // which may take long: other volumes must not wait on it.
+            let links = lock(&self.links);
             let referrer = self
                 .volumes
                 .read()
@@ -491,6 +494,7 @@ impl Driver {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(name);
+            drop(links);
             let mp = self.mountpoint(name);
             if let Err(e) = std::fs::remove_dir(&mp) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -967,6 +971,34 @@ mod tests {
         let mut o = VolumeOptions::default();
         f(&mut o);
         o
+    }
+
+    #[test]
+    fn purging_a_removed_volume_does_not_block_other_volumes() {
+        let f = fixture();
+        f.driver.create("a", VolumeOptions::default()).unwrap();
+        f.driver.create("b", VolumeOptions::default()).unwrap();
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        // Remove reads the mount table twice: the second read is the purge.
+        *f.sys.hold_mount_points.lock().unwrap() = Some((2, entered_tx, release_rx));
+        let driver = &f.driver;
+        std::thread::scope(|s| {
+            let slow = s.spawn(|| driver.remove("a"));
+            entered
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            let (done_tx, done) = std::sync::mpsc::channel();
+            s.spawn(move || done_tx.send(driver.remove("b")).unwrap());
+            let other = done.recv_timeout(std::time::Duration::from_secs(5));
+            release.send(()).unwrap();
+            slow.join().unwrap().unwrap();
+            other
+                .expect("remove of b waited for the purge of a")
+                .unwrap();
+        });
+        assert!(f.driver.list().is_empty());
+        assert!(!f.tiers.archive_root.join("a").exists());
     }
 
     #[test]

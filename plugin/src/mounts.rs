@@ -199,6 +199,16 @@ pub mod fake {
         pub fail_unmount_on: Mutex<Option<String>>,
         /// What `boot_id` answers.
         pub boot: Mutex<String>,
+        /// `(n, entered, release)`: the `n`th `mount_points` call from now
+        /// (1 = the next) signals `entered`, then waits for `release`.
+        #[allow(clippy::type_complexity)]
+        pub hold_mount_points: Mutex<
+            Option<(
+                usize,
+                std::sync::mpsc::Sender<()>,
+                std::sync::mpsc::Receiver<()>,
+            )>,
+        >,
     }
 
     impl RecordingSyscalls {
@@ -268,6 +278,21 @@ pub mod fake {
         }
 
         fn mount_points(&self) -> Result<Vec<PathBuf>, MountError> {
+            let held = {
+                let mut hold = self.hold_mount_points.lock().unwrap();
+                match hold.as_mut() {
+                    Some((1, _, _)) => hold.take(),
+                    Some((n, _, _)) => {
+                        *n -= 1;
+                        None
+                    }
+                    None => None,
+                }
+            };
+            if let Some((_, entered, release)) = held {
+                entered.send(()).unwrap();
+                release.recv().unwrap();
+            }
             Ok(self.mounted())
         }
 
