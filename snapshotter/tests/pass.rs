@@ -298,3 +298,20 @@ fn a_stop_request_abandons_the_pass_at_a_safe_point() {
     assert_eq!(r.published, None);
     assert_eq!(tree(d.path()), before);
 }
+
+#[test]
+fn a_log_whose_records_disagree_with_its_name_is_not_archived() {
+    let d = tempfile::tempdir().unwrap();
+    let mut h = History::new(d.path());
+    // Records 1-8 under a name that promises 1-10 (records 9 and 10 lost),
+    // and a snapshot that covers 10: the log is covered, but the archive
+    // must not take a copy that claims history it does not hold.
+    let short = h.sealed(8);
+    let misnamed = d.path().join(log_name(1, 10));
+    fs::rename(&short, &misnamed).unwrap();
+    write_snapshot(d.path(), 10, &h.states[8]).unwrap();
+    let err = pass(&Config::new(d.path())).unwrap_err();
+    assert!(matches!(err, PassError::Archive(_)), "{err}");
+    assert!(err.to_string().contains("its name says"), "{err}");
+    assert!(misnamed.exists(), "the source is kept");
+}
