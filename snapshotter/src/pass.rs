@@ -13,7 +13,9 @@
 //!
 //! A damaged snapshot, a damaged log or a gap stops the pass before anything
 //! is published, moved or deleted; the error is logged and counted, and the
-//! next pass tries again. The open segment is never read or touched.
+//! next pass tries again. The open segment is never read or touched. A move
+//! that fails because the archive tier is full (ENOSPC) still lets retention
+//! run before the error is reported, since retention is what frees the space.
 //!
 //! Failpoints (feature `failpoints`): `pass::before_publish` (state replayed,
 //! nothing written), `pass::after_publish` (snapshot durable, nothing
@@ -344,7 +346,7 @@ fn pass_inner(
                 report.interrupted = true;
                 return Ok(report);
             }
-            Err(e) => return Err(PassError::Archive(e)),
+            Err(e) => return Err(archive_failed(config, metrics, e)),
         }
     }
     let snap_verifier = |p: &Path| -> Result<(), String> { verify_snapshot_named(p) };
@@ -360,7 +362,7 @@ fn pass_inner(
                 report.interrupted = true;
                 return Ok(report);
             }
-            Err(e) => return Err(PassError::Archive(e)),
+            Err(e) => return Err(archive_failed(config, metrics, e)),
         }
     }
 
@@ -370,6 +372,25 @@ fn pass_inner(
     }
     record_archive_size(config, metrics)?;
     Ok(report)
+}
+
+/// A failed move ends the pass, but a full archive tier is what retention
+/// relieves: it runs first (it never needs the file that failed to move),
+/// or every later pass would fail on the same move and nothing would ever
+/// free the space.
+fn archive_failed(config: &Config, metrics: &Metrics, e: MoveError) -> PassError {
+    if e.is_no_space() && (config.retain_days.is_some() || config.retain_bytes.is_some()) {
+        match apply_retention(config, metrics) {
+            Ok(deleted) => {
+                tracing::warn!(
+                    deleted,
+                    "archive tier full: retention ran; the move is retried next pass"
+                )
+            }
+            Err(r) => tracing::error!("retention on a full archive tier: {r}"),
+        }
+    }
+    PassError::Archive(e)
 }
 
 fn count_move(metrics: &Metrics, report: &mut PassReport, kind: &'static str, out: MoveOutcome) {

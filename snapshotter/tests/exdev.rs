@@ -125,3 +125,65 @@ fn a_shutdown_abandons_a_copy_and_keeps_the_source() {
     assert_eq!(fs::read(&log).unwrap(), original);
     assert!(names(&dst_dir).is_empty());
 }
+
+#[test]
+fn a_full_archive_still_runs_retention_so_a_later_pass_fits() {
+    let d = tempfile::tempdir().unwrap();
+    let archive = d.path().join("archived");
+    let _tmpfs = Tmpfs::mount(&archive, "1m");
+    let mut h = History::new(d.path());
+    let mut config = Config::new(d.path());
+    config.keep_snapshots = 1;
+    config.retain_days = Some(1);
+    let pass = |c: &Config| {
+        run_pass(
+            c,
+            &Metrics::new(),
+            &AtomicBool::new(false),
+            &mut PassState::default(),
+        )
+    };
+    // Old history in the archive: snapshot 3000 and logs 1-3000, 3001-6000;
+    // snapshot 6000 on the primary tier. Both snapshots ten days old.
+    h.sealed(3000);
+    pass(&config).unwrap();
+    h.sealed(3000);
+    pass(&config).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    let old_snap = archive.join("snapshots").join(snap_name(3000));
+    for p in [old_snap.clone(), d.path().join(snap_name(6000))] {
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_times(fs::FileTimes::new().set_modified(old))
+            .unwrap();
+    }
+    // A new log that does not fit until the old history is gone.
+    let big = h.sealed(6000);
+    let big_len = fs::metadata(&big).unwrap().len();
+    let free = nix::sys::statvfs::statvfs(&archive).unwrap();
+    let free = free.blocks_available() as u64 * free.fragment_size() as u64;
+    assert!(free > big_len / 2, "archive too small for the test");
+    fs::write(
+        archive.join("filler"),
+        vec![1u8; (free - big_len / 2) as usize],
+    )
+    .unwrap();
+
+    let err = pass(&config).unwrap_err();
+    assert!(
+        matches!(&err, PassError::Archive(e) if e.is_no_space()),
+        "{err}"
+    );
+    assert!(big.exists(), "the source stays until it is archived");
+    assert!(!old_snap.exists(), "retention ran despite the full archive");
+    assert!(!archive.join("logs").join(log_name(1, 3000)).exists());
+
+    // The next pass fits.
+    let r = pass(&config).unwrap();
+    assert_eq!(r.archived_logs, 1, "{r}");
+    assert!(!big.exists());
+    assert!(archive.join("logs").join(log_name(6001, 12000)).exists());
+    assert!(d.path().join(snap_name(12000)).exists());
+}
