@@ -140,6 +140,13 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
+pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size";
+
+/// Longest string value. SET takes at most one RESP argument; only APPEND
+/// grows a string, and it is refused past this bound, so that every value
+/// fits a snapshot entry (lengths there are bounded by
+/// [`crate::record::MAX_RECORD_BYTES`]).
+pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a logged payload cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -576,10 +583,17 @@ impl Db {
     pub fn precheck(&self, cmd: &Command, now_ms: u64) -> Option<Reply> {
         let wrongtype = || Some(Reply::Error(WRONGTYPE.into()));
         match cmd {
-            Command::Set { key, get: true, .. }
-            | Command::GetDel { key }
-            | Command::Append { key, .. } => match self.get(key, now_ms) {
+            Command::Set { key, get: true, .. } | Command::GetDel { key } => {
+                match self.get(key, now_ms) {
+                    Some(Value::Hash(_)) => wrongtype(),
+                    _ => None,
+                }
+            }
+            Command::Append { key, value } => match self.get(key, now_ms) {
                 Some(Value::Hash(_)) => wrongtype(),
+                Some(Value::Str(s)) if s.len() + value.len() > MAX_STRING_BYTES => {
+                    Some(Reply::Error(STRING_TOO_LONG.into()))
+                }
                 _ => None,
             },
             Command::IncrBy { key, delta } => match self.get(key, now_ms) {
@@ -814,6 +828,9 @@ impl Db {
                     value: Value::Str(s),
                     ..
                 }) => {
+                    if s.len() + value.len() > MAX_STRING_BYTES {
+                        return Reply::Error(STRING_TOO_LONG.into());
+                    }
                     s.extend_from_slice(value);
                     Reply::Int(s.len() as i64)
                 }
@@ -1068,6 +1085,43 @@ mod tests {
             again.apply_logged(&bad),
             Err(ApplyError::Decode { seq: 9, .. })
         ));
+    }
+
+    /// APPEND cannot grow a string past what a snapshot entry holds (a
+    /// snapshot written of such a state could not be read back).
+    #[test]
+    fn append_is_refused_past_the_string_bound_and_snapshots_stay_readable() {
+        let mut db = Db::new();
+        let chunk = vec![b'x'; 16 * 1024 * 1024];
+        let append = Command::Append {
+            key: b("big"),
+            value: chunk.clone(),
+        };
+        let mut replies = Vec::new();
+        for _ in 0..6 {
+            if let Some(e) = db.precheck(&append, 0) {
+                replies.push(e);
+            }
+            replies.push(db.apply(&append, 0));
+        }
+        let len = |db: &Db| match db.get(b"big", 0) {
+            Some(Value::Str(s)) => s.len(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(len(&db), MAX_STRING_BYTES);
+        assert_eq!(
+            replies.last(),
+            Some(&Reply::Error(STRING_TOO_LONG.into())),
+            "refused, unchanged"
+        );
+        assert_eq!(
+            db.precheck(&append, 0),
+            Some(Reply::Error(STRING_TOO_LONG.into()))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = crate::snapshot::write_snapshot(dir.path(), 1, &db).unwrap();
+        let (_, back) = crate::snapshot::read_snapshot(&p).unwrap();
+        assert_eq!(back, db);
     }
 
     #[test]
