@@ -50,30 +50,71 @@ fn parse_len(line: &[u8]) -> Option<i64> {
     s.parse().ok()
 }
 
+/// Where parsing of a multibulk command that is not complete yet stopped,
+/// so that the next call resumes there instead of walking every argument
+/// header again (a client sending a command of a million small arguments
+/// slowly would otherwise cost quadratic CPU). Valid while the buffer only
+/// grows at its end; it is reset once a command is parsed or refused.
+#[derive(Debug, Default)]
+pub struct Partial {
+    /// Arguments announced by the `*<argc>` line (0: not inside a command).
+    argc: usize,
+    /// Offset of the next argument's `$` header.
+    pos: usize,
+    /// Sum of the argument lengths so far.
+    total: usize,
+    /// (offset, length) of each complete argument.
+    spans: Vec<(usize, usize)>,
+}
+
 /// Parses the first command of `buf`. `Ok(None)`: more bytes are needed.
 /// An empty multibulk (`*0`) yields an empty argument list.
 pub fn parse_command(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(None);
+    parse_command_resumable(buf, &mut Partial::default())
+}
+
+/// [`parse_command`] resuming from (and recording its progress in)
+/// `partial`; `buf` must be the buffer of the previous call with bytes
+/// appended, and must start with the same command.
+pub fn parse_command_resumable(
+    buf: &[u8],
+    partial: &mut Partial,
+) -> Result<Option<Parsed>, ProtocolError> {
+    let r = parse_multibulk(buf, partial);
+    if !matches!(r, Ok(None)) {
+        *partial = Partial::default();
     }
-    if buf[0] != b'*' {
-        return parse_inline(buf);
+    r
+}
+
+fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, ProtocolError> {
+    if st.argc == 0 {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if buf[0] != b'*' {
+            return parse_inline(buf);
+        }
+        let Some(eol) = find_crlf(buf, 1, MAX_HEADER_LINE)
+            .map_err(|_| ProtocolError("invalid multibulk length".into()))?
+        else {
+            return Ok(None);
+        };
+        let argc = match parse_len(&buf[1..eol]) {
+            Some(n) if n <= 0 => return Ok(Some((Vec::new(), eol + 2))),
+            Some(n) if n as u64 <= MAX_ARGS as u64 => n as usize,
+            _ => return Err(ProtocolError("invalid multibulk length".into())),
+        };
+        *st = Partial {
+            argc,
+            pos: eol + 2,
+            total: 0,
+            spans: Vec::with_capacity(argc.min(1024)),
+        };
     }
-    let Some(eol) = find_crlf(buf, 1, MAX_HEADER_LINE)
-        .map_err(|_| ProtocolError("invalid multibulk length".into()))?
-    else {
-        return Ok(None);
-    };
-    let argc = match parse_len(&buf[1..eol]) {
-        Some(n) if n <= 0 => return Ok(Some((Vec::new(), eol + 2))),
-        Some(n) if n as u64 <= MAX_ARGS as u64 => n as usize,
-        _ => return Err(ProtocolError("invalid multibulk length".into())),
-    };
-    let mut pos = eol + 2;
-    let mut total = 0usize;
-    // First pass: check that the whole command is there, without copying.
-    let mut spans = Vec::with_capacity(argc.min(1024));
-    for _ in 0..argc {
+    // Check that the whole command is there, without copying.
+    while st.spans.len() < st.argc {
+        let pos = st.pos;
         if pos >= buf.len() {
             return Ok(None);
         }
@@ -92,7 +133,7 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
             Some(n) if n >= 0 && n as u64 <= MAX_BULK_BYTES as u64 => n as usize,
             _ => return Err(ProtocolError("invalid bulk length".into())),
         };
-        total += len;
+        let total = st.total + len;
         if total > MAX_COMMAND_BYTES {
             return Err(ProtocolError(format!(
                 "command larger than {MAX_COMMAND_BYTES} bytes"
@@ -105,14 +146,16 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
         if &buf[start + len..start + len + 2] != b"\r\n" {
             return Err(ProtocolError("bulk string not terminated by CRLF".into()));
         }
-        spans.push((start, len));
-        pos = start + len + 2;
+        st.spans.push((start, len));
+        st.total = total;
+        st.pos = start + len + 2;
     }
-    let args = spans
-        .into_iter()
-        .map(|(s, l)| buf[s..s + l].to_vec())
+    let args = st
+        .spans
+        .iter()
+        .map(|&(s, l)| buf[s..s + l].to_vec())
         .collect();
-    Ok(Some((args, pos)))
+    Ok(Some((args, st.pos)))
 }
 
 fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
@@ -217,6 +260,59 @@ mod tests {
         assert_eq!(
             parse_command(b"*1\r\n$0\r\n\r\n").unwrap().unwrap(),
             (vec![vec![]], 10)
+        );
+    }
+
+    /// Parsing a command that arrives in pieces resumes where it stopped:
+    /// the argument headers already checked are not read again (a bytes
+    /// flip in them after the first pass goes unnoticed), and the result is
+    /// the one-shot parse.
+    #[test]
+    fn a_command_arriving_in_pieces_is_parsed_where_it_stopped() {
+        let mut req = b"*1000\r\n".to_vec();
+        for i in 0..1000 {
+            let a = format!("a{i}");
+            req.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        req.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let whole = parse_command(&req).unwrap().unwrap();
+        let mut p = Partial::default();
+        let mut got = None;
+        for end in (0..=req.len()).step_by(7) {
+            if let Some(r) = parse_command_resumable(&req[..end], &mut p).unwrap() {
+                got = Some(r);
+                break;
+            }
+        }
+        let got = match got {
+            Some(g) => g,
+            None => parse_command_resumable(&req, &mut p).unwrap().unwrap(),
+        };
+        assert_eq!(got, whole);
+        // the state was reset: the next command parses from its start
+        let (next, _) = parse_command_resumable(&req[whole.1..], &mut p)
+            .unwrap()
+            .unwrap();
+        assert_eq!(next, args(&["PING"]));
+
+        // resumption does not walk the first headers again
+        let mut p = Partial::default();
+        let half = req.len() / 2;
+        assert_eq!(parse_command_resumable(&req[..half], &mut p).unwrap(), None);
+        let mut changed = req.clone();
+        changed[8] = b'#'; // the first argument's length
+        assert!(parse_command(&changed).is_err());
+        let (a, _) = parse_command_resumable(&changed, &mut p).unwrap().unwrap();
+        assert_eq!(a.len(), 1000);
+        // a protocol error resets the state too
+        let mut p = Partial::default();
+        assert_eq!(parse_command_resumable(&req[..half], &mut p).unwrap(), None);
+        let mut bad = req[..half].to_vec();
+        bad.extend_from_slice(b"!garbage\r\n");
+        let _ = parse_command_resumable(&bad, &mut p);
+        assert_eq!(
+            parse_command_resumable(b"PING\r\n", &mut p).unwrap(),
+            Some((args(&["PING"]), 6))
         );
     }
 

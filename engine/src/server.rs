@@ -554,13 +554,15 @@ async fn connection(
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut pending: Vec<Pending> = Vec::new();
     let mut conn = ConnState::new(id);
+    // progress through a command that is not complete yet
+    let mut partial = resp::Partial::default();
     loop {
         let mut close = false;
         let mut handled = 0;
         // one clock read per buffer of requests
         let now = now_ms();
         while handled < MAX_PIPELINE {
-            let (args, used) = match resp::parse_command(&inbuf) {
+            let (args, used) = match resp::parse_command_resumable(&inbuf, &mut partial) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
