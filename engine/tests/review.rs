@@ -237,3 +237,46 @@ fn every_intermediate_state_of_rotation_recovers() {
         );
     }
 }
+
+/// One small MGET naming a 16 MiB value many times must not build a reply
+/// of gigabytes: it is refused, and the connection goes on.
+#[test]
+fn mget_cannot_amplify_one_value_into_a_huge_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let mut cfg = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        cfg.reserve_bytes = 0;
+        let shutdown = CancellationToken::new();
+        let running = tiered_engine::start(cfg, shutdown.clone()).await.unwrap();
+        let client = redis::Client::open(format!("redis://{}/", running.addr)).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let big = vec![b'v'; 16 * 1024 * 1024];
+        let _: () = redis::cmd("SET")
+            .arg("big")
+            .arg(&big)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let mut mget = redis::cmd("MGET");
+        // 17 x 16 MiB: just over the bound (a test without the bound gets
+        // the whole reply; a real client could name it a million times)
+        for _ in 0..17 {
+            mget.arg("big");
+        }
+        let err = match mget.query_async::<Vec<Option<Vec<u8>>>>(&mut con).await {
+            Ok(v) => panic!("MGET answered {} values instead of an error", v.len()),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("reply too large"), "{err}");
+        // a reasonable MGET still works
+        let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg("big")
+            .arg("missing")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(got, vec![Some(big), None]);
+        shutdown.cancel();
+        running.wait().await.unwrap();
+    });
+}

@@ -86,8 +86,25 @@ pub fn getdel(mut args: Vec<Vec<u8>>, _now: u64) -> Action {
     })
 }
 
+/// Most value bytes one MGET may return: the same key named many times
+/// would otherwise build a reply of (arguments x 16 MiB) in memory, under
+/// the state's read lock.
+pub const MAX_MGET_REPLY_BYTES: usize = 256 * 1024 * 1024;
+
 pub fn mget(args: Vec<Vec<u8>>, _now: u64) -> Action {
     Action::Read(Box::new(move |ctx| {
+        let total: usize = args[1..]
+            .iter()
+            .map(|k| match ctx.db.get(k, ctx.now_ms) {
+                Some(Value::Str(s)) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        if total > MAX_MGET_REPLY_BYTES {
+            return Reply::Error(format!(
+                "ERR reply too large: MGET would return {total} bytes, more than {MAX_MGET_REPLY_BYTES}"
+            ));
+        }
         Reply::Array(
             args[1..]
                 .iter()
