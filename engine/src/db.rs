@@ -162,6 +162,13 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+fn put_list(out: &mut Vec<u8>, items: &[Vec<u8>]) {
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for item in items {
+        put_bytes(out, item);
+    }
+}
+
 fn put_pairs(out: &mut Vec<u8>, pairs: &[(Vec<u8>, Vec<u8>)]) {
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
@@ -270,10 +277,7 @@ impl Command {
             }
             Command::Del { keys } => {
                 out.push(4);
-                out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-                for k in keys {
-                    put_bytes(&mut out, k);
-                }
+                put_list(&mut out, keys);
             }
             Command::IncrBy { key, delta } => {
                 out.push(5);
@@ -302,10 +306,7 @@ impl Command {
             Command::HDel { key, fields } => {
                 out.push(10);
                 put_bytes(&mut out, key);
-                out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
-                for f in fields {
-                    put_bytes(&mut out, f);
-                }
+                put_list(&mut out, fields);
             }
             Command::HIncrBy { key, field, delta } => {
                 out.push(11);

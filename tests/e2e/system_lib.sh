@@ -9,7 +9,7 @@
 # removed when the test exits, pass or fail, in reverse order of creation:
 # containers, volume, images, plugin, temp dir.
 # shellcheck shell=bash
-source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 
 SYS_LOAD="$TIERED_ROOT/tests/e2e/system_load.py"
 SYS_OK=0
@@ -137,10 +137,6 @@ sys_count() { find "$1" -maxdepth 1 -name "$2" 2>/dev/null | wc -l; }
 # busybox (no pull), running as 1000:1000; removed on exit.
 sys_busybox_image() {
   SYS_BUSYBOX="$SYS_ID-busybox"
-  local ctx="$SYS_WORK/busybox" out
-  mkdir -p "$ctx"
-  cp /bin/busybox "$ctx/busybox"
-  printf 'FROM scratch\nCOPY busybox /bin/busybox\nUSER 1000:1000\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
   on_exit docker image rm -f "$SYS_BUSYBOX"
-  out=$(DOCKER_BUILDKIT=0 docker build -q -t "$SYS_BUSYBOX" "$ctx" 2>&1) || die "docker build $SYS_BUSYBOX: $out"
+  busybox_image "$SYS_BUSYBOX" "$SYS_WORK/busybox" 1000:1000
 }

@@ -7,7 +7,7 @@
 # implicit creation (null Opts), bad options, then remove and re-create the
 # plugin and find the volumes and their data still there.
 set -euo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/e2e_lib.sh"
 ensure_docker
 [ -x "$TIERED_BIN/tiered-plugin" ] || die "missing $TIERED_BIN/tiered-plugin (run scripts/build.sh)"
 
@@ -28,16 +28,8 @@ on_exit docker volume rm -f "$vol" "$auto" "$backup"
 on_exit docker rm -f "$ctr"
 on_exit docker rm -fv "$vf"
 
-fail() { log "FAIL: $*"; exit 1; }
-expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
-status() { docker volume inspect "$1" --format "{{index .Status \"$2\"}}"; }
-
 log "building $image FROM scratch with busybox-static"
-ctx=$tmp/image
-mkdir -p "$ctx"
-cp /bin/busybox "$ctx/busybox"
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null 2>&1 || fail "docker build"
+busybox_image "$image" "$tmp/image"
 
 # A free loopback port for the plugin's metrics (the plugin uses the host network).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

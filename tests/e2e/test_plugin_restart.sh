@@ -10,7 +10,7 @@
 #  - `docker plugin set archive.source=...` works only while disabled; after
 #    it, archived/ writes land in the new source.
 set -euo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/e2e_lib.sh"
 ensure_docker
 [ -x "$TIERED_BIN/tiered-plugin" ] || die "missing $TIERED_BIN/tiered-plugin (run scripts/build.sh)"
 
@@ -26,9 +26,6 @@ on_exit docker plugin rm -f "$plugin"
 on_exit docker volume rm -f "$vol"
 on_exit docker rm -f "$ctr"
 
-fail() { log "FAIL: $*"; exit 1; }
-expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
-status() { docker volume inspect "$1" --format "{{index .Status \"$2\"}}"; }
 # Host mounts under the plugin's propagated mount for the volume.
 host_mounts() {
   local id root
@@ -37,11 +34,7 @@ host_mounts() {
   awk -v p="$root/plugins/$id/propagated-mount/$vol" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo | sort -u
 }
 
-ctx=$tmp/image
-mkdir -p "$ctx"
-cp /bin/busybox "$ctx/busybox"
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null 2>&1 || fail "docker build"
+busybox_image "$image" "$tmp/image"
 "$TIERED_ROOT/scripts/plugin.sh" install --name "$plugin" --primary-source "$primary" --archive-source "$archive"
 docker volume create -d "$plugin" "$vol" >/dev/null
 

@@ -22,7 +22,7 @@
 # its recorded command line. Whatever happens, the exit handler makes sure a
 # daemon answers again.
 set -euo pipefail
-source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/e2e_lib.sh"
 ensure_docker
 [ -x "$TIERED_BIN/tiered-plugin" ] || die "missing $TIERED_BIN/tiered-plugin (run scripts/build.sh)"
 
@@ -37,9 +37,6 @@ dockerd_log=/var/log/tiered-dockerd.log
 # Known before the restart: the mount checks run while the daemon is down.
 docker_root=$(docker info --format '{{.DockerRootDir}}')
 
-fail() { log "FAIL: $*"; exit 1; }
-expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
-status() { docker volume inspect "$1" --format "{{index .Status \"$2\"}}"; }
 
 # --- the daemon ------------------------------------------------------------
 
@@ -156,11 +153,7 @@ on_exit daemon_back
 
 # --- set-up -----------------------------------------------------------------
 
-ctx=$tmp/image
-mkdir -p "$ctx"
-cp /bin/busybox "$ctx/busybox"
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n' >"$ctx/Dockerfile"
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null 2>&1 || fail "docker build"
+busybox_image "$image" "$tmp/image"
 "$TIERED_ROOT/scripts/plugin.sh" install --name "$plugin" --primary-source "$primary" --archive-source "$archive"
 docker volume create -d "$plugin" -o uid=1000 -o gid=1000 -o mode=0750 "$vol" >/dev/null
 
