@@ -249,6 +249,13 @@ fn check_files(dir: &Path) -> (u64, u64) {
     (next - 1, newest)
 }
 
+/// A sealed log that is both in `archived/logs` and still at the top of `dir`.
+fn in_both_places(dir: &Path) -> bool {
+    names(&dir.join("archived/logs"))
+        .iter()
+        .any(|n| !n.ends_with(".tmp") && dir.join(n).exists())
+}
+
 #[test]
 fn engine_under_load_with_snapshotter_crashes_then_recovery_and_restore() {
     let d = tempfile::tempdir().unwrap();
@@ -275,11 +282,12 @@ fn engine_under_load_with_snapshotter_crashes_then_recovery_and_restore() {
         "pass::after_publish=sleep(5000)",
     ] {
         load(&engine, &mut writes, 20);
-        let before = names(&dir.join("archived/logs")).len();
         let snap = snapshotter(dir, &[("FAILPOINTS", fp)]);
         if fp.starts_with("mover") {
-            wait_until("a copy in the archive", 20, || {
-                names(&dir.join("archived/logs")).len() > before
+            // Wait for the renamed copy itself (not the temp file of the
+            // copy, which appears first), held there by the failpoint.
+            wait_until("a copy renamed into the archive", 20, || {
+                in_both_places(dir)
             });
         } else {
             std::thread::sleep(Duration::from_millis(1500));
@@ -288,10 +296,7 @@ fn engine_under_load_with_snapshotter_crashes_then_recovery_and_restore() {
         if fp.starts_with("mover") {
             // Killed between the rename into the archive and the unlink: the
             // log is in both places, which the next run must resolve.
-            let both = names(&dir.join("archived/logs"))
-                .iter()
-                .any(|n| dir.join(n).exists());
-            assert!(both, "the kill did not land mid-move");
+            assert!(in_both_places(dir), "the kill did not land mid-move");
         }
     }
     load(&engine, &mut writes, 20);
