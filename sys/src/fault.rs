@@ -198,7 +198,9 @@ struct FaultFile {
 
 impl fmt::Debug for FaultFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultFile").field("path", &self.path).finish()
+        f.debug_struct("FaultFile")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -324,16 +326,25 @@ mod tests {
         f.write_all_at(b"abc", 0).unwrap();
 
         for (op, call) in [
-            (Op::Fdatasync, Box::new(|| f.fdatasync()) as Box<dyn Fn() -> io::Result<()>>),
+            (
+                Op::Fdatasync,
+                Box::new(|| f.fdatasync()) as Box<dyn Fn() -> io::Result<()>>,
+            ),
             (Op::Fsync, Box::new(|| f.fsync())),
             (Op::SetLen, Box::new(|| f.set_len(1))),
             (Op::Fallocate, Box::new(|| f.fallocate(10).map(|_| ()))),
             (Op::Len, Box::new(|| f.len().map(|_| ()))),
-            (Op::Read, Box::new(|| f.read_at(&mut [0u8; 3], 0).map(|_| ()))),
+            (
+                Op::Read,
+                Box::new(|| f.read_at(&mut [0u8; 3], 0).map(|_| ())),
+            ),
             (Op::FsyncDir, Box::new(|| fs.fsync_dir(d))),
             (Op::ReadDir, Box::new(|| fs.read_dir(d).map(|_| ()))),
             (Op::Statvfs, Box::new(|| fs.statvfs(d).map(|_| ()))),
-            (Op::Open, Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ()))),
+            (
+                Op::Open,
+                Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ())),
+            ),
             (Op::CreateDir, Box::new(|| fs.create_dir(&d.join("sub")))),
         ] {
             fs.inject(op, Fault::Errno(libc::EIO));
@@ -403,7 +414,9 @@ mod tests {
         let calls = fs.take_calls();
         assert_eq!(calls.len(), 5);
         assert_eq!(calls[0], (Op::FsyncDir, d.to_path_buf()));
-        assert!(calls[1..].iter().all(|c| c == &(Op::FsyncDir, logs.clone())));
+        assert!(calls[1..]
+            .iter()
+            .all(|c| c == &(Op::FsyncDir, logs.clone())));
         assert!(fs.take_calls().is_empty());
         // clones share rules; clear_rules drops them
         let other = fs.clone();

@@ -218,7 +218,8 @@ mod tests {
         fs.hard_link(&p, &dir.path().join("d/l")).unwrap();
         fs.rename_noreplace(&p, &dir.path().join("g")).unwrap();
         std::fs::write(dir.path().join("d/m"), b"m").unwrap();
-        fs.rename(&dir.path().join("g"), &dir.path().join("d/m")).unwrap();
+        fs.rename(&dir.path().join("g"), &dir.path().join("d/m"))
+            .unwrap();
         assert_eq!(std::fs::read(dir.path().join("d/m")).unwrap(), b"\0\0\0he");
         let mut names = fs.read_dir(dir.path()).unwrap();
         names.sort();
