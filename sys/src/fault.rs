@@ -40,7 +40,8 @@ pub enum Op {
     Read,
     /// [`FsFile::write_at`].
     Write,
-    Len,
+    /// [`FsFile::size`].
+    Size,
     SetLen,
     Fdatasync,
     Fsync,
@@ -198,7 +199,9 @@ struct FaultFile {
 
 impl fmt::Debug for FaultFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultFile").field("path", &self.path).finish()
+        f.debug_struct("FaultFile")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -217,9 +220,9 @@ impl FsFile for FaultFile {
             }
         }
     }
-    fn len(&self) -> io::Result<u64> {
-        self.shared.fail(Op::Len, &self.path)?;
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.shared.fail(Op::Size, &self.path)?;
+        self.inner.size()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.shared.fail(Op::SetLen, &self.path)?;
@@ -320,27 +323,36 @@ mod tests {
 
         fs.inject(Op::Write, Fault::Errno(libc::EIO));
         assert_eq!(errno(f.write_all_at(b"abc", 0)), Some(Errno::EIO));
-        assert_eq!(f.len().unwrap(), 0);
+        assert_eq!(f.size().unwrap(), 0);
         f.write_all_at(b"abc", 0).unwrap();
 
         for (op, call) in [
-            (Op::Fdatasync, Box::new(|| f.fdatasync()) as Box<dyn Fn() -> io::Result<()>>),
+            (
+                Op::Fdatasync,
+                Box::new(|| f.fdatasync()) as Box<dyn Fn() -> io::Result<()>>,
+            ),
             (Op::Fsync, Box::new(|| f.fsync())),
             (Op::SetLen, Box::new(|| f.set_len(1))),
             (Op::Fallocate, Box::new(|| f.fallocate(10).map(|_| ()))),
-            (Op::Len, Box::new(|| f.len().map(|_| ()))),
-            (Op::Read, Box::new(|| f.read_at(&mut [0u8; 3], 0).map(|_| ()))),
+            (Op::Size, Box::new(|| f.size().map(|_| ()))),
+            (
+                Op::Read,
+                Box::new(|| f.read_at(&mut [0u8; 3], 0).map(|_| ())),
+            ),
             (Op::FsyncDir, Box::new(|| fs.fsync_dir(d))),
             (Op::ReadDir, Box::new(|| fs.read_dir(d).map(|_| ()))),
             (Op::Statvfs, Box::new(|| fs.statvfs(d).map(|_| ()))),
-            (Op::Open, Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ()))),
+            (
+                Op::Open,
+                Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ())),
+            ),
             (Op::CreateDir, Box::new(|| fs.create_dir(&d.join("sub")))),
         ] {
             fs.inject(op, Fault::Errno(libc::EIO));
             assert_eq!(errno(call()), Some(Errno::EIO), "{op:?}");
             assert_eq!(fs.pending_rules(), 0, "{op:?}");
         }
-        assert_eq!(f.len().unwrap(), 3, "the failed set_len changed nothing");
+        assert_eq!(f.size().unwrap(), 3, "the failed set_len changed nothing");
         assert!(!d.join("sub").exists());
 
         fs.inject(Op::HardLink, Fault::Errno(libc::EXDEV));
@@ -364,7 +376,7 @@ mod tests {
         let f = fs.open(&dir.path().join("f"), OpenMode::CreateNew).unwrap();
         fs.inject(Op::Write, Fault::ShortWrite);
         assert_eq!(f.write_at(b"abcdef", 0).unwrap(), 3);
-        assert_eq!(f.len().unwrap(), 3);
+        assert_eq!(f.size().unwrap(), 3);
         // a short write followed by an error: half of the buffer on disk
         fs.inject(Op::Write, Fault::ShortWrite);
         fs.inject(Op::Write, Fault::Errno(libc::EIO));
@@ -403,7 +415,9 @@ mod tests {
         let calls = fs.take_calls();
         assert_eq!(calls.len(), 5);
         assert_eq!(calls[0], (Op::FsyncDir, d.to_path_buf()));
-        assert!(calls[1..].iter().all(|c| c == &(Op::FsyncDir, logs.clone())));
+        assert!(calls[1..]
+            .iter()
+            .all(|c| c == &(Op::FsyncDir, logs.clone())));
         assert!(fs.take_calls().is_empty());
         // clones share rules; clear_rules drops them
         let other = fs.clone();

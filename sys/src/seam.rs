@@ -39,8 +39,8 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// pwrite: writes up to `buf.len()` bytes at `offset`; may write fewer.
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
-    /// The file's size.
-    fn len(&self) -> io::Result<u64>;
+    /// The file's size in bytes.
+    fn size(&self) -> io::Result<u64>;
     /// Truncates or extends (with zeros) to `len`.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// fdatasync: data written so far, and the size, are durable.
@@ -116,30 +116,57 @@ pub fn real() -> Arc<dyn Fs> {
     REAL.get_or_init(|| Arc::new(RealFs)).clone()
 }
 
-#[derive(Debug)]
-struct RealFile(File);
-
-impl FsFile for RealFile {
+/// A real open file is an [`FsFile`].
+impl FsFile for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.0.read_at(buf, offset)
+        FileExt::read_at(self, buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.0.write_at(buf, offset)
+        FileExt::write_at(self, buf, offset)
     }
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        File::set_len(self, len)
     }
     fn fdatasync(&self) -> io::Result<()> {
-        sysfs::fdatasync(&self.0)
+        sysfs::fdatasync(self)
     }
     fn fsync(&self) -> io::Result<()> {
-        sysfs::fsync(&self.0)
+        sysfs::fsync(self)
     }
     fn fallocate(&self, len: u64) -> io::Result<bool> {
-        sysfs::fallocate(&self.0, len)
+        sysfs::fallocate(self, len)
+    }
+}
+
+/// `std::io::Read` and `Write` over an [`FsFile`] from a position (for
+/// `BufReader` and `BufWriter`).
+#[derive(Debug)]
+pub struct FileCursor {
+    /// The file.
+    pub file: Box<dyn FsFile>,
+    /// Offset of the next read.
+    pub pos: u64,
+}
+
+impl io::Write for FileCursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Read for FileCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -152,7 +179,7 @@ impl Fs for RealFs {
             OpenMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
             OpenMode::CreateNew => o.read(true).write(true).create_new(true),
         };
-        Ok(Box::new(RealFile(o.open(path)?)))
+        Ok(Box::new(o.open(path)?))
     }
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         std::fs::read_dir(dir)?
@@ -199,7 +226,7 @@ mod tests {
             Some(Errno::EEXIST)
         );
         f.write_all_at(b"hello", 3).unwrap();
-        assert_eq!(f.len().unwrap(), 8);
+        assert_eq!(f.size().unwrap(), 8);
         let mut b = [0u8; 8];
         f.read_exact_at(&mut b, 0).unwrap();
         assert_eq!(&b, b"\0\0\0hello");
@@ -210,15 +237,16 @@ mod tests {
         f.fdatasync().unwrap();
         f.fsync().unwrap();
         if f.fallocate(4096).unwrap() {
-            assert_eq!(f.len().unwrap(), 4096);
+            assert_eq!(f.size().unwrap(), 4096);
         }
         f.set_len(5).unwrap();
-        assert_eq!(f.len().unwrap(), 5);
+        assert_eq!(f.size().unwrap(), 5);
         fs.create_dir(&dir.path().join("d")).unwrap();
         fs.hard_link(&p, &dir.path().join("d/l")).unwrap();
         fs.rename_noreplace(&p, &dir.path().join("g")).unwrap();
         std::fs::write(dir.path().join("d/m"), b"m").unwrap();
-        fs.rename(&dir.path().join("g"), &dir.path().join("d/m")).unwrap();
+        fs.rename(&dir.path().join("g"), &dir.path().join("d/m"))
+            .unwrap();
         assert_eq!(std::fs::read(dir.path().join("d/m")).unwrap(), b"\0\0\0he");
         let mut names = fs.read_dir(dir.path()).unwrap();
         names.sort();
