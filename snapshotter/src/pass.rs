@@ -23,7 +23,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -38,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::mover::{self, MoveError, MoveOutcome};
 use crate::replay::{self, ReplayError};
 use crate::retention::{self, LogInfo, Policy, SnapInfo};
-use crate::sys::{self, SysError};
+use crate::sys::{self, Fs, SysError};
 
 /// What a pass stopped on. Nothing unsafe was done: either nothing was
 /// published/moved/deleted, or a move stopped at a crash-safe point.
@@ -223,11 +222,12 @@ fn pass_inner(
     let archive = config.archive_dir();
     let archive_logs = archive.join(layout::ARCHIVE_LOGS_DIR);
     let archive_snaps = archive.join(layout::ARCHIVE_SNAPSHOTS_DIR);
-    mover::ensure_dir(&archive_logs)?;
-    mover::ensure_dir(&archive_snaps)?;
-    mover::clean_stale_temps(&archive_logs)?;
-    mover::clean_stale_temps(&archive_snaps)?;
-    clean_own_snapshot_temps(dir)?;
+    let fs = &*sys::real();
+    mover::ensure_dir(fs, &archive_logs)?;
+    mover::ensure_dir(fs, &archive_snaps)?;
+    mover::clean_stale_temps(fs, &archive_logs)?;
+    mover::clean_stale_temps(fs, &archive_snaps)?;
+    clean_own_snapshot_temps(fs, dir)?;
     record_space(config, metrics);
 
     let mut report = PassReport::default();
@@ -336,7 +336,7 @@ fn pass_inner(
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        match mover::move_file_interruptible(&log.path, &archive_logs, &log_verifier, stop) {
+        match mover::move_file_on(fs, &log.path, &archive_logs, &log_verifier, stop) {
             Ok(out) => count_move(metrics, &mut report, "log", out),
             Err(MoveError::Interrupted(_)) => {
                 report.interrupted = true;
@@ -352,7 +352,7 @@ fn pass_inner(
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        match mover::move_file_interruptible(&snap.path, &archive_snaps, &snap_verifier, stop) {
+        match mover::move_file_on(fs, &snap.path, &archive_snaps, &snap_verifier, stop) {
             Ok(out) => count_move(metrics, &mut report, "snapshot", out),
             Err(MoveError::Interrupted(_)) => {
                 report.interrupted = true;
@@ -446,26 +446,24 @@ fn verify_snapshot_named(path: &Path) -> Result<(), String> {
 /// Removes `snapshot-*.tmp` files at the top of `dir`: only the snapshotter
 /// writes snapshots there, and it holds the lock, so any such file is left
 /// over from a crash of an earlier run.
-fn clean_own_snapshot_temps(dir: &Path) -> Result<(), SysError> {
-    let entries = fs::read_dir(dir).map_err(|e| SysError::new("read dir", dir, e))?;
+fn clean_own_snapshot_temps(fs: &dyn Fs, dir: &Path) -> Result<(), SysError> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| SysError::new("read dir", dir, e))?;
     let mut removed = false;
-    for entry in entries {
-        let entry = entry.map_err(|e| SysError::new("read dir", dir, e))?;
-        let name = entry.file_name();
+    for name in names {
         if layout::is_snapshot_temp(&name.to_string_lossy()) {
-            let path = entry.path();
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    tracing::info!(tmp = %path.display(), "removed a stale snapshot temp file");
-                    removed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SysError::new("remove stale temp", &path, e)),
+            let path = dir.join(name);
+            if sys::unlink(fs, &path)
+                .map_err(|e| SysError::new("remove stale temp", &path, e.source))?
+            {
+                tracing::info!(tmp = %path.display(), "removed a stale snapshot temp file");
+                removed = true;
             }
         }
     }
     if removed {
-        sys::fsync_dir(dir)?;
+        sys::fsync_dir(fs, dir)?;
     }
     Ok(())
 }
@@ -485,11 +483,11 @@ fn unix_secs(path: &Path) -> f64 {
 }
 
 fn record_space(config: &Config, metrics: &Metrics) {
-    match sys::statvfs(&config.dir) {
+    match sys::statvfs(&*sys::real(), &config.dir) {
         Ok(s) => metrics.set_tier_space("primary", s),
         Err(e) => tracing::warn!("{e}"),
     }
-    match sys::statvfs(&config.archive_dir()) {
+    match sys::statvfs(&*sys::real(), &config.archive_dir()) {
         Ok(s) => metrics.set_tier_space("archive", s),
         Err(e) => tracing::warn!("{e}"),
     }
@@ -548,15 +546,12 @@ fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassErro
     if plan.delete.is_empty() {
         return Ok(0);
     }
+    let fs = &*sys::real();
     let mut dirs = Vec::new();
     for (path, bytes) in &plan.delete {
-        match fs::remove_file(path) {
-            Ok(()) => {
-                metrics.retention_deleted(*bytes);
-                tracing::info!(path = %path.display(), bytes, cut_seq = ?plan.cut_seq, "retention deleted");
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PassError::Retention(SysError::new("unlink", path, e))),
+        if sys::unlink(fs, path).map_err(PassError::Retention)? {
+            metrics.retention_deleted(*bytes);
+            tracing::info!(path = %path.display(), bytes, cut_seq = ?plan.cut_seq, "retention deleted");
         }
         if let Some(p) = path.parent() {
             if !dirs.iter().any(|d: &PathBuf| d == p) {
@@ -565,7 +560,7 @@ fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassErro
         }
     }
     for d in dirs {
-        sys::fsync_dir(&d).map_err(PassError::Retention)?;
+        sys::fsync_dir(fs, &d).map_err(PassError::Retention)?;
     }
     Ok(plan.delete.len())
 }

@@ -209,7 +209,7 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
         }
         Err(source) => return Err(RestoreError::Replay { target, source }),
     };
-    mover::ensure_dir(&config.into)?;
+    mover::ensure_dir(&*crate::sys::real(), &config.into)?;
     // NEWDIR may have been filled meanwhile by someone else: check again.
     check_into(&config.into)?;
     let snapshot = write_snapshot(&config.into, target, &db).map_err(RestoreError::Write)?;

@@ -17,15 +17,17 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::fs::Space;
-use crate::seam::{Fs, FsFile, OpenMode};
+use crate::seam::{Fs, FsFile, OpenMode, Stat};
 
 /// Every call the seam has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// [`Fs::open`] of an existing file ([`OpenMode::Read`], [`OpenMode::ReadWrite`]).
     Open,
+    Stat,
     /// [`Fs::open`] that may create ([`OpenMode::CreateTruncate`], [`OpenMode::CreateNew`]).
     Create,
     ReadDir,
@@ -46,6 +48,7 @@ pub enum Op {
     Fdatasync,
     Fsync,
     Fallocate,
+    SetTimes,
 }
 
 /// What an injected failure does.
@@ -240,9 +243,17 @@ impl FsFile for FaultFile {
         self.shared.fail(Op::Fallocate, &self.path)?;
         self.inner.fallocate(len)
     }
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()> {
+        self.shared.fail(Op::SetTimes, &self.path)?;
+        self.inner.set_times(modified, accessed)
+    }
 }
 
 impl Fs for FaultFs {
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        self.shared.fail(Op::Stat, path)?;
+        self.shared.inner.stat(path)
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
         let op = match mode {
             OpenMode::Read | OpenMode::ReadWrite => Op::Open,
@@ -347,6 +358,11 @@ mod tests {
                 Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ())),
             ),
             (Op::CreateDir, Box::new(|| fs.create_dir(&d.join("sub")))),
+            (Op::Stat, Box::new(|| fs.stat(&p).map(|_| ()))),
+            (
+                Op::SetTimes,
+                Box::new(|| f.set_times(SystemTime::UNIX_EPOCH, None)),
+            ),
         ] {
             fs.inject(op, Fault::Errno(libc::EIO));
             assert_eq!(errno(call()), Some(Errno::EIO), "{op:?}");
