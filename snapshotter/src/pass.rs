@@ -23,12 +23,12 @@
 
 use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tiered_engine::layout::{self, Listing, SealedFile, SnapshotFile};
+use tiered_engine::history::{self, History, Listing, SealedFile, SnapshotCheck, SnapshotFile};
+use tiered_engine::layout;
 use tiered_engine::segment::{verify_segment, SegmentError};
 use tiered_engine::snapshot::{read_snapshot, verify_snapshot, write_snapshot, SnapshotError};
 
@@ -37,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::mover::{self, MoveError, MoveOutcome};
 use crate::replay::{self, ReplayError};
 use crate::retention::{self, LogInfo, Policy, SnapInfo};
-use crate::sys::{self, SysError};
+use crate::sys::{self, Fs, SysError};
 
 /// What a pass stopped on. Nothing unsafe was done: either nothing was
 /// published/moved/deleted, or a move stopped at a crash-safe point.
@@ -45,7 +45,7 @@ use crate::sys::{self, SysError};
 pub enum PassError {
     /// The directory could not be listed.
     #[error("scan: {0}")]
-    Scan(#[from] layout::LayoutError),
+    Scan(#[from] history::HistoryError),
     /// A syscall failed (creating the archive dirs, removing temp files...).
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -222,15 +222,16 @@ fn pass_inner(
     let archive = config.archive_dir();
     let archive_logs = archive.join(layout::ARCHIVE_LOGS_DIR);
     let archive_snaps = archive.join(layout::ARCHIVE_SNAPSHOTS_DIR);
-    mover::ensure_dir(&archive_logs)?;
-    mover::ensure_dir(&archive_snaps)?;
-    mover::clean_stale_temps(&archive_logs)?;
-    mover::clean_stale_temps(&archive_snaps)?;
-    clean_own_snapshot_temps(dir)?;
+    let fs = &*sys::real();
+    mover::ensure_dir(fs, &archive_logs)?;
+    mover::ensure_dir(fs, &archive_snaps)?;
+    mover::clean_stale_temps(fs, &archive_logs)?;
+    mover::clean_stale_temps(fs, &archive_snaps)?;
+    clean_own_snapshot_temps(fs, dir)?;
     record_space(config, metrics);
 
     let mut report = PassReport::default();
-    let listing = layout::scan(dir, &config.archive_dir_name)?;
+    let listing = history::scan(dir, &config.archive_dir_name)?;
 
     // --- snapshot
     let newest = listing.snapshots.last().cloned();
@@ -248,7 +249,7 @@ fn pass_inner(
     let mut covered = match &newest {
         Some(s) => {
             if !due {
-                verify_newest(s, state)?;
+                verify_newest(&listing, s, state)?;
             }
             Some(s.last_seq)
         }
@@ -270,23 +271,18 @@ fn pass_inner(
             }
             None => tiered_engine::db::Db::new(),
         };
-        let logs: Vec<replay::LogRef> = pending
-            .iter()
-            .map(|s| replay::LogRef {
-                first_seq: s.first_seq,
-                last_seq: Some(s.last_seq),
-                path: s.path.clone(),
-            })
-            .collect();
+        // The sealed logs only: the open segment is never read here.
+        let history = History::from_listing(tiered_sys::real(), listing.clone(), false);
+        let logs = pending.len();
         let should_stop = || stop.load(Ordering::SeqCst);
-        match replay::replay(&mut db, base_seq, &logs, None, &should_stop) {
+        match replay::replay(&mut db, &history, base_seq, None, &should_stop) {
             Ok(done) => {
                 failpoint!("pass::before_publish");
                 let path = write_snapshot(dir, done.last_seq, &db).map_err(PassError::Publish)?;
                 state.verified = FileId::of(&path);
                 let secs = started.elapsed().as_secs_f64();
                 metrics.snapshot_published(done.last_seq, unix_secs(&path), secs);
-                tracing::info!(path = %path.display(), last_seq = done.last_seq, records = done.records, logs = logs.len(), duration_secs = secs, "snapshot published");
+                tracing::info!(path = %path.display(), last_seq = done.last_seq, records = done.records, logs, duration_secs = secs, "snapshot published");
                 report.published = Some(done.last_seq);
                 covered = Some(done.last_seq);
                 report.pending_logs = 0;
@@ -318,7 +314,7 @@ fn pass_inner(
         record_archive_size(config, metrics)?;
         return Ok(report);
     };
-    let listing = layout::scan(dir, &config.archive_dir_name)?;
+    let listing = history::scan(dir, &config.archive_dir_name)?;
     let logs_to_move: Vec<&SealedFile> = listing
         .sealed
         .iter()
@@ -340,7 +336,7 @@ fn pass_inner(
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        match mover::move_file_interruptible(&log.path, &archive_logs, &log_verifier, stop) {
+        match mover::move_file_on(fs, &log.path, &archive_logs, &log_verifier, stop) {
             Ok(out) => count_move(metrics, &mut report, "log", out),
             Err(MoveError::Interrupted(_)) => {
                 report.interrupted = true;
@@ -356,7 +352,7 @@ fn pass_inner(
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        match mover::move_file_interruptible(&snap.path, &archive_snaps, &snap_verifier, stop) {
+        match mover::move_file_on(fs, &snap.path, &archive_snaps, &snap_verifier, stop) {
             Ok(out) => count_move(metrics, &mut report, "snapshot", out),
             Err(MoveError::Interrupted(_)) => {
                 report.interrupted = true;
@@ -408,17 +404,22 @@ fn count_move(metrics: &Metrics, report: &mut PassReport, kind: &'static str, ou
 }
 
 /// Verifies the newest snapshot unless the same file was verified before.
-fn verify_newest(s: &SnapshotFile, state: &mut PassState) -> Result<(), PassError> {
+fn verify_newest(
+    listing: &Listing,
+    s: &SnapshotFile,
+    state: &mut PassState,
+) -> Result<(), PassError> {
     let id = FileId::of(&s.path);
     if id.is_some() && state.verified == id {
         return Ok(());
     }
-    let meta = verify_snapshot(&s.path).map_err(PassError::SnapshotDamaged)?;
-    if meta.last_seq != s.last_seq {
-        return Err(PassError::SnapshotNameMismatch {
-            path: s.path.clone(),
-            found: meta.last_seq,
-        });
+    let history = History::from_listing(tiered_sys::real(), listing.clone(), false);
+    match history.verify_snapshot(s) {
+        Ok(_) => {}
+        Err(SnapshotCheck::Damaged(e)) => return Err(PassError::SnapshotDamaged(e)),
+        Err(SnapshotCheck::NameMismatch { path, found }) => {
+            return Err(PassError::SnapshotNameMismatch { path, found })
+        }
     }
     state.verified = id;
     Ok(())
@@ -445,27 +446,24 @@ fn verify_snapshot_named(path: &Path) -> Result<(), String> {
 /// Removes `snapshot-*.tmp` files at the top of `dir`: only the snapshotter
 /// writes snapshots there, and it holds the lock, so any such file is left
 /// over from a crash of an earlier run.
-fn clean_own_snapshot_temps(dir: &Path) -> Result<(), SysError> {
-    let entries = fs::read_dir(dir).map_err(|e| SysError::new("read dir", dir, e))?;
+fn clean_own_snapshot_temps(fs: &dyn Fs, dir: &Path) -> Result<(), SysError> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| SysError::new("read dir", dir, e))?;
     let mut removed = false;
-    for entry in entries {
-        let entry = entry.map_err(|e| SysError::new("read dir", dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snapshot-") && name.ends_with(layout::TEMP_SUFFIX) {
-            let path = entry.path();
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    tracing::info!(tmp = %path.display(), "removed a stale snapshot temp file");
-                    removed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SysError::new("remove stale temp", &path, e)),
+    for name in names {
+        if layout::is_snapshot_temp(&name.to_string_lossy()) {
+            let path = dir.join(name);
+            if sys::unlink(fs, &path)
+                .map_err(|e| SysError::new("remove stale temp", &path, e.source))?
+            {
+                tracing::info!(tmp = %path.display(), "removed a stale snapshot temp file");
+                removed = true;
             }
         }
     }
     if removed {
-        sys::fsync_dir(dir)?;
+        sys::fsync_dir(fs, dir)?;
     }
     Ok(())
 }
@@ -485,11 +483,11 @@ fn unix_secs(path: &Path) -> f64 {
 }
 
 fn record_space(config: &Config, metrics: &Metrics) {
-    match sys::statvfs(&config.dir) {
+    match sys::statvfs(&*sys::real(), &config.dir) {
         Ok(s) => metrics.set_tier_space("primary", s),
         Err(e) => tracing::warn!("{e}"),
     }
-    match sys::statvfs(&config.archive_dir()) {
+    match sys::statvfs(&*sys::real(), &config.archive_dir()) {
         Ok(s) => metrics.set_tier_space("archive", s),
         Err(e) => tracing::warn!("{e}"),
     }
@@ -522,7 +520,7 @@ fn archived_files(listing: &Listing) -> (Vec<SnapInfo>, Vec<LogInfo>) {
 }
 
 fn record_archive_size(config: &Config, metrics: &Metrics) -> Result<(), PassError> {
-    let listing = layout::scan(&config.dir, &config.archive_dir_name)?;
+    let listing = history::scan(&config.dir, &config.archive_dir_name)?;
     let (snaps, logs) = archived_files(&listing);
     let (files, bytes) = snaps
         .iter()
@@ -535,7 +533,7 @@ fn record_archive_size(config: &Config, metrics: &Metrics) -> Result<(), PassErr
 }
 
 fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassError> {
-    let listing = layout::scan(&config.dir, &config.archive_dir_name)?;
+    let listing = history::scan(&config.dir, &config.archive_dir_name)?;
     let (snaps, logs) = archived_files(&listing);
     let policy = Policy {
         retain_days: config.retain_days,
@@ -548,15 +546,12 @@ fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassErro
     if plan.delete.is_empty() {
         return Ok(0);
     }
+    let fs = &*sys::real();
     let mut dirs = Vec::new();
     for (path, bytes) in &plan.delete {
-        match fs::remove_file(path) {
-            Ok(()) => {
-                metrics.retention_deleted(*bytes);
-                tracing::info!(path = %path.display(), bytes, cut_seq = ?plan.cut_seq, "retention deleted");
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PassError::Retention(SysError::new("unlink", path, e))),
+        if sys::unlink(fs, path).map_err(PassError::Retention)? {
+            metrics.retention_deleted(*bytes);
+            tracing::info!(path = %path.display(), bytes, cut_seq = ?plan.cut_seq, "retention deleted");
         }
         if let Some(p) = path.parent() {
             if !dirs.iter().any(|d: &PathBuf| d == p) {
@@ -565,7 +560,7 @@ fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassErro
         }
     }
     for d in dirs {
-        sys::fsync_dir(&d).map_err(PassError::Retention)?;
+        sys::fsync_dir(fs, &d).map_err(PassError::Retention)?;
     }
     Ok(plan.delete.len())
 }

@@ -17,15 +17,17 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::fs::Space;
-use crate::seam::{Fs, FsFile, OpenMode};
+use crate::seam::{Fs, FsFile, OpenMode, Stat};
 
 /// Every call the seam has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// [`Fs::open`] of an existing file ([`OpenMode::Read`], [`OpenMode::ReadWrite`]).
     Open,
+    Stat,
     /// [`Fs::open`] that may create ([`OpenMode::CreateTruncate`], [`OpenMode::CreateNew`]).
     Create,
     ReadDir,
@@ -40,11 +42,13 @@ pub enum Op {
     Read,
     /// [`FsFile::write_at`].
     Write,
-    Len,
+    /// [`FsFile::size`].
+    Size,
     SetLen,
     Fdatasync,
     Fsync,
     Fallocate,
+    SetTimes,
 }
 
 /// What an injected failure does.
@@ -219,9 +223,9 @@ impl FsFile for FaultFile {
             }
         }
     }
-    fn len(&self) -> io::Result<u64> {
-        self.shared.fail(Op::Len, &self.path)?;
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.shared.fail(Op::Size, &self.path)?;
+        self.inner.size()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.shared.fail(Op::SetLen, &self.path)?;
@@ -239,9 +243,17 @@ impl FsFile for FaultFile {
         self.shared.fail(Op::Fallocate, &self.path)?;
         self.inner.fallocate(len)
     }
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()> {
+        self.shared.fail(Op::SetTimes, &self.path)?;
+        self.inner.set_times(modified, accessed)
+    }
 }
 
 impl Fs for FaultFs {
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        self.shared.fail(Op::Stat, path)?;
+        self.shared.inner.stat(path)
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
         let op = match mode {
             OpenMode::Read | OpenMode::ReadWrite => Op::Open,
@@ -322,7 +334,7 @@ mod tests {
 
         fs.inject(Op::Write, Fault::Errno(libc::EIO));
         assert_eq!(errno(f.write_all_at(b"abc", 0)), Some(Errno::EIO));
-        assert_eq!(f.len().unwrap(), 0);
+        assert_eq!(f.size().unwrap(), 0);
         f.write_all_at(b"abc", 0).unwrap();
 
         for (op, call) in [
@@ -333,7 +345,7 @@ mod tests {
             (Op::Fsync, Box::new(|| f.fsync())),
             (Op::SetLen, Box::new(|| f.set_len(1))),
             (Op::Fallocate, Box::new(|| f.fallocate(10).map(|_| ()))),
-            (Op::Len, Box::new(|| f.len().map(|_| ()))),
+            (Op::Size, Box::new(|| f.size().map(|_| ()))),
             (
                 Op::Read,
                 Box::new(|| f.read_at(&mut [0u8; 3], 0).map(|_| ())),
@@ -346,12 +358,17 @@ mod tests {
                 Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ())),
             ),
             (Op::CreateDir, Box::new(|| fs.create_dir(&d.join("sub")))),
+            (Op::Stat, Box::new(|| fs.stat(&p).map(|_| ()))),
+            (
+                Op::SetTimes,
+                Box::new(|| f.set_times(SystemTime::UNIX_EPOCH, None)),
+            ),
         ] {
             fs.inject(op, Fault::Errno(libc::EIO));
             assert_eq!(errno(call()), Some(Errno::EIO), "{op:?}");
             assert_eq!(fs.pending_rules(), 0, "{op:?}");
         }
-        assert_eq!(f.len().unwrap(), 3, "the failed set_len changed nothing");
+        assert_eq!(f.size().unwrap(), 3, "the failed set_len changed nothing");
         assert!(!d.join("sub").exists());
 
         fs.inject(Op::HardLink, Fault::Errno(libc::EXDEV));
@@ -375,7 +392,7 @@ mod tests {
         let f = fs.open(&dir.path().join("f"), OpenMode::CreateNew).unwrap();
         fs.inject(Op::Write, Fault::ShortWrite);
         assert_eq!(f.write_at(b"abcdef", 0).unwrap(), 3);
-        assert_eq!(f.len().unwrap(), 3);
+        assert_eq!(f.size().unwrap(), 3);
         // a short write followed by an error: half of the buffer on disk
         fs.inject(Op::Write, Fault::ShortWrite);
         fs.inject(Op::Write, Fault::Errno(libc::EIO));

@@ -30,5 +30,5 @@ pub use fault::{Fault, FaultFs, Op, Rule};
 pub use fs::{
     errno_of, is_cross_device, is_no_space, lock_exclusive, FileLock, LockError, Space, SysError,
 };
-pub use seam::{real, Fs, FsFile, OpenMode, RealFs};
+pub use seam::{real, FileCursor, Fs, FsFile, OpenMode, RealFs, Stat};
 pub use sim::{CrashReport, SimFs, SimOptions};

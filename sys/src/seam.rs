@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use crate::fs::{self as sysfs, Space};
 
@@ -39,8 +40,8 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// pwrite: writes up to `buf.len()` bytes at `offset`; may write fewer.
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
-    /// The file's size.
-    fn len(&self) -> io::Result<u64>;
+    /// The file's size in bytes.
+    fn size(&self) -> io::Result<u64>;
     /// Truncates or extends (with zeros) to `len`.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// fdatasync: data written so far, and the size, are durable.
@@ -50,6 +51,8 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     /// Preallocates bytes `0..len` (reads as zeros); `Ok(false)` when the
     /// file system cannot (nothing done).
     fn fallocate(&self, len: u64) -> io::Result<bool>;
+    /// Sets the modification (and access) time, as a copy keeps its source's.
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()>;
 
     /// Writes all of `buf` at `offset`, retrying short writes.
     fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
@@ -84,8 +87,21 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     }
 }
 
+/// What [`Fs::stat`] tells about a name (lstat: a symlink is not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, where the file system keeps one.
+    pub modified: Option<SystemTime>,
+    /// A directory.
+    pub is_dir: bool,
+}
+
 /// Paths and directories.
 pub trait Fs: Send + Sync + fmt::Debug {
+    /// lstat(2) of `path` (ENOENT when it does not exist).
+    fn stat(&self, path: &Path) -> io::Result<Stat>;
     /// Opens (or creates, per `mode`) a file.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>>;
     /// The names in `dir` (not `.` and `..`), in no particular order.
@@ -116,34 +132,76 @@ pub fn real() -> Arc<dyn Fs> {
     REAL.get_or_init(|| Arc::new(RealFs)).clone()
 }
 
-#[derive(Debug)]
-struct RealFile(File);
-
-impl FsFile for RealFile {
+/// A real open file is an [`FsFile`].
+impl FsFile for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.0.read_at(buf, offset)
+        FileExt::read_at(self, buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.0.write_at(buf, offset)
+        FileExt::write_at(self, buf, offset)
     }
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        File::set_len(self, len)
     }
     fn fdatasync(&self) -> io::Result<()> {
-        sysfs::fdatasync(&self.0)
+        sysfs::fdatasync(self)
     }
     fn fsync(&self) -> io::Result<()> {
-        sysfs::fsync(&self.0)
+        sysfs::fsync(self)
     }
     fn fallocate(&self, len: u64) -> io::Result<bool> {
-        sysfs::fallocate(&self.0, len)
+        sysfs::fallocate(self, len)
+    }
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()> {
+        let mut times = std::fs::FileTimes::new().set_modified(modified);
+        if let Some(a) = accessed {
+            times = times.set_accessed(a);
+        }
+        File::set_times(self, times)
+    }
+}
+
+/// `std::io::Read` and `Write` over an [`FsFile`] from a position (for
+/// `BufReader` and `BufWriter`).
+#[derive(Debug)]
+pub struct FileCursor {
+    /// The file.
+    pub file: Box<dyn FsFile>,
+    /// Offset of the next read.
+    pub pos: u64,
+}
+
+impl io::Write for FileCursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Read for FileCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
 impl Fs for RealFs {
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(Stat {
+            len: m.len(),
+            modified: m.modified().ok(),
+            is_dir: m.is_dir(),
+        })
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
         let mut o = OpenOptions::new();
         match mode {
@@ -152,7 +210,7 @@ impl Fs for RealFs {
             OpenMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
             OpenMode::CreateNew => o.read(true).write(true).create_new(true),
         };
-        Ok(Box::new(RealFile(o.open(path)?)))
+        Ok(Box::new(o.open(path)?))
     }
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         std::fs::read_dir(dir)?
@@ -199,7 +257,7 @@ mod tests {
             Some(Errno::EEXIST)
         );
         f.write_all_at(b"hello", 3).unwrap();
-        assert_eq!(f.len().unwrap(), 8);
+        assert_eq!(f.size().unwrap(), 8);
         let mut b = [0u8; 8];
         f.read_exact_at(&mut b, 0).unwrap();
         assert_eq!(&b, b"\0\0\0hello");
@@ -210,10 +268,15 @@ mod tests {
         f.fdatasync().unwrap();
         f.fsync().unwrap();
         if f.fallocate(4096).unwrap() {
-            assert_eq!(f.len().unwrap(), 4096);
+            assert_eq!(f.size().unwrap(), 4096);
         }
         f.set_len(5).unwrap();
-        assert_eq!(f.len().unwrap(), 5);
+        assert_eq!(f.size().unwrap(), 5);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        f.set_times(t, None).unwrap();
+        let st = fs.stat(&p).unwrap();
+        assert_eq!((st.len, st.modified, st.is_dir), (5, Some(t), false));
+        assert!(fs.stat(dir.path()).unwrap().is_dir);
         fs.create_dir(&dir.path().join("d")).unwrap();
         fs.hard_link(&p, &dir.path().join("d/l")).unwrap();
         fs.rename_noreplace(&p, &dir.path().join("g")).unwrap();

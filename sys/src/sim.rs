@@ -17,7 +17,10 @@
 //! - `fdatasync` and `fsync` make the file's data *and its size* durable
 //!   (fdatasync flushes the metadata needed to read the data back, which is
 //!   the size; the model has no other metadata, so the two are the same).
-//!   Neither makes the file's name durable.
+//!   Neither makes the file's name durable. The modification time (set by
+//!   writes and size changes from [`SimFs::set_clock`] or the real clock,
+//!   and by `set_times`) is durable at creation and after `fsync`, not
+//!   `fdatasync`; directories have none ([`Stat::modified`] is None).
 //! - A directory entry change (create, `create_dir`, `rename`,
 //!   `rename_noreplace`, `hard_link`, `unlink`) is a pending *directory
 //!   operation*, durable only after `fsync_dir` of a directory it changes an
@@ -87,10 +90,11 @@ use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::fault::{name_ends_with, Fault, Op, Rule};
 use crate::fs::Space;
-use crate::seam::{Fs, FsFile, OpenMode};
+use crate::seam::{Fs, FsFile, OpenMode, Stat};
 
 type Ino = u64;
 const ROOT: Ino = 1;
@@ -183,8 +187,12 @@ fn errno(e: i32) -> io::Error {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Content {
     len: u64,
-    pages: BTreeMap<u64, Box<[u8]>>,
+    pages: BTreeMap<u64, Page>,
 }
+
+/// A page's bytes, shared between the current and the durable state until
+/// one of them changes (so a sync or a crash copies no data).
+type Page = Arc<Vec<u8>>;
 
 impl Content {
     fn read(&self, buf: &mut [u8], offset: u64, pb: u64) -> usize {
@@ -213,10 +221,11 @@ impl Content {
             let pos = offset + done as u64;
             let (idx, within) = (pos / pb, (pos % pb) as usize);
             let take = (pb as usize - within).min(buf.len() - done);
-            let page = self
-                .pages
-                .entry(idx)
-                .or_insert_with(|| vec![0u8; pb as usize].into_boxed_slice());
+            let page = Arc::make_mut(
+                self.pages
+                    .entry(idx)
+                    .or_insert_with(|| Arc::new(vec![0u8; pb as usize])),
+            );
             page[within..within + take].copy_from_slice(&buf[done..done + take]);
             done += take;
         }
@@ -229,7 +238,7 @@ impl Content {
         drop(self.pages.split_off(&len.div_ceil(pb)));
         if !len.is_multiple_of(pb) {
             if let Some(p) = self.pages.get_mut(&(len / pb)) {
-                p[(len % pb) as usize..].fill(0);
+                Arc::make_mut(p)[(len % pb) as usize..].fill(0);
             }
         }
         self.len = len;
@@ -274,6 +283,11 @@ struct FileNode {
     nlink: u32,
     /// Open handles.
     opens: u32,
+    /// Modification time (set by writes, size changes and `set_times`).
+    mtime: Option<SystemTime>,
+    /// The modification time a crash leaves: the one at creation or at the
+    /// last fsync (fdatasync does not make it durable).
+    durable_mtime: Option<SystemTime>,
 }
 
 impl FileNode {
@@ -309,8 +323,12 @@ impl FileNode {
             .add(start, end);
     }
 
-    /// fdatasync/fsync: the current data and size become durable.
-    fn sync(&mut self) {
+    /// fdatasync/fsync: the current data and size become durable (and with
+    /// fsync the modification time).
+    fn sync(&mut self, with_times: bool) {
+        if with_times {
+            self.durable_mtime = self.mtime;
+        }
         for idx in std::mem::take(&mut self.dirty).into_keys() {
             match self.current.pages.get(&idx) {
                 Some(p) => self.durable.pages.insert(idx, p.clone()),
@@ -365,6 +383,7 @@ impl FileNode {
                     // unwritten extent does); the others keep durable data.
                     r.pages_zeroed += 1;
                     if let Some(page) = out.pages.get_mut(&idx) {
+                        let page = Arc::make_mut(page);
                         for &(s, e) in &self.dirty[&idx].written {
                             page[s..e].fill(0);
                         }
@@ -373,10 +392,11 @@ impl FileNode {
                 Fate::Torn if sectors > 1 => {
                     r.pages_torn += 1;
                     let keep = (1 + rng.below(sectors - 1)) as usize * o.sector_bytes;
-                    let page = out
-                        .pages
-                        .entry(idx)
-                        .or_insert_with(|| vec![0u8; o.page_bytes].into_boxed_slice());
+                    let page = Arc::make_mut(
+                        out.pages
+                            .entry(idx)
+                            .or_insert_with(|| Arc::new(vec![0u8; o.page_bytes])),
+                    );
                     match new {
                         Some(p) => page[..keep].copy_from_slice(&p[..keep]),
                         None => page[..keep].fill(0),
@@ -586,9 +606,15 @@ struct State {
     files: BTreeMap<Ino, FileNode>,
     rules: Vec<Rule>,
     rng: Rng,
+    /// A fixed time for new modification times; None: the real clock.
+    clock: Option<SystemTime>,
 }
 
 impl State {
+    fn now(&self) -> SystemTime {
+        self.clock.unwrap_or_else(SystemTime::now)
+    }
+
     fn fault(&mut self, op: Op, path: &Path) -> Option<Fault> {
         let i = self.rules.iter().position(|r| {
             r.op == op
@@ -750,6 +776,8 @@ impl State {
                 FileNode {
                     durable: content.clone(),
                     current: content,
+                    mtime: f.durable_mtime,
+                    durable_mtime: f.durable_mtime,
                     ..FileNode::default()
                 },
             );
@@ -818,6 +846,7 @@ impl SimFs {
                     pending: Vec::new(),
                     files: BTreeMap::new(),
                     rules: Vec::new(),
+                    clock: None,
                 }),
             }),
         }
@@ -848,7 +877,7 @@ impl SimFs {
         let mut st = self.shared.state();
         st.commit(|_| true);
         for f in st.files.values_mut() {
-            f.sync();
+            f.sync(true);
         }
     }
 
@@ -911,6 +940,11 @@ impl SimFs {
     pub fn pending_rules(&self) -> usize {
         self.shared.state().rules.len()
     }
+
+    /// Modification times from now on are `time` (None: the real clock).
+    pub fn set_clock(&self, time: Option<SystemTime>) {
+        self.shared.state().clock = time;
+    }
 }
 
 /// An open file of a [`SimFs`].
@@ -959,10 +993,12 @@ impl SimFile {
         if new_pages * pb > st.free_bytes() {
             return Err(errno(libc::ENOSPC));
         }
+        let now = st.now();
         let State { files, seq, .. } = st;
         let f = files.get_mut(&ino).expect("an open file has a node");
         let old_len = f.current.len;
         f.current.write(buf, offset, pb);
+        f.mtime = Some(now);
         for i in first..=last {
             let start = if i == first {
                 (offset % pb) as usize
@@ -994,7 +1030,7 @@ impl SimFile {
         let f = files.get_mut(&self.ino).expect("an open file has a node");
         match fault {
             None => {
-                f.sync();
+                f.sync(op == Op::Fsync);
                 Ok(())
             }
             Some(fault) => {
@@ -1050,8 +1086,8 @@ impl FsFile for SimFile {
         }
     }
 
-    fn len(&self) -> io::Result<u64> {
-        let st = self.state(Op::Len)?;
+    fn size(&self) -> io::Result<u64> {
+        let st = self.state(Op::Size)?;
         Ok(st.files[&self.ino].current.len)
     }
 
@@ -1060,12 +1096,20 @@ impl FsFile for SimFile {
         if !self.writable {
             return Err(errno(libc::EINVAL));
         }
-        let pb = st.opts.page_bytes as u64;
+        let (pb, now) = (st.opts.page_bytes as u64, st.now());
         let State { files, seq, .. } = &mut *st;
-        files
+        let f = files.get_mut(&self.ino).expect("an open file has a node");
+        f.set_len(len, pb, seq);
+        f.mtime = Some(now);
+        Ok(())
+    }
+
+    fn set_times(&self, modified: SystemTime, _accessed: Option<SystemTime>) -> io::Result<()> {
+        let mut st = self.state(Op::SetTimes)?;
+        st.files
             .get_mut(&self.ino)
             .expect("an open file has a node")
-            .set_len(len, pb, seq);
+            .mtime = Some(modified);
         Ok(())
     }
 
@@ -1096,16 +1140,34 @@ impl FsFile for SimFile {
         if more * pb > st.free_bytes() {
             return Err(errno(libc::ENOSPC));
         }
+        let now = st.now();
         let State { files, seq, .. } = &mut *st;
-        files
-            .get_mut(&self.ino)
-            .expect("an open file has a node")
-            .set_len(len, pb, seq);
+        let f = files.get_mut(&self.ino).expect("an open file has a node");
+        f.set_len(len, pb, seq);
+        f.mtime = Some(now);
         Ok(true)
     }
 }
 
 impl Fs for SimFs {
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        let mut st = self.shared.state();
+        st.fail(Op::Stat, path)?;
+        let ino = st.lookup(path)?;
+        Ok(match st.files.get(&ino) {
+            Some(f) => Stat {
+                len: f.current.len,
+                modified: f.mtime,
+                is_dir: false,
+            },
+            None => Stat {
+                len: 0,
+                modified: None,
+                is_dir: true,
+            },
+        })
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
         let mut st = self.shared.state();
         let op = match mode {
@@ -1118,12 +1180,11 @@ impl Fs for SimFs {
             (Some(i), _) if st.is_dir(i) => return Err(errno(libc::EISDIR)),
             (Some(_), OpenMode::CreateNew) => return Err(errno(libc::EEXIST)),
             (Some(i), OpenMode::CreateTruncate) => {
-                let pb = st.opts.page_bytes as u64;
+                let (pb, now) = (st.opts.page_bytes as u64, st.now());
                 let State { files, seq, .. } = &mut *st;
-                files
-                    .get_mut(&i)
-                    .expect("a named file has a node")
-                    .set_len(0, pb, seq);
+                let f = files.get_mut(&i).expect("a named file has a node");
+                f.set_len(0, pb, seq);
+                f.mtime = Some(now);
                 i
             }
             (Some(i), _) => i,
@@ -1131,7 +1192,15 @@ impl Fs for SimFs {
             (None, _) => {
                 let i = st.next_ino;
                 st.next_ino += 1;
-                st.files.insert(i, FileNode::default());
+                let now = Some(st.now());
+                st.files.insert(
+                    i,
+                    FileNode {
+                        mtime: now,
+                        durable_mtime: now,
+                        ..FileNode::default()
+                    },
+                );
                 st.dir_op(DirOp::Link {
                     dir,
                     name,

@@ -32,7 +32,7 @@ fn read(fs: &dyn Fs, path: &str) -> Option<Vec<u8>> {
         Err(e) if errno_of(&e) == Some(Errno::ENOENT) => return None,
         Err(e) => panic!("open {path}: {e}"),
     };
-    let mut b = vec![0u8; f.len().unwrap() as usize];
+    let mut b = vec![0u8; f.size().unwrap() as usize];
     f.read_exact_at(&mut b, 0).unwrap();
     Some(b)
 }
@@ -63,7 +63,7 @@ fn conformance(fs: &dyn Fs, root: &Path) {
         Some(Errno::ENOENT)
     );
     f.write_all_at(b"hello", 5000).unwrap();
-    assert_eq!(f.len().unwrap(), 5005);
+    assert_eq!(f.size().unwrap(), 5005);
     let mut b = [1u8; 10];
     assert_eq!(f.read_at(&mut b, 4998).unwrap(), 7);
     assert_eq!(&b[..7], b"\0\0hello");
@@ -75,7 +75,7 @@ fn conformance(fs: &dyn Fs, root: &Path) {
     f.fdatasync().unwrap();
     f.fsync().unwrap();
     assert!(f.fallocate(8192).unwrap());
-    assert_eq!(f.len().unwrap(), 8192);
+    assert_eq!(f.size().unwrap(), 8192);
     let ro = fs.open(&at("f"), OpenMode::Read).unwrap();
     assert_eq!(errno_err(ro.write_at(b"x", 0)), Some(Errno::EBADF));
     fs.create_dir(&at("d")).unwrap();
@@ -103,19 +103,27 @@ fn conformance(fs: &dyn Fs, root: &Path) {
     assert_eq!(read(fs, &at("d/l").to_string_lossy()).unwrap().len(), 8192);
     fs.rename(&at("f"), &at("f")).unwrap();
     let t = fs.open(&at("d/l"), OpenMode::CreateTruncate).unwrap();
-    assert_eq!(t.len().unwrap(), 0);
+    assert_eq!(t.size().unwrap(), 0);
     assert_eq!(e(fs.unlink(&at("d"))), Some(Errno::EISDIR));
     assert_eq!(e(fs.unlink(&at("nope"))), Some(Errno::ENOENT));
     fs.unlink(&at("d/l")).unwrap();
     // an unlinked file stays readable through its handle (truncated by its
     // other name)
-    assert_eq!(ro.len().unwrap(), 0);
+    assert_eq!(ro.size().unwrap(), 0);
     fs.fsync_dir(root).unwrap();
     assert_eq!(e(fs.fsync_dir(&at("nope"))), Some(Errno::ENOENT));
     let mut names = fs.read_dir(root).unwrap();
     names.sort();
     assert_eq!(names, vec![OsString::from("d"), OsString::from("f")]);
     assert!(fs.read_dir(&at("d")).unwrap().is_empty());
+    let st = fs.stat(&at("f")).unwrap();
+    assert!(!st.is_dir && st.len == 1 && st.modified.is_some(), "{st:?}");
+    assert!(fs.stat(&at("d")).unwrap().is_dir);
+    assert_eq!(errno_err(fs.stat(&at("nope"))), Some(Errno::ENOENT));
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let g = fs.open(&at("f"), OpenMode::ReadWrite).unwrap();
+    g.set_times(old, None).unwrap();
+    assert_eq!(fs.stat(&at("f")).unwrap().modified, Some(old));
     let space = fs.statvfs(root).unwrap();
     assert!(space.total_bytes > 0 && space.free_bytes <= space.total_bytes);
 }
@@ -432,7 +440,7 @@ fn work_goes_on_after_a_crash_and_old_handles_fail() {
     sim.crash(1);
     assert_eq!(errno_err(f.write_at(b"x", 0)), Some(Errno::EIO));
     assert_eq!(errno_err(f.fdatasync()), Some(Errno::EIO));
-    assert_eq!(errno_err(f.len()), Some(Errno::EIO));
+    assert_eq!(errno_err(f.size()), Some(Errno::EIO));
     drop(f);
     let f = fs.open(p("/d/f"), OpenMode::ReadWrite).unwrap();
     f.write_all_at(b"two", 3).unwrap();
@@ -473,7 +481,7 @@ fn injected_failures_change_nothing_but_a_failed_fsync_may_lose_data() {
     let f = fs.open(p("/d/f"), OpenMode::CreateNew).unwrap();
     sim.inject(Op::Write, Fault::Errno(libc::ENOSPC));
     assert_eq!(errno_err(f.write_at(b"abc", 0)), Some(Errno::ENOSPC));
-    assert_eq!(f.len().unwrap(), 0);
+    assert_eq!(f.size().unwrap(), 0);
     sim.inject(Op::Write, Fault::ShortWrite);
     assert_eq!(f.write_at(b"abcdef", 0).unwrap(), 3);
     sim.add_rule(Rule {
@@ -573,5 +581,28 @@ fn the_disk_fills_up_and_frees_space() {
     });
     let f = fs.open(p("/d/f"), OpenMode::CreateNew).unwrap();
     assert!(!f.fallocate(PAGE as u64).unwrap());
-    assert_eq!(f.len().unwrap(), 0);
+    assert_eq!(f.size().unwrap(), 0);
+}
+
+#[test]
+fn times_are_durable_after_fsync_not_fdatasync() {
+    let t = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+    let (sim, fs) = disk(SimOptions::default());
+    sim.set_clock(Some(t(100)));
+    let f = fs.open(p("/d/f"), OpenMode::CreateNew).unwrap();
+    fs.fsync_dir(p("/d")).unwrap();
+    sim.set_clock(Some(t(200)));
+    f.write_all_at(b"x", 0).unwrap();
+    assert_eq!(fs.stat(p("/d/f")).unwrap().modified, Some(t(200)));
+    f.fdatasync().unwrap();
+    drop(f);
+    sim.crash(0);
+    let st = fs.stat(p("/d/f")).unwrap();
+    assert_eq!((st.len, st.modified), (1, Some(t(100))));
+    let f = fs.open(p("/d/f"), OpenMode::ReadWrite).unwrap();
+    f.set_times(t(300), None).unwrap();
+    f.fsync().unwrap();
+    drop(f);
+    sim.crash(1);
+    assert_eq!(fs.stat(p("/d/f")).unwrap().modified, Some(t(300)));
 }
