@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 apt_install ca-certificates busybox-static redis-tools redis-server docker-registry prometheus python3 docker-compose curl openssl
+# The power-loss test mounts tiered-lossyfs (FUSE: /dev/fuse, fusermount3 when not root).
+apt_install fuse3
 # The Debian services must not keep running on the well-known ports: tests
 # start their own instances on ports they choose.
 for svc in redis-server docker-registry prometheus; do
