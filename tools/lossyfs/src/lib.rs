@@ -640,6 +640,18 @@ impl LossyFs {
     }
 }
 
+fn timespec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
+    use nix::sys::time::TimeSpec;
+    match t {
+        None => TimeSpec::UTIME_OMIT,
+        Some(TimeOrNow::Now) => TimeSpec::UTIME_NOW,
+        Some(TimeOrNow::SpecificTime(t)) => {
+            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            TimeSpec::new(d.as_secs() as i64, i64::from(d.subsec_nanos()))
+        }
+    }
+}
+
 fn open_options(flags: i32) -> OpenOptions {
     let mut o = OpenOptions::new();
     match flags & libc::O_ACCMODE {
@@ -668,11 +680,11 @@ impl Filesystem for LossyFs {
         _req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -688,6 +700,26 @@ impl Filesystem for LossyFs {
                 let f = st.reopen(ino, false)?;
                 nix::sys::stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode))
                     .map_err(nix_errno)?;
+            }
+            if uid.is_some() || gid.is_some() {
+                nix::unistd::fchownat(
+                    None,
+                    &proc_path(&st.node(ino)?.fd),
+                    uid.map(nix::unistd::Uid::from_raw),
+                    gid.map(nix::unistd::Gid::from_raw),
+                    nix::fcntl::AtFlags::empty(),
+                )
+                .map_err(nix_errno)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                nix::sys::stat::utimensat(
+                    None,
+                    &proc_path(&st.node(ino)?.fd),
+                    &timespec(atime),
+                    &timespec(mtime),
+                    nix::sys::stat::UtimensatFlags::FollowSymlink,
+                )
+                .map_err(nix_errno)?;
             }
             if let Some(size) = size {
                 let old = st.stat(ino)?.st_size as u64;

@@ -185,6 +185,15 @@ fn synced_data_survives_every_power_cut_and_unsynced_data_only_sometimes() {
             other => panic!("seed {seed}: half a rename: {other:?}"),
         }
         assert_eq!(m.ctl("status"), "ok pages=0 dir_ops=0");
+        // times pass through (a copy keeps its source's mtime)
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000 + seed);
+        let f = OpenOptions::new().write(true).open(d.join("log")).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(when))
+            .unwrap();
+        assert_eq!(
+            fs::metadata(d.join("log")).unwrap().modified().unwrap(),
+            when
+        );
     }
     for kind in [
         "append kept",
