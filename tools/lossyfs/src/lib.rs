@@ -164,6 +164,10 @@ impl DirOp {
 struct Node {
     /// An O_PATH descriptor: keeps the backing inode (and its number) alive.
     fd: OwnedFd,
+    /// (st_dev, st_ino) of the backing inode.
+    key: (u64, u64),
+    /// The kernel's lookup count (entries replied minus forgotten).
+    lookups: u64,
 }
 
 #[derive(Debug)]
@@ -272,9 +276,56 @@ impl Inner {
             open_path(&proc_path(pfd).join(name), libc::O_NOFOLLOW).map_err(|e| errno_of(&e))?;
         let ino = self.next_ino;
         self.next_ino += 1;
-        self.nodes.insert(ino, Node { fd });
+        self.nodes.insert(
+            ino,
+            Node {
+                fd,
+                key,
+                lookups: 0,
+            },
+        );
         self.by_backing.insert(key, ino);
         Ok((ino, st))
+    }
+
+    /// Closes the descriptors of inodes the kernel no longer knows and
+    /// nothing pending refers to (an undo log, a directory change, a handle).
+    fn collect_garbage(&mut self, only: Option<u64>) {
+        if let Some(ino) = only {
+            let held = ino == 1
+                || self.nodes.get(&ino).is_none_or(|n| n.lookups > 0)
+                || self.files.contains_key(&ino)
+                || self.handles.values().any(|(i, _)| *i == ino)
+                || self
+                    .ops
+                    .iter()
+                    .any(|op| op.entries().iter().any(|e| e.0 == ino));
+            if !held {
+                if let Some(n) = self.nodes.remove(&ino) {
+                    self.by_backing.remove(&n.key);
+                }
+            }
+            return;
+        }
+        let mut keep: std::collections::HashSet<u64> = self.files.keys().copied().collect();
+        keep.extend(self.handles.values().map(|(i, _)| *i));
+        keep.extend(
+            self.ops
+                .iter()
+                .flat_map(|op| op.entries().into_iter().map(|e| e.0)),
+        );
+        keep.insert(1);
+        let gone: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(i, n)| n.lookups == 0 && !keep.contains(i))
+            .map(|(i, _)| *i)
+            .collect();
+        for i in gone {
+            if let Some(n) = self.nodes.remove(&i) {
+                self.by_backing.remove(&n.key);
+            }
+        }
     }
 
     fn stat(&self, ino: u64) -> Result<FileStat, Errno> {
@@ -452,6 +503,7 @@ impl Inner {
             }
         }
         self.ops = rest;
+        self.collect_garbage(None);
         File::open(proc_path(&self.node(dir)?.fd))
             .and_then(|d| d.sync_all())
             .map_err(|e| errno_of(&e))
@@ -576,6 +628,7 @@ impl Inner {
             }
         }
         nix::unistd::syncfs(self.stash.as_raw_fd()).ok();
+        self.collect_garbage(None);
         tracing::info!(seed, %r, "lossyfs: power cut");
         r
     }
@@ -602,9 +655,17 @@ impl LossyFs {
         }
         let stash = open_path(&stash_path, libc::O_DIRECTORY)?;
         let st = fstat(root.as_raw_fd())?;
+        let key = (st.st_dev, st.st_ino);
         Ok(LossyFs {
             inner: Arc::new(Mutex::new(Inner {
-                nodes: HashMap::from([(1, Node { fd: root })]),
+                nodes: HashMap::from([(
+                    1,
+                    Node {
+                        fd: root,
+                        key,
+                        lookups: 1,
+                    },
+                )]),
                 by_backing: HashMap::from([((st.st_dev, st.st_ino), 1)]),
                 next_ino: 2,
                 handles: HashMap::new(),
@@ -634,7 +695,12 @@ impl LossyFs {
 
     fn entry_reply(st: &mut Inner, parent: u64, name: &OsStr, reply: ReplyEntry) {
         match st.lookup(parent, name) {
-            Ok((ino, s)) => reply.entry(&TTL, &attr_of(ino, &s), Generation(0)),
+            Ok((ino, s)) => {
+                if let Some(n) = st.nodes.get_mut(&ino) {
+                    n.lookups += 1;
+                }
+                reply.entry(&TTL, &attr_of(ino, &s), Generation(0))
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -666,6 +732,16 @@ fn open_options(flags: i32) -> OpenOptions {
 impl Filesystem for LossyFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         Self::entry_reply(&mut self.inner(), parent.0, name, reply);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let mut st = self.inner();
+        if let Some(n) = st.nodes.get_mut(&ino.0) {
+            n.lookups = n.lookups.saturating_sub(nlookup);
+            if n.lookups == 0 {
+                st.collect_garbage(Some(ino.0));
+            }
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -944,6 +1020,9 @@ impl Filesystem for LossyFs {
                 let fh = st.next_fh;
                 st.next_fh += 1;
                 st.handles.insert(fh, (ino, file));
+                if let Some(n) = st.nodes.get_mut(&ino) {
+                    n.lookups += 1;
+                }
                 reply.created(
                     &TTL,
                     &attr_of(ino, &s),
@@ -1052,7 +1131,10 @@ impl Filesystem for LossyFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.inner().handles.remove(&fh.0);
+        let mut st = self.inner();
+        if let Some((ino, _)) = st.handles.remove(&fh.0) {
+            st.collect_garbage(Some(ino));
+        }
         reply.ok();
     }
 
@@ -1073,6 +1155,7 @@ impl Filesystem for LossyFs {
         match res {
             Ok(()) => {
                 st.files.remove(&ino.0);
+                st.collect_garbage(Some(ino.0));
                 reply.ok();
             }
             Err(e) => reply.error(errno_of(&e)),
@@ -1113,6 +1196,7 @@ impl Filesystem for LossyFs {
         })();
         match res {
             Ok(entries) => {
+                st.collect_garbage(None);
                 for (i, (e_ino, kind, name)) in
                     entries.into_iter().enumerate().skip(offset as usize)
                 {
