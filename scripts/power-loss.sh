@@ -113,9 +113,9 @@ for round in $(seq 1 "$rounds"); do
   files=("$work"/acked.*)
   shopt -u nullglob
   if [ ${#files[@]} -gt 0 ]; then
-    missing=$(client check "$port" "${files[@]}")
+    lost=$(client check "$port" "${files[@]}")
     acked=$(cat "${files[@]}" | wc -l)
-    [ "$missing" = 0 ] || die "round $round: $missing of $acked acknowledged writes lost (cut seed $((seed - 1)))"
+    [ "$lost" = 0 ] || die "round $round: $lost of $acked acknowledged writes lost (cut seed $((seed - 1)))"
   fi
   log "round $round: engine up, all $acked acknowledged writes there"
   client write "$port" "$work/acked.$round" "r$round" &
