@@ -1099,4 +1099,98 @@ pub(crate) mod tests {
             Err(SegmentError::TrailingBytes { .. })
         ));
     }
+
+    /// Every call of the write path failing through the file seam: the
+    /// error names the operation and carries the errno, and no half-made
+    /// file is left under a segment name.
+    #[test]
+    fn write_path_failures_surface_with_their_errno() {
+        use crate::sys::{Fault, FaultFs, Op};
+        let errno = |e: &SegmentError| match e {
+            SegmentError::Io { source, op, .. } => (*op, source.raw_os_error()),
+            other => panic!("{other}"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let fault = FaultFs::new(sys::real());
+
+        // creating the next segment
+        for (op, what) in [
+            (Op::Create, "create"),
+            (Op::Write, "write header"),
+            (Op::Fdatasync, "fdatasync"),
+            (Op::Rename, "rename"),
+            (Op::FsyncDir, "fsync dir"),
+        ] {
+            fault.inject(op, Fault::Errno(libc::EIO));
+            let e = SegmentWriter::create_on(fault.handle(), d, 1, 4096).unwrap_err();
+            assert_eq!(errno(&e), (what, Some(libc::EIO)), "{op:?}");
+            if op != Op::FsyncDir {
+                assert!(!d.join(layout::open_segment_name(1)).exists(), "{op:?}");
+            }
+            let _ = std::fs::remove_file(d.join(layout::open_segment_name(1)));
+        }
+        // no room to preallocate: created sparse, and it works
+        fault.inject(Op::Fallocate, Fault::Errno(libc::ENOSPC));
+        let mut w = SegmentWriter::create_on(fault.handle(), d, 1, 1 << 20).unwrap();
+        assert_eq!(
+            std::fs::metadata(w.path()).unwrap().len(),
+            SEGMENT_HEADER_BYTES
+        );
+
+        // append and sync
+        let mut buf = Vec::new();
+        for seq in 1..=4 {
+            record::encode_parts(
+                w.salt(),
+                seq,
+                1000 + seq,
+                format!("cmd{seq}").as_bytes(),
+                &mut buf,
+            );
+        }
+        fault.inject(Op::Fdatasync, Fault::Errno(libc::EIO));
+        w.append(&buf, 4).unwrap();
+        assert_eq!(w.sync().unwrap_err().raw_os_error(), Some(libc::EIO));
+        w.sync().unwrap();
+        // a short write then EIO: part of the batch on disk, a torn tail
+        let mut more = Vec::new();
+        for seq in 5..=7 {
+            record::encode_parts(
+                w.salt(),
+                seq,
+                1000 + seq,
+                format!("cmd{seq}").as_bytes(),
+                &mut more,
+            );
+        }
+        fault.inject(Op::Write, Fault::ShortWrite);
+        fault.inject(Op::Write, Fault::Errno(libc::EIO));
+        assert_eq!(
+            w.append(&more, 3).unwrap_err().raw_os_error(),
+            Some(libc::EIO)
+        );
+        let path = w.path().to_path_buf();
+        // half of three records: the first whole, then a torn one
+        let mut r = SegmentReader::open(&path).unwrap();
+        while let Ok(Some(_)) = r.next_record() {}
+        assert_eq!(r.last_seq(), Some(5));
+        let e = read_all(&path).unwrap_err();
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), rec_offset(5));
+
+        // sealing: the rename fails, the open segment stays where it was
+        let dir2 = tempfile::tempdir().unwrap();
+        let w = SegmentWriter::create_on(fault.handle(), dir2.path(), 1, 4096).unwrap();
+        let mut w = w;
+        let mut buf = Vec::new();
+        record::encode_parts(w.salt(), 1, 1001, b"cmd1", &mut buf);
+        w.append(&buf, 1).unwrap();
+        let open = w.path().to_path_buf();
+        fault.inject(Op::Rename, Fault::Errno(libc::EXDEV));
+        let e = w.seal().unwrap_err();
+        assert_eq!(errno(&e), ("rename", Some(libc::EXDEV)));
+        assert_eq!(read_all(&open).unwrap(), vec![1]);
+        assert_eq!(fault.pending_rules(), 0);
+    }
 }
