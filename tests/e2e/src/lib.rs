@@ -16,6 +16,7 @@
 //!   exclusive for a test that restarts dockerd).
 //! - [`env`]: the repository, the binaries, a running daemon, free ports, and
 //!   [`env::TestEnv`], what a test starts with.
+//! - [`dockerd`]: stop and start the machine's daemon, and make sure it is back.
 //! - [`plugin`]: the managed plugin laid out from `config.json` + `rootfs/` +
 //!   `build/bin/tiered-plugin`, created, configured and enabled.
 //! - [`image`]: a `FROM scratch` busybox image built without a pull.
@@ -29,6 +30,7 @@
 //! reverse (containers before volumes before the plugin before the temp dir).
 
 pub mod cmd;
+pub mod dockerd;
 pub mod env;
 pub mod guard;
 pub mod http;

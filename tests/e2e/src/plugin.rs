@@ -127,20 +127,58 @@ pub fn inspect(name: &str, format: &str) -> anyhow::Result<String> {
     Ok(docker(["plugin", "inspect", name, "--format", format])?)
 }
 
+/// Mount table entries (`/proc/self/mountinfo`, one per entry: duplicates
+/// count) at or under the plugin's propagated mount for `volume`, sorted.
+/// `docker_root` is `docker info`'s DockerRootDir, `id` the plugin's ID (both
+/// known before a daemon restart, when they cannot be asked).
+pub fn host_mount_entries(
+    docker_root: &str,
+    id: &str,
+    volume: &str,
+) -> anyhow::Result<Vec<String>> {
+    let base = format!("{docker_root}/plugins/{id}/propagated-mount/{volume}");
+    mounts_under(Path::new("/proc/self/mountinfo"), &base)
+}
+
+/// Mount points at or under `base` in a mountinfo file, sorted.
+fn mounts_under(mountinfo: &Path, base: &str) -> anyhow::Result<Vec<String>> {
+    let info = std::fs::read(mountinfo)?;
+    let prefix = format!("{base}/");
+    let mut out: Vec<String> = String::from_utf8_lossy(&info)
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| *p == base || p.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Mount points on the host at or under the plugin's propagated mount for
 /// `volume`, sorted and deduplicated (the host sees each plugin mount twice).
 pub fn host_mounts(plugin: &str, volume: &str) -> anyhow::Result<Vec<String>> {
     let id = inspect(plugin, "{{.ID}}")?;
     let root = docker(["info", "--format", "{{.DockerRootDir}}"])?;
-    let base = format!("{root}/plugins/{id}/propagated-mount/{volume}");
-    let info = std::fs::read("/proc/self/mountinfo")?;
-    let mut out: Vec<String> = String::from_utf8_lossy(&info)
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| *p == base || p.starts_with(&format!("{base}/")))
-        .map(str::to_owned)
-        .collect();
-    out.sort();
+    let mut out = host_mount_entries(&root, &id, volume)?;
     out.dedup();
     Ok(out)
+}
+
+/// The volume's mounts inside the plugin's own mount namespace. The plugin's
+/// process is found by its cgroup, named after the plugin's ID (several
+/// tiered plugins may run).
+pub fn plugin_mounts(id: &str, volume: &str) -> anyhow::Result<Vec<String>> {
+    let pids = Cmd::new("pgrep")
+        .args(["-x", "tiered-plugin"])
+        .run()
+        .unwrap_or_default();
+    let suffix = format!(":/{id}");
+    for pid in pids.lines() {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if cgroup.lines().any(|l| l.ends_with(&suffix)) {
+            let info = PathBuf::from(format!("/proc/{pid}/mountinfo"));
+            return mounts_under(&info, &format!("/mnt/volumes/{volume}"));
+        }
+    }
+    anyhow::bail!("no tiered-plugin process in a cgroup named {id}")
 }
