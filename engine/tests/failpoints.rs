@@ -2,6 +2,7 @@
 //! a failed write, a failed fdatasync, a short write and ENOSPC poison the
 //! log (clients get the error, nothing unacknowledged is served, the engine
 //! stops with an error), and the free-space reserve refuses writes cleanly.
+//! A panic in the log writer poisons the engine the same way.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -194,5 +195,81 @@ fn healthz_answers_503_until_recovery_is_done() {
         shutdown.cancel();
         running.wait().await.unwrap();
     });
+    scenario.teardown();
+}
+
+/// `GET /healthz` on `port`: the status code, None when nothing answers.
+fn healthz_status(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    r.get(9..12)?.parse().ok()
+}
+
+#[test]
+fn a_writer_panic_poisons_the_engine() {
+    use tiered_engine::writer::WriterError;
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let result = rt().block_on(async {
+        let mut cfg = Config::new(dir.path(), "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+        cfg.metrics_listen = Some(format!("127.0.0.1:{metrics_port}").parse().unwrap());
+        cfg.reserve_bytes = 0;
+        let running = tiered_engine::start(cfg, CancellationToken::new())
+            .await
+            .unwrap();
+        let client = redis::Client::open(format!("redis://{}/", running.addr)).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        assert_eq!(set(&mut con, "ok", "1").await.unwrap(), "OK");
+        let code = tokio::task::spawn_blocking(move || healthz_status(metrics_port))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(200));
+
+        fail::cfg("writer::commit", "panic(injected writer panic)").unwrap();
+        let err = set(&mut con, "bad", "2").await.unwrap_err();
+        assert_eq!(err.kind(), redis::ErrorKind::ResponseError);
+        // poisoned: the cause is kept for INFO and clients, /healthz fails
+        let health = running.shared.health.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !health.is_poisoned() {
+            assert!(std::time::Instant::now() < deadline, "never poisoned");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(health.poison_cause().is_some());
+        assert_eq!(running.shared.metrics.writes_failed.get(), 1);
+        assert!(!running.shared.metrics.is_healthy());
+        let code = tokio::task::spawn_blocking(move || healthz_status(metrics_port))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(503));
+        // the failed write was never applied
+        assert_eq!(running.shared.db.read().unwrap().get(b"bad", 0), None);
+        // the engine stops by itself, with the panic as its error
+        tokio::time::timeout(Duration::from_secs(15), running.wait())
+            .await
+            .expect("a poisoned engine stops")
+    });
+    assert!(
+        matches!(
+            &result,
+            Err(EngineError::Poisoned(WriterError::Panicked { message }))
+                if message == "injected writer panic"
+        ),
+        "{result:?}"
+    );
+    fail::cfg("writer::commit", "off").unwrap();
+    let rec = recover(dir.path(), "archived", RecoveryMode::Strict).unwrap();
+    assert_eq!(rec.db.get(b"ok", 0), Some(&Value::Str(b"1".to_vec())));
+    assert_eq!(rec.db.get(b"bad", 0), None);
+    assert_eq!(rec.last_seq, 1);
     scenario.teardown();
 }
