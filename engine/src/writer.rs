@@ -177,14 +177,18 @@ pub enum WriterError {
 }
 
 impl WriterError {
-    /// The error clients get once the log is poisoned.
-    pub fn client_message(&self) -> String {
-        let disk_full = match self {
+    /// True when the volume is full (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
             WriterError::Io { source, .. } => sys::is_enospc(source),
             WriterError::Segment(SegmentError::Io { source, .. }) => sys::is_enospc(source),
             _ => false,
-        };
-        if disk_full {
+        }
+    }
+
+    /// The error clients get once the log is poisoned.
+    pub fn client_message(&self) -> String {
+        if self.is_disk_full() {
             format!("ERR writes disabled: no space left on the persistence volume ({self}); the engine is shutting down")
         } else {
             format!("ERR writes disabled: {self}; the engine is shutting down (acknowledged writes are safe)")

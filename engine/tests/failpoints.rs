@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tiered_engine::db::Value;
 use tiered_engine::recovery::{recover, RecoveryMode};
+use tiered_engine::writer::WriterError;
 use tiered_engine::{Config, EngineError};
 use tokio_util::sync::CancellationToken;
 
@@ -43,8 +44,9 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Runs one poisoning scenario: `ok` before the failpoint is armed, `bad`
-/// after; returns the client's error text and the recovered state.
-fn poison_scenario(failpoint: &str) -> (String, tiered_engine::recovery::Recovered) {
+/// after; returns the client's error text, why the engine stopped, and the
+/// recovered state.
+fn poison_scenario(failpoint: &str) -> (String, WriterError, tiered_engine::recovery::Recovered) {
     let scenario = fail::FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let (err, running_err) = rt().block_on(async {
@@ -71,23 +73,24 @@ fn poison_scenario(failpoint: &str) -> (String, tiered_engine::recovery::Recover
             .expect("a poisoned engine stops");
         (err, result)
     });
-    assert!(
-        matches!(running_err, Err(EngineError::Poisoned(_))),
-        "{running_err:?}"
-    );
+    let cause = match running_err {
+        Err(EngineError::Poisoned(e)) => e,
+        other => panic!("expected a poisoned stop, got {other:?}"),
+    };
     fail::cfg(failpoint, "off").unwrap();
     let recovered = recover(dir.path(), "archived", RecoveryMode::Strict).unwrap();
     assert_eq!(recovered.db.get(b"ok", 0), Some(&Value::Str(b"1".to_vec())));
     scenario.teardown();
-    (err, recovered)
+    (err, cause, recovered)
 }
 
 #[test]
 fn failed_write_poisons_the_log() {
-    let (err, rec) = poison_scenario("segment::write");
+    let (err, cause, rec) = poison_scenario("segment::write");
+    assert!(err.contains("writes disabled"), "{err}");
     assert!(
-        err.contains("writes disabled") && err.contains("write failed"),
-        "{err}"
+        matches!(cause, WriterError::Io { op: "write", .. }),
+        "{cause:?}"
     );
     assert_eq!(rec.db.get(b"bad", 0), None);
     assert_eq!(rec.last_seq, 1);
@@ -95,19 +98,30 @@ fn failed_write_poisons_the_log() {
 
 #[test]
 fn failed_fsync_poisons_the_log() {
-    let (err, _rec) = poison_scenario("segment::fsync");
+    let (err, cause, _rec) = poison_scenario("segment::fsync");
     // the record may or may not have reached the disk: it was never
     // acknowledged, and recovery stays consistent either way
+    assert!(err.contains("writes disabled"), "{err}");
     assert!(
-        err.contains("writes disabled") && err.contains("fdatasync failed"),
-        "{err}"
+        matches!(
+            cause,
+            WriterError::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{cause:?}"
     );
 }
 
 #[test]
 fn short_write_poisons_the_log_and_the_torn_tail_is_cut() {
-    let (err, rec) = poison_scenario("segment::short-write");
+    let (err, cause, rec) = poison_scenario("segment::short-write");
     assert!(err.contains("writes disabled"), "{err}");
+    assert!(
+        matches!(&cause, WriterError::Io { op: "write", source, .. } if source.raw_os_error() == Some(libc::EIO)),
+        "{cause:?}"
+    );
     assert_eq!(rec.db.get(b"bad", 0), None);
     assert_eq!(rec.last_seq, 1);
     let cut = rec
@@ -118,8 +132,9 @@ fn short_write_poisons_the_log_and_the_torn_tail_is_cut() {
 
 #[test]
 fn enospc_poisons_the_log_with_a_disk_full_message() {
-    let (err, rec) = poison_scenario("segment::enospc");
+    let (err, cause, rec) = poison_scenario("segment::enospc");
     assert!(err.contains("no space left"), "{err}");
+    assert!(cause.is_disk_full(), "{cause:?}");
     assert_eq!(rec.db.get(b"bad", 0), None);
 }
 
@@ -211,7 +226,6 @@ fn healthz_status(port: u16) -> Option<u16> {
 
 #[test]
 fn a_writer_panic_poisons_the_engine() {
-    use tiered_engine::writer::WriterError;
     let scenario = fail::FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
