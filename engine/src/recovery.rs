@@ -22,7 +22,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::db::{ApplyError, Db};
+use crate::cmd::ApplyError;
+use crate::db::Db;
 use crate::layout::{self, LayoutError};
 use crate::segment::{SegmentError, SegmentReader};
 use crate::snapshot::{self, SnapshotError};
@@ -411,20 +412,13 @@ fn cut_and_zero(path: &Path, offset: u64, file_len: u64) -> Result<(), RecoveryE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Command, SetCondition, Value};
+    use crate::cmd::{apply_payload, Effect, Set};
+    use crate::db::Value;
     use crate::record;
     use crate::segment::{SegmentWriter, SEGMENT_HEADER_BYTES};
 
     fn set_cmd(i: u64) -> Vec<u8> {
-        Command::Set {
-            key: format!("k{i}").into_bytes(),
-            value: format!("v{i}").into_bytes(),
-            expire_at_ms: None,
-            keep_ttl: false,
-            condition: SetCondition::Always,
-            get: false,
-        }
-        .encode()
+        Set::new(format!("k{i}"), format!("v{i}")).encode()
     }
 
     /// Writes records first..first+n (SET k{i} v{i}); sealed or left open.
@@ -470,7 +464,7 @@ mod tests {
         // snapshot at 5 in the archive
         let mut db5 = Db::new();
         for i in 1..=5 {
-            db5.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+            apply_payload(&mut db5, &set_cmd(i), 0).unwrap();
         }
         let p = snapshot::write_snapshot(d, 5, &db5).unwrap();
         std::fs::rename(&p, snaps.join(p.file_name().unwrap())).unwrap();
@@ -500,7 +494,7 @@ mod tests {
         segment(d, 1, 10, true);
         let mut db = Db::new();
         for i in 1..=3 {
-            db.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+            apply_payload(&mut db, &set_cmd(i), 0).unwrap();
         }
         snapshot::write_snapshot(d, 3, &db).unwrap();
         let newest = snapshot::write_snapshot(d, 8, &db).unwrap();
