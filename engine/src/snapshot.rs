@@ -408,30 +408,22 @@ pub fn verify_snapshot_on(fs: &dyn Fs, path: &Path) -> Result<SnapshotMeta, Snap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Command, SetCondition};
+    use crate::cmd::{Effect, HSet, Set};
 
     fn sample() -> Db {
         let mut db = Db::new();
         for i in 0..50u32 {
-            db.apply(
-                &Command::Set {
-                    key: format!("k{i:03}").into_bytes(),
-                    value: vec![i as u8; i as usize],
-                    expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
-                    keep_ttl: false,
-                    condition: SetCondition::Always,
-                    get: false,
-                },
-                0,
-            );
+            Set {
+                expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
+                ..Set::new(format!("k{i:03}"), vec![i as u8; i as usize])
+            }
+            .apply(&mut db, 0);
         }
-        db.apply(
-            &Command::HSet {
-                key: b"h".to_vec(),
-                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
-            },
-            0,
-        );
+        HSet {
+            key: b"h".to_vec(),
+            pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
+        }
+        .apply(&mut db, 0);
         db
     }
 
