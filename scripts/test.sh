@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, clippy, unit and integration tests (with the
+# Runs every test: shellcheck, formatting, clippy, unit and integration tests (with the
 # failpoints compiled in), then the end-to-end tests on a real Docker daemon.
 #
 #   scripts/test.sh            everything (what .ci/run calls)
@@ -23,6 +23,10 @@ done
 
 "$TIERED_ROOT/scripts/deps.sh"
 
+log "shellcheck"
+# Every bash script of the repository (settings in .shellcheckrc).
+mapfile -t shell_scripts < <(find scripts .ci tests -type f \( -name '*.sh' -o -path .ci/run \) | sort)
+shellcheck -x "${shell_scripts[@]}"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
