@@ -108,9 +108,10 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let t = std::thread::spawn(move || {
             let (mut c, _) = l.accept().unwrap();
-            let mut buf = [0u8; 256];
-            let n = c.read(&mut buf).unwrap();
-            assert_eq!(&buf[..n], b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+            let want = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+            let mut got = vec![0u8; want.len()];
+            c.read_exact(&mut got).unwrap();
+            assert_eq!(&got[..], &want[..]);
             c.write_all(b"*5\r\n+OK\r\n-ERR x\r\n:7\r\n$-1\r\n$2\r\nab\r\n")
                 .unwrap();
         });
