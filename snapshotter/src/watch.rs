@@ -68,11 +68,10 @@ impl DirWatcher {
                     | AddWatchFlags::IN_ONLYDIR,
             )
             .map_err(err)?;
+        // The crate denies unsafe code; this registration is the exception.
         // SAFETY: `InotifyFd` owns the inotify descriptor (an `OwnedFd` inside
         // `Inotify`), which stays open and unchanged until the `AsyncFd` that
         // owns the `InotifyFd` is dropped; `as_raw_fd` always returns it.
-        // The workspace denies unsafe code; this registration is the one
-        // place in the snapshotter that needs it.
         #[allow(unsafe_code)]
         let fd = unsafe { AsyncFd::register_with_interest(InotifyFd(inotify), Interest::READABLE) }
             .map_err(|e| WatchError {

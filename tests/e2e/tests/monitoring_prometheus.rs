@@ -657,7 +657,8 @@ fn monitoring_with_a_real_prometheus() -> Result<()> {
             1.0,
         ),
     )?;
-    // The plugin counted its requests and the failed Get.
+    // The plugin counted its requests, and the Get of an unknown volume (the
+    // daemon's probe before Create) as not_found, not as an error.
     wait_check(
         "plugin volume counted",
         60,
@@ -672,13 +673,17 @@ fn monitoring_with_a_real_prometheus() -> Result<()> {
         ),
     )?;
     wait_check(
-        "plugin error counted",
+        "plugin not_found counted",
         60,
         equals(
-            r#"tiered_plugin_request_errors_total{endpoint="get"}"#.into(),
+            r#"tiered_plugin_request_not_found_total{endpoint="get"}"#.into(),
             1.0,
         ),
     )?;
+    wait_check("plugin Get probe not counted as an error", 60, || {
+        let v = prom.values(r#"tiered_plugin_request_errors_total{endpoint="get"}"#)?;
+        Ok((v.is_empty() || v == [0.0], format!("{v:?}")))
+    })?;
 
     // Every tiered_* name that the rules, their unit tests and the dashboard
     // use is one the programs expose.
