@@ -5,6 +5,8 @@
 #   scripts/test.sh            everything (what .ci/run calls)
 #   scripts/test.sh --no-e2e   skip the real-daemon tests (quick local loop)
 #   E2E_FILTER=plugin scripts/test.sh   only e2e tests whose file name matches
+#
+# What it does to the host is printed first (and in docs/testing.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$TIERED_ROOT"
@@ -17,7 +19,25 @@ for a in "$@"; do
   esac
 done
 
-"$TIERED_ROOT/scripts/deps.sh"
+if [ $run_e2e = 1 ]; then
+  cat >&2 <<'EOF'
+scripts/test.sh will, on this host:
+  - install missing Debian packages (scripts/test-deps.sh: Docker, compose, docker-registry,
+    redis-server, prometheus, busybox-static, ...); their services are NOT started, and
+    services already installed are not touched
+  - start dockerd if it does not answer
+  - STOP AND RESTART the Docker daemon once (the daemon-restart test): running containers
+    stop with it and come back only per their restart policy
+  - possibly `docker swarm init` (left again only if the test made the swarm)
+  - create plugins, volumes, images, containers and temp dirs named tiered-t-*, and remove
+    them at the end, pass or fail
+  - run its own redis-server, docker-registry and prometheus on free loopback ports
+(scripts/test.sh --no-e2e does only the package step and the cargo steps.)
+EOF
+else
+  log "scripts/test.sh --no-e2e: installs missing packages (scripts/test-deps.sh), then fmt, clippy, cargo test"
+fi
+"$TIERED_ROOT/scripts/test-deps.sh"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -25,7 +25,7 @@ for b in tiered-engine tiered-snapshotter tiered-plugin; do
   [ -x "$TIERED_BIN/$b" ] || die "missing $TIERED_BIN/$b (run scripts/build.sh)"
 done
 for c in prometheus promtool redis-cli python3; do
-  command -v "$c" >/dev/null || die "missing $c (run scripts/deps.sh)"
+  command -v "$c" >/dev/null || die "missing $c (run scripts/test-deps.sh)"
 done
 
 # --- 1. static checks and rule unit tests ---------------------------------
