@@ -80,7 +80,7 @@ cat "$SYS_WORK/up.out" >&2
 grep -q 'FAIL  port 6379' "$SYS_WORK/up.out" || fail "up.sh's refusal does not name port 6379"
 grep -q 'nothing was installed or created' "$SYS_WORK/up.out" || fail "up.sh's refusal does not say that nothing was changed"
 # It stopped at the checks: no package step, no build, no registry.
-if grep -qE 'apt-get install|static binaries|docker-registry|docker build|compose up' "$SYS_WORK/up.out"; then
+if grep -qE '\] (apt-get install|static binaries in|starting docker-registry|docker build|compose up)' "$SYS_WORK/up.out"; then
   fail "up.sh did work before refusing"
 fi
 [ $((SECONDS - start)) -lt 60 ] || fail "up.sh took $((SECONDS - start)) s to refuse"
