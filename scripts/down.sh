@@ -34,7 +34,7 @@ for a in "$@"; do
     --purge) purge=1 ;;
     --delete-data) delete_data=1 ;;
     --yes) yes=1 ;;
-    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $a (accepted: --purge, --delete-data, --yes)" ;;
   esac
 done

@@ -46,7 +46,7 @@ check_only=0
 for a in "$@"; do
   case "$a" in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $a (accepted: --check; settings come from the environment, see --help)" ;;
   esac
 done
