@@ -3,13 +3,8 @@
 # from the local registry, images, compose up) prints how to reach the
 # engine, and that works, as do the three metrics endpoints; scripts/down.sh
 # stops everything and keeps the data; scripts/up.sh again keeps the plugin
-# and brings the same data back. Then the uninstall: scripts/down.sh --purge
-# leaves no Docker object of the deployment behind (plugin, volume, images,
-# containers, network) and keeps the data on the tiers, which a new
-# scripts/up.sh on the same tiers brings back; --delete-data without --yes
-# (and no terminal) is refused; --purge --delete-data --yes also deletes the
-# volume's data on both tiers. Every name, port and directory is this test's
-# own (the scripts read them from the environment).
+# and brings the same data back. Every name, port and directory is this
+# test's own (the scripts read them from the environment).
 set -euo pipefail
 source "$(dirname "$0")/system_lib.sh"
 
@@ -50,46 +45,5 @@ docker volume inspect "$TIERED_VOLUME" >/dev/null || die "down.sh removed the vo
 [ "$(redis-cli -p "$TIERED_ENGINE_PORT" get greeting)" = hello ] || die "data gone after down.sh + up.sh"
 sys_check "$SYS_WORK/load1.json"
 
-# --- uninstall, keeping the data ---------------------------------------------------
-# What up.sh made that carries this test's id, in the daemon's own listings.
-leftovers() {
-  {
-    docker plugin ls --format '{{.Name}}'
-    docker volume ls -q
-    docker images --format '{{.Repository}}:{{.Tag}}'
-    docker ps -a --format '{{.Names}}'
-    docker network ls --format '{{.Name}}'
-  } | grep -F "$SYS_ID" || true
-}
-"$TIERED_ROOT/scripts/down.sh" --purge >"$SYS_WORK/purge1.out" 2>&1 || { cat "$SYS_WORK/purge1.out" >&2; die "down.sh --purge failed"; }
-cat "$SYS_WORK/purge1.out" >&2
-for want in "plugin           $SYS_ID" "images           tiered-engine:$SYS_ID tiered-snapshotter:$SYS_ID" \
-  "primary tier     $SYS_PRIMARY/$TIERED_VOLUME" "archive tier     $SYS_ARCHIVE/$TIERED_VOLUME" "its data is KEPT"; do
-  grep -qF "$want" "$SYS_WORK/purge1.out" || die "down.sh --purge did not announce: $want"
-done
-[ -z "$(leftovers)" ] || die "down.sh --purge left: $(leftovers | paste -sd ' ' -)"
-[ -n "$(ls -A "$SYS_PRIMARY/$TIERED_VOLUME/data")" ] || die "down.sh --purge emptied the primary tier"
-[ -d "$SYS_ARCHIVE/$TIERED_VOLUME" ] || die "down.sh --purge removed the archive tier's data"
-
-# --- reinstall on the same tiers: the same data -----------------------------------
-"$TIERED_ROOT/scripts/up.sh" >"$SYS_WORK/up3.out"
-[ "$(redis-cli -p "$TIERED_ENGINE_PORT" get greeting)" = hello ] || die "data gone after down.sh --purge + up.sh"
-sys_check "$SYS_WORK/load1.json"
-
-# --- uninstall with the data --------------------------------------------------------
-if "$TIERED_ROOT/scripts/down.sh" --purge --delete-data </dev/null >"$SYS_WORK/purge2.out" 2>&1; then
-  die "down.sh --purge --delete-data went ahead without --yes and without a terminal"
-fi
-docker plugin inspect "$SYS_ID" >/dev/null || die "the refused --delete-data removed the plugin"
-[ -n "$(docker ps -q --filter "label=com.docker.compose.project=$SYS_ID")" ] || die "the refused --delete-data stopped the deployment"
-"$TIERED_ROOT/scripts/down.sh" --purge --delete-data --yes >"$SYS_WORK/purge3.out" 2>&1 \
-  || { cat "$SYS_WORK/purge3.out" >&2; die "down.sh --purge --delete-data --yes failed"; }
-cat "$SYS_WORK/purge3.out" >&2
-grep -qF "$SYS_PRIMARY/$TIERED_VOLUME" "$SYS_WORK/purge3.out" || die "--delete-data did not say where the data was"
-[ -z "$(leftovers)" ] || die "down.sh --purge --delete-data left: $(leftovers | paste -sd ' ' -)"
-[ ! -e "$SYS_PRIMARY/$TIERED_VOLUME" ] || die "--delete-data kept the primary tier's data"
-[ ! -e "$SYS_ARCHIVE/$TIERED_VOLUME" ] || die "--delete-data kept the archive tier's data"
-{ [ -d "$SYS_PRIMARY" ] && [ -d "$SYS_ARCHIVE" ]; } || die "--delete-data removed the tier directories themselves"
-
 SYS_OK=1
-log "up.sh / down.sh / down.sh --purge [--delete-data]: ok"
+log "up.sh / down.sh: ok"
