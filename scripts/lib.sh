@@ -76,9 +76,9 @@ TIERED_RUNTIME_PKGS=(ca-certificates curl openssl python3 redis-tools)
 TIERED_RUNTIME_NOSTART_PKGS=(docker-registry)
 # The tests and benchmarks on top: busybox for test images, redis-server
 # (a reference server for the benchmark, an occupant of 6379 for a test),
-# prometheus and promtool (the monitoring test).
+# prometheus and promtool (the monitoring test), ss (iproute2: who listens).
 # shellcheck disable=SC2034
-TIERED_TEST_PKGS=(busybox-static)
+TIERED_TEST_PKGS=(busybox-static iproute2)
 # shellcheck disable=SC2034
 TIERED_TEST_NOSTART_PKGS=(redis-server prometheus)
 

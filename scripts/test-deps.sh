@@ -3,6 +3,7 @@
 # (scripts/test.sh runs both; scripts/up.sh runs only deps.sh):
 #
 #   busybox-static           test images built FROM scratch, no pull
+#   iproute2                 ss: who listens on a port
 #   redis-server, prometheus the reference server of the engine benchmark,
 #                            Prometheus and promtool of the monitoring test
 #   rustfmt, clippy          rustup components, when rustup manages the toolchain

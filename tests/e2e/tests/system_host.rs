@@ -125,7 +125,7 @@ fn own_redis(t: &TestEnv) -> Result<Defer<impl FnOnce()>> {
 #[test]
 fn up_refuses_a_taken_port_before_changing_anything() -> Result<()> {
     let t = TestEnv::shared("host")?;
-    require_tool("ss")?;
+    require_tool("ss")?; // iproute2, scripts/test-deps.sh
     require_tool("redis-cli")?;
     let tiers = t.path("tiers");
 
