@@ -3,7 +3,8 @@
 //!     tier's data is, leaves no plugin, volume, image, container or network
 //!     of the deployment in the daemon's listings, and keeps the volume's data
 //!     on both tiers;
-//!  2. `scripts/up.sh` on the same tiers brings the volume back with its data;
+//!  2. `scripts/up.sh` on the same tiers brings the volume back with its data,
+//!     and `up.sh --check` passes on it (the ports are its own);
 //!  3. `--purge --delete-data` without `--yes` and without a terminal is
 //!     refused before anything is removed;
 //!  4. `--purge --delete-data --yes` leaves nothing in the daemon and deletes
@@ -126,6 +127,12 @@ fn purge_keeps_data_unless_asked_and_leaves_nothing_behind() -> Result<()> {
     ensure!(
         redis(&["get", "greeting"])? == "hello",
         "data gone after down.sh --purge + up.sh"
+    );
+    // While it runs, its own ports do not fail the checks of a rerun.
+    let check = run("up.sh", &["--check"]).run()?;
+    ensure!(
+        check.contains(&format!("ok    port {port} held by this deployment")),
+        "up.sh --check on the running deployment:\n{check}"
     );
 
     // --- 3. --delete-data needs --yes without a terminal ------------------------------------
