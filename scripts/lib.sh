@@ -77,7 +77,7 @@ TIERED_RUNTIME_NOSTART_PKGS=(docker-registry)
 # The tests and benchmarks on top: busybox for test images, redis-server
 # (a reference server for the benchmark, an occupant of 6379 for a test),
 # prometheus and promtool (the monitoring test), ss (iproute2: who listens),
-# shellcheck (scripts/test.sh lints every bash script).
+# and the linter of every bash script (shellcheck, run by scripts/test.sh).
 # shellcheck disable=SC2034
 TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck)
 # shellcheck disable=SC2034

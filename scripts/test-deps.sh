@@ -4,7 +4,7 @@
 #
 #   busybox-static           test images built FROM scratch, no pull
 #   iproute2                 ss: who listens on a port
-#   shellcheck               scripts/test.sh lints every bash script
+#   the shell linter         shellcheck: scripts/test.sh lints every bash script
 #   redis-server, prometheus the reference server of the engine benchmark,
 #                            Prometheus and promtool of the monitoring test
 #   rustfmt, clippy          rustup components, when rustup manages the toolchain
