@@ -20,6 +20,9 @@
 //! - [`plugin`]: the managed plugin laid out from `config.json` + `rootfs/` +
 //!   `build/bin/tiered-plugin`, created, configured and enabled.
 //! - [`image`]: a `FROM scratch` busybox image built without a pull.
+//! - [`resp`], [`load`]: a RESP2 client; write load with acknowledged writes and their check.
+//! - [`system`]: the whole deployment (plugin from the registry, images, compose) on temp tiers.
+//! - [`process`]: background programs with a log file, stopped on drop.
 //! - [`wait`]: polling with a deadline.
 //! - [`http`]: a tiny HTTP/1.0 GET (metrics, health) and metric lookup.
 //!
@@ -35,9 +38,13 @@ pub mod env;
 pub mod guard;
 pub mod http;
 pub mod image;
+pub mod load;
 pub mod lock;
 pub mod names;
 pub mod plugin;
+pub mod process;
+pub mod resp;
+pub mod system;
 pub mod wait;
 
 pub use cmd::{docker, docker_ok, Cmd, CmdError};
