@@ -14,7 +14,7 @@
 //!   archive: listing, order, torn-tail rule, records from a start point.
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
 //! - [`segment`]: segment files (header + records): reader, verify, writer.
-//! - [`db`]: the state machine and the canonical encoding of logged commands.
+//! - [`db`]: the state machine: keyspace, typed values, expiry index.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -22,7 +22,9 @@
 //! - [`config`]: flags, defaults, bounds.
 //! - [`server`]: start-up, the RESP listener, connections, shutdown ([`run`]).
 //! - [`writer`]: group commit, rotation, poisoning.
-//! - [`resp`]: RESP2 codec; [`cmd`]: one file per command family.
+//! - [`cmd`]: one file per command (parse, log payload, apply, reply) and
+//!   the command table; [`reply`]: replies and their error texts.
+//! - [`resp`]: RESP2 codec.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and `/healthz`.
 //! - [`inspect`]: the `verify` and `dump` subcommands.
 //! - [`sys`]: the syscall seam: the durability syscalls and the file seam
@@ -40,6 +42,7 @@ pub mod layout;
 pub mod metrics;
 pub mod record;
 pub mod recovery;
+pub mod reply;
 pub mod resp;
 pub mod segment;
 pub mod server;

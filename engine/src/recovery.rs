@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::db::{ApplyError, Db};
+use crate::cmd::ApplyError;
+use crate::db::Db;
 use crate::history::{History, HistoryError, OnDamage, Step, WalkOptions};
 use crate::segment::SegmentError;
 use crate::snapshot::SnapshotError;
@@ -338,21 +339,14 @@ fn cut_and_zero(fs: &dyn Fs, path: &Path, offset: u64, file_len: u64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Command, SetCondition, Value};
+    use crate::cmd::{apply_payload, Effect, Set};
+    use crate::db::Value;
     use crate::record;
     use crate::segment::{SegmentReader, SegmentWriter, SEGMENT_HEADER_BYTES};
     use crate::{layout, snapshot};
 
     fn set_cmd(i: u64) -> Vec<u8> {
-        Command::Set {
-            key: format!("k{i}").into_bytes(),
-            value: format!("v{i}").into_bytes(),
-            expire_at_ms: None,
-            keep_ttl: false,
-            condition: SetCondition::Always,
-            get: false,
-        }
-        .encode()
+        Set::new(format!("k{i}"), format!("v{i}")).encode()
     }
 
     /// Writes records first..first+n (SET k{i} v{i}); sealed or left open.
@@ -398,7 +392,7 @@ mod tests {
         // snapshot at 5 in the archive
         let mut db5 = Db::new();
         for i in 1..=5 {
-            db5.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+            apply_payload(&mut db5, &set_cmd(i), 0).unwrap();
         }
         let p = snapshot::write_snapshot(d, 5, &db5).unwrap();
         std::fs::rename(&p, snaps.join(p.file_name().unwrap())).unwrap();
@@ -428,7 +422,7 @@ mod tests {
         segment(d, 1, 10, true);
         let mut db = Db::new();
         for i in 1..=3 {
-            db.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+            apply_payload(&mut db, &set_cmd(i), 0).unwrap();
         }
         snapshot::write_snapshot(d, 3, &db).unwrap();
         let newest = snapshot::write_snapshot(d, 8, &db).unwrap();
@@ -594,5 +588,56 @@ mod tests {
             assert_eq!(r.last_seq, 15);
             assert!((1..=15).all(|i| has(&r.db, i)));
         }
+    }
+
+    /// Failures of the file seam during recovery stop it with the errno;
+    /// nothing is cut unless the cut itself succeeds.
+    #[test]
+    fn seam_failures_stop_recovery_with_their_errno() {
+        use crate::sys::{Fault, FaultFs, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        segment(d, 1, 5, true);
+        let open = segment(d, 6, 5, false);
+        let at = record_offset(&open, 4);
+        let mut b = std::fs::read(&open).unwrap();
+        for x in &mut b[at as usize + 3..at as usize + 20] {
+            *x ^= 0xff;
+        }
+        std::fs::write(&open, &b).unwrap();
+        let fault = FaultFs::new(sys::real());
+
+        fault.inject(Op::ReadDir, Fault::Errno(libc::EIO));
+        let e = recover_on(fault.handle(), d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(
+            matches!(&e, RecoveryError::Layout(HistoryError::ReadDir { source, .. }) if source.raw_os_error() == Some(libc::EIO)),
+            "{e}"
+        );
+        for op in [Op::SetLen, Op::Fallocate, Op::Fsync] {
+            // (a failure after the cut leaves it cut: damage it again)
+            std::fs::write(&open, &b).unwrap();
+            fault.inject(op, Fault::Errno(libc::EIO));
+            let e = recover_on(fault.handle(), d, "archived", RecoveryMode::Strict).unwrap_err();
+            assert!(
+                matches!(&e, RecoveryError::CutTail { source, offset, .. } if source.raw_os_error() == Some(libc::EIO) && *offset == at),
+                "{op:?}: {e}"
+            );
+        }
+        // the cut went through the seam, in order: open, cut, re-extend, fsync
+        std::fs::write(&open, &b).unwrap();
+        fault.take_calls();
+        let r = recover_on(fault.handle(), d, "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!(r.last_seq, 9);
+        let ops: Vec<Op> = fault
+            .take_calls()
+            .into_iter()
+            .filter(|(_, p)| p == &open)
+            .map(|(op, _)| op)
+            .filter(|op| matches!(op, Op::SetLen | Op::Fallocate | Op::Fsync))
+            .collect();
+        assert_eq!(ops, [Op::SetLen, Op::Fallocate, Op::Fsync]);
+        assert!(std::fs::read(&open).unwrap()[at as usize..]
+            .iter()
+            .all(|&x| x == 0));
     }
 }

@@ -408,30 +408,22 @@ pub fn verify_snapshot_on(fs: &dyn Fs, path: &Path) -> Result<SnapshotMeta, Snap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Command, SetCondition};
+    use crate::cmd::{Effect, HSet, Set};
 
     fn sample() -> Db {
         let mut db = Db::new();
         for i in 0..50u32 {
-            db.apply(
-                &Command::Set {
-                    key: format!("k{i:03}").into_bytes(),
-                    value: vec![i as u8; i as usize],
-                    expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
-                    keep_ttl: false,
-                    condition: SetCondition::Always,
-                    get: false,
-                },
-                0,
-            );
+            Set {
+                expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
+                ..Set::new(format!("k{i:03}"), vec![i as u8; i as usize])
+            }
+            .apply(&mut db, 0);
         }
-        db.apply(
-            &Command::HSet {
-                key: b"h".to_vec(),
-                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
-            },
-            0,
-        );
+        HSet {
+            key: b"h".to_vec(),
+            pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
+        }
+        .apply(&mut db, 0);
         db
     }
 
@@ -512,5 +504,36 @@ mod tests {
         assert!(read_snapshot(&dir.path().join("missing"))
             .unwrap_err()
             .is_not_found());
+    }
+
+    /// A failing fsync, rename or directory fsync publishes nothing and
+    /// leaves no temp file; the errno is in the error.
+    #[test]
+    fn failed_publish_leaves_nothing_behind() {
+        use crate::sys::{Fault, FaultFs, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let fault = FaultFs::new(sys::real());
+        for (op, errno) in [
+            (Op::Create, libc::ENOSPC),
+            (Op::Write, libc::ENOSPC),
+            (Op::Fsync, libc::EIO),
+            (Op::Rename, libc::EIO),
+        ] {
+            fault.inject(op, Fault::Errno(errno));
+            let e = write_snapshot_on(&fault, dir.path(), 5, &sample()).unwrap_err();
+            assert!(
+                matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(errno)),
+                "{op:?}: {e}"
+            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{op:?}");
+        }
+        fault.inject(Op::Read, Fault::Errno(libc::EIO));
+        let p = write_snapshot_on(&fault, dir.path(), 5, &sample()).unwrap();
+        let e = read_snapshot_on(&fault, &p).unwrap_err();
+        assert!(
+            matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(libc::EIO)),
+            "{e}"
+        );
+        assert_eq!(read_snapshot_on(&fault, &p).unwrap().1, sample());
     }
 }

@@ -11,7 +11,8 @@
 
 use std::path::PathBuf;
 
-use tiered_engine::db::{ApplyError, Db};
+use tiered_engine::cmd::ApplyError;
+use tiered_engine::db::Db;
 use tiered_engine::history::{History, HistoryError, OnDamage, Step, WalkOptions};
 use tiered_engine::segment::SegmentError;
 
