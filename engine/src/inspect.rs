@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cmd::{self, quote as esc, Effect};
 use crate::db::Value;
-use crate::layout::{self, FileKind, LayoutError};
+use crate::history::{History, HistoryError, SnapshotCheck};
+use crate::layout::{self, FileKind};
 use crate::record::Record;
-use crate::segment::{verify_segment, SegmentError, SegmentReader};
+use crate::segment::{verify_segment_on, SegmentError, SegmentReader};
 use crate::snapshot;
 
 /// What `verify` found.
@@ -38,14 +39,20 @@ impl VerifyReport {
 }
 
 /// Verifies every file of `dir` (see the module doc). Changes nothing.
-pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, LayoutError> {
-    let listing = layout::scan(dir, archive_dir_name)?;
+pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, HistoryError> {
+    let history = History::scan(dir, archive_dir_name)?;
     let mut rep = VerifyReport::default();
+    for path in &history.listing().rejected {
+        rep.warnings.push(format!(
+            "{}: not a valid segment or snapshot name; ignored",
+            path.display()
+        ));
+    }
     let mut newest_valid_snapshot = None;
-    for s in &listing.snapshots {
+    for s in history.snapshots() {
         rep.snapshots += 1;
-        match snapshot::verify_snapshot(&s.path) {
-            Ok(m) if m.last_seq == s.last_seq => {
+        match history.verify_snapshot(s) {
+            Ok(m) => {
                 rep.lines.push(format!(
                     "ok   {}: snapshot last_seq={} entries={} created_ms={}",
                     s.path.display(),
@@ -56,32 +63,19 @@ pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, Layout
                 newest_valid_snapshot = Some(m.last_seq);
                 rep.last_seq = rep.last_seq.max(m.last_seq);
             }
-            Ok(m) => rep.problems.push(format!(
-                "{}: header last_seq {} does not match the name",
+            Err(SnapshotCheck::NameMismatch { found, .. }) => rep.problems.push(format!(
+                "{}: header last_seq {found} does not match the name",
                 s.path.display(),
-                m.last_seq
             )),
-            Err(e) => rep.problems.push(e.to_string()),
+            Err(SnapshotCheck::Damaged(e)) => rep.problems.push(e.to_string()),
         }
     }
-    // segments in sequence order; open after sealed with the same first seq
-    let mut segs: Vec<(u64, bool, PathBuf)> = listing
-        .sealed
-        .iter()
-        .map(|s| (s.first_seq, false, s.path.clone()))
-        .chain(
-            listing
-                .open
-                .iter()
-                .map(|o| (o.first_seq, true, o.path.clone())),
-        )
-        .collect();
-    segs.sort();
-    let n = segs.len();
+    // every segment in walking order, each read whole
     let mut expected: Option<u64> = None;
-    for (i, (first, open, path)) in segs.into_iter().enumerate() {
+    for (i, log) in history.logs().iter().enumerate() {
         rep.segments += 1;
-        match verify_segment(&path) {
+        let (first, path) = (log.first_seq, &log.path);
+        match verify_segment_on(&**history.fs(), path) {
             Ok(s) => {
                 rep.records += s.records;
                 rep.bytes += s.bytes;
@@ -110,7 +104,7 @@ pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, Layout
                     expected = Some(expected.unwrap_or(first).max(first));
                 }
             }
-            Err(e) if open && i == n - 1 && e.is_torn_tail() => {
+            Err(e) if history.torn_tail_allowed(i) && e.is_torn_tail() => {
                 rep.warnings
                     .push(format!("torn tail (cut at the next start): {e}"));
                 rep.lines.push(format!(
@@ -137,7 +131,7 @@ fn dump_record(out: &mut dyn Write, r: &Record) -> std::io::Result<()> {
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     #[error(transparent)]
-    Layout(#[from] LayoutError),
+    Layout(#[from] HistoryError),
     #[error(transparent)]
     Segment(#[from] SegmentError),
     #[error(transparent)]
@@ -193,18 +187,11 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
     }
 }
 
-/// Dumps every segment of `dir` (archive included) in sequence order.
+/// Dumps every segment of `dir` (archive included) in walking order.
 pub fn dump_dir(dir: &Path, archive_dir_name: &str, out: &mut dyn Write) -> Result<(), DumpError> {
-    let listing = layout::scan(dir, archive_dir_name)?;
-    let mut segs: Vec<(u64, PathBuf)> = listing
-        .sealed
-        .iter()
-        .map(|s| (s.first_seq, s.path.clone()))
-        .chain(listing.open.iter().map(|o| (o.first_seq, o.path.clone())))
-        .collect();
-    segs.sort();
-    for (_, p) in segs {
-        dump_file(&p, out)?;
+    let history = History::scan(dir, archive_dir_name)?;
+    for log in history.logs() {
+        dump_file(&log.path, out)?;
     }
     Ok(())
 }

@@ -9,7 +9,9 @@
 //! # Layout
 //!
 //! Formats (shared with the snapshotter):
-//! - [`layout`]: file names in a persistence dir and the directory scan.
+//! - [`layout`]: file names in a persistence dir (the one parser of them).
+//! - [`history`]: the one walker over snapshots and segments, primary and
+//!   archive: listing, order, torn-tail rule, records from a start point.
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
 //! - [`segment`]: segment files (header + records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index.
@@ -25,11 +27,16 @@
 //! - [`resp`]: RESP2 codec.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and `/healthz`.
 //! - [`inspect`]: the `verify` and `dump` subcommands.
-//! - [`sys`]: the durability syscalls (fsync, fdatasync, flock, fallocate, statvfs).
+//! - [`sys`]: the syscall seam: the durability syscalls and the file seam
+//!   trait (`Fs`, with a real and a fault-injecting implementation), shared
+//!   with the snapshotter through the `tiered-sys` crate.
+
+#![deny(unsafe_code)]
 
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod history;
 pub mod inspect;
 pub mod layout;
 pub mod metrics;
