@@ -55,7 +55,7 @@ pub enum ConfigError {
     RotateBytes(u64),
     #[error("--rotate-interval {0} s out of range (1..=86400)")]
     RotateInterval(u64),
-    #[error("--archive-dir-name {0:?} must be one plain directory name")]
+    #[error("--archive-dir-name {0:?} must be one plain directory name (not empty, not '.' or '..', no '/' or NUL, at most 255 bytes, not ending in .tmp)")]
     ArchiveDirName(String),
     #[error("--max-clients {0} out of range (1..=1000000)")]
     MaxClients(usize),
