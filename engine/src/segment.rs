@@ -716,6 +716,10 @@ impl SegmentWriter {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// The file seam the segment is written through.
+    pub fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
+    }
     pub fn salt(&self) -> u64 {
         self.header.salt
     }
