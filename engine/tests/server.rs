@@ -307,7 +307,7 @@ fn kill9_under_write_load_loses_no_acknowledged_write() {
 
 #[test]
 fn kill9_under_write_load_across_rotations() {
-    let (_, data, _dir) = kill9_under_load(&["--rotate-bytes", "16384"], 1500);
+    let (_, data, _dir) = kill9_under_load(&["--rotate-bytes", "4096"], 2000);
     let sealed = std::fs::read_dir(&data)
         .unwrap()
         .filter(|e| {
