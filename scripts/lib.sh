@@ -38,6 +38,23 @@ wait_for() {
   done
 }
 
+# start_dockerd_detached CMD...: starts the daemon (CMD, e.g. `dockerd`) in
+# its own session (the end of the calling script, or a kill of its process
+# group, does not take the shared daemon with it), from /, with no file
+# descriptor of the caller but stdin/stdout/stderr (redirected): a daemon
+# that inherited, say, the fd of `flock -x /tmp/tiered-docker.lock` would
+# hold that lock for as long as it runs and block every test.
+start_dockerd_detached() {
+  (
+    cd / || exit 1
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null; fi
+    done
+    exec setsid nohup "$@" >>/var/log/tiered-dockerd.log 2>&1 </dev/null
+  ) &
+}
+
 # Make sure a Docker daemon answers: install docker.io and start dockerd if
 # needed. Under CI=true a daemon that still does not answer is a failure.
 ensure_docker() {
@@ -48,9 +65,7 @@ ensure_docker() {
   fi
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd"
-    # setsid: its own session, so that the end of the calling script (or a
-    # kill of its process group) does not take the shared daemon with it.
-    (setsid nohup dockerd >/var/log/tiered-dockerd.log 2>&1 &)
+    start_dockerd_detached dockerd
     wait_for 60 docker info || die "dockerd did not answer within 60s (see /var/log/tiered-dockerd.log)"
   fi
 }
