@@ -8,7 +8,8 @@
 #
 # The real-daemon tests are the Rust crate tests/e2e (package tiered-e2e),
 # compiled only with its feature docker-e2e, so the unit stage leaves that
-# crate's feature off.
+# crate's feature off. What it does to the host is printed first (and in
+# docs/testing.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$TIERED_ROOT"
@@ -21,7 +22,25 @@ for a in "$@"; do
   esac
 done
 
-"$TIERED_ROOT/scripts/deps.sh"
+if [ $run_e2e = 1 ]; then
+  cat >&2 <<'EOF'
+scripts/test.sh will, on this host:
+  - install missing Debian packages (scripts/test-deps.sh: Docker, compose, docker-registry,
+    redis-server, prometheus, busybox-static, ...); their services are NOT started, and
+    services already installed are not touched
+  - start dockerd if it does not answer
+  - STOP AND RESTART the Docker daemon once (the daemon-restart test): running containers
+    stop with it and come back only per their restart policy
+  - possibly `docker swarm init` (left again only if the test made the swarm)
+  - create plugins, volumes, images, containers, networks and temp dirs named tiered-e2e-*
+    or tiered-t-*, and remove them at the end, pass or fail
+  - run its own redis-server, docker-registry and prometheus on free loopback ports
+(scripts/test.sh --no-e2e does only the package step and the cargo steps.)
+EOF
+else
+  log "scripts/test.sh --no-e2e: installs missing packages (scripts/test-deps.sh), then fmt, clippy, cargo test"
+fi
+"$TIERED_ROOT/scripts/test-deps.sh"
 
 log "shellcheck"
 # Every bash script of the repository (settings in .shellcheckrc).

@@ -249,37 +249,38 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         } else {
             0
         };
+        let fs = config.fs.clone();
         tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
             let stale = dir.join(PREPARED_SEGMENT_NAME);
-            if stale.exists() {
-                segment::remove_file_durably(&dir, &stale)?;
+            if fs.stat(&stale).is_ok() {
+                segment::remove_file_durably_on(&*fs, &dir, &stale)?;
             }
-            let r = recovery::recover(&dir, &archive, mode)?;
+            let r = recovery::recover_on(fs.clone(), &dir, &archive, mode)?;
             for open in &r.open_segments {
                 match open.last_seq {
                     Some(last) => {
-                        let f = std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(&open.path)
-                            .map_err(|source| SegmentError::Io {
-                                path: open.path.clone(),
-                                op: "open",
-                                offset: 0,
-                                source,
-                            })?;
-                        segment::seal_file(
+                        let f =
+                            fs.open(&open.path, sys::OpenMode::ReadWrite)
+                                .map_err(|source| SegmentError::Io {
+                                    path: open.path.clone(),
+                                    op: "open",
+                                    offset: 0,
+                                    source,
+                                })?;
+                        segment::seal_file_on(
+                            &*fs,
                             &dir,
                             &open.path,
-                            &f,
+                            &*f,
                             open.first_seq,
                             last,
                             open.valid_len,
                         )?;
                     }
-                    None => segment::remove_file_durably(&dir, &open.path)?,
+                    None => segment::remove_file_durably_on(&*fs, &dir, &open.path)?,
                 }
             }
-            let seg = SegmentWriter::create(&dir, r.last_seq + 1, prealloc)?;
+            let seg = SegmentWriter::create_on(fs, &dir, r.last_seq + 1, prealloc)?;
             Ok((r, seg))
         })
         .await

@@ -356,11 +356,18 @@ fn rotation_by_age_only_when_non_empty() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!((count(".log"), count(".open")), (1, 1));
-    let scrape = e.http_get("/metrics").1;
-    assert_eq!(
-        metric(&scrape, "tiered_engine_rotations_total", &[]),
-        Some(1.0)
-    );
+    // the counter is bumped once the rotation returns, just after the renames
+    let rotations = || {
+        metric(
+            &e.http_get("/metrics").1,
+            "tiered_engine_rotations_total",
+            &[],
+        )
+    };
+    while rotations() != Some(1.0) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", rotations());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(e.terminate().success());
 }
 

@@ -406,6 +406,8 @@ pub const TABLE: &[Spec] = &[
     spec::<hincrby::HIncrBy>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
+    #[cfg(test)]
+    spec::<fake::FakeMulti>(),
 ];
 
 /// Names of every supported command (COMMAND COUNT, metrics).
