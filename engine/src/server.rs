@@ -448,11 +448,15 @@ enum Pending {
     Waiting(Vec<&'static str>, oneshot::Receiver<Vec<Reply>>),
 }
 
-fn count(shared: &Shared, name: &'static str, reply: &Reply, out: &mut Vec<u8>) {
-    shared
-        .metrics
-        .command(name, !matches!(reply, Reply::Error(_)));
-    resp::encode_reply(reply, out);
+fn count(
+    shared: &Shared,
+    name: &'static str,
+    reply: &Reply,
+    proto: resp::Protocol,
+    out: &mut Vec<u8>,
+) {
+    shared.metrics.command(name, !reply.is_error());
+    resp::encode(reply, proto, out);
 }
 
 /// Hands every unsent run of writes to the log writer, in order.
@@ -487,23 +491,24 @@ async fn send_pending(shared: &Shared, pending: &mut [Pending], tx: &mpsc::Sende
 }
 
 /// Sends unsent writes, then resolves every queued reply in order into
-/// `out`, counting them.
+/// `out` in protocol `proto`, counting them.
 async fn flush_pending(
     shared: &Shared,
     pending: &mut Vec<Pending>,
     tx: &mpsc::Sender<WriteRequest>,
+    proto: resp::Protocol,
     out: &mut Vec<u8>,
 ) {
     send_pending(shared, pending, tx).await;
     for p in pending.drain(..) {
         match p {
-            Pending::Ready(n, r) => count(shared, n, &r, out),
+            Pending::Ready(n, r) => count(shared, n, &r, proto, out),
             Pending::Waiting(names, rx) => {
                 let replies = rx.await.unwrap_or_else(|_| {
                     vec![Reply::Error(shared.health.poison_message()); names.len()]
                 });
                 for (n, r) in names.into_iter().zip(replies) {
-                    count(shared, n, &r, out);
+                    count(shared, n, &r, proto, out);
                 }
             }
             Pending::Unsent(..) => unreachable!("sent above"),
@@ -595,8 +600,9 @@ async fn connection(
                         .iter()
                         .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
                     {
-                        flush_pending(shared, &mut pending, &tx, &mut out).await;
+                        flush_pending(shared, &mut pending, &tx, conn.proto, &mut out).await;
                     }
+                    let proto = conn.proto;
                     let reply = {
                         let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
                         f.read(&mut ReadCtx {
@@ -606,11 +612,16 @@ async fn connection(
                             server: shared.as_ref(),
                         })
                     };
+                    if conn.proto != proto {
+                        // HELLO switched: what came before is encoded in
+                        // the old protocol, HELLO's own reply in the new.
+                        flush_pending(shared, &mut pending, &tx, proto, &mut out).await;
+                    }
                     pending.push(Pending::Ready(name, reply));
                 }
             }
         }
-        flush_pending(shared, &mut pending, &tx, &mut out).await;
+        flush_pending(shared, &mut pending, &tx, conn.proto, &mut out).await;
         if !out.is_empty() {
             socket.write_all(&out).await?;
             out.clear();

@@ -1,9 +1,127 @@
 //! Connection commands, which touch no state: PING, ECHO, SELECT, QUIT,
-//! and enough of CLIENT for redis-cli and redis-benchmark.
+//! HELLO, AUTH, RESET and CLIENT.
 
-use super::arg::upper;
-use super::{Action, Command, Flags, Read, ReadCtx};
-use crate::reply::Reply;
+use super::arg::{parse_i64, upper};
+use super::{c_str, Action, Command, Flags, Protocol, Read, ReadCtx, REDIS_VERSION};
+use crate::reply::{self, Reply};
+
+/// Redis's rule for client names (CLIENT SETNAME, HELLO SETNAME): bytes
+/// `!`..=`~` only; empty clears the name.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+/// `AUTH`/`HELLO AUTH` against Redis's default ACL (user `default`, no
+/// password): the user `default` with any password succeeds, any other
+/// user fails.
+fn authenticate(user: &[u8]) -> bool {
+    user == b"default"
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+pub struct Hello {
+    args: Vec<Vec<u8>>,
+}
+
+impl Command for Hello {
+    const NAME: &'static str = "hello";
+    const ARITY: i64 = -1;
+    const FLAGS: Flags = Flags::NONE;
+
+    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        Ok(Action::read(Hello { args }))
+    }
+}
+
+impl Read for Hello {
+    /// Options apply left to right as Redis applies them: a SETNAME before
+    /// a bad option stays set; the protocol switches only when all pass.
+    fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
+        let args = self.args;
+        let mut proto = None;
+        if let Some(v) = args.get(1) {
+            match parse_i64(v) {
+                Some(2) => proto = Some(Protocol::Resp2),
+                Some(3) => proto = Some(Protocol::Resp3),
+                Some(_) => return Reply::error(reply::NOPROTO),
+                None => return Reply::error(reply::PROTOVER_NOT_INTEGER),
+            }
+        }
+        let mut j = 2;
+        while j < args.len() {
+            let more = args.len() - 1 - j;
+            let opt = upper(&args[j]);
+            if opt == b"AUTH" && more >= 2 {
+                if !authenticate(&args[j + 1]) {
+                    return Reply::error(reply::WRONGPASS);
+                }
+                j += 3;
+            } else if opt == b"SETNAME" && more >= 1 {
+                let name = &args[j + 1];
+                if !valid_client_name(name) {
+                    return Reply::error(reply::BAD_CLIENT_NAME);
+                }
+                ctx.conn.name = (!name.is_empty()).then(|| name.clone());
+                j += 2;
+            } else {
+                let mut msg = b"ERR Syntax error in HELLO option '".to_vec();
+                msg.extend_from_slice(c_str(&args[j], usize::MAX));
+                msg.push(b'\'');
+                return Reply::error_bytes(msg);
+            }
+        }
+        if let Some(p) = proto {
+            ctx.conn.proto = p;
+        }
+        Reply::Map(vec![
+            (Reply::text("server"), Reply::text("redis")),
+            (Reply::text("version"), Reply::text(REDIS_VERSION)),
+            (Reply::text("proto"), Reply::Int(ctx.conn.proto.version())),
+            (Reply::text("id"), Reply::Int(ctx.conn.id as i64)),
+            (Reply::text("mode"), Reply::text("standalone")),
+            (Reply::text("role"), Reply::text("master")),
+            (Reply::text("modules"), Reply::Array(vec![])),
+        ])
+    }
+}
+
+/// AUTH [username] password
+pub struct Auth;
+
+impl Command for Auth {
+    const NAME: &'static str = "auth";
+    const ARITY: i64 = -2;
+    const FLAGS: Flags = Flags::NONE;
+
+    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        match args.len() {
+            2 => Err(Reply::error(reply::AUTH_NOT_CONFIGURED)),
+            3 if authenticate(&args[1]) => Ok(Action::Reply(Reply::Ok)),
+            3 => Err(Reply::error(reply::WRONGPASS)),
+            _ => Err(Reply::error(reply::SYNTAX)),
+        }
+    }
+}
+
+/// RESET: the connection back to a new client's state (RESP2, no name).
+pub struct Reset;
+
+impl Command for Reset {
+    const NAME: &'static str = "reset";
+    const ARITY: i64 = 1;
+    const FLAGS: Flags = Flags::NONE;
+
+    fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        Ok(Action::read(Reset))
+    }
+}
+
+impl Read for Reset {
+    fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
+        ctx.conn.reset();
+        Reply::Status("RESET".into())
+    }
+}
 
 /// PING [message]
 pub struct Ping;
@@ -85,10 +203,8 @@ impl Command for Client {
         let c = match sub.as_slice() {
             b"SETNAME" if args.len() == 3 => {
                 let name = args[2].clone();
-                if name.iter().any(|b| *b <= b' ') {
-                    return Err(Reply::error(
-                        "ERR Client names cannot contain spaces, newlines or special characters.",
-                    ));
+                if !valid_client_name(&name) {
+                    return Err(Reply::error(reply::BAD_CLIENT_NAME));
                 }
                 Client::SetName(name)
             }

@@ -85,6 +85,7 @@ pub use set::{Set, SetCondition};
 use crate::db::Db;
 use crate::record::Record;
 use crate::reply::{self, Reply};
+pub use crate::resp::Protocol;
 
 // ---------------------------------------------------------------- traits
 
@@ -234,11 +235,17 @@ pub trait ServerInfo {
     fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
 }
 
-/// Per-connection state: SCAN cursors, client name, id.
+/// The Redis version the engine answers as (HELLO, INFO).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// Per-connection state: protocol, client name, id, SCAN cursors.
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
+    /// What replies are encoded in (HELLO); the server encodes each reply
+    /// with the protocol in force when the command ran.
+    pub proto: Protocol,
     scan_cursors: BTreeMap<u64, scan::ScanState>,
     scan_order: VecDeque<u64>,
     next_cursor: u64,
@@ -250,6 +257,12 @@ impl ConnState {
             id,
             ..Default::default()
         }
+    }
+
+    /// RESET: back to a newly connected client's state (RESP2, no name);
+    /// the id stays.
+    pub fn reset(&mut self) {
+        *self = ConnState::new(self.id);
     }
 }
 
@@ -373,6 +386,9 @@ pub const TABLE: &[Spec] = &[
     spec::<connection::Select>(),
     spec::<connection::Quit>(),
     spec::<connection::Client>(),
+    spec::<connection::Hello>(),
+    spec::<connection::Auth>(),
+    spec::<connection::Reset>(),
     spec::<server::Info>(),
     spec::<server::DbSize>(),
     spec::<server::CommandCmd>(),
@@ -475,17 +491,7 @@ pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
         return ("unknown", Action::Reply(Reply::error("ERR empty command")));
     };
     let Some(spec) = lookup(first) else {
-        let mut msg = format!(
-            "ERR unknown command '{}', with args beginning with: ",
-            String::from_utf8_lossy(&first[..first.len().min(128)])
-        );
-        for a in args.iter().skip(1).take(8) {
-            msg.push_str(&format!(
-                "'{}' ",
-                String::from_utf8_lossy(&a[..a.len().min(128)])
-            ));
-        }
-        return ("unknown", Action::Reply(Reply::Error(msg)));
+        return ("unknown", Action::Reply(unknown_command(&args)));
     };
     let n = args.len() as i64;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
@@ -498,6 +504,32 @@ pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
         spec.name
     );
     (spec.name, action)
+}
+
+/// C's `%.*s` of a client argument: up to `max` bytes, stopping at NUL.
+pub(crate) fn c_str(a: &[u8], max: usize) -> &[u8] {
+    let a = &a[..a.len().min(max)];
+    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
+}
+
+/// Redis's text for an unknown command: the name (128 bytes at most) and
+/// the arguments quoted while the list is shorter than 128 bytes.
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    let mut list = Vec::new();
+    for a in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let max = 128 - list.len();
+        list.push(b'\'');
+        list.extend_from_slice(c_str(a, max));
+        list.extend_from_slice(b"' ");
+    }
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str(&args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    Reply::error_bytes(msg)
 }
 
 pub(crate) fn syntax_error() -> Reply {

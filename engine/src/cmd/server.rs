@@ -103,11 +103,10 @@ impl Command for Config {
                         .iter()
                         .any(|p| glob_match(&p.to_ascii_lowercase(), k.as_bytes()))
                     {
-                        out.push(Reply::Bulk(k.as_bytes().to_vec()));
-                        out.push(Reply::Bulk(v.as_bytes().to_vec()));
+                        out.push((Reply::text(*k), Reply::text(*v)));
                     }
                 }
-                Ok(Action::Reply(Reply::Array(out)))
+                Ok(Action::Reply(Reply::Map(out)))
             }
             b"GET" => Err(Reply::arity("config|get")),
             b"RESETSTAT" => Ok(Action::Reply(Reply::Ok)),

@@ -1,0 +1,115 @@
+//! The protocol byte for byte against redis-server: the same raw requests
+//! go to the engine and to a real `redis-server` on fresh connections, and
+//! the raw replies must be equal (HELLO's `id` and `version` fields, which
+//! name the server, are masked). Needs `redis-server` on PATH
+//! (`scripts/deps.sh --test` installs it).
+
+mod common;
+
+use common::{session, Engine, Redis};
+
+/// Replaces the value after `key` (a bulk string) in a HELLO map with `X`.
+fn mask_after(reply: &mut Vec<u8>, key: &[u8]) {
+    let mut from = 0;
+    while let Some(p) = find(&reply[from..], key).map(|p| p + from) {
+        let start = p + key.len();
+        // the value is one line (`:<id>`) or a bulk (`$<n>\r\n<bytes>`)
+        let line_end = find(&reply[start..], b"\r\n").unwrap() + start + 2;
+        let end = if reply[start] == b'$' {
+            find(&reply[line_end..], b"\r\n").unwrap() + line_end + 2
+        } else {
+            line_end
+        };
+        reply.splice(start..end, b"X".iter().copied());
+        from = start + 1;
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn normalized(port: u16, request: &[u8]) -> String {
+    let mut r = session(port, request);
+    mask_after(&mut r, b"$7\r\nversion\r\n");
+    mask_after(&mut r, b"$2\r\nid\r\n");
+    String::from_utf8_lossy(&r).into_owned()
+}
+
+/// Every request, alone on a fresh connection, is answered by the engine
+/// exactly as by redis-server.
+fn same_as_redis(requests: &[&[u8]]) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), &[]);
+    let redis = Redis::start();
+    let mut diffs = Vec::new();
+    for req in requests {
+        let (e, r) = (normalized(engine.port, req), normalized(redis.port, req));
+        if e != r {
+            diffs.push(format!(
+                "request {:?}\n  engine: {e:?}\n  redis:  {r:?}",
+                String::from_utf8_lossy(req)
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+#[test]
+fn hello_switches_the_protocol_like_redis() {
+    same_as_redis(&[
+        b"HELLO\r\n",
+        b"HELLO 3\r\n",
+        b"HELLO 2\r\n",
+        b"HELLO 3\r\nHELLO\r\nHELLO 2\r\nHELLO\r\n",
+        b"HELLO 4\r\nHELLO 1\r\nHELLO -1\r\nHELLO x\r\nHELLO 3x\r\nHELLO 9223372036854775808\r\n",
+        b"HELLO 3 AUTH default anything\r\nHELLO 3 AUTH nouser pw\r\nHELLO 3 AUTH default\r\n",
+        b"HELLO 3 SETNAME conn1\r\nCLIENT GETNAME\r\n",
+        b"HELLO 3 SETNAME bad\x01name\r\nCLIENT GETNAME\r\n",
+        b"HELLO 2 SETNAME x BOGUS\r\nCLIENT GETNAME\r\nHELLO\r\n",
+        b"HELLO 3 SETNAME\r\nHELLO 3 bogus\r\n",
+        b"*3\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$3\r\n\xff\xfe\x00\r\n",
+        b"HELLO 3\r\nRESET\r\nGET nokey\r\nCLIENT GETNAME\r\n",
+        b"AUTH x\r\nAUTH default x\r\nAUTH nouser x\r\nAUTH a b c\r\n",
+    ]);
+}
+
+#[test]
+fn resp3_types_and_their_resp2_downgrade_like_redis() {
+    let session: &[u8] = b"SET s v\r\nHSET h f1 v1\r\nGET nokey\r\nHGETALL h\r\nHGETALL nokey\r\n\
+        HGET h nofield\r\nMGET s nokey\r\nSET s w GET\r\nSET n v NX GET\r\nGETDEL nokey\r\n\
+        CLIENT GETNAME\r\nHGETALL s\r\n";
+    let mut v3 = b"HELLO 3\r\n".to_vec();
+    v3.extend_from_slice(session);
+    same_as_redis(&[session, &v3]);
+}
+
+/// A multibulk request.
+fn req(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[test]
+fn unknown_commands_and_binary_input_get_redis_errors() {
+    let long = [b'x'; 200];
+    let mid = [b'y'; 130];
+    let r = [
+        req(&[b"no\xffpe", b"\xfe\x00", b"ab"]),
+        req(&[b"nope", &long]),
+        req(&[&long, b"a"]),
+        req(&[b"x", &mid[..100], &mid[..30], b"abc", b"z"]),
+        req(&[b"x", &mid[..126], b"abc"]),
+        req(&[b"x", &mid[..125], b"abc", b"d"]),
+        req(&[b"x", b"a\r\nb"]),
+        req(&[b"hello", b"3", b"a\r\nb"]),
+    ];
+    let mut all: Vec<&[u8]> = r.iter().map(Vec::as_slice).collect();
+    all.extend([&b"nosuch\r\nnosuch a b\r\n"[..], b"GET\r\nget a b\r\n"]);
+    same_as_redis(&all);
+}
