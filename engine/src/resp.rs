@@ -163,7 +163,9 @@ fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, Proto
 
 fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
     let limit = buf.len().min(MAX_INLINE_BYTES + 1);
-    let Some(nl) = buf[..limit].iter().position(|&b| b == b'\n') else {
+    // Redis looks for the newline with strchr: a NUL before it hides it
+    let end = buf[..limit].iter().position(|&b| b == b'\n' || b == 0);
+    let Some(nl) = end.filter(|&i| buf[i] == b'\n') else {
         if buf.len() > MAX_INLINE_BYTES {
             return Err(ProtocolError("too big inline request".into()));
         }
@@ -171,12 +173,98 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
     };
     let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let args = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_vec())
-        .collect();
+    let args =
+        split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
     Ok(Some((args, nl + 1)))
+}
+
+/// Redis's `sdssplitargs`: words separated by blanks; `"…"` with `\xHH`,
+/// `\n`, `\r`, `\t`, `\b`, `\a` and `\<any>` escapes; `'…'` with `\'`.
+/// A closing quote must be followed by a blank or the end; an unterminated
+/// quote is `None`. The line ends at a NUL byte, as a C string does.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let line = line
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(line, |n| &line[..n]);
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    // C's isspace
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut args = Vec::new();
+    let mut p = 0;
+    loop {
+        while p < line.len() && space(line[p]) {
+            p += 1;
+        }
+        if p >= line.len() {
+            return Some(args);
+        }
+        let (mut inq, mut insq) = (false, false);
+        let mut cur = Vec::new();
+        loop {
+            let c = at(p);
+            if inq {
+                if c == b'\\'
+                    && at(p + 1) == b'x'
+                    && hex(at(p + 2)).is_some()
+                    && hex(at(p + 3)).is_some()
+                {
+                    cur.push(hex(at(p + 2))? * 16 + hex(at(p + 3))?);
+                    p += 3;
+                } else if c == b'\\' && at(p + 1) != 0 {
+                    p += 1;
+                    cur.push(match at(p) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if at(p + 1) != 0 && !space(at(p + 1)) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                }
+            } else if insq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    p += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if at(p + 1) != 0 && !space(at(p + 1)) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        if c != 0 {
+                            p += 1;
+                        }
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    _ => cur.push(c),
+                }
+            }
+            p += 1;
+        }
+        args.push(cur);
+    }
 }
 
 /// Appends the decimal digits of `n` without allocating.
@@ -593,5 +681,33 @@ mod tests {
             &mut e,
         );
         assert_eq!(e, b"-ERR x\xff y\r\n".to_vec());
+    }
+
+    #[test]
+    fn inline_quoting_like_sdssplitargs() {
+        let ok = |line: &str, want: &[&[u8]]| {
+            let got = split_args(line.as_bytes()).unwrap();
+            let want: Vec<Vec<u8>> = want.iter().map(|w| w.to_vec()).collect();
+            assert_eq!(got, want, "{line:?}");
+        };
+        ok("set a b", &[b"set", b"a", b"b"]);
+        ok("  set \"a b\"  'c d' ", &[b"set", b"a b", b"c d"]);
+        ok("x \"\\x41\\x4a\\n\\q\\\"\"", &[b"x", b"AJ\nq\""]);
+        ok("x '\\'' '\\x41'", &[b"x", b"'", b"\\x41"]);
+        ok("x \"\"", &[b"x", b""]);
+        ok("a\x0bb", &[b"a\x0bb"]);
+        ok("ab\"c d\"", &[b"abc d"]);
+        ok("a \0 b", &[b"a"]);
+        for bad in [
+            "set \"\"\"test-key\"\"\" v",
+            "a \"b",
+            "a 'b",
+            "a \"b\"c",
+            "a 'b'c",
+        ] {
+            assert_eq!(split_args(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert!(parse_command(b"set \"a\r\n").is_err());
+        assert_eq!(parse_command(b"ping\0\n").unwrap(), None);
     }
 }
