@@ -216,8 +216,9 @@ fn malformed_and_oversized_input_gets_errors_and_changes_nothing() {
     assert!(String::from_utf8_lossy(&out).starts_with("-ERR Protocol error"));
     let out = raw(e.port, &vec![b'x'; 70 * 1024]);
     assert!(String::from_utf8_lossy(&out).contains("too big inline request"));
-    // garbage bytes
-    let out = raw(e.port, &[0xff, 0x00, 0x13, b'\n']);
+    // garbage bytes (without a NUL: as in Redis, a NUL before the newline
+    // hides it, and the line waits for more)
+    let out = raw(e.port, &[0xff, 0x13, b'\n']);
     assert!(
         out.starts_with(b"-ERR unknown command"),
         "{}",

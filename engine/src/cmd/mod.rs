@@ -34,6 +34,8 @@ pub mod codec;
 mod glob;
 
 mod append;
+pub mod config;
+mod config_params;
 mod connection;
 mod del;
 mod exists;
@@ -229,10 +231,15 @@ pub struct ReadCtx<'a> {
     pub server: &'a dyn ServerInfo,
 }
 
-/// What INFO needs from the server.
+/// What server commands (INFO, CONFIG, CLIENT) need from the server.
 pub trait ServerInfo {
-    /// INFO text for `section` (lower case, "" or "all"/"everything" = all).
-    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
+    /// INFO text for `sections` (lower case; none: the default ones;
+    /// `default`, `all`, `everything` as Redis reads them).
+    fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String;
+    /// The parameters CONFIG GET/SET read and change.
+    fn config(&self) -> &config::ConfigStore;
+    /// CONFIG RESETSTAT: zero the statistics INFO reports.
+    fn reset_stats(&self);
 }
 
 /// The Redis version the engine answers as (HELLO, INFO).
@@ -392,7 +399,7 @@ pub const TABLE: &[Spec] = &[
     spec::<server::Info>(),
     spec::<server::DbSize>(),
     spec::<server::CommandCmd>(),
-    spec::<server::Config>(),
+    spec::<config::Config>(),
     spec::<flushall::FlushAll>(),
     spec::<get::Get>(),
     spec::<set::Set>(),

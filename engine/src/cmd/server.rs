@@ -1,13 +1,13 @@
-//! Server commands: INFO, DBSIZE, and enough of COMMAND and CONFIG GET for
-//! redis-cli and redis-benchmark.
+//! Server commands: INFO, DBSIZE, and enough of COMMAND for redis-cli and
+//! redis-benchmark.
 
 use super::arg::upper;
-use super::{command_names, glob_match, Action, Command, Flags, Read, ReadCtx};
+use super::{command_names, Action, Command, Flags, Read, ReadCtx};
 use crate::reply::Reply;
 
-/// INFO [section]
+/// INFO [section …]
 pub struct Info {
-    section: String,
+    sections: Vec<String>,
 }
 
 impl Command for Info {
@@ -16,11 +16,11 @@ impl Command for Info {
     const FLAGS: Flags = Flags::READONLY;
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let section = args
-            .get(1)
+        let sections = args[1..]
+            .iter()
             .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
-            .unwrap_or_default();
-        Ok(Action::read(Info { section }))
+            .collect();
+        Ok(Action::read(Info { sections }))
     }
 }
 
@@ -28,7 +28,7 @@ impl Read for Info {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         Reply::Bulk(
             ctx.server
-                .info(&self.section, ctx.db, ctx.now_ms)
+                .info(&self.sections, ctx.db, ctx.now_ms)
                 .into_bytes(),
         )
     }
@@ -74,43 +74,5 @@ impl Command for CommandCmd {
             }
         };
         Ok(Action::Reply(reply))
-    }
-}
-
-/// What CONFIG GET reports: the engine's durability in Redis terms.
-const CONFIG: &[(&str, &str)] = &[
-    ("appendonly", "yes"),
-    ("appendfsync", "always"),
-    ("save", ""),
-    ("databases", "1"),
-];
-
-/// CONFIG GET pattern... | RESETSTAT
-pub struct Config;
-
-impl Command for Config {
-    const NAME: &'static str = "config";
-    const ARITY: i64 = -2;
-    const FLAGS: Flags = Flags::NONE;
-
-    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let sub = upper(&args[1]);
-        match sub.as_slice() {
-            b"GET" if args.len() >= 3 => {
-                let mut out = Vec::new();
-                for (k, v) in CONFIG {
-                    if args[2..]
-                        .iter()
-                        .any(|p| glob_match(&p.to_ascii_lowercase(), k.as_bytes()))
-                    {
-                        out.push((Reply::text(*k), Reply::text(*v)));
-                    }
-                }
-                Ok(Action::Reply(Reply::Map(out)))
-            }
-            b"GET" => Err(Reply::arity("config|get")),
-            b"RESETSTAT" => Ok(Action::Reply(Reply::Ok)),
-            _ => Err(Reply::error("ERR only CONFIG GET and CONFIG RESETSTAT are supported (configure the engine with its command-line flags)")),
-        }
     }
 }
