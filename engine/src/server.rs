@@ -92,6 +92,8 @@ pub struct Shared {
     reserve_bytes: u64,
     /// CONFIG GET/SET's parameters.
     config: cmd::config::ConfigStore,
+    /// The connected clients (CLIENT LIST/KILL).
+    clients: crate::clients::Clients,
     stats_base: std::sync::Mutex<StatsBase>,
     /// 40 hex digits, new at every start (INFO run_id, master_replid).
     run_id: String,
@@ -342,6 +344,14 @@ impl ServerInfo for Shared {
         &self.config
     }
 
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String {
+        self.clients.list(ids, me, me_cmd)
+    }
+
+    fn client_kill(&self, filter: &cmd::ClientFilter, me: u64) -> usize {
+        self.clients.kill(filter, me)
+    }
+
     fn reset_stats(&self) {
         let mut base = self.stats_base.lock().unwrap_or_else(|p| p.into_inner());
         base.connections = self.next_client.load(Ordering::Relaxed) - 1;
@@ -556,6 +566,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             ("maxclients", config.max_clients.to_string()),
         ]),
         stats_base: Default::default(),
+        clients: Default::default(),
         run_id: run_id(),
         started_unix: now_ms() / 1000,
     });
@@ -643,9 +654,16 @@ async fn serve(
             let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
             shared.metrics.connected_clients.inc();
             tracing::debug!(%peer, id, "client connected");
-            if let Err(e) = connection(&shared, socket, tx, stop, id).await {
+            let laddr = socket.local_addr().unwrap_or(peer);
+            let fd = {
+                use std::os::fd::AsRawFd;
+                socket.as_raw_fd()
+            };
+            let client = shared.clients.add(id, peer, laddr, fd);
+            if let Err(e) = connection(&shared, socket, tx, stop, &client).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
+            shared.clients.remove(id);
             shared.metrics.connected_clients.dec();
             drop(permit);
         });
@@ -763,8 +781,9 @@ async fn connection(
     mut socket: TcpStream,
     tx: mpsc::Sender<WriteRequest>,
     stop: CancellationToken,
-    id: u64,
+    client: &crate::clients::Client,
 ) -> std::io::Result<()> {
+    let id = client.id;
     socket.set_nodelay(true)?;
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -772,6 +791,7 @@ async fn connection(
     let mut conn = ConnState::new(id);
     // progress through a command that is not complete yet
     let mut partial = resp::Partial::default();
+    let mut last_cmd = "";
     loop {
         let mut close = false;
         let mut handled = 0;
@@ -793,6 +813,7 @@ async fn connection(
             }
             handled += 1;
             let (name, action) = cmd::parse(args, now);
+            last_cmd = name;
             match action {
                 Action::Reply(r) => pending.push(Pending::Ready(name, r)),
                 Action::Quit => {
@@ -854,6 +875,8 @@ async fn connection(
                             server: shared.as_ref(),
                         })
                     };
+                    // what CLIENT LIST shows (name, protocol) as it is now
+                    client.refresh(&conn, name);
                     if conn.proto != proto {
                         // HELLO switched: what came before is encoded in
                         // the old protocol, HELLO's own reply in the new.
@@ -864,11 +887,14 @@ async fn connection(
             }
         }
         flush_pending(shared, &mut pending, &tx, conn.proto, &mut out).await;
+        if handled > 0 {
+            client.refresh(&conn, last_cmd);
+        }
         if !out.is_empty() {
             socket.write_all(&out).await?;
             out.clear();
         }
-        if close {
+        if close || client.kill.is_cancelled() {
             return Ok(());
         }
         if handled == MAX_PIPELINE {
@@ -884,6 +910,7 @@ async fn connection(
                 }
             }
             _ = stop.cancelled() => return Ok(()),
+            _ = client.kill.cancelled() => return Ok(()),
         }
     }
 }

@@ -153,7 +153,8 @@ impl Command for Echo {
     }
 }
 
-/// SELECT index (database 0 only)
+/// SELECT index (database 0 only: others are out of range, as in a
+/// Redis started with `databases 1`)
 pub struct Select;
 
 impl Command for Select {
@@ -162,12 +163,10 @@ impl Command for Select {
     const FLAGS: Flags = Flags::NONE;
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        if args[1] == b"0" {
-            Ok(Action::Reply(Reply::Ok))
-        } else {
-            Err(Reply::error(
-                "ERR DB index is out of range (this server has database 0 only)",
-            ))
+        match parse_i64(&args[1]).filter(|n| i32::try_from(*n).is_ok()) {
+            Some(0) => Ok(Action::Reply(Reply::Ok)),
+            Some(_) => Err(Reply::error(reply::DB_OUT_OF_RANGE)),
+            None => Err(Reply::error(reply::NOT_INTEGER)),
         }
     }
 }
@@ -185,12 +184,82 @@ impl Command for Quit {
     }
 }
 
-/// CLIENT SETNAME | GETNAME | ID | SETINFO | INFO | LIST
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set client library name or version (kept for CLIENT LIST).",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// Which clients CLIENT KILL closes (Redis's filters; every field given
+/// must match).
+#[derive(Debug, Clone)]
+pub struct ClientFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    /// TYPE: the engine's clients are all `normal`.
+    pub normal_only: bool,
+    pub skip_me: bool,
+}
+
+/// The client types Redis names; `Some(true)` for `normal`.
+fn client_type(name: &[u8]) -> Option<bool> {
+    match upper(name).as_slice() {
+        b"NORMAL" => Some(true),
+        b"SLAVE" | b"REPLICA" | b"PUBSUB" | b"MASTER" => Some(false),
+        _ => None,
+    }
+}
+
+fn unknown_client_type(name: &[u8]) -> Reply {
+    let mut msg = b"ERR Unknown client type '".to_vec();
+    msg.extend_from_slice(c_str(name, usize::MAX));
+    msg.push(b'\'');
+    Reply::error_bytes(msg)
+}
+
+/// CLIENT ID | INFO | LIST | KILL | GETNAME | SETNAME | SETINFO | NO-EVICT |
+/// HELP
 pub enum Client {
     SetName(Vec<u8>),
     GetName,
     Id,
     Info,
+    /// Clients of these ids (all: `None`); `false`: a type that matches none.
+    List(Option<Vec<u64>>, bool),
+    /// The filter, and whether the old one-address form was used.
+    Kill(ClientFilter, bool),
+    NoEvict(bool),
 }
 
 impl Command for Client {
@@ -200,25 +269,134 @@ impl Command for Client {
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         let sub = upper(&args[1]);
+        let n = args.len();
+        // Redis's container-command arity per subcommand
+        let arity: Option<(i64, &str)> = match sub.as_slice() {
+            b"SETNAME" => Some((3, "client|setname")),
+            b"GETNAME" => Some((2, "client|getname")),
+            b"ID" => Some((2, "client|id")),
+            b"INFO" => Some((2, "client|info")),
+            b"LIST" => Some((-2, "client|list")),
+            b"KILL" => Some((-3, "client|kill")),
+            b"NO-EVICT" => Some((3, "client|no-evict")),
+            b"SETINFO" => Some((4, "client|setinfo")),
+            b"HELP" => Some((2, "client|help")),
+            _ => None,
+        };
+        let Some((want, full)) = arity else {
+            return Err(reply::unknown_subcommand(&args[1], "client"));
+        };
+        if (want > 0 && n as i64 != want) || (want < 0 && (n as i64) < -want) {
+            return Err(Reply::arity(full));
+        }
         let c = match sub.as_slice() {
-            b"SETNAME" if args.len() == 3 => {
-                let name = args[2].clone();
-                if !valid_client_name(&name) {
+            b"HELP" => {
+                return Ok(Action::Reply(Reply::Array(
+                    CLIENT_HELP
+                        .iter()
+                        .map(|l| Reply::Status(l.to_string()))
+                        .collect(),
+                )))
+            }
+            b"SETNAME" => {
+                if !valid_client_name(&args[2]) {
                     return Err(Reply::error(reply::BAD_CLIENT_NAME));
                 }
-                Client::SetName(name)
+                Client::SetName(args[2].clone())
             }
-            b"GETNAME" if args.len() == 2 => Client::GetName,
-            b"ID" if args.len() == 2 => Client::Id,
-            b"SETINFO" if args.len() == 4 => return Ok(Action::Reply(Reply::Ok)),
-            b"INFO" | b"LIST" => Client::Info,
-            b"SETNAME" | b"GETNAME" | b"ID" | b"SETINFO" => return Err(Reply::arity(Self::NAME)),
-            _ => {
-                return Err(Reply::Error(format!(
-                "ERR unknown subcommand '{}' for 'client' (supported: SETNAME, GETNAME, ID, SETINFO, INFO, LIST)",
-                String::from_utf8_lossy(&args[1][..args[1].len().min(64)])
-            )))
+            b"GETNAME" => Client::GetName,
+            b"ID" => Client::Id,
+            b"INFO" => Client::Info,
+            b"SETINFO" => {
+                let opt = upper(&args[2]);
+                if opt != b"LIB-NAME" && opt != b"LIB-VER" {
+                    let mut msg = b"ERR Unrecognized option '".to_vec();
+                    msg.extend_from_slice(c_str(&args[2], usize::MAX));
+                    msg.push(b'\'');
+                    return Err(Reply::error_bytes(msg));
+                }
+                if !valid_client_name(&args[3]) {
+                    return Err(Reply::error(format!(
+                        "ERR {} cannot contain spaces, newlines or special characters.",
+                        String::from_utf8_lossy(&opt)
+                    )));
+                }
+                return Ok(Action::Reply(Reply::Ok));
             }
+            b"NO-EVICT" => match upper(&args[2]).as_slice() {
+                b"ON" => Client::NoEvict(true),
+                b"OFF" => Client::NoEvict(false),
+                _ => return Err(Reply::error(reply::SYNTAX)),
+            },
+            b"LIST" => {
+                if n == 2 {
+                    Client::List(None, true)
+                } else if n == 4 && upper(&args[2]) == b"TYPE" {
+                    let normal =
+                        client_type(&args[3]).ok_or_else(|| unknown_client_type(&args[3]))?;
+                    Client::List(None, normal)
+                } else if n > 3 && upper(&args[2]) == b"ID" {
+                    let ids = args[3..]
+                        .iter()
+                        .map(|a| parse_i64(a).map(|i| i as u64))
+                        .collect::<Option<Vec<u64>>>()
+                        .ok_or_else(|| Reply::error("ERR Invalid client ID"))?;
+                    Client::List(Some(ids), true)
+                } else {
+                    return Err(Reply::error(reply::SYNTAX));
+                }
+            }
+            b"KILL" => {
+                let mut f = ClientFilter {
+                    id: None,
+                    addr: None,
+                    laddr: None,
+                    normal_only: true,
+                    skip_me: true,
+                };
+                if n == 3 {
+                    f.addr = Some(String::from_utf8_lossy(&args[2]).into_owned());
+                    f.skip_me = false;
+                    return Ok(Action::read(Client::Kill(f, true)));
+                }
+                let mut i = 2;
+                while i < n {
+                    if i + 1 >= n {
+                        return Err(Reply::error(reply::SYNTAX));
+                    }
+                    let v = &args[i + 1];
+                    match upper(&args[i]).as_slice() {
+                        b"ID" => match parse_i64(v) {
+                            Some(id) if id >= 1 => f.id = Some(id as u64),
+                            _ => {
+                                return Err(Reply::error("ERR client-id should be greater than 0"))
+                            }
+                        },
+                        b"TYPE" => {
+                            f.normal_only = client_type(v).ok_or_else(|| unknown_client_type(v))?
+                        }
+                        b"ADDR" => f.addr = Some(String::from_utf8_lossy(v).into_owned()),
+                        b"LADDR" => f.laddr = Some(String::from_utf8_lossy(v).into_owned()),
+                        b"USER" => {
+                            if v != b"default" {
+                                let mut msg = b"ERR No such user '".to_vec();
+                                msg.extend_from_slice(c_str(v, usize::MAX));
+                                msg.push(b'\'');
+                                return Err(Reply::error_bytes(msg));
+                            }
+                        }
+                        b"SKIPME" => match upper(v).as_slice() {
+                            b"YES" => f.skip_me = true,
+                            b"NO" => f.skip_me = false,
+                            _ => return Err(Reply::error(reply::SYNTAX)),
+                        },
+                        _ => return Err(Reply::error(reply::SYNTAX)),
+                    }
+                    i += 2;
+                }
+                Client::Kill(f, false)
+            }
+            _ => unreachable!("every subcommand with an arity is handled"),
         };
         Ok(Action::read(c))
     }
@@ -233,14 +411,32 @@ impl Read for Client {
             }
             Client::GetName => ctx.conn.name.clone().map_or(Reply::Nil, Reply::Bulk),
             Client::Id => Reply::Int(ctx.conn.id as i64),
-            Client::Info => {
-                let name = ctx
-                    .conn
-                    .name
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                Reply::Bulk(format!("id={} name={} db=0\n", ctx.conn.id, name).into_bytes())
+            Client::Info => Reply::Verbatim(
+                "txt",
+                ctx.server
+                    .client_list(Some(&[ctx.conn.id]), ctx.conn.id, "client|info")
+                    .into_bytes(),
+            ),
+            Client::List(ids, any) => {
+                let text = if any {
+                    ctx.server
+                        .client_list(ids.as_deref(), ctx.conn.id, "client|list")
+                } else {
+                    String::new()
+                };
+                Reply::Verbatim("txt", text.into_bytes())
+            }
+            Client::Kill(f, old_form) => {
+                let n = ctx.server.client_kill(&f, ctx.conn.id);
+                match (old_form, n) {
+                    (true, 0) => Reply::error("ERR No such client"),
+                    (true, _) => Reply::Ok,
+                    (false, n) => Reply::Int(n as i64),
+                }
+            }
+            Client::NoEvict(on) => {
+                ctx.conn.no_evict = on;
+                Reply::Ok
             }
         }
     }

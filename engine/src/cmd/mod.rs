@@ -34,6 +34,7 @@ pub mod codec;
 mod glob;
 
 mod append;
+mod command;
 pub mod config;
 mod config_params;
 mod connection;
@@ -70,6 +71,7 @@ use std::sync::OnceLock;
 
 pub use append::Append;
 pub use codec::{quote, DecodeError, Decoder};
+pub use connection::ClientFilter;
 pub use del::Del;
 pub use expire::PExpireAt;
 pub use flushall::FlushAll;
@@ -240,6 +242,11 @@ pub trait ServerInfo {
     fn config(&self) -> &config::ConfigStore;
     /// CONFIG RESETSTAT: zero the statistics INFO reports.
     fn reset_stats(&self);
+    /// CLIENT LIST lines (each ending in a newline) of `ids` (all:
+    /// `None`); the caller `me` is shown running `me_cmd`.
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String;
+    /// CLIENT KILL: closes the matching clients; how many.
+    fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
 }
 
 /// The Redis version the engine answers as (HELLO, INFO).
@@ -253,6 +260,8 @@ pub struct ConnState {
     /// What replies are encoded in (HELLO); the server encodes each reply
     /// with the protocol in force when the command ran.
     pub proto: Protocol,
+    /// CLIENT NO-EVICT (shown by CLIENT LIST; the engine evicts nothing).
+    pub no_evict: bool,
     scan_cursors: BTreeMap<u64, scan::ScanState>,
     scan_order: VecDeque<u64>,
     next_cursor: u64,
@@ -398,7 +407,9 @@ pub const TABLE: &[Spec] = &[
     spec::<connection::Reset>(),
     spec::<server::Info>(),
     spec::<server::DbSize>(),
-    spec::<server::CommandCmd>(),
+    spec::<command::CommandCmd>(),
+    spec::<server::Time>(),
+    spec::<server::Debug>(),
     spec::<config::Config>(),
     spec::<flushall::FlushAll>(),
     spec::<get::Get>(),

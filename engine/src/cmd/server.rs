@@ -1,8 +1,6 @@
-//! Server commands: INFO, DBSIZE, and enough of COMMAND for redis-cli and
-//! redis-benchmark.
+//! Server commands: INFO, DBSIZE, TIME, DEBUG.
 
-use super::arg::upper;
-use super::{command_names, Action, Command, Flags, Read, ReadCtx};
+use super::{Action, Command, Flags, Read, ReadCtx};
 use crate::reply::Reply;
 
 /// INFO [section …]
@@ -53,26 +51,37 @@ impl Read for DbSize {
     }
 }
 
-/// COMMAND [COUNT | DOCS | INFO name...]
-pub struct CommandCmd;
+/// TIME: seconds and microseconds of the server clock.
+pub struct Time;
 
-impl Command for CommandCmd {
-    const NAME: &'static str = "command";
-    const ARITY: i64 = -1;
+impl Command for Time {
+    const NAME: &'static str = "time";
+    const ARITY: i64 = 1;
     const FLAGS: Flags = Flags::NONE;
 
-    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let sub = args.get(1).map(|a| upper(a));
-        let reply = match sub.as_deref() {
-            None | Some(b"DOCS") => Reply::Array(vec![]),
-            Some(b"COUNT") => Reply::Int(command_names().count() as i64),
-            Some(b"INFO") => Reply::Array(args[2..].iter().map(|_| Reply::Nil).collect()),
-            Some(_) => {
-                return Err(Reply::error(
-                    "ERR unknown subcommand of 'command' (supported: COUNT, DOCS, INFO)",
-                ))
-            }
-        };
-        Ok(Action::Reply(reply))
+    fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(Action::Reply(Reply::Array(vec![
+            Reply::text(now.as_secs().to_string()),
+            Reply::text(now.subsec_micros().to_string()),
+        ])))
+    }
+}
+
+/// DEBUG: refused as Redis 7 refuses it by default (`enable-debug-command
+/// no`, which cannot be changed at run time).
+pub struct Debug;
+
+impl Command for Debug {
+    const NAME: &'static str = "debug";
+    const ARITY: i64 = -2;
+    const FLAGS: Flags = Flags::NONE;
+
+    fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        Err(Reply::error(
+            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ))
     }
 }
