@@ -236,10 +236,21 @@ impl ConfigStore {
         let mut parsed = Vec::with_capacity(new.len());
         for (e, v) in new {
             let name = e.param.name;
-            let value = match parse_value(&e.param.kind, e.param.flags, &v) {
+            let checked = if name == "notify-keyspace-events" {
+                keyspace_events(&v)
+            } else {
+                parse_value(&e.param.kind, e.param.flags, &v)
+            };
+            let mut value = match checked {
                 Ok(v) => v,
                 Err(err) => return failed(e.name, &err),
             };
+            if name == "hz" {
+                // Redis clamps it (updateHZ)
+                value = value
+                    .parse::<i64>()
+                    .map_or(value, |h| h.clamp(1, 500).to_string());
+            }
             if let Some((_, why)) = FIXED.iter().find(|(n, _)| *n == name) {
                 if values.get(name) != Some(&value) {
                     return failed(e.name, why);
@@ -282,6 +293,31 @@ fn memtoull(s: &str) -> Option<u64> {
         s[..digits].parse::<u64>().unwrap_or(u64::MAX)
     };
     Some(n.wrapping_mul(mul))
+}
+
+/// `notify-keyspace-events`: Redis's class letters, normalized as Redis
+/// reports them (`A` for all of `g$lshzxetd`, which hides `n`, then `K`,
+/// `E`, `m`).
+fn keyspace_events(v: &str) -> Result<String, String> {
+    const ALL: &str = "g$lshzxetd";
+    let mut set = std::collections::BTreeSet::new();
+    for c in v.chars() {
+        match c {
+            'A' => set.extend(ALL.chars()),
+            'g' | '$' | 'l' | 's' | 'h' | 'z' | 'x' | 'e' | 'K' | 'E' | 't' | 'm' | 'd' | 'n' => {
+                set.insert(c);
+            }
+            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        }
+    }
+    let mut out = String::new();
+    if ALL.chars().all(|c| set.contains(&c)) {
+        out.push('A');
+    } else {
+        out.extend("g$lshzxetdn".chars().filter(|c| set.contains(c)));
+    }
+    out.extend("KEm".chars().filter(|c| set.contains(c)));
+    Ok(out)
 }
 
 /// A value as Redis stores and reports it, or Redis's error text.

@@ -163,9 +163,12 @@ impl Command for Select {
     const FLAGS: Flags = Flags::NONE;
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        match parse_i64(&args[1]).filter(|n| i32::try_from(*n).is_ok()) {
+        match parse_i64(&args[1]) {
             Some(0) => Ok(Action::Reply(Reply::Ok)),
-            Some(_) => Err(Reply::error(reply::DB_OUT_OF_RANGE)),
+            Some(n) if i32::try_from(n).is_ok() => Err(Reply::error(reply::DB_OUT_OF_RANGE)),
+            Some(_) => Err(Reply::error(
+                "ERR value is out of range, value must between -2147483648 and 2147483647",
+            )),
             None => Err(Reply::error(reply::NOT_INTEGER)),
         }
     }
