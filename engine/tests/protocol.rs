@@ -113,3 +113,50 @@ fn unknown_commands_and_binary_input_get_redis_errors() {
     all.extend([&b"nosuch\r\nnosuch a b\r\n"[..], b"GET\r\nget a b\r\n"]);
     same_as_redis(&all);
 }
+
+#[test]
+fn connection_and_server_commands_like_redis_in_both_protocols() {
+    let session: &[u8] = b"PING\r\nPING hi\r\nECHO x\r\nSELECT 0\r\nSELECT 1\r\nSELECT x\r\n\
+        CLIENT SETNAME n1\r\nCLIENT GETNAME\r\nCLIENT SETNAME\r\nCLIENT NOPE\r\nCLIENT ID x\r\n\
+        CLIENT NO-EVICT on\r\nCLIENT NO-EVICT x\r\nCLIENT KILL 1.2.3.4:5\r\nCLIENT KILL ID 99999\r\n\
+        CLIENT KILL SKIPME x\r\nCLIENT LIST TYPE x\r\nCLIENT LIST TYPE master\r\n\
+        CONFIG GET hz maxmemory HZ\r\nCONFIG SET hz 15 hash-max-ziplist-entries 64\r\n\
+        CONFIG GET hash-max-listpack-entries\r\nCONFIG SET hz x\r\nCONFIG SET nosuch 1\r\n\
+        CONFIG SET daemonize no\r\nCONFIG SET dir /tmp\r\nCONFIG SET hz 1 hz 2\r\nCONFIG SET hz\r\n\
+        CONFIG SET hz 1 x\r\nCONFIG GET\r\nCONFIG NOPE\r\nCONFIG RESETSTAT\r\nCONFIG REWRITE x\r\n\
+        CONFIG SET notify-keyspace-events KEA\r\nCONFIG GET notify-keyspace-events\r\n\
+        CONFIG SET hz 0\r\nCONFIG GET hz\r\nCONFIG SET hz 10 hash-max-ziplist-entries 512\r\n\
+        COMMAND NOPE\r\nCOMMAND COUNT x\r\nCOMMAND GETKEYS GET\r\nCOMMAND GETKEYS NOSUCH a\r\n\
+        COMMAND GETKEYS PING x\r\nCOMMAND INFO NOSUCH\r\nDEBUG SLEEP 0\r\nGET|\r\nCONFIG|GET x\r\n\
+        AUTH x\r\nAUTH default x\r\nHELLO 3 AUTH nouser x\r\n";
+    let mut v3 = b"HELLO 3\r\n".to_vec();
+    v3.extend_from_slice(session);
+    same_as_redis(&[session, &v3]);
+}
+
+#[test]
+fn inline_commands_are_split_like_redis() {
+    same_as_redis(&[
+        b"ECHO \"a b\"\r\nECHO 'c d'\r\nECHO \"\\x41\\x4a\\n\\q\"\r\nECHO '\\''\r\n",
+        b"  PING   \r\nECHO \"\"\r\n\r\n\nPING\n",
+    ]);
+    // unbalanced quotes: Redis's protocol error, then the connection closes
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), &[]);
+    let redis = Redis::start();
+    let closing = |port: u16| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        s.write_all(b"PING\r\nset \"\"\"k\"\"\" v\r\nPING\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        out
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&closing(engine.port)),
+        String::from_utf8_lossy(&closing(redis.port))
+    );
+}

@@ -169,8 +169,8 @@ pub fn metric(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
         })
 }
 
-/// A redis-server (the reference) on a free port with no persistence,
-/// killed on drop.
+/// A redis-server (the reference) on a free port with no persistence and
+/// one database (as the engine), killed on drop.
 pub struct Redis {
     child: Child,
     pub port: u16,
@@ -184,6 +184,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            // the engine has database 0 only
+            .args(["--databases", "1"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
