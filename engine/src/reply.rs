@@ -97,11 +97,13 @@ pub fn invalid_expire(name: &str) -> Reply {
     Reply::Error(format!("ERR invalid expire time in '{name}' command"))
 }
 
-/// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+/// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.` (the subcommand as
+/// sent, 128 bytes at most, cut at a NUL, as Redis prints it).
 pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> Reply {
-    Reply::Error(format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(&sub[..sub.len().min(128)]),
-        cmd.to_ascii_uppercase()
-    ))
+    let sub = &sub[..sub.len().min(128)];
+    let sub = sub.iter().position(|&b| b == 0).map_or(sub, |n| &sub[..n]);
+    let mut msg = b"ERR unknown subcommand '".to_vec();
+    msg.extend_from_slice(sub);
+    msg.extend_from_slice(format!("'. Try {} HELP.", cmd.to_ascii_uppercase()).as_bytes());
+    Reply::error_bytes(msg)
 }

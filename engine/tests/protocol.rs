@@ -108,6 +108,9 @@ fn unknown_commands_and_binary_input_get_redis_errors() {
         req(&[b"x", &mid[..125], b"abc", b"d"]),
         req(&[b"x", b"a\r\nb"]),
         req(&[b"hello", b"3", b"a\r\nb"]),
+        req(&[b"config", b"n\xffo\r\x00pe"]),
+        req(&[b"client", &long]),
+        req(&[b"command", b"\xfe"]),
     ];
     let mut all: Vec<&[u8]> = r.iter().map(Vec::as_slice).collect();
     all.extend([&b"nosuch\r\nnosuch a b\r\n"[..], b"GET\r\nget a b\r\n"]);
