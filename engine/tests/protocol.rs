@@ -113,7 +113,13 @@ fn unknown_commands_and_binary_input_get_redis_errors() {
         req(&[b"command", b"\xfe"]),
     ];
     let mut all: Vec<&[u8]> = r.iter().map(Vec::as_slice).collect();
-    all.extend([&b"nosuch\r\nnosuch a b\r\n"[..], b"GET\r\nget a b\r\n"]);
+    all.extend([
+        &b"nosuch\r\nnosuch a b\r\n"[..],
+        b"GET\r\nget a b\r\n",
+        // the two bytes after a bulk string are skipped unread
+        b"*1\r\n$4\r\nPINGxx*2\r\n$3\r\nGET\r\n$1\r\nab\r\n",
+        b"*-10\r\nPING\r\n*0\r\n\r\nPING\r\n",
+    ]);
     same_as_redis(&all);
 }
 
