@@ -136,7 +136,7 @@ fn connection_and_server_commands_like_redis_in_both_protocols() {
         CONFIG SET notify-keyspace-events KEA\r\nCONFIG GET notify-keyspace-events\r\n\
         CONFIG SET hz 0\r\nCONFIG GET hz\r\nCONFIG SET hz 10 hash-max-ziplist-entries 512\r\n\
         COMMAND NOPE\r\nCOMMAND COUNT x\r\nCOMMAND GETKEYS GET\r\nCOMMAND GETKEYS NOSUCH a\r\n\
-        COMMAND GETKEYS PING x\r\nCOMMAND INFO NOSUCH\r\nDEBUG SLEEP 0\r\nGET|\r\nCONFIG|GET x\r\n\
+        COMMAND GETKEYS PING x\r\nCOMMAND INFO NOSUCH\r\nINFO nosuchsection\r\nDEBUG SLEEP 0\r\nGET|\r\nCONFIG|GET x\r\n\
         AUTH x\r\nAUTH default x\r\nHELLO 3 AUTH nouser x\r\n";
     let mut v3 = b"HELLO 3\r\n".to_vec();
     v3.extend_from_slice(session);

@@ -23,8 +23,10 @@ impl Command for Info {
 }
 
 impl Read for Info {
+    /// A verbatim string in RESP3, a bulk string in RESP2, as Redis sends.
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
-        Reply::Bulk(
+        Reply::Verbatim(
+            "txt",
             ctx.server
                 .info(&self.sections, ctx.db, ctx.now_ms)
                 .into_bytes(),
