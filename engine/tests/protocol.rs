@@ -129,7 +129,7 @@ fn connection_and_server_commands_like_redis_in_both_protocols() {
         CLIENT SETNAME n1\r\nCLIENT GETNAME\r\nCLIENT SETNAME\r\nCLIENT NOPE\r\nCLIENT ID x\r\n\
         CLIENT NO-EVICT on\r\nCLIENT NO-EVICT x\r\nCLIENT KILL 1.2.3.4:5\r\nCLIENT KILL ID 99999\r\n\
         CLIENT KILL SKIPME x\r\nCLIENT LIST TYPE x\r\nCLIENT LIST TYPE master\r\n\
-        CONFIG GET hz maxmemory HZ\r\nCONFIG SET hz 15 hash-max-ziplist-entries 64\r\n\
+        CONFIG GET hz HZ\r\nCONFIG SET hz 15 hash-max-ziplist-entries 64\r\n\
         CONFIG GET hash-max-listpack-entries\r\nCONFIG SET hz x\r\nCONFIG SET nosuch 1\r\n\
         CONFIG SET daemonize no\r\nCONFIG SET dir /tmp\r\nCONFIG SET hz 1 hz 2\r\nCONFIG SET hz\r\n\
         CONFIG SET hz 1 x\r\nCONFIG GET\r\nCONFIG NOPE\r\nCONFIG RESETSTAT\r\nCONFIG REWRITE x\r\n\
@@ -168,4 +168,135 @@ fn inline_commands_are_split_like_redis() {
         String::from_utf8_lossy(&closing(engine.port)),
         String::from_utf8_lossy(&closing(redis.port))
     );
+}
+
+/// A raw connection that sends one request and reads one reply line (or
+/// a bulk/verbatim body).
+struct Raw(std::net::TcpStream, std::io::BufReader<std::net::TcpStream>);
+
+impl Raw {
+    fn open(port: u16) -> Raw {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        Raw(s.try_clone().unwrap(), std::io::BufReader::new(s))
+    }
+
+    /// Sends an inline command; the reply's first line, and its body for a
+    /// bulk or verbatim string. Empty when the server closed.
+    fn call(&mut self, line: &str) -> String {
+        use std::io::{BufRead, Read, Write};
+        if self.0.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut head = String::new();
+        if self.1.read_line(&mut head).unwrap_or(0) == 0 {
+            return String::new();
+        }
+        if let Some(n) = head.strip_prefix('$').or_else(|| head.strip_prefix('=')) {
+            let n: i64 = n.trim().parse().unwrap();
+            if n >= 0 {
+                let mut body = vec![0; n as usize + 2];
+                self.1.read_exact(&mut body).unwrap();
+                return String::from_utf8_lossy(&body[..n as usize]).into_owned();
+            }
+        }
+        head.trim_end().to_string()
+    }
+}
+
+/// CLIENT LIST shows every connection with its name; CLIENT KILL closes
+/// the one it names (by address or id), or the caller with SKIPME no, on
+/// the engine as on redis-server.
+#[test]
+fn client_list_and_kill_act_on_other_connections_like_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), &[]);
+    let redis = Redis::start();
+    let run = |port: u16| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut a = Raw::open(port);
+        let mut b = Raw::open(port);
+        let mut c = Raw::open(port);
+        out.push(a.call("CLIENT SETNAME alpha"));
+        let a_id = a.call("CLIENT ID");
+        let list = b.call("CLIENT LIST");
+        let a_line = list
+            .lines()
+            .find(|l| l.contains(" name=alpha "))
+            .expect("alpha listed")
+            .to_string();
+        out.push(format!("{} clients", list.lines().count()));
+        let addr = a_line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("addr="))
+            .unwrap()
+            .to_string();
+        assert!(
+            a_line.starts_with(&format!("id={} ", &a_id[1..])),
+            "{a_line}"
+        );
+        out.push(b.call(&format!("CLIENT KILL {addr}")));
+        out.push(a.call("PING"));
+        out.push(b.call(&format!("CLIENT KILL {addr}")));
+        let c_id = c.call("CLIENT ID");
+        out.push(b.call(&format!("CLIENT KILL ID {} SKIPME yes", &c_id[1..])));
+        out.push(c.call("PING"));
+        out.push(b.call("CLIENT KILL TYPE master"));
+        out.push(b.call("CLIENT KILL TYPE normal SKIPME no"));
+        out.push(b.call("PING"));
+        out
+    };
+    let want = vec![
+        "+OK".to_string(),
+        "3 clients".into(),
+        "+OK".into(),
+        String::new(),
+        "-ERR No such client".into(),
+        ":1".into(),
+        String::new(),
+        ":0".into(),
+        ":1".into(),
+        String::new(),
+    ];
+    assert_eq!(run(redis.port), want, "redis-server");
+    assert_eq!(run(engine.port), want, "engine");
+}
+
+/// CONFIG RESETSTAT zeroes INFO's command counts; INFO's sections are
+/// Redis's, chosen as Redis chooses them.
+#[test]
+fn info_sections_and_resetstat() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), &[]);
+    let mut c = Raw::open(engine.port);
+    c.call("SET k v");
+    c.call("SET k2 v PX 100000");
+    let info = c.call("INFO");
+    for s in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# CPU",
+        "# Keyspace",
+    ] {
+        assert!(info.contains(s), "{s} in {info}");
+    }
+    assert!(!info.contains("# Commandstats"));
+    assert!(c.call("INFO all").contains("cmdstat_set:calls=2,"));
+    let ks = c.call("INFO keyspace");
+    let line = ks.lines().find(|l| l.starts_with("db0:")).unwrap();
+    let avg: u64 = line.rsplit("avg_ttl=").next().unwrap().parse().unwrap();
+    assert!(
+        line.starts_with("db0:keys=2,expires=1,") && avg > 90_000 && avg <= 100_000,
+        "{line}"
+    );
+    assert_eq!(c.call("CONFIG RESETSTAT"), "+OK");
+    let stats = c.call("INFO commandstats");
+    assert!(!stats.contains("cmdstat_set"), "{stats}");
+    assert!(c.call("INFO stats").contains("total_commands_processed:"));
+    assert_eq!(c.call("INFO CPU nosuch").lines().next(), Some("# CPU"));
 }
