@@ -70,6 +70,10 @@ fn hello_switches_the_protocol_like_redis() {
         b"HELLO 3 SETNAME\r\nHELLO 3 bogus\r\n",
         b"*3\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$3\r\n\xff\xfe\x00\r\n",
         b"HELLO 3\r\nRESET\r\nGET nokey\r\nCLIENT GETNAME\r\n",
+        // a pipeline switching protocols: each reply in the protocol in
+        // force when its command ran
+        b"GET nokey\r\nHELLO 3\r\nGET nokey\r\nSET a b\r\nHELLO 2\r\nGET nokey\r\nHGETALL a\r\n\
+          HSET h f v\r\nHELLO 3\r\nHGETALL h\r\nDEL h a\r\n",
         b"AUTH x\r\nAUTH default x\r\nAUTH nouser x\r\nAUTH a b c\r\n",
     ]);
 }
