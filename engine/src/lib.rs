@@ -33,6 +33,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod clients;
 pub mod cmd;
 pub mod config;
 pub mod db;

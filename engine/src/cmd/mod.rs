@@ -34,6 +34,9 @@ pub mod codec;
 mod glob;
 
 mod append;
+mod command;
+pub mod config;
+mod config_params;
 mod connection;
 mod del;
 mod exists;
@@ -68,6 +71,7 @@ use std::sync::OnceLock;
 
 pub use append::Append;
 pub use codec::{quote, DecodeError, Decoder};
+pub use connection::ClientFilter;
 pub use del::Del;
 pub use expire::PExpireAt;
 pub use flushall::FlushAll;
@@ -85,6 +89,7 @@ pub use set::{Set, SetCondition};
 use crate::db::Db;
 use crate::record::Record;
 use crate::reply::{self, Reply};
+pub use crate::resp::Protocol;
 
 // ---------------------------------------------------------------- traits
 
@@ -228,17 +233,35 @@ pub struct ReadCtx<'a> {
     pub server: &'a dyn ServerInfo,
 }
 
-/// What INFO needs from the server.
+/// What server commands (INFO, CONFIG, CLIENT) need from the server.
 pub trait ServerInfo {
-    /// INFO text for `section` (lower case, "" or "all"/"everything" = all).
-    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
+    /// INFO text for `sections` (lower case; none: the default ones;
+    /// `default`, `all`, `everything` as Redis reads them).
+    fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String;
+    /// The parameters CONFIG GET/SET read and change.
+    fn config(&self) -> &config::ConfigStore;
+    /// CONFIG RESETSTAT: zero the statistics INFO reports.
+    fn reset_stats(&self);
+    /// CLIENT LIST lines (each ending in a newline) of `ids` (all:
+    /// `None`); the caller `me` is shown running `me_cmd`.
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String;
+    /// CLIENT KILL: closes the matching clients; how many.
+    fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
 }
 
-/// Per-connection state: SCAN cursors, client name, id.
+/// The Redis version the engine answers as (HELLO, INFO).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// Per-connection state: protocol, client name, id, SCAN cursors.
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
+    /// What replies are encoded in (HELLO); the server encodes each reply
+    /// with the protocol in force when the command ran.
+    pub proto: Protocol,
+    /// CLIENT NO-EVICT (shown by CLIENT LIST; the engine evicts nothing).
+    pub no_evict: bool,
     scan_cursors: BTreeMap<u64, scan::ScanState>,
     scan_order: VecDeque<u64>,
     next_cursor: u64,
@@ -250,6 +273,12 @@ impl ConnState {
             id,
             ..Default::default()
         }
+    }
+
+    /// RESET: back to a newly connected client's state (RESP2, no name);
+    /// the id stays.
+    pub fn reset(&mut self) {
+        *self = ConnState::new(self.id);
     }
 }
 
@@ -373,10 +402,15 @@ pub const TABLE: &[Spec] = &[
     spec::<connection::Select>(),
     spec::<connection::Quit>(),
     spec::<connection::Client>(),
+    spec::<connection::Hello>(),
+    spec::<connection::Auth>(),
+    spec::<connection::Reset>(),
     spec::<server::Info>(),
     spec::<server::DbSize>(),
-    spec::<server::CommandCmd>(),
-    spec::<server::Config>(),
+    spec::<command::CommandCmd>(),
+    spec::<server::Time>(),
+    spec::<server::Debug>(),
+    spec::<config::Config>(),
     spec::<flushall::FlushAll>(),
     spec::<get::Get>(),
     spec::<set::Set>(),
@@ -477,17 +511,7 @@ pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
         return ("unknown", Action::Reply(Reply::error("ERR empty command")));
     };
     let Some(spec) = lookup(first) else {
-        let mut msg = format!(
-            "ERR unknown command '{}', with args beginning with: ",
-            String::from_utf8_lossy(&first[..first.len().min(128)])
-        );
-        for a in args.iter().skip(1).take(8) {
-            msg.push_str(&format!(
-                "'{}' ",
-                String::from_utf8_lossy(&a[..a.len().min(128)])
-            ));
-        }
-        return ("unknown", Action::Reply(Reply::Error(msg)));
+        return ("unknown", Action::Reply(unknown_command(&args)));
     };
     let n = args.len() as i64;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
@@ -500,6 +524,32 @@ pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
         spec.name
     );
     (spec.name, action)
+}
+
+/// C's `%.*s` of a client argument: up to `max` bytes, stopping at NUL.
+pub(crate) fn c_str(a: &[u8], max: usize) -> &[u8] {
+    let a = &a[..a.len().min(max)];
+    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
+}
+
+/// Redis's text for an unknown command: the name (128 bytes at most) and
+/// the arguments quoted while the list is shorter than 128 bytes.
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    let mut list = Vec::new();
+    for a in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let max = 128 - list.len();
+        list.push(b'\'');
+        list.extend_from_slice(c_str(a, max));
+        list.extend_from_slice(b"' ");
+    }
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str(&args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    Reply::error_bytes(msg)
 }
 
 pub(crate) fn syntax_error() -> Reply {
