@@ -38,7 +38,9 @@ pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const DECR_OVERFLOW: &str = "ERR decrement would overflow";
 pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
-pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size";
+pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+pub const OFFSET_RANGE: &str = "ERR offset is out of range";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
 

@@ -35,35 +35,58 @@ mod glob;
 
 mod append;
 mod connection;
+mod copy;
 mod del;
 mod exists;
 mod expire;
+mod expiretime;
 mod flushall;
 mod get;
 mod getdel;
+mod getex;
+mod getrange;
 mod hdel;
+mod hexists;
 mod hget;
 mod hgetall;
 mod hincrby;
+mod hkeys;
 mod hlen;
+mod hmget;
+mod hmset;
+mod hrandfield;
+mod hscan;
 mod hset;
+mod hsetnx;
 mod incrby;
 mod keys;
+mod memory;
 mod mget;
 mod mset;
+mod msetnx;
+mod object;
 mod persist;
+mod randomkey;
+mod rename;
 mod scan;
 mod server;
 mod set;
+mod setex;
+mod setnx;
+mod setrange;
 mod strlen;
+mod touch;
 mod ttl;
+mod typ;
+mod unlink;
+mod wait;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use append::Append;
@@ -234,14 +257,11 @@ pub trait ServerInfo {
     fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
 }
 
-/// Per-connection state: SCAN cursors, client name, id.
+/// Per-connection state: client name, id. (SCAN cursors are stateless.)
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
-    scan_cursors: BTreeMap<u64, scan::ScanState>,
-    scan_order: VecDeque<u64>,
-    next_cursor: u64,
 }
 
 impl ConnState {
@@ -381,6 +401,15 @@ pub const TABLE: &[Spec] = &[
     spec::<get::Get>(),
     spec::<set::Set>(),
     spec::<getdel::GetDel>(),
+    spec::<getex::GetEx>(),
+    spec::<getrange::GetRange>(),
+    spec::<getrange::Substr>(),
+    spec::<setex::SetEx>(),
+    spec::<setex::PSetEx>(),
+    spec::<setex::GetSet>(),
+    spec::<setnx::SetNx>(),
+    spec::<setrange::SetRange>(),
+    spec::<msetnx::MSetNx>(),
     spec::<mget::MGet>(),
     spec::<mset::MSet>(),
     spec::<incrby::Incr>(),
@@ -397,6 +426,21 @@ pub const TABLE: &[Spec] = &[
     spec::<ttl::PTtl>(),
     spec::<persist::Persist>(),
     spec::<keys::KeysCmd>(),
+    spec::<expire::ExpireAt>(),
+    spec::<expire::PExpireAtCmd>(),
+    spec::<expiretime::ExpireTime>(),
+    spec::<expiretime::PExpireTime>(),
+    spec::<typ::Type>(),
+    spec::<rename::Rename>(),
+    spec::<rename::RenameNx>(),
+    spec::<copy::Copy>(),
+    spec::<unlink::Unlink>(),
+    spec::<touch::Touch>(),
+    spec::<randomkey::RandomKey>(),
+    spec::<object::Object>(),
+    spec::<memory::Memory>(),
+    spec::<flushall::FlushDb>(),
+    spec::<wait::Wait>(),
     spec::<scan::Scan>(),
     spec::<hset::HSet>(),
     spec::<hget::HGet>(),
@@ -404,6 +448,15 @@ pub const TABLE: &[Spec] = &[
     spec::<hgetall::HGetAll>(),
     spec::<hlen::HLen>(),
     spec::<hincrby::HIncrBy>(),
+    spec::<hsetnx::HSetNx>(),
+    spec::<hmset::HMSet>(),
+    spec::<hmget::HMGet>(),
+    spec::<hkeys::HKeys>(),
+    spec::<hkeys::HVals>(),
+    spec::<hexists::HExists>(),
+    spec::<hexists::HStrlen>(),
+    spec::<hrandfield::HRandField>(),
+    spec::<hscan::HScan>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
