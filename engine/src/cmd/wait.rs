@@ -12,11 +12,12 @@ impl Command for Wait {
     const FLAGS: Flags = Flags::NONE;
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        parse_i64(&args[1]).ok_or_else(not_integer)?;
-        let timeout = parse_i64(&args[2]).ok_or_else(not_integer)?;
+        let timeout = parse_i64(&args[2])
+            .ok_or_else(|| Reply::error("ERR timeout is not an integer or out of range"))?;
         if timeout < 0 {
             return Err(Reply::error("ERR timeout is negative"));
         }
+        parse_i64(&args[1]).ok_or_else(not_integer)?;
         Ok(Action::Reply(Reply::Int(0)))
     }
 }
