@@ -274,7 +274,7 @@ fn expire_flags(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
 /// The commands added with the client issue (strings, keys, expiry,
 /// hashes, SCAN).
 fn gen_more(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
-    match rng.below(40) {
+    match rng.below(42) {
         0 => (
             vec![
                 b(rng.pick(&["SETEX", "PSETEX"])),
@@ -423,7 +423,28 @@ fn gen_more(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
             }
             (a, Cmp::Exact)
         }
+        38 => (vec![b("INCRBYFLOAT"), k, float_arg(rng)], Cmp::Exact),
+        39 => (
+            vec![b("HINCRBYFLOAT"), k, field(rng), float_arg(rng)],
+            Cmp::Exact,
+        ),
         _ => (vec![b("TYPE"), k], Cmp::Exact),
+    }
+}
+
+fn float_arg(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(10) {
+        0 => b(rng.pick(&[
+            "abc", "", " 1", "1 ", "+inf", "-inf", "nan", "1e", "1e99999",
+        ])),
+        1 => b(rng.pick(&[
+            "1e300", "-1e300", "1e-300", "3.0e3", "-0", ".5", "5.", "1E2",
+        ])),
+        2 => format!("{}.{}", rng.below(1000), rng.below(1000)).into_bytes(),
+        3 => format!("-{}.{:03}", rng.below(100), rng.below(1000)).into_bytes(),
+        4 => format!("0.{}", rng.below(10)).into_bytes(),
+        5 => b(rng.pick(&["17179869184", "9223372036854775807", "0.1", "1.1", "-1.1"])),
+        _ => (rng.below(200) as i64 - 100).to_string().into_bytes(),
     }
 }
 

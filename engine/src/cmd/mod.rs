@@ -32,6 +32,7 @@
 pub mod arg;
 pub mod codec;
 mod glob;
+pub mod ldouble;
 
 mod append;
 mod connection;
@@ -50,6 +51,7 @@ mod hexists;
 mod hget;
 mod hgetall;
 mod hincrby;
+mod hincrbyfloat;
 mod hkeys;
 mod hlen;
 mod hmget;
@@ -59,6 +61,7 @@ mod hscan;
 mod hset;
 mod hsetnx;
 mod incrby;
+mod incrbyfloat;
 mod keys;
 mod memory;
 mod mget;
@@ -416,6 +419,7 @@ pub const TABLE: &[Spec] = &[
     spec::<incrby::IncrBy>(),
     spec::<incrby::Decr>(),
     spec::<incrby::DecrBy>(),
+    spec::<incrbyfloat::IncrByFloat>(),
     spec::<append::Append>(),
     spec::<strlen::Strlen>(),
     spec::<del::Del>(),
@@ -449,6 +453,7 @@ pub const TABLE: &[Spec] = &[
     spec::<hlen::HLen>(),
     spec::<hincrby::HIncrBy>(),
     spec::<hsetnx::HSetNx>(),
+    spec::<hincrbyfloat::HIncrByFloat>(),
     spec::<hmset::HMSet>(),
     spec::<hmget::HMGet>(),
     spec::<hkeys::HKeys>(),
