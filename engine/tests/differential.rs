@@ -274,7 +274,7 @@ fn expire_flags(rng: &mut Rng, a: &mut Vec<Vec<u8>>) {
 /// The commands added with the client issue (strings, keys, expiry,
 /// hashes, SCAN).
 fn gen_more(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
-    match rng.below(42) {
+    match rng.below(44) {
         0 => (
             vec![
                 b(rng.pick(&["SETEX", "PSETEX"])),
@@ -428,6 +428,19 @@ fn gen_more(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
             vec![b("HINCRBYFLOAT"), k, field(rng), float_arg(rng)],
             Cmp::Exact,
         ),
+        42 | 43 => {
+            let mut a = vec![b("LCS"), k, key(rng)];
+            for _ in 0..rng.below(3) {
+                match rng.below(6) {
+                    0 => a.push(b("LEN")),
+                    1 | 2 => a.push(b("IDX")),
+                    3 => a.push(b("WITHMATCHLEN")),
+                    4 => a.extend([b("MINMATCHLEN"), b(rng.pick(&["0", "2", "-1", "x"]))]),
+                    _ => a.push(b("BOGUS")),
+                }
+            }
+            (a, Cmp::Exact)
+        }
         _ => (vec![b("TYPE"), k], Cmp::Exact),
     }
 }

@@ -63,6 +63,7 @@ mod hsetnx;
 mod incrby;
 mod incrbyfloat;
 mod keys;
+mod lcs;
 mod memory;
 mod mget;
 mod mset;
@@ -422,6 +423,7 @@ pub const TABLE: &[Spec] = &[
     spec::<incrbyfloat::IncrByFloat>(),
     spec::<append::Append>(),
     spec::<strlen::Strlen>(),
+    spec::<lcs::Lcs>(),
     spec::<del::Del>(),
     spec::<exists::Exists>(),
     spec::<expire::Expire>(),
