@@ -32,41 +32,68 @@
 pub mod arg;
 pub mod codec;
 mod glob;
+pub mod ldouble;
 
 mod append;
 mod command;
 pub mod config;
 mod config_params;
 mod connection;
+mod copy;
 mod del;
 mod exists;
 mod expire;
+mod expiretime;
 mod flushall;
 mod get;
 mod getdel;
+mod getex;
+mod getrange;
 mod hdel;
+mod hexists;
 mod hget;
 mod hgetall;
 mod hincrby;
+mod hincrbyfloat;
+mod hkeys;
 mod hlen;
+mod hmget;
+mod hmset;
+mod hrandfield;
+mod hscan;
 mod hset;
+mod hsetnx;
 mod incrby;
+mod incrbyfloat;
 mod keys;
+mod lcs;
+mod memory;
 mod mget;
 mod mset;
+mod msetnx;
+mod object;
 mod persist;
+mod randomkey;
+mod rename;
 mod scan;
 mod server;
 mod set;
+mod setex;
+mod setnx;
+mod setrange;
 mod strlen;
+mod touch;
 mod ttl;
+mod typ;
+mod unlink;
+mod wait;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use append::Append;
@@ -252,7 +279,8 @@ pub trait ServerInfo {
 /// The Redis version the engine answers as (HELLO, INFO).
 pub const REDIS_VERSION: &str = "7.0.0";
 
-/// Per-connection state: protocol, client name, id, SCAN cursors.
+/// Per-connection state: protocol, client name, id. (SCAN cursors are
+/// stateless.)
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub id: u64,
@@ -262,9 +290,6 @@ pub struct ConnState {
     pub proto: Protocol,
     /// CLIENT NO-EVICT (shown by CLIENT LIST; the engine evicts nothing).
     pub no_evict: bool,
-    scan_cursors: BTreeMap<u64, scan::ScanState>,
-    scan_order: VecDeque<u64>,
-    next_cursor: u64,
 }
 
 impl ConnState {
@@ -415,14 +440,25 @@ pub const TABLE: &[Spec] = &[
     spec::<get::Get>(),
     spec::<set::Set>(),
     spec::<getdel::GetDel>(),
+    spec::<getex::GetEx>(),
+    spec::<getrange::GetRange>(),
+    spec::<getrange::Substr>(),
+    spec::<setex::SetEx>(),
+    spec::<setex::PSetEx>(),
+    spec::<setex::GetSet>(),
+    spec::<setnx::SetNx>(),
+    spec::<setrange::SetRange>(),
+    spec::<msetnx::MSetNx>(),
     spec::<mget::MGet>(),
     spec::<mset::MSet>(),
     spec::<incrby::Incr>(),
     spec::<incrby::IncrBy>(),
     spec::<incrby::Decr>(),
     spec::<incrby::DecrBy>(),
+    spec::<incrbyfloat::IncrByFloat>(),
     spec::<append::Append>(),
     spec::<strlen::Strlen>(),
+    spec::<lcs::Lcs>(),
     spec::<del::Del>(),
     spec::<exists::Exists>(),
     spec::<expire::Expire>(),
@@ -431,6 +467,21 @@ pub const TABLE: &[Spec] = &[
     spec::<ttl::PTtl>(),
     spec::<persist::Persist>(),
     spec::<keys::KeysCmd>(),
+    spec::<expire::ExpireAt>(),
+    spec::<expire::PExpireAtCmd>(),
+    spec::<expiretime::ExpireTime>(),
+    spec::<expiretime::PExpireTime>(),
+    spec::<typ::Type>(),
+    spec::<rename::Rename>(),
+    spec::<rename::RenameNx>(),
+    spec::<copy::Copy>(),
+    spec::<unlink::Unlink>(),
+    spec::<touch::Touch>(),
+    spec::<randomkey::RandomKey>(),
+    spec::<object::Object>(),
+    spec::<memory::Memory>(),
+    spec::<flushall::FlushDb>(),
+    spec::<wait::Wait>(),
     spec::<scan::Scan>(),
     spec::<hset::HSet>(),
     spec::<hget::HGet>(),
@@ -438,6 +489,16 @@ pub const TABLE: &[Spec] = &[
     spec::<hgetall::HGetAll>(),
     spec::<hlen::HLen>(),
     spec::<hincrby::HIncrBy>(),
+    spec::<hsetnx::HSetNx>(),
+    spec::<hincrbyfloat::HIncrByFloat>(),
+    spec::<hmset::HMSet>(),
+    spec::<hmget::HMGet>(),
+    spec::<hkeys::HKeys>(),
+    spec::<hkeys::HVals>(),
+    spec::<hexists::HExists>(),
+    spec::<hexists::HStrlen>(),
+    spec::<hrandfield::HRandField>(),
+    spec::<hscan::HScan>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
