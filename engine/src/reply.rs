@@ -18,6 +18,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// RESP3 `~` set; RESP2: an array.
     Set(Vec<Reply>),
+    /// Pairs Redis sends as an array of 2-element arrays in RESP3 and as one
+    /// flat array in RESP2 (HRANDFIELD … WITHVALUES, ZRANGE … WITHSCORES).
+    Pairs(Vec<(Reply, Reply)>),
     /// RESP3 `,` double; RESP2: a bulk string (`%.17g`, `inf`, `-inf`).
     Double(f64),
     /// RESP3 `#t`/`#f`; RESP2: `:1`/`:0`.

@@ -388,6 +388,20 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut Vec<u8>) {
                 encode(v, proto, out);
             }
         }
+        Reply::Pairs(pairs) => {
+            if v3 {
+                push_line(out, b'*', pairs.len() as i64);
+            } else {
+                push_line(out, b'*', 2 * pairs.len() as i64);
+            }
+            for (k, v) in pairs {
+                if v3 {
+                    push_line(out, b'*', 2);
+                }
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
         Reply::Double(d) => {
             let s = format_double(*d);
             if v3 {

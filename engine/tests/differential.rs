@@ -668,7 +668,16 @@ fn normalize(f: Frame, cmp: Cmp) -> Frame {
     }
 }
 
-fn sort_pairs(xs: Vec<Frame>) -> Vec<Frame> {
+fn sort_pairs(mut xs: Vec<Frame>) -> Vec<Frame> {
+    // RESP3 sends pairs as 2-element arrays (HRANDFIELD … WITHVALUES)
+    if !xs.is_empty()
+        && xs
+            .iter()
+            .all(|x| matches!(x, Frame::Array(Some(p)) if p.len() == 2))
+    {
+        xs.sort();
+        return xs;
+    }
     let mut pairs: Vec<Vec<Frame>> = xs.chunks(2).map(|c| c.to_vec()).collect();
     pairs.sort();
     pairs.concat()
