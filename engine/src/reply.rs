@@ -5,7 +5,10 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Ok,
+    /// The null bulk string: RESP2 `$-1`.
     Nil,
+    /// The null array: RESP2 `*-1` (Redis's `addReplyNullArray`).
+    NilArray,
     Int(i64),
     Bulk(Vec<u8>),
     Array(Vec<Reply>),
