@@ -6,11 +6,13 @@
 //! connection to finish; then the log writer drains what is queued and seals
 //! the open segment.
 //!
-//! A connection parses every complete request in its buffer (pipelining):
-//! writes are queued to the log writer without waiting, and their replies
-//! are awaited in order before the next read runs (a read sees the writes
-//! before it on the same connection) and before replies are flushed.
+//! A connection parses every complete request in its buffer (pipelining)
+//! and has the execution core ([`crate::exec`]) execute them in order
+//! against the state; their replies are held, in order, until the log
+//! position each may show is durable, while the connection goes on reading
+//! and executing (a bounded number of replies may be held).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,13 +22,14 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, Action, ConnState, ReadCtx, ServerInfo};
+use crate::cmd::{self, ConnState, ServerInfo};
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
+use crate::exec::{Core, Held, Session};
 use crate::layout;
 use crate::metrics::Metrics;
 use crate::recovery::{self, RecoveryError};
@@ -34,12 +37,13 @@ use crate::reply::Reply;
 use crate::resp;
 use crate::segment::{self, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
 use crate::sys::{self, LockError};
-use crate::writer::{self, Health, Log, SharedDb, WriteRequest, Writer, WriterError};
+use crate::writer::{self, Health, Log, LogQueue, SharedDb, Writer, WriterError};
 
-/// Queued write requests (all connections together).
-const WRITE_QUEUE: usize = 4096;
-/// Requests handled from one buffer before replies are flushed.
+/// Requests executed at once (under the state's lock) from one buffer.
 const MAX_PIPELINE: usize = 1024;
+/// Replies a connection holds (waiting for durability) before it stops
+/// reading more requests.
+const MAX_HELD: usize = 16 * MAX_PIPELINE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -84,6 +88,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// What the log writer reports (durable position, segments, poison).
     pub health: Arc<Health>,
+    /// Executes commands and queues their effects for the log writer.
+    pub core: Core,
     recovered: Recovered,
     next_client: AtomicU64,
     started: Instant,
@@ -546,10 +552,22 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         recovered.last_seq,
         seg.path().to_path_buf(),
     ));
+    let db: SharedDb = Arc::new(RwLock::new(recovered.db));
+    let queue = Arc::new(LogQueue::new(
+        recovered.last_seq + 1,
+        recovered.last_timestamp_ms,
+    ));
     let shared = Arc::new(Shared {
-        db: Arc::new(RwLock::new(recovered.db)),
+        db: db.clone(),
         metrics: metrics.clone(),
         health: health.clone(),
+        core: Core::new(
+            db,
+            queue.clone(),
+            health.clone(),
+            dir.clone(),
+            config.reserve_bytes,
+        ),
         recovered: Recovered {
             snapshot_loaded: recovered.snapshot.clone(),
             replayed: recovered.replayed,
@@ -572,7 +590,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         started_unix: now_ms() / 1000,
     });
 
-    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let prealloc = if config.preallocate {
         config.rotate_bytes
     } else {
@@ -582,17 +599,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         seg,
         dir.clone(),
         prealloc,
-        config.reserve_bytes,
         config.rotate_bytes,
         config.rotate_interval,
         recovered.last_timestamp_ms,
     );
+    let writer_stop = CancellationToken::new();
     let writer = tokio::spawn(writer::run(
         Writer {
             db: shared.db.clone(),
+            queue,
             health,
+            stop: writer_stop.clone(),
         },
-        rx,
         log,
     ));
     metrics.ready.set(1);
@@ -601,7 +619,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let task = tokio::spawn(serve(
         listener,
         shared.clone(),
-        tx,
+        writer_stop,
         writer,
         shutdown,
         config.max_clients,
@@ -618,7 +636,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
 async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<WriteRequest>,
+    writer_stop: CancellationToken,
     mut writer: tokio::task::JoinHandle<Result<(), WriterError>>,
     shutdown: CancellationToken,
     max_clients: usize,
@@ -649,7 +667,6 @@ async fn serve(
         };
         while conns.try_join_next().is_some() {}
         let shared = shared.clone();
-        let tx = tx.clone();
         let stop = conn_shutdown.clone();
         conns.spawn(async move {
             let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
@@ -661,7 +678,7 @@ async fn serve(
                 socket.as_raw_fd()
             };
             let client = shared.clients.add(id, peer, laddr, fd);
-            if let Err(e) = connection(&shared, socket, tx, stop, &client).await {
+            if let Err(e) = connection(&shared, socket, stop, &client).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
             shared.clients.remove(id);
@@ -672,7 +689,6 @@ async fn serve(
     drop(listener);
     // Connections finish what they have read; then the writer drains.
     conn_shutdown.cancel();
-    drop(tx);
     let grace = tokio::time::sleep(Duration::from_secs(10));
     tokio::pin!(grace);
     loop {
@@ -684,6 +700,7 @@ async fn serve(
             }
         }
     }
+    writer_stop.cancel();
     let result = match writer_done {
         Some(r) => r,
         None => writer.await,
@@ -702,13 +719,6 @@ async fn serve(
     result
 }
 
-enum Pending {
-    Ready(&'static str, Reply),
-    /// A run of writes not yet handed to the log writer.
-    Unsent(Vec<&'static str>, Vec<Box<dyn cmd::Write>>, Vec<Vec<u8>>),
-    Waiting(Vec<&'static str>, oneshot::Receiver<Vec<Reply>>),
-}
-
 fn count(
     shared: &Shared,
     name: &'static str,
@@ -720,59 +730,26 @@ fn count(
     resp::encode(reply, proto, out);
 }
 
-/// Hands every unsent run of writes to the log writer, in order.
-async fn send_pending(shared: &Shared, pending: &mut [Pending], tx: &mpsc::Sender<WriteRequest>) {
-    for p in pending.iter_mut() {
-        if !matches!(p, Pending::Unsent(..)) {
-            continue;
-        }
-        let Pending::Unsent(names, cmds, payloads) =
-            std::mem::replace(p, Pending::Ready("unknown", Reply::Nil))
-        else {
-            unreachable!("checked above");
-        };
-        let (reply, rx) = oneshot::channel();
-        let n = cmds.len();
-        *p = match tx
-            .send(WriteRequest {
-                cmds,
-                payloads,
-                reply,
-            })
-            .await
-        {
-            Ok(()) => Pending::Waiting(names, rx),
-            Err(_) => {
-                let (tx1, rx1) = oneshot::channel();
-                let _ = tx1.send(vec![Reply::Error(shared.health.poison_message()); n]);
-                Pending::Waiting(names, rx1)
-            }
-        };
-    }
-}
-
-/// Sends unsent writes, then resolves every queued reply in order into
-/// `out` in protocol `proto`, counting them.
-async fn flush_pending(
+/// Moves the held replies whose log position is durable to `out`, in
+/// order, each in the protocol in force when its command ran. Once the log
+/// is poisoned, a reply whose position never became durable gets the poison
+/// error instead.
+fn release(
     shared: &Shared,
-    pending: &mut Vec<Pending>,
-    tx: &mpsc::Sender<WriteRequest>,
-    proto: resp::Protocol,
+    held: &mut VecDeque<Held>,
+    durable: writer::Durable,
     out: &mut Vec<u8>,
 ) {
-    send_pending(shared, pending, tx).await;
-    for p in pending.drain(..) {
-        match p {
-            Pending::Ready(n, r) => count(shared, n, &r, proto, out),
-            Pending::Waiting(names, rx) => {
-                let replies = rx.await.unwrap_or_else(|_| {
-                    vec![Reply::Error(shared.health.poison_message()); names.len()]
-                });
-                for (n, r) in names.into_iter().zip(replies) {
-                    count(shared, n, &r, proto, out);
-                }
-            }
-            Pending::Unsent(..) => unreachable!("sent above"),
+    while let Some(h) = held.front() {
+        if h.need > durable.seq && !durable.poisoned {
+            break;
+        }
+        let h = held.pop_front().expect("front exists");
+        if h.need > durable.seq {
+            let err = Reply::Error(shared.health.poison_message());
+            count(shared, h.name, &err, h.proto, out);
+        } else {
+            count(shared, h.name, &h.reply, h.proto, out);
         }
     }
 }
@@ -780,137 +757,110 @@ async fn flush_pending(
 async fn connection(
     shared: &Arc<Shared>,
     mut socket: TcpStream,
-    tx: mpsc::Sender<WriteRequest>,
     stop: CancellationToken,
     client: &crate::clients::Client,
 ) -> std::io::Result<()> {
-    let id = client.id;
+    let mut session = Session::new(ConnState::new(client.id));
+    let r = serve_connection(shared, &mut socket, stop, &mut session, client).await;
+    shared.core.end_session(&mut session);
+    r
+}
+
+async fn serve_connection(
+    shared: &Arc<Shared>,
+    socket: &mut TcpStream,
+    stop: CancellationToken,
+    session: &mut Session,
+    client: &crate::clients::Client,
+) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
+    let mut durable = shared.health.subscribe();
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut conn = ConnState::new(id);
+    let mut held: VecDeque<Held> = VecDeque::new();
     // progress through a command that is not complete yet
     let mut partial = resp::Partial::default();
-    let mut last_cmd = "";
+    // QUIT, a protocol error or shutdown: no more requests are read
+    let mut closing = false;
     loop {
-        let mut close = false;
-        let mut handled = 0;
-        // one clock read per buffer of requests
-        let now = now_ms();
-        while handled < MAX_PIPELINE {
-            let (args, used) = match resp::parse_command_resumable(&inbuf, &mut partial) {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => {
-                    pending.push(Pending::Ready("unknown", Reply::Error(format!("ERR {e}"))));
-                    close = true;
-                    break;
-                }
-            };
-            inbuf.advance(used);
-            if args.is_empty() {
-                continue;
-            }
-            handled += 1;
-            let (name, action) = cmd::parse(args, now);
-            last_cmd = name;
-            match action {
-                Action::Reply(r) => pending.push(Pending::Ready(name, r)),
-                Action::Quit => {
-                    pending.push(Pending::Ready(name, Reply::Ok));
-                    close = true;
-                    break;
-                }
-                Action::Write(command) => {
-                    if shared.health.is_poisoned() {
-                        pending.push(Pending::Ready(
-                            name,
-                            Reply::Error(shared.health.poison_message()),
-                        ));
-                        continue;
-                    }
-                    // Refuse, without logging, what would fail against the
-                    // durable state, but only when no earlier write of ours
-                    // (sent or still unsent in this pipeline) is pending: the
-                    // state does not include those yet.
-                    if !pending
-                        .iter()
-                        .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
-                        && command.may_fail()
-                    {
-                        let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
-                        if let Some(e) = command.precheck(&db, now) {
-                            drop(db);
-                            pending.push(Pending::Ready(name, e));
-                            continue;
+        // Execute what is buffered, a bounded batch at a time.
+        while !closing && held.len() < MAX_HELD {
+            let mut reqs = Vec::new();
+            let mut protocol_error = None;
+            while reqs.len() < MAX_PIPELINE {
+                match resp::parse_command_resumable(&inbuf, &mut partial) {
+                    Ok(Some((args, used))) => {
+                        inbuf.advance(used);
+                        if !args.is_empty() {
+                            reqs.push(args);
                         }
                     }
-                    let mut payload = Vec::with_capacity(32);
-                    command.encode_into(&mut payload);
-                    match pending.last_mut() {
-                        Some(Pending::Unsent(names, cmds, payloads)) => {
-                            names.push(name);
-                            cmds.push(command);
-                            payloads.push(payload);
-                        }
-                        _ => {
-                            pending.push(Pending::Unsent(vec![name], vec![command], vec![payload]))
-                        }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(Reply::Error(format!("ERR {e}")));
+                        break;
                     }
-                }
-                Action::Read(f) => {
-                    if pending
-                        .iter()
-                        .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
-                    {
-                        flush_pending(shared, &mut pending, &tx, conn.proto, &mut out).await;
-                    }
-                    let proto = conn.proto;
-                    let reply = {
-                        let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
-                        f.read(&mut ReadCtx {
-                            db: &db,
-                            now_ms: now,
-                            conn: &mut conn,
-                            server: shared.as_ref(),
-                        })
-                    };
-                    // what CLIENT LIST shows (name, protocol) as it is now
-                    client.refresh(&conn, name);
-                    if conn.proto != proto {
-                        // HELLO switched: what came before is encoded in
-                        // the old protocol, HELLO's own reply in the new.
-                        flush_pending(shared, &mut pending, &tx, proto, &mut out).await;
-                    }
-                    pending.push(Pending::Ready(name, reply));
                 }
             }
+            if reqs.is_empty() && protocol_error.is_none() {
+                break;
+            }
+            if !reqs.is_empty() {
+                let before = held.len();
+                if shared
+                    .core
+                    .execute(session, reqs, shared.as_ref(), &mut held)
+                {
+                    closing = true;
+                }
+                // what CLIENT LIST shows (name, protocol, last command)
+                if held.len() > before {
+                    let last = held.back().map_or("", |h| h.name);
+                    client.refresh(&session.conn, last);
+                }
+            }
+            if let Some(e) = protocol_error {
+                if !closing {
+                    held.push_back(Held {
+                        need: 0,
+                        name: "unknown",
+                        reply: e,
+                        proto: session.conn.proto,
+                    });
+                }
+                closing = true;
+            }
         }
-        flush_pending(shared, &mut pending, &tx, conn.proto, &mut out).await;
-        if handled > 0 {
-            client.refresh(&conn, last_cmd);
-        }
+        let d = *durable.borrow_and_update();
+        release(shared, &mut held, d, &mut out);
         if !out.is_empty() {
             socket.write_all(&out).await?;
             out.clear();
         }
-        if close || client.kill.is_cancelled() {
+        if client.kill.is_cancelled() {
             return Ok(());
         }
-        if handled == MAX_PIPELINE {
-            continue; // more may be buffered
+        if closing && held.is_empty() {
+            return Ok(());
         }
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(inbuf.len().max(16 * 1024));
         }
+        let reading = !closing && held.len() < MAX_HELD;
         tokio::select! {
-            r = socket.read_buf(&mut inbuf) => {
+            r = socket.read_buf(&mut inbuf), if reading => {
                 if r? == 0 {
-                    return Ok(());
+                    closing = true;
                 }
             }
-            _ = stop.cancelled() => return Ok(()),
+            r = durable.changed(), if !held.is_empty() => {
+                if r.is_err() {
+                    // the writer is gone: nothing more becomes durable
+                    let d = writer::Durable { seq: d.seq, poisoned: true };
+                    release(shared, &mut held, d, &mut out);
+                }
+            }
+            _ = stop.cancelled(), if reading => closing = true,
             _ = client.kill.cancelled() => return Ok(()),
         }
     }

@@ -12,10 +12,12 @@
 //!   effect (EXPIRE 10 -> `PExpireAt` with an absolute time, INCR ->
 //!   `IncrBy 1`): its payload (`encode_body` / `decode_body`, the bytes drawn
 //!   in its file), and `apply`, the one function that changes the state, run
-//!   live after the record is durable and again by every replay. Applying is
+//!   live when the command is executed (its payload is then logged, and its
+//!   reply held until the record is durable) and again by every replay. Applying is
 //!   total and deterministic given the state, the effect and the record's
 //!   timestamp, so a replay reproduces the state and the replies served.
-//! - [`Read`]: a read, run against the durable state.
+//! - [`Read`]: a read, run against the state; its reply is held until
+//!   every effect executed before it is durable.
 //!
 //! A log payload is `op u8 | body`; the op selects the effect through the
 //! registry built from [`TABLE`] ([`apply_payload`], [`decode_payload`],
@@ -71,6 +73,7 @@ mod memory;
 mod mget;
 mod mset;
 mod msetnx;
+mod multi;
 mod object;
 mod persist;
 mod randomkey;
@@ -110,6 +113,7 @@ pub use hset::HSet;
 pub use incrby::IncrBy;
 pub use mget::MAX_MGET_REPLY_BYTES;
 pub use mset::MSet;
+pub use multi::{Transaction, Txn};
 pub use persist::Persist;
 pub use set::{Set, SetCondition};
 
@@ -225,7 +229,8 @@ impl<T: Effect> Write for T {
     }
 }
 
-/// A read, run against the durable state.
+/// A read, run against the state (its reply is held until what it may show
+/// is durable).
 pub trait Read: Send {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply;
 }
@@ -234,12 +239,15 @@ pub trait Read: Send {
 pub enum Action {
     /// Answered without the state (PING, errors).
     Reply(Reply),
-    /// A state change: logged, made durable, applied, answered.
+    /// A state change: applied, logged, answered once durable.
     Write(Box<dyn Write>),
-    /// Served from the durable state.
+    /// Served from the state, answered once what it shows is durable.
     Read(Box<dyn Read>),
     /// Reply OK and close the connection.
     Quit,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: run by the execution core,
+    /// which owns the connection's transaction state.
+    Txn(Txn),
 }
 
 impl Action {
@@ -499,6 +507,11 @@ pub const TABLE: &[Spec] = &[
     spec::<hexists::HStrlen>(),
     spec::<hrandfield::HRandField>(),
     spec::<hscan::HScan>(),
+    spec::<multi::Multi>(),
+    spec::<multi::Exec>(),
+    spec::<multi::Discard>(),
+    spec::<multi::Watch>(),
+    spec::<multi::Unwatch>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
@@ -564,27 +577,44 @@ fn effect_of(payload: &[u8]) -> Result<EffectSpec, DecodeError> {
 
 // ---------------------------------------------------------------- dispatch
 
+/// The table line of a request (its name looked up, its arity checked), or
+/// the error reply as Redis words it, with the metrics label ("unknown"
+/// for unknown commands, so the label set stays bounded).
+pub fn resolve(args: &[Vec<u8>]) -> Result<&'static Spec, (&'static str, Reply)> {
+    let Some(first) = args.first() else {
+        return Err(("unknown", Reply::error("ERR empty command")));
+    };
+    let Some(spec) = lookup(first) else {
+        return Err(("unknown", unknown_command(args)));
+    };
+    let n = args.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err((spec.name, Reply::arity(spec.name)));
+    }
+    Ok(spec)
+}
+
+impl Spec {
+    /// Parses a request already [`resolve`]d to this line.
+    pub fn parse(&self, args: Vec<Vec<u8>>, now_ms: u64) -> Action {
+        let action = (self.parse)(args, now_ms).unwrap_or_else(Action::Reply);
+        debug_assert!(
+            !matches!(action, Action::Write(_)) || self.flags.contains(Flags::WRITE),
+            "{} writes without the WRITE flag",
+            self.name
+        );
+        action
+    }
+}
+
 /// Parses a request's arguments into an action. Returns the lower-case
 /// command name for metrics ("unknown" for unknown commands, so the label
 /// set stays bounded).
 pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
-    let Some(first) = args.first() else {
-        return ("unknown", Action::Reply(Reply::error("ERR empty command")));
-    };
-    let Some(spec) = lookup(first) else {
-        return ("unknown", Action::Reply(unknown_command(&args)));
-    };
-    let n = args.len() as i64;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return (spec.name, Action::Reply(Reply::arity(spec.name)));
+    match resolve(&args) {
+        Ok(spec) => (spec.name, spec.parse(args, now_ms)),
+        Err((name, reply)) => (name, Action::Reply(reply)),
     }
-    let action = (spec.parse)(args, now_ms).unwrap_or_else(Action::Reply);
-    debug_assert!(
-        !matches!(action, Action::Write(_)) || spec.flags.contains(Flags::WRITE),
-        "{} writes without the WRITE flag",
-        spec.name
-    );
-    (spec.name, action)
 }
 
 /// C's `%.*s` of a client argument: up to `max` bytes, stopping at NUL.
