@@ -315,7 +315,7 @@ async fn archive_of_volume_mounts_the_archive_alone() {
 async fn out_of_band_delete_of_the_archive_dir_is_recreated_on_mount() {
     let p = Plugin::started().await;
     p.ok("/VolumeDriver.Create", json!({"Name": "v"})).await;
-    std::fs::remove_dir(p.archive.join("v")).unwrap();
+    std::fs::remove_dir_all(p.archive.join("v")).unwrap();
     p.ok("/VolumeDriver.Mount", json!({"Name": "v", "ID": "i"}))
         .await;
     std::fs::write(p.mountpoint("v").join("archived/x"), b"x").unwrap();
