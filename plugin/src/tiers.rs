@@ -303,22 +303,37 @@ impl Identity {
     ) -> Result<Identity, TierError> {
         let roots = [primary_root.to_owned(), archive_root.to_owned()];
         let reads = [read_marker(&roots[0]), read_marker(&roots[1])];
-        let mut sources: Vec<(Option<Record>, &'static str)> = Vec::new();
+        // (record, where from, priority): on the primary tier first, then
+        // the plugin's state dir, then the archive tier.
+        let mut sources: Vec<(Option<Record>, &'static str, u8)> = Vec::new();
         for (i, read) in reads.iter().enumerate() {
             if matches!(read, MarkerRead::Present(_)) {
+                let prio = if i == 0 { 2 } else { 0 };
                 sources.push((
                     read_record(&roots[i].join(STATE_DIR)),
                     Role::BOTH[i].label(),
+                    prio,
                 ));
             }
         }
         if let Some(dir) = &opts.state_dir {
-            sources.push((read_record(dir), "plugin state dir"));
+            sources.push((read_record(dir), "plugin state dir", 1));
         }
+        // The record confirmed by most markers wins (a tier of another
+        // plugin brings its own record), then the newest, then by source.
+        let confirmed = |r: &Record| {
+            Role::BOTH
+                .iter()
+                .filter(|role| {
+                    matches!(&reads[role.index()], MarkerRead::Present(m) if Some(m.uuid.as_str()) == r.uuid(**role))
+                })
+                .count()
+        };
         let found = sources
             .into_iter()
-            .filter_map(|(r, from)| r.map(|r| (r, from)))
-            .max_by_key(|(r, _)| r.generation);
+            .filter_map(|(r, from, prio)| r.map(|r| (r, from, prio)))
+            .max_by_key(|(r, _, prio)| (confirmed(r), r.generation, *prio))
+            .map(|(r, from, _)| (r, from));
         let had_record = found.is_some();
         let mut record = match found {
             Some((r, from)) => {
