@@ -1036,7 +1036,7 @@ impl Driver {
 
     /// Volume and mount-reference counts, lazy unmounts and tier states.
     pub fn counts(&self) -> Counts {
-        let states = self.identity.last_states();
+        let states = Role::BOTH.map(|role| self.identity.check(role));
         let volumes = self.volumes.read().unwrap_or_else(PoisonError::into_inner);
         let mut c = Counts {
             lazy_unmounts: self.lazy_unmounts.load(Ordering::Relaxed),

@@ -28,7 +28,8 @@
 //! - on the first run: no record anywhere, no marker, both tiers empty;
 //! - when an earlier version's primary (a `.tiered` state dir, no marker)
 //!   is adopted: the archive too if it holds anything or no volume needs
-//!   it yet;
+//!   it yet (else at a later start, once it holds something: its identity
+//!   was never recorded);
 //! - to finish an initialisation a crash interrupted (a marker but no
 //!   record anywhere, the other tier empty);
 //! - with `TIERED_TIER_INIT=true`, once: the record remembers it was used
@@ -383,6 +384,15 @@ impl Identity {
         } else if !had_record && missing.len() == 1 && is_empty(&roots[missing[0].index()]) {
             tracing::info!(tier = %missing[0], "finishing an interrupted first initialisation");
             init = missing.clone();
+        } else if had_record
+            && missing.len() == 1
+            && record.uuid(missing[0]).is_none()
+            && !is_empty(&roots[missing[0].index()])
+        {
+            // An earlier version's tier left out of the adoption because it
+            // was empty then (its disk not mounted); it holds data now.
+            tracing::info!(tier = %missing[0], "adopting a tier of an earlier version that was not there at the first start");
+            init = missing.clone();
         } else if opts.init && !missing.is_empty() {
             if record.init_used {
                 tracing::warn!(tiers = ?missing, "TIERED_TIER_INIT=true was already used at an earlier start; not initialising again. Start once with it unset (false), then set it again to initialise another tier");
@@ -697,6 +707,10 @@ mod tests {
         std::fs::write(p2.join("v/volume.json"), b"{}").unwrap();
         std::fs::create_dir_all(a2.join("v")).unwrap();
         let id = Identity::establish(&NixSyscalls, &p2, &a2, &IdentityOptions::default()).unwrap();
+        assert_eq!(id.check(Role::Archive), TierState::Ok);
+        // The first one's archive disk is mounted later, with its data.
+        std::fs::create_dir_all(a.join("v")).unwrap();
+        let id = Identity::establish(&NixSyscalls, &p, &a, &IdentityOptions::default()).unwrap();
         assert_eq!(id.check(Role::Archive), TierState::Ok);
     }
 }
