@@ -859,23 +859,21 @@ impl Driver {
     }
 
     /// `Mount`: the first reference mounts both tiers; later ones (also
-    /// the same ID again) only count. A new ID drops the references of
-    /// earlier plugin lifetimes (see the module docs). Returns the
+    /// the same ID again) only count. The references of earlier plugin
+    /// lifetimes are dropped first (see the module docs). Returns the
     /// mountpoint. Refused unless both tiers are verified.
     pub fn mount(&self, name: &str, id: &str) -> Result<PathBuf, DriverError> {
         self.with_volume(name, || {
             self.require_tiers()?;
             let mut meta = self.live(name)?;
             let mut dropped = 0;
-            if !meta.mounts.contains_key(id) {
-                let stale = meta.ids_of_earlier_lifetimes(&self.lifetime);
-                if !stale.is_empty() {
-                    for s in &stale {
-                        dropped += u64::from(meta.mounts.remove(s).unwrap_or(0));
-                        meta.mount_lifetimes.remove(s);
-                    }
-                    tracing::warn!(volume = %name, id, stale = ?stale, "mount of a new id: references of an earlier plugin lifetime dropped (their daemon is gone)");
+            let stale = meta.ids_of_earlier_lifetimes(&self.lifetime);
+            if !stale.is_empty() {
+                for s in &stale {
+                    dropped += u64::from(meta.mounts.remove(s).unwrap_or(0));
+                    meta.mount_lifetimes.remove(s);
                 }
+                tracing::warn!(volume = %name, id, stale = ?stale, dropped, "first mount of this plugin lifetime: references of an earlier lifetime dropped (the daemon that took them is gone; a container it restarts mounts again, with the same or a new id)");
             }
             if !meta.mounts.contains_key(id) && meta.mounts.len() >= MOUNT_IDS_MAX {
                 return Err(DriverError::TooManyMounts(name.to_owned()));

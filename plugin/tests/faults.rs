@@ -414,26 +414,48 @@ fn daemon_crash_with_restart_policy_drops_the_old_ids() {
 }
 
 #[test]
-fn references_of_this_lifetime_still_refuse_remove() {
+fn daemon_crash_with_restart_policy_same_id_counts_once() {
+    // What dockerd 20.10 really does: the restarted container mounts with
+    // the ID it had before the crash.
     let e = env();
     let d = e.open();
     d.create("v", VolumeOptions::default()).unwrap();
     d.mount("v", "c1").unwrap();
-    assert!(matches!(
-        d.remove("v"),
-        Err(DriverError::InUse { mounts: 1, .. })
-    ));
-    // A plugin-only restart: the container's Unmount still arrives.
     drop(d);
     let d = e.open();
     d.mount("v", "c1").unwrap();
     assert_eq!(
         d.counts().active_mounts,
-        2,
-        "same id again (docker cp): counted"
+        1,
+        "the dead container's count dropped"
     );
-    assert!(matches!(d.remove("v"), Err(DriverError::InUse { .. })));
+    assert_eq!(d.counts().stale_references_dropped, 1);
+    assert!(matches!(
+        d.remove("v"),
+        Err(DriverError::InUse { mounts: 1, .. })
+    ));
     d.unmount("v", "c1").unwrap();
+    assert!(e.sys.mounted().is_empty(), "no leaked mount");
+    d.remove("v").unwrap();
+}
+
+#[test]
+fn references_of_this_lifetime_still_refuse_remove() {
+    let e = env();
+    let d = e.open();
+    d.create("v", VolumeOptions::default()).unwrap();
+    d.mount("v", "c1").unwrap();
+    d.mount("v", "c1").unwrap();
+    assert!(matches!(
+        d.remove("v"),
+        Err(DriverError::InUse { mounts: 2, .. })
+    ));
+    // A plugin-only restart (disable -f, enable): the container's Unmount
+    // still arrives and is honoured.
+    drop(d);
+    let d = e.open();
+    d.unmount("v", "c1").unwrap();
+    assert_eq!(d.counts().active_mounts, 1);
     d.unmount("v", "c1").unwrap();
     assert!(e.sys.mounted().is_empty());
     d.remove("v").unwrap();
