@@ -73,7 +73,12 @@ wait_for 60 docker info || fail "the daemon did not answer within 60s after the 
 wait_for 60 sh -c "[ \"\$(docker plugin inspect '$plugin' --format '{{.Enabled}}')\" = true ]" || fail "plugin not enabled again"
 wait_for 60 sh -c "[ \"\$(docker inspect '$ctr_b' --format '{{.State.Running}}')\" = true ]" || fail "$ctr_b (--restart=always) not running again"
 wait_for 30 sh -c "[ \"\$(docker inspect '$ctr_a' --format '{{.State.Running}}')\" = false ]" || fail "$ctr_a still running after the restart"
-wait_for 10 sh -c "[ \$(wc -l <'$archive/$vol_b/starts') -ge 2 ]" || fail "$ctr_b did not write into archived/ after its restart"
+# What the host sees of the volumes, for a failure's log.
+diag() {
+  log "docker logs $ctr_b: $(docker logs "$ctr_b" 2>&1 | tail -5 | tr '\n' '|')"
+  log "host mounts: $(grep -a "plugins/$(plugin_id)/propagated-mount" /proc/self/mountinfo | awk '{print $5, $6, $7}' | tr '\n' '|')"
+}
+wait_for 20 sh -c "[ \$(wc -l <'$archive/$vol_b/starts') -ge 2 ]" || { diag; fail "$ctr_b did not write into archived/ after its restart"; }
 expect_eq "$(docker exec "$ctr_b" /bin/busybox cat /data/archived/cold)" cold "the restarted container's archive"
 docker volume ls -q | grep -qx "$vol_a" || fail "$vol_a not listed after the crash"
 refs_a=$(status "$vol_a" active_mounts)
