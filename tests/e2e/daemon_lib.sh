@@ -48,7 +48,15 @@ start_dockerd() {
       local cmd=("${dockerd_cmd[@]}")
       [ ${#cmd[@]} -gt 0 ] || cmd=(dockerd)
       log "starting ${cmd[*]} (log: $dockerd_log)"
-      (cd / || exit 1; setsid nohup "${cmd[@]}" >>"$dockerd_log" 2>&1 </dev/null &)
+      # The Docker lock's fd (flock(1) leaves it open across exec) must not
+      # go to the daemon: it would hold the lock as long as it runs.
+      (
+        cd / || exit 1
+        for fd in /proc/$BASHPID/fd/*; do
+          [ "$(readlink "$fd")" = /tmp/tiered-docker.lock ] && eval "exec ${fd##*/}>&-"
+        done
+        setsid nohup "${cmd[@]}" >>"$dockerd_log" 2>&1 </dev/null &
+      )
       ;;
   esac
 }
