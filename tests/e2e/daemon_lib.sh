@@ -52,7 +52,7 @@ start_dockerd() {
       # go to the daemon: it would hold the lock as long as it runs.
       (
         cd / || exit 1
-        for fd in /proc/$BASHPID/fd/*; do
+        for fd in "/proc/$BASHPID/fd"/*; do
           [ "$(readlink "$fd")" = /tmp/tiered-docker.lock ] && eval "exec ${fd##*/}>&-"
         done
         setsid nohup "${cmd[@]}" >>"$dockerd_log" 2>&1 </dev/null &
