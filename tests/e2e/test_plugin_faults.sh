@@ -17,7 +17,7 @@
 # Holds the shared Docker lock (it does not restart dockerd).
 set -euo pipefail
 if [ -z "${TIERED_DOCKER_LOCK_HELD:-}" ]; then
-  exec env TIERED_DOCKER_LOCK_HELD=shared flock -s /tmp/tiered-docker.lock bash "$0" "$@"
+  exec env TIERED_DOCKER_LOCK_HELD=shared flock -s -o /tmp/tiered-docker.lock bash "$0" "$@"
 fi
 # shellcheck source=tests/e2e/e2e_lib.sh
 source "$(dirname "$0")/e2e_lib.sh"

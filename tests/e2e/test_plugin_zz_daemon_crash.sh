@@ -16,7 +16,7 @@
 # handler brings a daemon back whatever failed.
 set -euo pipefail
 if [ "${TIERED_DOCKER_LOCK_HELD:-}" != exclusive ]; then
-  exec env TIERED_DOCKER_LOCK_HELD=exclusive flock -x /tmp/tiered-docker.lock bash "$0" "$@"
+  exec env TIERED_DOCKER_LOCK_HELD=exclusive flock -x -o /tmp/tiered-docker.lock bash "$0" "$@"
 fi
 # shellcheck source=tests/e2e/e2e_lib.sh
 source "$(dirname "$0")/e2e_lib.sh"
