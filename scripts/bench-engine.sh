@@ -21,7 +21,7 @@ replay_bytes=${BENCH_REPLAY_BYTES:-$((1 << 30))}
 base=${BENCH_DIR:-${TMPDIR:-/var/tmp}}
 
 for tool in redis-server redis-benchmark redis-cli; do
-  command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs redis-server and redis-tools)"
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/test-deps.sh installs redis-server; scripts/deps.sh redis-tools)"
 done
 
 log "building tiered-engine (release)"

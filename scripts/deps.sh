@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# Installs everything the build, the tests and the benchmarks need on a fresh
-# Debian machine with a Rust toolchain: Docker (if no daemon answers), the
-# Debian packages the tests drive, and the rustfmt/clippy components.
+# Installs what *running* the deployment needs (scripts/up.sh runs this; the
+# tests' extra packages are scripts/test-deps.sh):
+#
+#   Docker          docker.io, when no daemon answers (then started: systemctl
+#                   where systemd runs, else a detached dockerd)
+#   compose         docker-compose, when neither `docker compose` nor
+#                   `docker-compose` exists
+#   packages        ca-certificates curl openssl python3 redis-tools, and
+#                   docker-registry (scripts/registry.sh installs the plugin
+#                   through a local registry), whose Debian service is NOT
+#                   started by the install (see apt_install_no_start in lib.sh)
+#   build           gcc and libc6-dev when there is no C linker or static libc
+#
+# The Rust toolchain is not installed here: `scripts/up.sh --check` says
+# whether it is there at the right version and how to get it.
+# Packages already installed are left as they are. No service is stopped,
+# disabled, restarted or reconfigured.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+[ $# = 0 ] || die "scripts/deps.sh takes no arguments"
 
-apt_install ca-certificates busybox-static redis-tools redis-server docker-registry prometheus python3 docker-compose curl openssl
-# The Debian services must not keep running on the well-known ports: tests
-# start their own instances on ports they choose.
-for svc in redis-server docker-registry prometheus; do
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
-  service "$svc" stop >/dev/null 2>&1 || true
-done
-ensure_docker
-if command -v rustup >/dev/null 2>&1; then
-  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
-  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-  rustup target list --installed | grep -q x86_64-unknown-linux-gnu || rustup target add x86_64-unknown-linux-gnu
+apt_install "${TIERED_RUNTIME_PKGS[@]}"
+apt_install_no_start "${TIERED_RUNTIME_NOSTART_PKGS[@]}"
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  apt_install docker-compose
 fi
-log "dependencies ready"
+if ! command -v cc >/dev/null 2>&1 || [ ! -e /usr/lib/x86_64-linux-gnu/libc.a ]; then
+  apt_install gcc libc6-dev
+fi
+ensure_docker
+log "runtime dependencies ready"

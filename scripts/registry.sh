@@ -234,7 +234,9 @@ else
       *) sets+=("${line%%=*}.source=${line#*=}") ;;
     esac
   done < <(current_sources)
-  [ -n "$primary" ] && [ -n "$archive" ] || die "plugin $alias_name has no primary/archive mount sources to keep"
+  if [ -z "$primary" ] || [ -z "$archive" ]; then
+    die "plugin $alias_name has no primary/archive mount sources to keep"
+  fi
   mkdir -p "$primary" "$archive"
   sets+=("primary.source=$primary" "archive.source=$archive"
     "TIERED_PRIMARY_SOURCE=$primary" "TIERED_ARCHIVE_SOURCE=$archive")

@@ -339,7 +339,7 @@ impl StateStore {
             if let Err(e2) = self.sys.remove_dir_all(&staged) {
                 tracing::warn!(path = %staged.display(), error = %e2, "cannot remove staged volume; removed at next start");
             }
-            if e.raw_os_error() == Some(libc::EEXIST) {
+            if e.raw_os_error() == Some(nix::errno::Errno::EEXIST as i32) {
                 return Err(StateError::Exists { path: target });
             }
             return Err(StateError::Io {

@@ -21,7 +21,7 @@ pub const MAX_KEEP_SNAPSHOTS: usize = 10_000;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// `--archive-dir-name` is not a single plain path component.
-    #[error("--archive-dir-name {0:?} must be one plain directory name (no '/', not '.' or '..', not empty)")]
+    #[error("--archive-dir-name {0:?} must be one plain directory name (not empty, not '.' or '..', no '/' or NUL, at most 255 bytes, not ending in .tmp)")]
     BadArchiveDirName(String),
     /// A numeric flag is outside its bounds.
     #[error("--{flag} {value} is out of range ({range})")]
@@ -130,10 +130,8 @@ impl Config {
 
 /// Checks that `name` is one plain directory name.
 pub fn validate_archive_dir_name(name: &str) -> Result<(), ConfigError> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(ConfigError::BadArchiveDirName(name.to_string()));
-    }
-    Ok(())
+    tiered_engine::layout::validate_archive_dir_name(name)
+        .map_err(|_| ConfigError::BadArchiveDirName(name.to_string()))
 }
 
 /// The point a restore stops at.
@@ -145,9 +143,11 @@ pub enum RestoreTarget {
     /// Unix epoch): the history up to, not including, the first command logged
     /// after it.
     TimeMs(u64),
+    /// Every command the history holds (the newest state).
+    Latest,
 }
 
-/// `restore --from DIR (--to-seq N | --to-time T) --into NEWDIR`.
+/// `restore --from DIR (--to-seq N | --to-time T | --latest) --into NEWDIR`.
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
     /// The persistence dir holding the history (primary + archive).
@@ -156,7 +156,9 @@ pub struct RestoreConfig {
     pub archive_dir_name: String,
     /// Where the history stops.
     pub target: RestoreTarget,
-    /// The new persistence dir to build (must not exist or be empty).
+    /// The new persistence dir to build: must not exist, or be empty but for
+    /// an empty `archive_dir_name` sub-directory (a new tiered volume's root,
+    /// where that directory is the archive tier's mount).
     pub into: PathBuf,
 }
 

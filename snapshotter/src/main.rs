@@ -1,6 +1,8 @@
 //! `tiered-snapshotter`: parses the command line, sets up logging and hands
 //! over to the library (`daemon::run`, `daemon::run_once`, `restore::restore`).
 
+#![deny(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use tiered_snapshotter::cli::{Cli, Command};
 use tiered_snapshotter::metrics::Metrics;
-use tiered_snapshotter::{daemon, restore};
+use tiered_snapshotter::{daemon, http, restore};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,6 +65,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("{done}");
             println!("{done}");
             Ok(())
+        }
+        (Some(Command::Health(args)), _) => {
+            http::check_health(args.addr, args.timeout()).context("unhealthy")
         }
         (None, None) => anyhow::bail!("--dir (or TIERED_DIR) is required; see --help"),
     }

@@ -1,5 +1,5 @@
-//! Point-in-time restore: `restore --from DIR (--to-seq N | --to-time T)
-//! --into NEWDIR` builds a new persistence dir whose only file is
+//! Point-in-time restore: `restore --from DIR (--to-seq N | --to-time T |
+//! --latest) --into NEWDIR` builds a new persistence dir whose only file is
 //! `snapshot-N.snap`, the exact state after command N, made from the newest
 //! valid snapshot at or before N (primary or archive) and the logs after it
 //! (archived, sealed and the open segment, whose torn tail is ignored). An
@@ -9,23 +9,27 @@
 //! logged at or before T (the command log's timestamps; they are assumed not
 //! to go backwards across segments).
 //!
+//! NEWDIR must not exist or be empty, except for an empty archive
+//! sub-directory (`archived/`): the root of a new tiered volume always holds
+//! that directory (the archive tier's mount point), and the snapshot is
+//! written beside it, atomically (temp file, fsync, rename, fsync dir).
+//!
 //! The source may be live (engine writing, snapshotter archiving): a file that
 //! moves away during the restore makes it rescan and start over.
 
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tiered_engine::db::Db;
-use tiered_engine::layout::{self, Listing};
-use tiered_engine::segment::SegmentReader;
-use tiered_engine::snapshot::{read_snapshot, write_snapshot, SnapshotError};
+use tiered_engine::history::{History, HistoryError, OnDamage, Step, WalkOptions};
+use tiered_engine::snapshot::{write_snapshot_on, SnapshotError};
 
 use crate::config::{validate_archive_dir_name, ConfigError, RestoreConfig, RestoreTarget};
 use crate::mover;
-use crate::replay::{self, LogRef, ReplayError};
-use crate::sys::SysError;
+use crate::replay::{self, ReplayError};
+use crate::sys::{self, Fs, SysError};
 
 /// How many times a restore starts over when files move under it.
 const ATTEMPTS: usize = 5;
@@ -39,15 +43,19 @@ pub enum RestoreError {
     /// `--from` is not a directory.
     #[error("--from {0}: not a directory")]
     FromNotADirectory(PathBuf),
-    /// `--into` exists and is not an empty directory.
-    #[error("--into {0}: exists and is not an empty directory; refusing to overwrite")]
+    /// `--into` exists and is not an empty directory (an empty archive
+    /// sub-directory aside).
+    #[error("--into {0}: exists and is not an empty directory (an empty archive sub-directory aside); refusing to overwrite")]
     IntoNotEmpty(PathBuf),
+    /// `--latest` on a source with neither a snapshot nor a log.
+    #[error("--from {0}: no snapshot and no command log; nothing to restore")]
+    EmptyHistory(PathBuf),
     /// A syscall failed.
     #[error(transparent)]
     Sys(#[from] SysError),
     /// `--from` could not be listed.
     #[error(transparent)]
-    Scan(#[from] layout::LayoutError),
+    Scan(#[from] HistoryError),
     /// The history does not reach the target.
     #[error("seq {target} is beyond the history in {}: it ends at seq {last}", from.display())]
     BeyondHistory {
@@ -129,13 +137,18 @@ enum Attempt {
 
 /// Runs a restore (see the module doc).
 pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
+    restore_on(&sys::real(), config)
+}
+
+/// [`restore`] through the file seam `fs`.
+pub fn restore_on(fs: &Arc<dyn Fs>, config: &RestoreConfig) -> Result<Restored, RestoreError> {
     validate_archive_dir_name(&config.archive_dir_name)?;
-    if !config.from.is_dir() {
+    if !fs.stat(&config.from).is_ok_and(|st| st.is_dir) {
         return Err(RestoreError::FromNotADirectory(config.from.clone()));
     }
-    check_into(&config.into)?;
+    check_into(&**fs, &config.into, &config.archive_dir_name)?;
     for _ in 0..ATTEMPTS {
-        match attempt(config)? {
+        match attempt(fs, config)? {
             Attempt::Done(r) => return Ok(r),
             Attempt::Vanished => {
                 tracing::info!("a file moved during the restore; rescanning");
@@ -145,29 +158,49 @@ pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
     Err(RestoreError::Unstable(config.from.clone()))
 }
 
-fn check_into(into: &Path) -> Result<(), RestoreError> {
-    match fs::read_dir(into) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(RestoreError::IntoNotEmpty(into.to_path_buf()));
+/// NEWDIR must not exist, or hold nothing but an empty archive
+/// sub-directory.
+fn check_into(fs: &dyn Fs, into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
+    let not_empty = || RestoreError::IntoNotEmpty(into.to_path_buf());
+    match fs.read_dir(into) {
+        Ok(names) => {
+            for name in names {
+                if name != archive_dir_name {
+                    return Err(not_empty());
+                }
+                // Not following a symlink: only a real, empty directory.
+                let path = into.join(name);
+                let is_dir = fs
+                    .stat(&path)
+                    .map_err(|e| SysError::new("stat", &path, e))?
+                    .is_dir;
+                if !is_dir {
+                    return Err(not_empty());
+                }
+                let inner = fs
+                    .read_dir(&path)
+                    .map_err(|e| SysError::new("read dir", &path, e))?;
+                if !inner.is_empty() {
+                    return Err(not_empty());
+                }
             }
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-            Err(RestoreError::IntoNotEmpty(into.to_path_buf()))
-        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(not_empty()),
         Err(e) => Err(SysError::new("read dir", into, e).into()),
     }
 }
 
-fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
-    let listing = layout::scan(&config.from, &config.archive_dir_name)?;
-    let logs = replay::log_refs(&listing, true);
+fn attempt(fs: &Arc<dyn Fs>, config: &RestoreConfig) -> Result<Attempt, RestoreError> {
+    let history = History::scan_on(fs.clone(), &config.from, &config.archive_dir_name)?;
+    let logs = history.logs();
+    // `None`: `--latest`, wherever the history ends.
     let target = match config.target {
-        RestoreTarget::Seq(n) => n,
-        RestoreTarget::TimeMs(t) => match seq_at_time(&logs, t) {
-            Ok(AtTime::Seq(n)) => n,
+        RestoreTarget::Seq(n) => Some(n),
+        RestoreTarget::Latest => None,
+        RestoreTarget::TimeMs(t) => match seq_at_time(&history, t) {
+            Ok(AtTime::Seq(n)) => Some(n),
             Ok(AtTime::BeforeHistory {
                 first_seq,
                 first_time_ms,
@@ -182,59 +215,60 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
             Err(e) => return Err(RestoreError::Timestamps(e)),
         },
     };
-    let (base_seq, mut db) = match base_for(&listing, target)? {
-        Some((seq, db)) => (Some(seq), db),
+    if target.is_none() && history.snapshots().is_empty() && logs.is_empty() {
+        return Err(RestoreError::EmptyHistory(config.from.clone()));
+    }
+    // The newest snapshot at or before the target that reads back whole.
+    let base =
+        match history.load_snapshot(target.unwrap_or(u64::MAX), &mut |w| tracing::warn!("{w}")) {
+            Ok(b) => b,
+            Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
+            Err(e) => return Err(e.into()),
+        };
+    let (base_seq, mut db) = match base {
+        Some((snap, _, db)) => (Some(snap.last_seq), db),
         None => {
-            if target > 0 && logs.first().map(|l| l.first_seq) != Some(1) {
-                return Err(RestoreError::NoBase { target });
+            if target != Some(0) && logs.first().map(|l| l.first_seq) != Some(1) {
+                // For `--latest`: as far as the logs' names go.
+                let named_end = logs.last().map_or(0, |l| l.last_seq.unwrap_or(l.first_seq));
+                return Err(RestoreError::NoBase {
+                    target: target.unwrap_or(named_end),
+                });
             }
             (None, Db::new())
         }
     };
     let from_seq = base_seq.unwrap_or(0);
-    let done = match replay::replay(&mut db, from_seq, &logs, Some(target), &|| false) {
+    let done = match replay::replay(&mut db, &history, from_seq, target, &|| false) {
         Ok(d) => d,
         Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
         // Every log was consumed (a later one would have been a gap).
         Err(ReplayError::Missing { expected, .. }) => {
             return Err(RestoreError::BeyondHistory {
-                target,
+                target: target.unwrap_or(expected),
                 last: expected - 1,
                 from: config.from.clone(),
             })
         }
-        Err(source) => return Err(RestoreError::Replay { target, source }),
+        Err(source) => {
+            return Err(RestoreError::Replay {
+                target: target.unwrap_or(u64::MAX),
+                source,
+            })
+        }
     };
-    mover::ensure_dir(&config.into)?;
+    let target = target.unwrap_or(done.last_seq);
+    mover::ensure_dir(&**fs, &config.into)?;
     // NEWDIR may have been filled meanwhile by someone else: check again.
-    check_into(&config.into)?;
-    let snapshot = write_snapshot(&config.into, target, &db).map_err(RestoreError::Write)?;
+    check_into(&**fs, &config.into, &config.archive_dir_name)?;
+    let snapshot =
+        write_snapshot_on(&**fs, &config.into, target, &db).map_err(RestoreError::Write)?;
     Ok(Attempt::Done(Restored {
         last_seq: target,
         snapshot,
         base_seq,
         replayed: done.records,
     }))
-}
-
-/// The newest snapshot at or before `target` that reads back whole; damaged
-/// ones are skipped with a warning.
-fn base_for(listing: &Listing, target: u64) -> Result<Option<(u64, Db)>, RestoreError> {
-    for s in listing
-        .snapshots
-        .iter()
-        .rev()
-        .filter(|s| s.last_seq <= target)
-    {
-        match read_snapshot(&s.path) {
-            Ok((meta, db)) if meta.last_seq == s.last_seq => return Ok(Some((s.last_seq, db))),
-            Ok((meta, _)) => {
-                tracing::warn!(path = %s.path.display(), header_seq = meta.last_seq, "snapshot header disagrees with its name; skipped")
-            }
-            Err(e) => tracing::warn!("skipping damaged snapshot: {e}"),
-        }
-    }
-    Ok(None)
 }
 
 /// Where a time falls in the logged history.
@@ -248,17 +282,12 @@ enum AtTime {
 
 /// The last seq of the longest prefix of the logged history whose commands
 /// were all logged at or before `time_ms`.
-fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<AtTime, ReplayError> {
+fn seq_at_time(history: &History, time_ms: u64) -> Result<AtTime, ReplayError> {
+    let logs = history.logs();
     // The first record of each log tells which log holds the cut.
     let mut firsts = Vec::with_capacity(logs.len());
-    for log in logs {
-        let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
-        match r.next_record() {
-            Ok(Some(rec)) => firsts.push(Some(rec.timestamp_ms)),
-            Ok(None) => firsts.push(None),
-            Err(e) if log.last_seq.is_none() && e.is_torn_tail() => firsts.push(None),
-            Err(e) => return Err(ReplayError::Damaged(e)),
-        }
+    for i in 0..logs.len() {
+        firsts.push(history.first_record(i)?.map(|r| r.timestamp_ms));
     }
     // Index of the last log whose first record is at or before the time.
     let Some(idx) = firsts
@@ -276,16 +305,22 @@ fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<AtTime, ReplayError> {
             _ => AtTime::Seq(logs.first().map_or(0, |l| l.first_seq.saturating_sub(1))),
         });
     };
-    let log = &logs[idx];
-    let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
-    let mut last = log.first_seq.saturating_sub(1);
-    loop {
-        match r.next_record() {
-            Ok(Some(rec)) if rec.timestamp_ms > time_ms => return Ok(AtTime::Seq(rec.seq - 1)),
-            Ok(Some(rec)) => last = rec.seq,
-            Ok(None) => break,
-            Err(e) if log.last_seq.is_none() && e.is_torn_tail() => break,
-            Err(e) => return Err(ReplayError::Damaged(e)),
+    // Walk that log from its start up to its end.
+    let start = logs[idx].first_seq.saturating_sub(1);
+    let mut last = start;
+    let walk = history.walk(WalkOptions {
+        from_seq: start,
+        until_seq: None,
+        on_damage: OnDamage::Stop,
+    });
+    for step in walk {
+        match step? {
+            Step::Record { record, .. } if record.timestamp_ms > time_ms => {
+                return Ok(AtTime::Seq(record.seq - 1))
+            }
+            Step::Record { record, .. } => last = record.seq,
+            Step::LogDone { log, .. } if log >= idx => break,
+            _ => {}
         }
     }
     Ok(AtTime::Seq(last))

@@ -1,11 +1,10 @@
-# Restarting the shared Docker daemon from a test (sourced after e2e_lib.sh).
+# Restarting the shared Docker daemon from a test (sourced after faults_lib.sh).
 # The daemon is restarted the way it is managed: systemctl or service when
 # they manage it, otherwise the dockerd process is started again, detached
 # (setsid), with its recorded command line. A test using this holds the
 # exclusive lock /tmp/tiered-docker.lock and registers `on_exit daemon_back`
 # last, so a daemon answers again whatever failed.
-# (The same logic as in test_plugin_zz_daemon_restart.sh, which keeps its
-# own copy until the e2e tests move to the Rust crate.)
+# (The same logic as tiered_e2e::dockerd in the Rust crate.)
 # shellcheck shell=bash
 
 dockerd_log=/var/log/tiered-dockerd.log

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write load with acknowledgement tracking, and the check that follows it.
 
-Used by tests/e2e/test_system_*.sh against the engine's Redis protocol:
+Used by tests/e2e/test_system_up.sh (the Rust tests have tiered_e2e::load) against the engine's Redis protocol:
 
   system_load.py write --port P --prefix X [--connections 4] [--seconds 10]
                        [--value-bytes 200] --out ACKED.json

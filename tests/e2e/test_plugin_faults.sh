@@ -19,8 +19,8 @@ set -euo pipefail
 if [ -z "${TIERED_DOCKER_LOCK_HELD:-}" ]; then
   exec env TIERED_DOCKER_LOCK_HELD=shared flock -s -o /tmp/tiered-docker.lock bash "$0" "$@"
 fi
-# shellcheck source=tests/e2e/e2e_lib.sh
-source "$(dirname "$0")/e2e_lib.sh"
+# shellcheck source=tests/e2e/faults_lib.sh
+source "$(dirname "$0")/faults_lib.sh"
 ensure_docker
 [ -x "$TIERED_BIN/tiered-plugin" ] || die "missing $TIERED_BIN/tiered-plugin (run scripts/build.sh)"
 for t in mkfs.ext4 mount umount curl; do command -v "$t" >/dev/null || die "missing $t"; done

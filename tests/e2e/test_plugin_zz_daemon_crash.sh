@@ -18,8 +18,8 @@ set -euo pipefail
 if [ "${TIERED_DOCKER_LOCK_HELD:-}" != exclusive ]; then
   exec env TIERED_DOCKER_LOCK_HELD=exclusive flock -x -o /tmp/tiered-docker.lock bash "$0" "$@"
 fi
-# shellcheck source=tests/e2e/e2e_lib.sh
-source "$(dirname "$0")/e2e_lib.sh"
+# shellcheck source=tests/e2e/faults_lib.sh
+source "$(dirname "$0")/faults_lib.sh"
 # shellcheck source=tests/e2e/daemon_lib.sh
 source "$(dirname "$0")/daemon_lib.sh"
 ensure_docker
