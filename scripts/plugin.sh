@@ -61,7 +61,7 @@ layout() {
   # to one it already holds ("content sha256:... already exists"): mark each
   # build so several plugins of the same binary can coexist.
   printf '%s %s\n' "$name" "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >"$dir/rootfs/.tiered-build"
-  mkdir -p "$dir/rootfs"/{mnt/primary,mnt/archive,mnt/volumes,run/docker/plugins,proc,dev,sys,tmp,etc}
+  mkdir -p "$dir/rootfs"/{mnt/primary,mnt/archive,mnt/volumes,run/docker/plugins,proc,dev,sys,tmp,etc,var/lib/tiered-plugin}
   cp config.json "$dir/config.json"
 }
 
@@ -83,8 +83,10 @@ case "$cmd" in
     layout "$build_dir"
     log "docker plugin create $name"
     docker plugin create "$name" "$build_dir" >/dev/null
+    primary_abs=$(cd "$primary" && pwd) archive_abs=$(cd "$archive" && pwd)
     docker plugin set "$name" \
-      primary.source="$(cd "$primary" && pwd)" archive.source="$(cd "$archive" && pwd)" \
+      primary.source="$primary_abs" archive.source="$archive_abs" \
+      TIERED_PRIMARY_SOURCE="$primary_abs" TIERED_ARCHIVE_SOURCE="$archive_abs" \
       TIERED_METRICS_LISTEN="$metrics_listen" TIERED_LOG_LEVEL="$log_level"
     if ! docker plugin enable "$name" >/dev/null; then
       docker plugin rm -f "$name" >/dev/null 2>&1 || true

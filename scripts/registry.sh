@@ -221,7 +221,8 @@ if [ "$cmd" = install ]; then
   mkdir -p "$primary" "$archive"
   log "docker plugin install $ref as $alias_name (primary $primary, archive $archive)"
   docker plugin install --grant-all-permissions --alias "$alias_name" "$ref" \
-    "primary.source=$primary" "archive.source=$archive" ${extra[@]+"${extra[@]}"} >"$work/install.log" 2>&1 \
+    "primary.source=$primary" "archive.source=$archive" \
+    "TIERED_PRIMARY_SOURCE=$primary" "TIERED_ARCHIVE_SOURCE=$archive" ${extra[@]+"${extra[@]}"} >"$work/install.log" 2>&1 \
     || { cat "$work/install.log" >&2; die "docker plugin install $ref failed"; }
 else
   sets=()
@@ -237,7 +238,8 @@ else
     die "plugin $alias_name has no primary/archive mount sources to keep"
   fi
   mkdir -p "$primary" "$archive"
-  sets+=("primary.source=$primary" "archive.source=$archive")
+  sets+=("primary.source=$primary" "archive.source=$archive"
+    "TIERED_PRIMARY_SOURCE=$primary" "TIERED_ARCHIVE_SOURCE=$archive")
   if [ "$(docker plugin inspect -f '{{.Enabled}}' "$alias_name")" = true ]; then
     log "docker plugin disable -f $alias_name"
     docker plugin disable -f "$alias_name" >/dev/null

@@ -7,17 +7,34 @@
 //! of metadata (read by `List`/`Get` without touching the disk) is updated
 //! only after the metadata is durable. `links` serialises the checks that
 //! tie an `archive-of` volume to its target.
+//!
+//! Safety rules (issue 11, see docs/plugin.md):
+//! - Create, Mount and Remove first check both tiers' identity markers
+//!   ([`crate::tiers`]); nothing is written to or deleted from a tier that
+//!   is not verified. `List`/`Get` keep answering from the last known
+//!   state (the index, [`crate::index`]).
+//! - Mount references are stamped with the plugin lifetime (one per start
+//!   of the plugin process) they were taken in. References of an earlier
+//!   lifetime are dropped by a `Remove` (the daemon removes only a volume
+//!   no container uses), and by a `Mount` of a new ID (after a daemon
+//!   restart the daemon mounts with fresh IDs; the old ones are gone).
+//! - An unmount that stays busy (EBUSY) is retried briefly, then detached
+//!   lazily (`MNT_DETACH`); the reference is dropped either way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use crate::index::{self, Index};
 use crate::mounts::{self, FsUsage, MountError, Syscalls};
 use crate::protocol::VolumeInfo;
 use crate::state::{self, StateError, StateStore, VolumeMeta, MOUNT_IDS_MAX};
+use crate::tiers::{Identity, IdentityOptions, Role, TierError, TierState};
 use crate::volume::VolumeOptions;
 
 /// Where the tiers and mountpoints live.
@@ -68,6 +85,41 @@ pub enum DriverError {
     Mount { name: String, source: MountError },
     #[error("bad tier configuration: {0}")]
     Config(String),
+    #[error("{role} tier at {path} is not the one this plugin initialised ({}): is the disk mounted? (tiers are verified when the plugin starts: disable and enable the plugin once the disk is back)", state.reason())]
+    TierUnavailable {
+        role: Role,
+        path: PathBuf,
+        state: TierState,
+    },
+    #[error(
+        "volume {name:?}: archive dir {path} belongs to {found}; refusing to use or delete it"
+    )]
+    ArchiveOwned {
+        name: String,
+        path: PathBuf,
+        found: String,
+    },
+    #[error(transparent)]
+    Tier(#[from] TierError),
+}
+
+/// How the driver opens (beyond the tiers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    pub identity: IdentityOptions,
+    /// Plain unmounts tried again after EBUSY before a lazy detach.
+    pub busy_retries: u32,
+    pub busy_retry_interval: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            identity: IdentityOptions::default(),
+            busy_retries: 5,
+            busy_retry_interval: Duration::from_millis(100),
+        }
+    }
 }
 
 enum Entry {
@@ -80,6 +132,13 @@ enum Entry {
 pub struct Counts {
     pub volumes: u64,
     pub active_mounts: u64,
+    /// Unmounts that stayed busy and were detached lazily.
+    pub lazy_unmounts: u64,
+    /// Mount references of an earlier plugin lifetime dropped.
+    pub stale_references_dropped: u64,
+    /// State label (`ok`, `missing`, `foreign`) of the primary and archive
+    /// tiers at the last check.
+    pub tier_states: [&'static str; 2],
 }
 
 /// The driver; cheap to share behind an `Arc`.
@@ -87,9 +146,17 @@ pub struct Driver {
     tiers: Tiers,
     sys: Arc<dyn Syscalls>,
     store: StateStore,
+    identity: Identity,
+    /// This start of the plugin (a UUID): mount references are stamped
+    /// with it.
+    lifetime: String,
+    opts: OpenOptions,
     volumes: RwLock<BTreeMap<String, Entry>>,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     links: Mutex<()>,
+    index_lock: Mutex<()>,
+    lazy_unmounts: AtomicU64,
+    stale_references_dropped: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,24 +169,224 @@ impl Driver {
     /// interrupted, and reconciles mounts with the mount table: volumes
     /// with references are mounted exactly once, volumes without are not.
     pub fn open(tiers: Tiers, sys: Arc<dyn Syscalls>) -> Result<Driver, DriverError> {
+        Self::open_with(tiers, sys, OpenOptions::default())
+    }
+
+    /// [`Driver::open`] with options. First the tiers' identities are
+    /// checked (and initialised where allowed); a tier that is not
+    /// verified is left untouched and the plugin still starts, answering
+    /// `List`/`Get` from the index and refusing changes.
+    pub fn open_with(
+        tiers: Tiers,
+        sys: Arc<dyn Syscalls>,
+        opts: OpenOptions,
+    ) -> Result<Driver, DriverError> {
         let tiers = canonical_tiers(tiers)?;
-        let store = StateStore::open(&tiers.primary_root).map_err(|source| DriverError::State {
-            name: String::new(),
-            source,
-        })?;
+        let identity = Identity::establish(
+            &*sys,
+            &tiers.primary_root,
+            &tiers.archive_root,
+            &opts.identity,
+        )?;
+        let store = StateStore::new(&tiers.primary_root, sys.clone());
+        let primary_ok = identity.ok_at_open(Role::Primary);
+        let archive_ok = identity.ok_at_open(Role::Archive);
+        if primary_ok {
+            store.ensure_dirs().map_err(|source| DriverError::State {
+                name: String::new(),
+                source,
+            })?;
+        }
+        let lifetime = state::new_uuid();
+        tracing::info!(lifetime = %lifetime, "plugin lifetime started");
         let driver = Driver {
             tiers,
             sys,
             store,
+            identity,
+            lifetime,
+            opts,
             volumes: RwLock::new(BTreeMap::new()),
             locks: Mutex::new(HashMap::new()),
             links: Mutex::new(()),
+            index_lock: Mutex::new(()),
+            lazy_unmounts: AtomicU64::new(0),
+            stale_references_dropped: AtomicU64::new(0),
         };
-        driver.load()?;
-        driver.clean_leftovers();
-        driver.drop_references_of_another_boot()?;
-        driver.reconcile();
+        if primary_ok {
+            driver.load()?;
+            driver.reconcile_index();
+        } else {
+            driver.load_from_index();
+        }
+        if primary_ok && archive_ok {
+            driver.clean_leftovers();
+        }
+        if primary_ok {
+            driver.drop_references_of_another_boot()?;
+        }
+        if primary_ok && archive_ok {
+            driver.mark_unmarked_archives();
+            driver.reconcile();
+        }
+        driver.write_index();
         Ok(driver)
+    }
+
+    /// This plugin lifetime's UUID.
+    pub fn lifetime(&self) -> &str {
+        &self.lifetime
+    }
+
+    /// The tiers' identities.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Refuses a change unless both tiers are verified now.
+    fn require_tiers(&self) -> Result<(), DriverError> {
+        for role in Role::BOTH {
+            let state = self.identity.check(role);
+            if state != TierState::Ok {
+                return Err(DriverError::TierUnavailable {
+                    role,
+                    path: self.identity.describe(role),
+                    state,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the primary tier's records can be trusted now (verified at
+    /// start and still there).
+    fn primary_trusted(&self) -> bool {
+        self.identity.ok_at_open(Role::Primary)
+            && self.identity.check(Role::Primary) == TierState::Ok
+    }
+
+    /// While the primary tier is away: the volumes from the index copies
+    /// (archive tier, then the plugin's state dir), so `List` and `Get`
+    /// still answer for them.
+    fn load_from_index(&self) {
+        let mut dirs = Vec::new();
+        if self.identity.ok_at_open(Role::Archive) {
+            dirs.push(index::tier_index_dir(&self.tiers.archive_root));
+        }
+        if let Some(d) = self.identity.state_dir() {
+            dirs.push(d.to_owned());
+        }
+        let mut volumes = self.volumes.write().unwrap_or_else(PoisonError::into_inner);
+        for dir in dirs {
+            match index::read_index(&dir) {
+                Ok(Some(ix)) => {
+                    for meta in ix.metas() {
+                        volumes
+                            .entry(meta.name.clone())
+                            .or_insert(Entry::Live(meta));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "volume index unreadable"),
+            }
+        }
+        tracing::warn!(
+            volumes = volumes.len(),
+            "primary tier not verified: volumes known from the index only; changes refused"
+        );
+    }
+
+    /// Compares the index copies with the records on the primary tier
+    /// (the truth) and logs what differs; [`Self::write_index`] then
+    /// rewrites them.
+    fn reconcile_index(&self) {
+        let known: Vec<String> = self
+            .volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        let mut dirs = vec![index::tier_index_dir(&self.tiers.primary_root)];
+        if self.identity.ok_at_open(Role::Archive) {
+            dirs.push(index::tier_index_dir(&self.tiers.archive_root));
+        }
+        for dir in dirs {
+            if let Ok(Some(ix)) = index::read_index(&dir) {
+                for e in ix.volumes.iter().filter(|e| !known.contains(&e.name)) {
+                    tracing::warn!(volume = %e.name, uuid = ?e.uuid, index = %dir.display(), "indexed volume has no record on the primary tier (removed, or deleted out of band); dropped from the index");
+                }
+            }
+        }
+    }
+
+    /// Writes the index (from the cache) to every verified tier and the
+    /// plugin's state dir. The records beside the data are durable
+    /// already; a failure here is logged.
+    fn write_index(&self) {
+        if !self.identity.ok_at_open(Role::Primary) {
+            return;
+        }
+        let _held = lock(&self.index_lock);
+        let index = {
+            let volumes = self.volumes.read().unwrap_or_else(PoisonError::into_inner);
+            Index::of(volumes.values().filter_map(|e| match e {
+                Entry::Live(m) => Some(m),
+                Entry::Damaged(_) => None,
+            }))
+        };
+        let mut dirs = Vec::new();
+        for (role, root) in [
+            (Role::Primary, &self.tiers.primary_root),
+            (Role::Archive, &self.tiers.archive_root),
+        ] {
+            if self.identity.ok_at_open(role) && self.identity.check(role) == TierState::Ok {
+                dirs.push(index::tier_index_dir(root));
+            }
+        }
+        if let Some(d) = self.identity.state_dir() {
+            dirs.push(d.to_owned());
+        }
+        for dir in dirs {
+            if let Err(e) = index::write_index(&*self.sys, &dir, &index) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot write the volume index");
+            }
+        }
+    }
+
+    /// Records the owner in archive dirs written before owners were
+    /// recorded (at start, both tiers verified).
+    fn mark_unmarked_archives(&self) {
+        let metas: Vec<VolumeMeta> = self.live_metas();
+        for meta in metas {
+            let (Some(uuid), None) = (&meta.uuid, &meta.options.archive_of) else {
+                continue;
+            };
+            let adir = self.archive_dir(&meta.name);
+            if !adir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            if let Ok(None) = index::read_volume_id(&adir) {
+                match index::write_volume_id(&*self.sys, &adir, &meta.name, uuid) {
+                    Ok(()) => tracing::info!(volume = %meta.name, "archive dir owner recorded"),
+                    Err(e) => {
+                        tracing::warn!(volume = %meta.name, error = %e, "cannot record the archive dir's owner")
+                    }
+                }
+            }
+        }
+    }
+
+    fn live_metas(&self) -> Vec<VolumeMeta> {
+        self.volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|e| match e {
+                Entry::Live(m) => Some(m.clone()),
+                Entry::Damaged(_) => None,
+            })
+            .collect()
     }
 
     /// The tiers, with canonical paths.
@@ -142,7 +409,14 @@ impl Driver {
                 continue;
             }
             match self.store.load(&name) {
-                Ok(meta) => {
+                Ok(mut meta) => {
+                    if meta.uuid.is_none() {
+                        // Written before volumes had identities.
+                        meta.uuid = Some(state::new_uuid());
+                        if let Err(e) = self.store.save(&meta) {
+                            tracing::warn!(volume = %name, error = %e, "cannot record the volume's new uuid");
+                        }
+                    }
                     volumes.insert(name, Entry::Live(meta));
                 }
                 Err(e) => {
@@ -180,6 +454,7 @@ impl Driver {
                 }
                 let mut cleared = meta.clone();
                 cleared.mounts.clear();
+                cleared.mount_lifetimes.clear();
                 self.store.save(&cleared).map_err(state)?;
                 tracing::info!(volume = %meta.name, dropped = meta.active_mounts(), "host rebooted: dropped stale mount references");
                 *meta = cleared;
@@ -204,7 +479,7 @@ impl Driver {
                 .sys
                 .mount_points()
                 .map_err(StateError::from)
-                .and_then(|p| state::remove_tree(&entry, &p));
+                .and_then(|p| state::remove_tree(&*self.sys, &entry, &p));
             if let Err(e) = res {
                 tracing::warn!(path = %entry.display(), error = %e, "cannot remove interrupted creation");
             }
@@ -225,16 +500,7 @@ impl Driver {
                 return;
             }
         };
-        let metas: Vec<VolumeMeta> = self
-            .volumes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter_map(|e| match e {
-                Entry::Live(m) => Some(m.clone()),
-                Entry::Damaged(_) => None,
-            })
-            .collect();
+        let metas = self.live_metas();
         for meta in metas {
             let name = meta.name.clone();
             let res = self.with_volume(&name, || -> Result<(), DriverError> {
@@ -293,7 +559,7 @@ impl Driver {
             }),
             None => Err(DriverError::NotFound(name.to_owned())),
         }?;
-        if !self.store.has_meta(name) {
+        if !self.store.has_meta(name) && self.primary_trusted() {
             tracing::warn!(volume = %name, "volume metadata deleted out of band; volume forgotten");
             let mut volumes = self.volumes.write().unwrap_or_else(PoisonError::into_inner);
             if matches!(volumes.get(name), Some(Entry::Live(_))) && !self.store.has_meta(name) {
@@ -355,9 +621,12 @@ impl Driver {
 
     /// `Create`: makes the volume, or accepts an existing one created with
     /// the same options. An archive dir left by a `keep-archive` volume of
-    /// the same name is re-attached.
+    /// the same name is re-attached (and recorded as this volume's), unless
+    /// it belongs to another known volume. Refused unless both tiers are
+    /// verified.
     pub fn create(&self, name: &str, options: VolumeOptions) -> Result<(), DriverError> {
         self.with_volume(name, || {
+            self.require_tiers()?;
             match self.live(name) {
                 Ok(meta) if meta.options == options => return Ok(()),
                 Ok(_) => return Err(DriverError::Exists(name.to_owned())),
@@ -387,6 +656,7 @@ impl Driver {
                 }
             }
             let meta = VolumeMeta::new(name, options.clone());
+            let uuid = meta.uuid.clone().unwrap_or_default();
             let mut new_archive = None;
             if options.archive_of.is_none() {
                 let adir = self.archive_dir(name);
@@ -394,12 +664,27 @@ impl Driver {
                 if created {
                     new_archive = Some(adir.clone());
                 } else {
-                    tracing::info!(volume = %name, path = %adir.display(), "re-attaching existing archive tier");
+                    match index::read_volume_id(&adir) {
+                        Ok(Some(owner)) if self.uuid_in_use(&owner.uuid) => {
+                            return Err(DriverError::ArchiveOwned {
+                                name: name.to_owned(),
+                                path: adir,
+                                found: format!("volume {:?} ({})", owner.name, owner.uuid),
+                            });
+                        }
+                        Ok(_) => {
+                            tracing::info!(volume = %name, path = %adir.display(), "re-attaching existing archive tier")
+                        }
+                        Err(e) => return Err(Self::state_err(name)(e)),
+                    }
                 }
-                let res = apply_owner_mode(&adir, &options, created)
+                let sys = &*self.sys;
+                let res = apply_owner_mode(sys, &adir, &options, created)
                     .map_err(Self::io_err(name, "set owner/mode of", &adir))
                     .and_then(|()| {
-                        state::fsync_dir(&self.tiers.archive_root).map_err(Self::state_err(name))
+                        index::write_volume_id(sys, &adir, name, &uuid)
+                            .and_then(|()| state::fsync_dir(sys, &self.tiers.archive_root))
+                            .map_err(Self::state_err(name))
                     });
                 if let Err(e) = res {
                     remove_new_dir(new_archive.as_deref());
@@ -407,6 +692,7 @@ impl Driver {
                 }
             }
             let archive_dir_name = self.tiers.archive_dir_name.clone();
+            let sys = &*self.sys;
             let res = self.store.publish(&meta, |dir| {
                 if options.archive_of.is_some() {
                     return Ok(());
@@ -421,36 +707,66 @@ impl Driver {
                     })?;
                 }
                 for d in [&data, &under] {
-                    apply_owner_mode(d, &options, true).map_err(|source| StateError::Io {
+                    apply_owner_mode(sys, d, &options, true).map_err(|source| StateError::Io {
                         op: "set owner/mode of",
                         path: d.clone(),
                         source,
                     })?;
                 }
-                state::fsync_dir(&data)?;
-                state::fsync_dir(dir)
+                state::fsync_dir(sys, &data)?;
+                state::fsync_dir(sys, dir)
             });
             if let Err(e) = res {
                 remove_new_dir(new_archive.as_deref());
                 return Err(Self::state_err(name)(e));
             }
-            tracing::info!(volume = %name, options = ?meta.options, "volume created");
+            tracing::info!(volume = %name, uuid = %uuid, options = ?meta.options, "volume created");
             self.cache(meta);
+            self.write_index();
             Ok(())
         })
     }
 
-    /// `Remove`: refused while mounted (by reference or out of band) or
-    /// while an `archive-of` volume points at it. Deletes the primary data,
-    /// and the archive tier unless `keep-archive`.
+    /// Whether a known volume has this uuid.
+    fn uuid_in_use(&self, uuid: &str) -> bool {
+        self.volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|e| matches!(e, Entry::Live(m) if m.uuid.as_deref() == Some(uuid)))
+    }
+
+    /// `Remove`: refused unless both tiers are verified, while mounted (by
+    /// a reference of this plugin lifetime, or out of band) or while an
+    /// `archive-of` volume points at it. References left by an earlier
+    /// lifetime (a daemon that crashed) are dropped and what they left
+    /// mounted is unmounted first. Deletes the primary data, and the
+    /// archive dir if it is recorded as this volume's (unless
+    /// `keep-archive`).
     pub fn remove(&self, name: &str) -> Result<(), DriverError> {
         self.with_volume(name, || {
-            let meta = self.live(name)?;
+            self.require_tiers()?;
+            let mut meta = self.live(name)?;
             if meta.active_mounts() > 0 {
-                return Err(DriverError::InUse {
-                    name: name.to_owned(),
-                    mounts: meta.active_mounts(),
-                });
+                let stale = meta.ids_of_earlier_lifetimes(&self.lifetime);
+                if stale.len() < meta.mounts.len() {
+                    return Err(DriverError::InUse {
+                        name: name.to_owned(),
+                        mounts: meta.active_mounts(),
+                    });
+                }
+                // The daemon removes only a volume no container uses: these
+                // references were left by a daemon that died without
+                // sending their Unmount.
+                tracing::warn!(volume = %name, ids = ?stale, mounts = meta.active_mounts(), "remove: dropping mount references of an earlier plugin lifetime and unmounting what they left");
+                self.unmount_all(&meta)?;
+                let dropped = meta.active_mounts();
+                meta.mounts.clear();
+                meta.mount_lifetimes.clear();
+                self.store.save(&meta).map_err(Self::state_err(name))?;
+                self.stale_references_dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+                self.cache(meta.clone());
             }
             let points = self.sys.mount_points().map_err(Self::mount_err(name))?;
             let mut watched = vec![self.mountpoint(name), self.store.volume_dir(name)];
@@ -458,7 +774,7 @@ impl Driver {
                 watched.push(self.archive_dir(name));
             }
             for path in watched {
-                if let Some(p) = points.iter().find(|p| p.starts_with(&path)) {
+                if let Some(p) = mounts::mount_at_or_under(&points, &path) {
                     return Err(DriverError::StillMounted {
                         name: name.to_owned(),
                         path: p.clone(),
@@ -495,6 +811,7 @@ impl Driver {
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(name);
             drop(links);
+            self.write_index();
             let mp = self.mountpoint(name);
             if let Err(e) = std::fs::remove_dir(&mp) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -511,8 +828,9 @@ impl Driver {
         })
     }
 
-    /// Deletes a trash entry, first the archive tier it owned (unless kept,
-    /// or a volume of the same name exists again).
+    /// Deletes a trash entry, first the archive dir it owned (unless kept,
+    /// a volume of the same name exists again, or the dir is not recorded
+    /// as this incarnation's).
     fn purge(&self, entry: &Path, meta: Option<&VolumeMeta>) -> Result<(), StateError> {
         let points = self.sys.mount_points()?;
         if let Some(meta) = meta {
@@ -522,17 +840,41 @@ impl Driver {
                 .unwrap_or_else(PoisonError::into_inner)
                 .contains_key(&meta.name);
             if meta.options.archive_of.is_none() && !meta.options.keep_archive && !exists_again {
-                state::remove_tree(&self.archive_dir(&meta.name), &points)?;
+                let adir = self.archive_dir(&meta.name);
+                let owner = index::read_volume_id(&adir);
+                let ours = match (&owner, &meta.uuid) {
+                    (Ok(Some(id)), Some(uuid)) => id.uuid == *uuid,
+                    // Both from before identities were recorded.
+                    (Ok(None), None) => true,
+                    _ => false,
+                };
+                if ours {
+                    state::remove_tree(&*self.sys, &adir, &points)?;
+                } else if adir.symlink_metadata().is_ok() {
+                    tracing::warn!(volume = %meta.name, uuid = ?meta.uuid, owner = ?owner, path = %adir.display(), "archive dir not recorded as this volume's; kept (delete it by hand if it is no longer wanted)");
+                }
             }
         }
-        state::remove_tree(entry, &points)
+        state::remove_tree(&*self.sys, entry, &points)
     }
 
     /// `Mount`: the first reference mounts both tiers; later ones (also
-    /// the same ID again) only count. Returns the mountpoint.
+    /// the same ID again) only count. The references of earlier plugin
+    /// lifetimes are dropped first (see the module docs). Returns the
+    /// mountpoint. Refused unless both tiers are verified.
     pub fn mount(&self, name: &str, id: &str) -> Result<PathBuf, DriverError> {
         self.with_volume(name, || {
+            self.require_tiers()?;
             let mut meta = self.live(name)?;
+            let mut dropped = 0;
+            let stale = meta.ids_of_earlier_lifetimes(&self.lifetime);
+            if !stale.is_empty() {
+                for s in &stale {
+                    dropped += u64::from(meta.mounts.remove(s).unwrap_or(0));
+                    meta.mount_lifetimes.remove(s);
+                }
+                tracing::warn!(volume = %name, id, stale = ?stale, dropped, "first mount of this plugin lifetime: references of an earlier lifetime dropped (the daemon that took them is gone; a container it restarts mounts again, with the same or a new id)");
+            }
             if !meta.mounts.contains_key(id) && meta.mounts.len() >= MOUNT_IDS_MAX {
                 return Err(DriverError::TooManyMounts(name.to_owned()));
             }
@@ -540,6 +882,8 @@ impl Driver {
             *count = count
                 .checked_add(1)
                 .ok_or_else(|| DriverError::TooManyMounts(name.to_owned()))?;
+            meta.mount_lifetimes
+                .insert(id.to_owned(), self.lifetime.clone());
             let points = self.sys.mount_points().map_err(Self::mount_err(name))?;
             let establish = !self.fully_mounted(&meta, &points);
             if establish {
@@ -554,6 +898,8 @@ impl Driver {
                 }
                 return Err(Self::state_err(name)(e));
             }
+            self.stale_references_dropped
+                .fetch_add(dropped, Ordering::Relaxed);
             tracing::info!(volume = %name, id, mounts = meta.active_mounts(), "mounted");
             self.cache(meta);
             Ok(self.mountpoint(name))
@@ -561,7 +907,8 @@ impl Driver {
     }
 
     /// `Unmount`: drops one reference of `id`; the last reference unmounts
-    /// the archive tier, then the volume root.
+    /// the archive tier, then the volume root (a busy mount is detached
+    /// lazily after a short retry).
     pub fn unmount(&self, name: &str, id: &str) -> Result<(), DriverError> {
         self.with_volume(name, || {
             let old = self.live(name)?;
@@ -575,14 +922,22 @@ impl Driver {
                 }
                 Some(1) => {
                     meta.mounts.remove(id);
+                    meta.mount_lifetimes.remove(id);
                 }
                 Some(c) => *c -= 1,
             }
-            self.store.save(&meta).map_err(Self::state_err(name))?;
+            let persist = self.primary_trusted();
+            if persist {
+                self.store.save(&meta).map_err(Self::state_err(name))?;
+            } else {
+                tracing::warn!(volume = %name, id, "primary tier not verified: reference dropped in memory only");
+            }
             if meta.active_mounts() == 0 {
                 if let Err(e) = self.unmount_all(&meta) {
-                    if let Err(e2) = self.store.save(&old) {
-                        tracing::warn!(volume = %name, error = %e2, "cannot restore mount references");
+                    if persist {
+                        if let Err(e2) = self.store.save(&old) {
+                            tracing::warn!(volume = %name, error = %e2, "cannot restore mount references");
+                        }
                     }
                     return Err(e);
                 }
@@ -607,7 +962,8 @@ impl Driver {
         }
     }
 
-    /// `Get`: the volume with its tiers in `Status` (statvfs, no scan).
+    /// `Get`: the volume with its tiers in `Status` (statvfs, no scan),
+    /// including each tier's state (`ok`, `missing`, `foreign`).
     pub fn get(&self, name: &str) -> Result<VolumeInfo, DriverError> {
         let meta = self.live(name)?;
         let (primary_usage, archive_usage) = self.tier_usage().map_err(Self::mount_err(name))?;
@@ -629,11 +985,18 @@ impl Driver {
             status.insert(format!("{tier}_free_bytes"), json!(u.free_bytes));
             status.insert(format!("{tier}_total_bytes"), json!(u.total_bytes));
         }
+        for role in Role::BOTH {
+            status.insert(
+                format!("{role}_tier"),
+                json!(self.identity.check(role).label()),
+            );
+        }
         status.insert("active_mounts".into(), json!(meta.active_mounts()));
         status.insert(
             "archive_dir_name".into(),
             json!(self.tiers.archive_dir_name),
         );
+        status.insert("uuid".into(), json!(meta.uuid));
         let o = &meta.options;
         status.insert("archive_of".into(), json!(o.archive_of));
         status.insert("keep_archive".into(), json!(o.keep_archive));
@@ -648,15 +1011,17 @@ impl Driver {
         })
     }
 
-    /// `List`: every usable volume, from memory.
+    /// `List`: every usable volume, from memory (also while a tier is
+    /// away: the daemon must never take a name for a `local` volume).
     pub fn list(&self) -> Vec<VolumeInfo> {
+        let check_meta = self.primary_trusted();
         self.volumes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .filter_map(|e| match e {
                 // A stat per volume, no scan: skips volumes deleted out of band.
-                Entry::Live(m) if self.store.has_meta(&m.name) => Some(VolumeInfo {
+                Entry::Live(m) if !check_meta || self.store.has_meta(&m.name) => Some(VolumeInfo {
                     name: m.name.clone(),
                     mountpoint: self.reported_mountpoint(m),
                     created_at: m.created_at.clone(),
@@ -667,10 +1032,16 @@ impl Driver {
             .collect()
     }
 
-    /// Volume and mount-reference counts.
+    /// Volume and mount-reference counts, lazy unmounts and tier states.
     pub fn counts(&self) -> Counts {
+        let states = Role::BOTH.map(|role| self.identity.check(role));
         let volumes = self.volumes.read().unwrap_or_else(PoisonError::into_inner);
-        let mut c = Counts::default();
+        let mut c = Counts {
+            lazy_unmounts: self.lazy_unmounts.load(Ordering::Relaxed),
+            stale_references_dropped: self.stale_references_dropped.load(Ordering::Relaxed),
+            tier_states: [states[0].label(), states[1].label()],
+            ..Counts::default()
+        };
         for e in volumes.values() {
             if let Entry::Live(m) = e {
                 c.volumes += 1;
@@ -697,6 +1068,7 @@ impl Driver {
 
     /// Bind-mounts the volume root at its mountpoint and the archive tier
     /// over `archived/` (or, for `archive-of`, the other's archive alone).
+    /// An archive dir recorded as another volume's is never mounted.
     fn establish(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
         let name = meta.name.as_str();
         let mp = self.mountpoint(name);
@@ -721,9 +1093,10 @@ impl Driver {
                 reason: format!("{} is missing", data.display()),
             });
         }
+        let sys = &*self.sys;
         let under = data.join(&self.tiers.archive_dir_name);
         if make_dir(&under).map_err(Self::io_err(name, "create", &under))? {
-            apply_owner_mode(&under, &meta.options, true).map_err(Self::io_err(
+            apply_owner_mode(sys, &under, &meta.options, true).map_err(Self::io_err(
                 name,
                 "set owner/mode of",
                 &under,
@@ -731,13 +1104,14 @@ impl Driver {
         }
         let adir = self.archive_dir(name);
         if make_dir(&adir).map_err(Self::io_err(name, "create", &adir))? {
-            tracing::warn!(volume = %name, path = %adir.display(), "archive tier dir was missing; created empty");
-            apply_owner_mode(&adir, &meta.options, true).map_err(Self::io_err(
+            tracing::warn!(volume = %name, path = %adir.display(), "archive dir was missing on the verified archive tier (deleted out of band?); created empty");
+            apply_owner_mode(sys, &adir, &meta.options, true).map_err(Self::io_err(
                 name,
                 "set owner/mode of",
                 &adir,
             ))?;
         }
+        self.claim_archive(meta, &adir)?;
         self.sys
             .bind_mount(&data, &mp)
             .map_err(Self::mount_err(name))?;
@@ -751,6 +1125,26 @@ impl Driver {
         Ok(())
     }
 
+    /// Checks that archive dir `adir` is recorded as `meta`'s, recording
+    /// it if nothing is.
+    fn claim_archive(&self, meta: &VolumeMeta, adir: &Path) -> Result<(), DriverError> {
+        let name = meta.name.as_str();
+        let Some(uuid) = &meta.uuid else {
+            return Ok(());
+        };
+        match index::read_volume_id(adir).map_err(Self::state_err(name))? {
+            Some(owner) if owner.uuid == *uuid => Ok(()),
+            Some(owner) => Err(DriverError::ArchiveOwned {
+                name: name.to_owned(),
+                path: adir.to_owned(),
+                found: format!("volume {:?} ({})", owner.name, owner.uuid),
+            }),
+            None => {
+                index::write_volume_id(&*self.sys, adir, name, uuid).map_err(Self::state_err(name))
+            }
+        }
+    }
+
     fn unmount_all(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
         let points = self
             .sys
@@ -759,13 +1153,41 @@ impl Driver {
         self.teardown(meta, &points)
     }
 
+    /// Unmounts one mount point: EBUSY is retried a few times, then the
+    /// mount is detached lazily (`MNT_DETACH`: gone from the tree now,
+    /// released by the kernel when its last user leaves), logged and
+    /// counted.
+    fn unmount_point(&self, name: &str, p: &Path) -> Result<(), DriverError> {
+        let mut attempt = 0;
+        loop {
+            match self.sys.unmount(p) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.errno() == Some(nix::errno::Errno::EBUSY) => {
+                    if attempt >= self.opts.busy_retries {
+                        break;
+                    }
+                    attempt += 1;
+                    std::thread::sleep(self.opts.busy_retry_interval);
+                }
+                Err(e) => return Err(Self::mount_err(name)(e)),
+            }
+        }
+        self.sys.detach(p).map_err(Self::mount_err(name))?;
+        self.lazy_unmounts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(volume = %name, path = %p.display(), attempts = attempt + 1, "mount busy (a process still uses it): detached lazily");
+        Ok(())
+    }
+
     /// Unmounts everything at or under the mountpoint, deepest first (so
     /// `archived/` before the root), checks the mount table, and removes
     /// the (then empty) mountpoint directory.
     fn teardown(&self, meta: &VolumeMeta, points: &[PathBuf]) -> Result<(), DriverError> {
         let name = meta.name.as_str();
         let mp = self.mountpoint(name);
-        let mut under: Vec<&PathBuf> = points.iter().filter(|p| p.starts_with(&mp)).collect();
+        let mut under: Vec<&PathBuf> = points
+            .iter()
+            .filter(|p| mounts::is_at_or_under(p, &mp))
+            .collect();
         if under.is_empty() {
             return Ok(());
         }
@@ -773,10 +1195,10 @@ impl Driver {
         under.reverse();
         under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for p in under {
-            self.sys.unmount(p).map_err(Self::mount_err(name))?;
+            self.unmount_point(name, p)?;
         }
         let after = self.sys.mount_points().map_err(Self::mount_err(name))?;
-        if let Some(p) = after.iter().find(|p| p.starts_with(&mp)) {
+        if let Some(p) = mounts::mount_at_or_under(&after, &mp) {
             return Err(DriverError::StillMounted {
                 name: name.to_owned(),
                 path: p.clone(),
@@ -904,7 +1326,8 @@ fn make_dir(path: &Path) -> std::io::Result<bool> {
 
 fn remove_new_dir(dir: Option<&Path>) {
     if let Some(d) = dir {
-        // Just created by us and still empty: a plain rmdir.
+        // Just created by us: at most its owner record inside.
+        let _ = std::fs::remove_file(d.join(index::VOLUME_ID_FILE));
         if let Err(e) = std::fs::remove_dir(d) {
             tracing::warn!(path = %d.display(), error = %e, "cannot remove new archive dir");
         }
@@ -913,13 +1336,14 @@ fn remove_new_dir(dir: Option<&Path>) {
 
 /// Applies the volume's uid/gid/mode to `path`; a new directory without a
 /// `mode` gets 0755 whatever the umask.
-fn apply_owner_mode(path: &Path, o: &VolumeOptions, new: bool) -> std::io::Result<()> {
+fn apply_owner_mode(
+    sys: &dyn Syscalls,
+    path: &Path,
+    o: &VolumeOptions,
+    new: bool,
+) -> std::io::Result<()> {
     if o.uid.is_some() || o.gid.is_some() {
-        nix::unistd::chown(
-            path,
-            o.uid.map(nix::unistd::Uid::from_raw),
-            o.gid.map(nix::unistd::Gid::from_raw),
-        )?;
+        sys.chown(path, o.uid, o.gid)?;
     }
     match (o.mode, new) {
         (Some(mode), _) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
@@ -1099,19 +1523,37 @@ mod tests {
     }
 
     #[test]
-    fn busy_unmount_keeps_the_reference() {
-        let f = fixture();
+    fn busy_unmount_is_retried_then_detached_and_the_reference_dropped() {
+        let mut f = fixture();
+        f.driver.opts.busy_retry_interval = std::time::Duration::from_millis(1);
         f.driver.create("v", VolumeOptions::default()).unwrap();
-        f.driver.mount("v", "a").unwrap();
+        let mp = f.driver.mount("v", "a").unwrap();
+        f.sys.take_calls();
+        // Busy twice, then free: retried, no lazy detach.
         *f.sys.fail_unmount_on.lock().unwrap() = Some("archived".into());
-        assert!(matches!(
-            f.driver.unmount("v", "a"),
-            Err(DriverError::Mount { .. })
-        ));
-        assert_eq!(f.driver.store.load("v").unwrap().mounts.get("a"), Some(&1));
-        *f.sys.fail_unmount_on.lock().unwrap() = None;
+        *f.sys.busy_unmounts_left.lock().unwrap() = Some(2);
         f.driver.unmount("v", "a").unwrap();
+        assert_eq!(
+            f.sys.take_calls(),
+            vec![
+                Call::Unmount(mp.join("archived")),
+                Call::Unmount(mp.clone())
+            ]
+        );
+        assert_eq!(f.driver.counts().lazy_unmounts, 0);
+        // Busy for good: detached lazily, the reference dropped, counted.
+        f.driver.mount("v", "a").unwrap();
+        f.sys.take_calls();
+        *f.sys.busy_unmounts_left.lock().unwrap() = None;
+        f.driver.unmount("v", "a").unwrap();
+        assert_eq!(
+            f.sys.take_calls(),
+            vec![Call::Detach(mp.join("archived")), Call::Unmount(mp.clone())]
+        );
+        assert_eq!(f.driver.counts().lazy_unmounts, 1);
+        assert_eq!(f.driver.store.load("v").unwrap().active_mounts(), 0);
         assert!(f.sys.mounted().is_empty());
+        f.driver.remove("v").unwrap();
     }
 
     #[test]

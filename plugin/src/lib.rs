@@ -7,7 +7,9 @@
 //! `MOUNT_ROOT/NAME` and `ARCHIVE/NAME` over `MOUNT_ROOT/NAME/archived`;
 //! mounts are counted per (volume, ID) and the last `Unmount` takes both
 //! down. Metadata and mount references live on the primary tier, so they
-//! survive restarts and `docker plugin rm`.
+//! survive restarts and `docker plugin rm`. Each tier carries an identity
+//! marker; a tier that is not the one the plugin initialised (a disk that
+//! failed to mount) is never written to, and changes are refused.
 //!
 //! # Layout
 //!
@@ -15,18 +17,23 @@
 //! - [`volume`]: volume name, mount ID and option validation.
 //! - [`driver`]: the tiers, mounts with reference counts, per-volume locks.
 //! - [`state`]: metadata on the primary tier, atomic writes, the trash.
-//! - [`mounts`]: the kernel calls (bind mount, unmount, mount table,
-//!   statvfs) behind the [`mounts::Syscalls`] trait.
+//! - [`tiers`]: tier identity markers and the recorded pair of identities.
+//! - [`index`]: the volume index on both tiers, archive dir owners.
+//! - [`mounts`]: the kernel calls (bind mount, unmount, mount table as
+//!   bytes, statvfs, chown, renameat2, fsync, recursive delete) behind the
+//!   [`mounts::Syscalls`] trait.
 //! - [`metrics`]: Prometheus exposition.
 //! - [`server`]: hyper on the unix socket (and optional TCP for metrics).
 //! - [`run`]: open the driver, bind, serve until shutdown.
 
 pub mod driver;
+pub mod index;
 pub mod metrics;
 pub mod mounts;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod tiers;
 pub mod volume;
 
 use std::future::Future;
@@ -35,7 +42,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use driver::{Driver, DriverError, Tiers};
+pub use driver::{Driver, DriverError, OpenOptions, Tiers};
 pub use mounts::{NixSyscalls, Syscalls};
 
 /// Everything `run` needs.
@@ -46,6 +53,8 @@ pub struct Config {
     pub tiers: Tiers,
     /// Also serve `GET /metrics` on this TCP address.
     pub metrics_listen: Option<SocketAddr>,
+    /// Tier initialisation, the plugin's own state dir, retries.
+    pub open: OpenOptions,
 }
 
 /// Why the plugin could not start or serve.
@@ -94,7 +103,9 @@ pub async fn run_with(
         None => None,
     };
     let tiers = config.tiers.clone();
-    let driver = Arc::new(tokio::task::spawn_blocking(move || Driver::open(tiers, sys)).await??);
+    let open = config.open.clone();
+    let driver =
+        Arc::new(tokio::task::spawn_blocking(move || Driver::open_with(tiers, sys, open)).await??);
     let unix = bind_socket(&config.socket)?;
     if let Some(l) = &tcp {
         if let Ok(addr) = l.local_addr() {
@@ -106,6 +117,8 @@ pub async fn run_with(
         primary = %driver.tiers().primary_root.display(),
         archive = %driver.tiers().archive_root.display(),
         mount_root = %driver.tiers().mount_root.display(),
+        primary_tier = driver.identity().last_states()[0].label(),
+        archive_tier = driver.identity().last_states()[1].label(),
         "plugin listening"
     );
     let app = Arc::new(server::App {

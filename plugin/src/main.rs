@@ -36,6 +36,24 @@ struct Args {
     /// Also serve GET /metrics on this TCP address (empty: no listener).
     #[arg(long, env = "TIERED_METRICS_LISTEN", default_value = "")]
     metrics_listen: String,
+    /// Initialise a tier that has no identity marker (a new, empty disk).
+    /// Used once: start once with it off before it initialises again.
+    #[arg(long, env = "TIERED_TIER_INIT", default_value = "false", action = clap::ArgAction::Set)]
+    tier_init: bool,
+    /// The plugin's own state dir (outside the tiers; empty: none): keeps a
+    /// copy of the tier identities and the volume index.
+    #[arg(long, env = "TIERED_STATE_DIR", default_value = "")]
+    state_dir: String,
+    /// Host path of the primary tier, for messages (empty: unknown).
+    #[arg(long, env = "TIERED_PRIMARY_SOURCE", default_value = "")]
+    primary_source: String,
+    /// Host path of the archive tier, for messages (empty: unknown).
+    #[arg(long, env = "TIERED_ARCHIVE_SOURCE", default_value = "")]
+    archive_source: String,
+}
+
+fn non_empty(s: &str) -> Option<PathBuf> {
+    (!s.trim().is_empty()).then(|| PathBuf::from(s.trim()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +81,15 @@ fn main() -> anyhow::Result<()> {
             archive_dir_name: args.archive_dir_name,
         },
         metrics_listen,
+        open: tiered_plugin::OpenOptions {
+            identity: tiered_plugin::tiers::IdentityOptions {
+                init: args.tier_init,
+                state_dir: non_empty(&args.state_dir),
+                primary_source: non_empty(&args.primary_source),
+                archive_source: non_empty(&args.archive_source),
+            },
+            ..Default::default()
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime

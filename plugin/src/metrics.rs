@@ -1,6 +1,9 @@
 //! Prometheus metrics (exposed names in `/work/notes/metrics.md`):
 //! request counts, errors and latency by endpoint, plus gauges for volumes,
-//! mount references and the tiers' bytes (statvfs at scrape time).
+//! mount references, the tiers' bytes (statvfs at scrape time) and states
+//! (`tier_state{tier,state}` is 1 for the current state: ok, missing,
+//! foreign), and counters of lazy unmounts and of stale mount references
+//! dropped.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +27,12 @@ struct EndpointLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabels {
     tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierStateLabels {
+    tier: &'static str,
+    state: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,6 +65,11 @@ pub struct Metrics {
     free: Family<TierLabels, Gauge>,
     used: Family<TierLabels, Gauge>,
     total: Family<TierLabels, Gauge>,
+    tier_state: Family<TierStateLabels, Gauge>,
+    lazy_unmounts: Counter,
+    stale_references: Counter,
+    /// Driver totals already added to the counters above.
+    seen: std::sync::Mutex<(u64, u64)>,
 }
 
 impl Default for Metrics {
@@ -77,6 +91,10 @@ impl Metrics {
             free: Family::default(),
             used: Family::default(),
             total: Family::default(),
+            tier_state: Family::default(),
+            lazy_unmounts: Counter::default(),
+            stale_references: Counter::default(),
+            seen: std::sync::Mutex::new((0, 0)),
             registry: Registry::default(),
         };
         registry.register(
@@ -120,6 +138,21 @@ impl Metrics {
             "Size of the tier's file system",
             m.total.clone(),
         );
+        registry.register(
+            "tier_state",
+            "1 for the tier's current state (ok, missing, foreign), else 0",
+            m.tier_state.clone(),
+        );
+        registry.register(
+            "lazy_unmounts",
+            "Unmounts that stayed busy (EBUSY) and were detached lazily",
+            m.lazy_unmounts.clone(),
+        );
+        registry.register(
+            "stale_references_dropped",
+            "Mount references of an earlier plugin lifetime dropped",
+            m.stale_references.clone(),
+        );
         // Every endpoint shows up from the first scrape, at zero.
         for e in Endpoint::ALL {
             let l = EndpointLabels {
@@ -156,6 +189,27 @@ impl Metrics {
     pub fn render(&self, counts: Counts, tiers: Option<(FsUsage, FsUsage)>) -> String {
         self.volumes.set(clamp(counts.volumes));
         self.active_mounts.set(clamp(counts.active_mounts));
+        {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.lazy_unmounts
+                .inc_by(counts.lazy_unmounts.saturating_sub(seen.0));
+            self.stale_references
+                .inc_by(counts.stale_references_dropped.saturating_sub(seen.1));
+            *seen = (
+                seen.0.max(counts.lazy_unmounts),
+                seen.1.max(counts.stale_references_dropped),
+            );
+        }
+        for (tier, current) in ["primary", "archive"].into_iter().zip(counts.tier_states) {
+            for state in crate::tiers::TierState::LABELS {
+                self.tier_state
+                    .get_or_create(&TierStateLabels { tier, state })
+                    .set(i64::from(state == current));
+            }
+        }
         if let Some((primary, archive)) = tiers {
             for (tier, u) in [("primary", primary), ("archive", archive)] {
                 let l = TierLabels { tier };
@@ -189,6 +243,9 @@ mod tests {
             Counts {
                 volumes: 2,
                 active_mounts: 3,
+                lazy_unmounts: 4,
+                stale_references_dropped: 5,
+                tier_states: ["ok", "missing"],
             },
             Some((
                 FsUsage {
@@ -212,6 +269,11 @@ mod tests {
             "tiered_plugin_tier_free_bytes{tier=\"primary\"} 6",
             "tiered_plugin_tier_used_bytes{tier=\"primary\"} 4",
             "tiered_plugin_tier_total_bytes{tier=\"archive\"} 0",
+            "tiered_plugin_tier_state{tier=\"primary\",state=\"ok\"} 1",
+            "tiered_plugin_tier_state{tier=\"archive\",state=\"ok\"} 0",
+            "tiered_plugin_tier_state{tier=\"archive\",state=\"missing\"} 1",
+            "tiered_plugin_lazy_unmounts_total 4",
+            "tiered_plugin_stale_references_dropped_total 5",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -6,10 +6,18 @@
 //!   .tiered/tmp/            volumes being created (published by rename)
 //!   .tiered/trash/          removed volumes awaiting deletion
 //!   .tiered/boot_id         kernel boot id of the last start
+//!   .tiered/tiers.json      the pair of tier identities (see `tiers`)
+//!   .tiered/index.json      index of every volume (see `index`)
+//!   .tiered-tier            this tier's identity marker
 //!   NAME/volume.json        metadata: options, creation time, mount refs
 //!   NAME/data/              the volume root (bind-mounted at MOUNT_ROOT/NAME)
 //!   NAME/data/archived/     where ARCHIVE/NAME is bind-mounted
-//! ARCHIVE/NAME/             the archive tier
+//! ARCHIVE/
+//!   .tiered/tiers.json      copy of the pair of tier identities
+//!   .tiered/index.json      copy of the volume index
+//!   .tiered-tier            this tier's identity marker
+//!   NAME/                   the archive tier of volume NAME
+//!   NAME/.tiered-volume     the UUID of the volume that owns NAME/
 //! ```
 //!
 //! `volume.json` (at most [`META_MAX_BYTES`]):
@@ -17,8 +25,14 @@
 //! ```text
 //! {"version":1,"name":"v","created_at":"2026-01-01T00:00:00Z",
 //!  "options":{"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false},
-//!  "mounts":{"<mount id>":<count>}}
+//!  "mounts":{"<mount id>":<count>},
+//!  "uuid":"<volume uuid>",
+//!  "mount_lifetimes":{"<mount id>":"<plugin lifetime uuid>"}}
 //! ```
+//!
+//! `uuid` and `mount_lifetimes` were added without a version change: a
+//! file without them is read (the uuid is assigned at the next start, a
+//! mount ID without a lifetime belongs to an earlier lifetime).
 //!
 //! Every write is atomic: a temp file in the same directory, fsync, rename,
 //! fsync of the directory. A volume appears by renaming a fully built
@@ -32,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::mounts;
+use crate::mounts::{self, Syscalls};
 use crate::volume::{self, VolumeOptions};
 
 /// Largest `volume.json` read, in bytes.
@@ -81,6 +95,15 @@ pub struct VolumeMeta {
     pub options: VolumeOptions,
     /// Mount references: how many times each ID mounted the volume.
     pub mounts: BTreeMap<String, u32>,
+    /// The identity of this incarnation of the volume (also recorded in
+    /// its archive dir and in the index on both tiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// The plugin lifetime (one per start of the plugin process) in which
+    /// each mount ID was last mounted; an ID missing here is from an
+    /// earlier lifetime.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mount_lifetimes: BTreeMap<String, String>,
 }
 
 impl VolumeMeta {
@@ -95,7 +118,18 @@ impl VolumeMeta {
             created_at,
             options,
             mounts: BTreeMap::new(),
+            uuid: Some(new_uuid()),
+            mount_lifetimes: BTreeMap::new(),
         }
+    }
+
+    /// The mount IDs not taken in plugin lifetime `current`.
+    pub fn ids_of_earlier_lifetimes(&self, current: &str) -> Vec<String> {
+        self.mounts
+            .keys()
+            .filter(|id| self.mount_lifetimes.get(*id).map(String::as_str) != Some(current))
+            .cloned()
+            .collect()
     }
 
     /// Total mount references over all IDs.
@@ -135,27 +169,64 @@ impl VolumeMeta {
                 return Err(damaged(format!("mount id {id:?} with count 0")));
             }
         }
+        if let Some(id) = meta
+            .mount_lifetimes
+            .keys()
+            .find(|id| !meta.mounts.contains_key(*id))
+        {
+            return Err(damaged(format!("lifetime of unknown mount id {id:?}")));
+        }
+        if let Some(uuid) = &meta.uuid {
+            validate_uuid(uuid).map_err(damaged)?;
+        }
         Ok(meta)
     }
 }
 
 /// Reads and writes volume metadata under the primary root.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StateStore {
     primary: PathBuf,
+    sys: std::sync::Arc<dyn Syscalls>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("primary", &self.primary)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StateStore {
+    /// The store under `primary`; touches nothing (the tier may not be
+    /// verified yet).
+    pub fn new(primary: &Path, sys: std::sync::Arc<dyn Syscalls>) -> Self {
+        StateStore {
+            primary: primary.to_owned(),
+            sys,
+        }
+    }
+
     /// Opens the store under `primary` (which must exist), creating its
     /// state directories.
-    pub fn open(primary: &Path) -> Result<Self, StateError> {
-        let store = StateStore {
-            primary: primary.to_owned(),
-        };
-        for dir in [store.tmp_dir(), store.trash_dir()] {
+    pub fn open(primary: &Path, sys: std::sync::Arc<dyn Syscalls>) -> Result<Self, StateError> {
+        let store = Self::new(primary, sys);
+        store.ensure_dirs()?;
+        Ok(store)
+    }
+
+    /// Creates the state directories (only on a verified tier).
+    pub fn ensure_dirs(&self) -> Result<(), StateError> {
+        for dir in [self.tmp_dir(), self.trash_dir()] {
             std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         }
-        Ok(store)
+        Ok(())
+    }
+
+    /// The system calls the store goes through.
+    pub fn sys(&self) -> &dyn Syscalls {
+        &*self.sys
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -213,6 +284,7 @@ impl StateStore {
     /// Records the boot id of this start, atomically.
     pub fn record_boot_id(&self, boot_id: &str) -> Result<(), StateError> {
         write_atomic(
+            &*self.sys,
             &self.primary.join(STATE_DIR),
             BOOT_FILE,
             format!("{boot_id}\n").as_bytes(),
@@ -237,7 +309,12 @@ impl StateStore {
 
     /// Replaces the metadata of an existing volume atomically.
     pub fn save(&self, meta: &VolumeMeta) -> Result<(), StateError> {
-        write_atomic(&self.volume_dir(&meta.name), META_FILE, &encode(meta))
+        write_atomic(
+            &*self.sys,
+            &self.volume_dir(&meta.name),
+            META_FILE,
+            &encode(meta),
+        )
     }
 
     /// Creates volume `meta.name`: builds its directory in `.tiered/tmp`
@@ -255,29 +332,24 @@ impl StateStore {
             .tempdir_in(self.tmp_dir())
             .map_err(io("create temp dir in", &self.tmp_dir()))?;
         prepare(staging.path())?;
-        write_atomic(staging.path(), META_FILE, &encode(meta))?;
+        write_atomic(&*self.sys, staging.path(), META_FILE, &encode(meta))?;
         let staged = staging.keep();
-        let renamed = nix::fcntl::renameat2(
-            None,
-            &staged,
-            None,
-            &target,
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        );
-        if let Err(errno) = renamed {
+        if let Err(e) = self.sys.rename_noreplace(&staged, &target) {
             // The staged tree is ours and holds no mounts.
-            let _ = std::fs::remove_dir_all(&staged);
-            if errno == nix::errno::Errno::EEXIST {
+            if let Err(e2) = self.sys.remove_dir_all(&staged) {
+                tracing::warn!(path = %staged.display(), error = %e2, "cannot remove staged volume; removed at next start");
+            }
+            if e.raw_os_error() == Some(nix::errno::Errno::EEXIST as i32) {
                 return Err(StateError::Exists { path: target });
             }
             return Err(StateError::Io {
                 op: "rename into place",
                 path: target,
-                source: errno.into(),
+                source: e,
             });
         }
-        fsync_dir(&self.primary)?;
-        fsync_dir(&self.tmp_dir())
+        fsync_dir(&*self.sys, &self.primary)?;
+        fsync_dir(&*self.sys, &self.tmp_dir())
     }
 
     /// Moves `PRIMARY/NAME` into the trash atomically; the volume is gone
@@ -290,8 +362,8 @@ impl StateStore {
         let from = self.volume_dir(name);
         let to = self.trash_dir().join(format!("{name}.{nanos}"));
         std::fs::rename(&from, &to).map_err(io("move to trash", &from))?;
-        fsync_dir(&self.primary)?;
-        fsync_dir(&self.trash_dir())?;
+        fsync_dir(&*self.sys, &self.primary)?;
+        fsync_dir(&*self.sys, &self.trash_dir())?;
         Ok(to)
     }
 
@@ -319,22 +391,55 @@ impl StateStore {
 }
 
 /// Deletes the tree at `path` unless a mount point lies at or under it
-/// (checked in `points`, the current mount table): a recursive delete must
-/// never cross into another file system or tier. Missing is fine.
-pub fn remove_tree(path: &Path, points: &[PathBuf]) -> Result<(), StateError> {
-    if mounts::has_mount_at_or_under(points, path) {
-        return Err(StateError::Mounted {
-            path: path.to_owned(),
-        });
+/// (checked in `points`, the current mount table, comparing exact bytes):
+/// a recursive delete must never cross into another file system or tier.
+/// Missing is fine.
+pub fn remove_tree(sys: &dyn Syscalls, path: &Path, points: &[PathBuf]) -> Result<(), StateError> {
+    if let Some(p) = mounts::mount_at_or_under(points, path) {
+        return Err(StateError::Mounted { path: p.clone() });
     }
-    match std::fs::remove_dir_all(path) {
+    match sys.remove_dir_all(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io("remove", path)(e)),
     }
     match path.parent() {
-        Some(parent) => fsync_dir(parent),
+        Some(parent) => fsync_dir(sys, parent),
         None => Ok(()),
+    }
+}
+
+/// A fresh random (version 4) UUID from 16 bytes of `/dev/urandom`.
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("reading /dev/urandom");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Checks the textual form of a UUID: 36 characters, hex digits and
+/// dashes at 8-4-4-4-12.
+pub fn validate_uuid(s: &str) -> Result<(), String> {
+    let ok = s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid uuid {s:?}"))
     }
 }
 
@@ -344,7 +449,7 @@ fn encode(meta: &VolumeMeta) -> Vec<u8> {
     bytes
 }
 
-fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, StateError> {
+pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, StateError> {
     let file = File::open(path).map_err(io("open", path))?;
     let mut bytes = Vec::new();
     file.take(max_bytes + 1)
@@ -361,7 +466,12 @@ fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, StateError> {
 
 /// Publishes `dir/name` with `bytes`: temp file in `dir`, write, fsync,
 /// rename over `name`, fsync `dir`.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+pub fn write_atomic(
+    sys: &dyn Syscalls,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StateError> {
     let target = dir.join(name);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -371,14 +481,12 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateErr
     tmp.as_file().sync_all().map_err(io("fsync", tmp.path()))?;
     tmp.persist(&target)
         .map_err(|e| io("rename into place", &target)(e.error))?;
-    fsync_dir(dir)
+    fsync_dir(sys, dir)
 }
 
 /// fsync of a directory, making renames and creations in it durable.
-pub fn fsync_dir(dir: &Path) -> Result<(), StateError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io("fsync dir", dir))
+pub fn fsync_dir(sys: &dyn Syscalls, dir: &Path) -> Result<(), StateError> {
+    sys.fsync_dir(dir).map_err(io("fsync dir", dir))
 }
 
 #[cfg(test)]
@@ -387,7 +495,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let store = StateStore::open(dir.path(), std::sync::Arc::new(mounts::NixSyscalls)).unwrap();
         (dir, store)
     }
 
@@ -471,7 +579,7 @@ mod tests {
         assert!(!store.exists("v.1"));
         assert_eq!(store.trash_meta(&t).unwrap(), meta);
         assert_eq!(store.leftovers().unwrap().0, vec![t.clone()]);
-        remove_tree(&t, &[]).unwrap();
+        remove_tree(&mounts::NixSyscalls, &t, &[]).unwrap();
         assert_eq!(store.leftovers().unwrap(), (vec![], vec![]));
     }
 
@@ -480,12 +588,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("a/b");
         std::fs::create_dir_all(&sub).unwrap();
-        let err = remove_tree(&dir.path().join("a"), std::slice::from_ref(&sub)).unwrap_err();
+        let err = remove_tree(
+            &mounts::NixSyscalls,
+            &dir.path().join("a"),
+            std::slice::from_ref(&sub),
+        )
+        .unwrap_err();
         assert!(matches!(err, StateError::Mounted { .. }), "{err}");
         assert!(sub.is_dir());
-        remove_tree(&dir.path().join("a"), &[dir.path().join("ab")]).unwrap();
+        remove_tree(
+            &mounts::NixSyscalls,
+            &dir.path().join("a"),
+            &[dir.path().join("ab")],
+        )
+        .unwrap();
         assert!(!dir.path().join("a").exists());
-        remove_tree(&dir.path().join("a"), &[]).unwrap();
+        remove_tree(&mounts::NixSyscalls, &dir.path().join("a"), &[]).unwrap();
     }
 
     #[test]

@@ -51,6 +51,21 @@ impl Syscalls for GatedSyscalls {
     fn boot_id(&self) -> Result<String, MountError> {
         NixSyscalls.boot_id()
     }
+    fn detach(&self, target: &Path) -> Result<(), MountError> {
+        NixSyscalls.detach(target)
+    }
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> std::io::Result<()> {
+        NixSyscalls.chown(path, uid, gid)
+    }
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        NixSyscalls.rename_noreplace(from, to)
+    }
+    fn fsync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        NixSyscalls.fsync_dir(dir)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        NixSyscalls.remove_dir_all(path)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

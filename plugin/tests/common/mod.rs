@@ -21,6 +21,7 @@ pub struct Plugin {
     pub archive: PathBuf,
     pub mount_root: PathBuf,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub open: tiered_plugin::OpenOptions,
     server: Option<Server>,
 }
 
@@ -43,6 +44,7 @@ impl Plugin {
             archive: root.join("archive"),
             mount_root: root.join("volumes"),
             metrics_listen: None,
+            open: Default::default(),
             dir,
             server: None,
         }
@@ -58,6 +60,7 @@ impl Plugin {
                 archive_dir_name: "archived".into(),
             },
             metrics_listen: self.metrics_listen,
+            open: self.open.clone(),
         }
     }
 
@@ -187,10 +190,10 @@ impl Drop for Plugin {
 
 /// Mount points at or under `path`, in mount-table order (one per mount).
 pub fn mounts_under(path: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let text = std::fs::read("/proc/self/mountinfo").unwrap();
     tiered_plugin::mounts::parse_mountinfo(&text)
         .into_iter()
-        .filter(|p| p.starts_with(path))
+        .filter(|p| tiered_plugin::mounts::is_at_or_under(p, path))
         .collect()
 }
 
