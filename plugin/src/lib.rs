@@ -17,6 +17,8 @@
 //! - [`state`]: metadata on the primary tier, atomic writes, the trash.
 //! - [`mounts`]: the kernel calls (bind mount, unmount, mount table,
 //!   statvfs) behind the [`mounts::Syscalls`] trait.
+//! - [`quota`]: per-tier sizes enforced by btrfs qgroups or XFS/ext4
+//!   project quotas, behind the [`quota::QuotaSys`] trait.
 //! - [`metrics`]: Prometheus exposition.
 //! - [`server`]: hyper on the unix socket (and optional TCP for metrics).
 //! - [`run`]: open the driver, bind, serve until shutdown.
@@ -25,6 +27,7 @@ pub mod driver;
 pub mod metrics;
 pub mod mounts;
 pub mod protocol;
+pub mod quota;
 pub mod server;
 pub mod state;
 pub mod volume;

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::driver::Counts;
+use crate::driver::{Counts, QuotaSample};
 use crate::mounts::FsUsage;
 use crate::protocol::Endpoint;
 
@@ -23,6 +23,12 @@ struct EndpointLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabels {
+    tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VolumeTierLabels {
+    volume: String,
     tier: &'static str,
 }
 
@@ -42,6 +48,8 @@ pub struct Metrics {
     free: Family<TierLabels, Gauge>,
     used: Family<TierLabels, Gauge>,
     total: Family<TierLabels, Gauge>,
+    quota_limit: Family<VolumeTierLabels, Gauge>,
+    quota_used: Family<VolumeTierLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -62,6 +70,8 @@ impl Metrics {
             free: Family::default(),
             used: Family::default(),
             total: Family::default(),
+            quota_limit: Family::default(),
+            quota_used: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -100,6 +110,16 @@ impl Metrics {
             "Size of the tier's file system",
             m.total.clone(),
         );
+        registry.register(
+            "volume_quota_limit_bytes",
+            "Quota limit of a volume's tier, as enforced by the tier's file system",
+            m.quota_limit.clone(),
+        );
+        registry.register(
+            "volume_quota_used_bytes",
+            "Bytes charged to a volume's tier quota",
+            m.quota_used.clone(),
+        );
         // Every endpoint shows up from the first scrape, at zero.
         for e in Endpoint::ALL {
             let l = EndpointLabels {
@@ -121,6 +141,20 @@ impl Metrics {
             self.errors.get_or_create(&l).inc();
         }
         self.duration.get_or_create(&l).observe(seconds);
+    }
+
+    /// Replaces the per-volume quota gauges (removed volumes disappear).
+    pub fn set_quotas(&self, samples: &[QuotaSample]) {
+        self.quota_limit.clear();
+        self.quota_used.clear();
+        for s in samples {
+            let l = VolumeTierLabels {
+                volume: s.volume.clone(),
+                tier: s.tier.label(),
+            };
+            self.quota_limit.get_or_create(&l).set(clamp(s.limit_bytes));
+            self.quota_used.get_or_create(&l).set(clamp(s.used_bytes));
+        }
     }
 
     /// Encodes the text exposition after refreshing the gauges.
@@ -149,6 +183,37 @@ fn clamp(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_gauges_follow_the_volumes() {
+        let m = Metrics::new();
+        let sample = |volume: &str, tier, limit_bytes, used_bytes| QuotaSample {
+            volume: volume.into(),
+            tier,
+            limit_bytes,
+            used_bytes,
+        };
+        use crate::quota::Tier;
+        m.set_quotas(&[
+            sample("a", Tier::Primary, 20 << 20, 5),
+            sample("a", Tier::Archive, 30 << 20, 7),
+            sample("b", Tier::Primary, 1 << 20, 0),
+        ]);
+        let text = m.render(Counts::default(), None);
+        for needle in [
+            "tiered_plugin_volume_quota_limit_bytes{volume=\"a\",tier=\"primary\"} 20971520",
+            "tiered_plugin_volume_quota_used_bytes{volume=\"a\",tier=\"archive\"} 7",
+            "tiered_plugin_volume_quota_limit_bytes{volume=\"b\",tier=\"primary\"} 1048576",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        m.set_quotas(&[sample("a", Tier::Primary, 20 << 20, 9)]);
+        let text = m.render(Counts::default(), None);
+        assert!(!text.contains("volume=\"b\""), "{text}");
+        assert!(
+            text.contains("tiered_plugin_volume_quota_used_bytes{volume=\"a\",tier=\"primary\"} 9")
+        );
+    }
 
     #[test]
     fn exposition_has_the_agreed_names() {

@@ -20,6 +20,10 @@
 //!  "mounts":{"<mount id>":<count>}}
 //! ```
 //!
+//! A volume with a size adds `"size_bytes"`/`"archive_size_bytes"`/
+//! `"quota_best_effort"` to its options and a `"quota"` object (see
+//! [`crate::quota::QuotaRecord`]); volumes without keep the format above.
+//!
 //! Every write is atomic: a temp file in the same directory, fsync, rename,
 //! fsync of the directory. A volume appears by renaming a fully built
 //! directory from `.tiered/tmp/` and disappears by renaming it into
@@ -81,6 +85,9 @@ pub struct VolumeMeta {
     pub options: VolumeOptions,
     /// Mount references: how many times each ID mounted the volume.
     pub mounts: BTreeMap<String, u32>,
+    /// How each tier's size is enforced (absent without `size`s).
+    #[serde(default, skip_serializing_if = "crate::quota::QuotaRecord::is_empty")]
+    pub quota: crate::quota::QuotaRecord,
 }
 
 impl VolumeMeta {
@@ -95,6 +102,7 @@ impl VolumeMeta {
             created_at,
             options,
             mounts: BTreeMap::new(),
+            quota: Default::default(),
         }
     }
 
