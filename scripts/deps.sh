@@ -5,7 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-apt_install ca-certificates busybox-static redis-tools redis-server docker-registry prometheus python3 docker-compose curl openssl
+apt_install ca-certificates busybox-static redis-tools redis-server docker-registry prometheus python3 docker-compose curl openssl \
+  btrfs-progs xfsprogs e2fsprogs
 # The Debian services must not keep running on the well-known ports: tests
 # start their own instances on ports they choose.
 for svc in redis-server docker-registry prometheus; do

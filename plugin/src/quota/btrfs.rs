@@ -10,6 +10,7 @@
 //! INO_LOOKUP     _IOWR(0x94, 18, ino_lookup_args)     treeid 0, objectid 256 -> the fd's subvolume id
 //! QGROUP_CREATE  _IOW (0x94, 42, {create, qgroupid})  create = 0 removes the qgroup
 //! QGROUP_LIMIT   _IOR (0x94, 43, {qgroupid, limit})   limit = {flags, max_rfer, max_excl, rsv_rfer, rsv_excl}
+//! SYNC           _IO  (0x94, 8)                       commit, and wake the cleaner
 //!
 //! vol_args        = { s64 fd; char name[4088]; }                      4096 bytes
 //! ino_lookup_args = { u64 treeid; u64 objectid; char name[4080]; }    4096 bytes
@@ -121,6 +122,7 @@ const IOC_INO_LOOKUP: u64 = ioc(
     std::mem::size_of::<InoLookupArgs>(),
 );
 const IOC_QGROUP_CREATE: u64 = ioc(IOC_WRITE, 42, std::mem::size_of::<QgroupCreateArgs>());
+const IOC_SYNC: u64 = ioc(0, 8, 0);
 const IOC_QGROUP_LIMIT: u64 = ioc(IOC_READ, 43, std::mem::size_of::<QgroupLimitArgs>());
 
 const FIRST_FREE_OBJECTID: u64 = 256;
@@ -328,6 +330,19 @@ pub fn qgroup_limit(path: &Path, qgroupid: u64, max_referenced: Option<u64>) -> 
     ioctl(&fd, IOC_QGROUP_LIMIT, &mut args)
 }
 
+pub fn sync(path: &Path) -> Result<(), Errno> {
+    let fd = open_dir(path)?;
+    loop {
+        // SAFETY: BTRFS_IOC_SYNC takes no argument; `fd` is open.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), IOC_SYNC as libc::c_ulong, 0) };
+        match Errno::result(rc) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub fn qgroup_remove(path: &Path, qgroupid: u64) -> Result<(), Errno> {
     tracing::debug!(path = %path.display(), qgroupid, "btrfs qgroup remove");
     let fd = open_dir(path)?;
@@ -368,7 +383,8 @@ impl BtrfsQuota {
     }
 
     /// Removes qgroup `0/id`, waiting for the cleaner to drop the deleted
-    /// subvolume (`EBUSY` until then).
+    /// subvolume (`EBUSY` until then); each retry commits the transaction
+    /// and wakes the cleaner, which otherwise runs every 30 s.
     fn remove_qgroup(&self, at: &Path, id: u64) -> Result<(), QuotaError> {
         let mut waited = Duration::ZERO;
         let mut pause = Duration::from_millis(20);
@@ -378,6 +394,9 @@ impl BtrfsQuota {
                 // or quotas were disabled since.
                 Ok(()) | Err(Errno::ENOENT) | Err(Errno::ENOTCONN) => return Ok(()),
                 Err(Errno::EBUSY) if waited < QGROUP_REMOVE_WAIT => {
+                    if let Err(e) = self.sys.btrfs_sync(at) {
+                        tracing::debug!(path = %at.display(), error = %e, "btrfs sync");
+                    }
                     self.sys.sleep(pause);
                     waited += pause;
                     pause = (pause * 2).min(Duration::from_millis(500));
@@ -513,5 +532,6 @@ mod tests {
         assert_eq!(IOC_INO_LOOKUP, 0xd000_9412);
         assert_eq!(IOC_QGROUP_CREATE, 0x4010_942a);
         assert_eq!(IOC_QGROUP_LIMIT, 0x8030_942b);
+        assert_eq!(IOC_SYNC, 0x9408);
     }
 }

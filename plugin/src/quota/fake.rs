@@ -205,6 +205,10 @@ impl QuotaSys for FakeQuotaSys {
         Ok(())
     }
 
+    fn btrfs_sync(&self, _path: &Path) -> Result<(), Errno> {
+        Ok(())
+    }
+
     fn project_get(&self, dir: &Path) -> Result<ProjectAttr, Errno> {
         let i = ino(dir)?;
         Ok(self.model().attrs.get(&i).copied().unwrap_or_default())

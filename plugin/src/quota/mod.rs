@@ -255,6 +255,9 @@ pub trait QuotaSys: Send + Sync + 'static {
     ) -> Result<(), Errno>;
     /// The qgroup `0/qgroupid` from the quota tree, `None` if absent.
     fn btrfs_qgroup_info(&self, path: &Path, qgroupid: u64) -> Result<Option<QgroupInfo>, Errno>;
+    /// `BTRFS_IOC_SYNC`: commits the transaction and wakes the cleaner
+    /// (which drops deleted subvolumes).
+    fn btrfs_sync(&self, path: &Path) -> Result<(), Errno>;
     /// `BTRFS_IOC_QGROUP_CREATE` with `create = 0`: removes `0/qgroupid`
     /// (`EBUSY` while its subvolume is not fully dropped).
     fn btrfs_qgroup_remove(&self, path: &Path, qgroupid: u64) -> Result<(), Errno>;
@@ -316,6 +319,9 @@ impl QuotaSys for RealQuotaSys {
     }
     fn btrfs_qgroup_remove(&self, path: &Path, qgroupid: u64) -> Result<(), Errno> {
         btrfs::qgroup_remove(path, qgroupid)
+    }
+    fn btrfs_sync(&self, path: &Path) -> Result<(), Errno> {
+        btrfs::sync(path)
     }
     fn project_get(&self, dir: &Path) -> Result<ProjectAttr, Errno> {
         projquota::get_attr(dir)
