@@ -16,5 +16,10 @@ ENV TIERED_DIR=/app/persistence \
 USER 1000:1000
 EXPOSE 9122
 STOPSIGNAL SIGTERM
+# No shell in the image: the binary asks its own /healthz (200 when the last
+# pass was clean; 503 before the first pass and after a failed step, e.g. a
+# full archive tier).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/usr/local/bin/tiered-snapshotter", "health"]
 ENTRYPOINT ["/usr/local/bin/tiered-snapshotter"]
 CMD ["run"]

@@ -37,11 +37,25 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 15))
 }
 
+/// How a request was answered, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered without an error.
+    Ok,
+    /// `Get` of a volume that does not exist: an error reply, as the
+    /// protocol wants, but the daemon's normal probe before a `Create`, so
+    /// counted in `request_not_found_total`, not `request_errors_total`.
+    NotFound,
+    /// Answered with an error.
+    Error,
+}
+
 /// The plugin's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
     requests: Family<EndpointLabels, Counter>,
     errors: Family<EndpointLabels, Counter>,
+    not_found: Family<EndpointLabels, Counter>,
     duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     volumes: Gauge,
     active_mounts: Gauge,
@@ -64,6 +78,7 @@ impl Metrics {
         let m = Metrics {
             requests: Family::default(),
             errors: Family::default(),
+            not_found: Family::default(),
             duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             volumes: Gauge::default(),
             active_mounts: Gauge::default(),
@@ -83,6 +98,11 @@ impl Metrics {
             "request_errors",
             "VolumeDriver requests answered with an error, by endpoint",
             m.errors.clone(),
+        );
+        registry.register(
+            "request_not_found",
+            "Get requests for a volume that does not exist (the daemon's probe before a Create), by endpoint",
+            m.not_found.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -128,17 +148,26 @@ impl Metrics {
             let _ = m.requests.get_or_create(&l);
             let _ = m.errors.get_or_create(&l);
         }
+        let _ = m.not_found.get_or_create(&EndpointLabels {
+            endpoint: Endpoint::Get.label(),
+        });
         Metrics { registry, ..m }
     }
 
     /// Records one answered request.
-    pub fn observe(&self, endpoint: Endpoint, ok: bool, seconds: f64) {
+    pub fn observe(&self, endpoint: Endpoint, outcome: Outcome, seconds: f64) {
         let l = EndpointLabels {
             endpoint: endpoint.label(),
         };
         self.requests.get_or_create(&l).inc();
-        if !ok {
-            self.errors.get_or_create(&l).inc();
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::NotFound => {
+                self.not_found.get_or_create(&l).inc();
+            }
+            Outcome::Error => {
+                self.errors.get_or_create(&l).inc();
+            }
         }
         self.duration.get_or_create(&l).observe(seconds);
     }
@@ -218,8 +247,9 @@ mod tests {
     #[test]
     fn exposition_has_the_agreed_names() {
         let m = Metrics::new();
-        m.observe(Endpoint::Create, true, 0.001);
-        m.observe(Endpoint::Create, false, 0.002);
+        m.observe(Endpoint::Create, Outcome::Ok, 0.001);
+        m.observe(Endpoint::Create, Outcome::Error, 0.002);
+        m.observe(Endpoint::Get, Outcome::NotFound, 0.001);
         let text = m.render(
             Counts {
                 volumes: 2,
@@ -238,6 +268,9 @@ mod tests {
             "tiered_plugin_requests_total{endpoint=\"create\"} 2",
             "tiered_plugin_request_errors_total{endpoint=\"create\"} 1",
             "tiered_plugin_requests_total{endpoint=\"list\"} 0",
+            "tiered_plugin_requests_total{endpoint=\"get\"} 1",
+            "tiered_plugin_request_not_found_total{endpoint=\"get\"} 1",
+            "tiered_plugin_request_errors_total{endpoint=\"get\"} 0",
             "tiered_plugin_request_duration_seconds_count{endpoint=\"create\"} 2",
             "tiered_plugin_volumes 2",
             "tiered_plugin_active_mounts 3",

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::driver::{Driver, DriverError};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, Outcome};
 use crate::protocol::{self, Endpoint, Request, Response};
 
 /// Most connections served at once (per server).
@@ -177,7 +177,7 @@ async fn handle(
         ));
     }
     let start = Instant::now();
-    let (status, body, ok) = match Limited::new(req.into_body(), protocol::BODY_MAX_BYTES)
+    let (status, body, outcome) = match Limited::new(req.into_body(), protocol::BODY_MAX_BYTES)
         .collect()
         .await
     {
@@ -187,12 +187,16 @@ async fn handle(
                 protocol::BODY_MAX_BYTES
             );
             tracing::warn!(endpoint = endpoint.label(), "{msg}");
-            (StatusCode::BAD_REQUEST, protocol::error_json(&msg), false)
+            (
+                StatusCode::BAD_REQUEST,
+                protocol::error_json(&msg),
+                Outcome::Error,
+            )
         }
         Ok(collected) => answer(&app, endpoint, &collected.to_bytes()).await,
     };
     app.metrics
-        .observe(endpoint, ok, start.elapsed().as_secs_f64());
+        .observe(endpoint, outcome, start.elapsed().as_secs_f64());
     Ok(respond_json(status, &body))
 }
 
@@ -200,7 +204,7 @@ async fn answer(
     app: &Arc<App>,
     endpoint: Endpoint,
     body: &[u8],
-) -> (StatusCode, serde_json::Value, bool) {
+) -> (StatusCode, serde_json::Value, Outcome) {
     let request = match protocol::parse_request(endpoint, body) {
         Ok(r) => r,
         Err(e) => {
@@ -208,7 +212,7 @@ async fn answer(
             return (
                 StatusCode::BAD_REQUEST,
                 protocol::error_json(&e.to_string()),
-                false,
+                Outcome::Error,
             );
         }
     };
@@ -217,13 +221,22 @@ async fn answer(
     let driver = app.driver.clone();
     let result = tokio::task::spawn_blocking(move || execute(&driver, request)).await;
     match result {
-        Ok(Ok(response)) => (StatusCode::OK, response.to_json(), true),
+        Ok(Ok(response)) => (StatusCode::OK, response.to_json(), Outcome::Ok),
+        // The daemon asks Get before every Create: not an error of ours.
+        Ok(Err(e @ DriverError::NotFound(_))) if endpoint == Endpoint::Get => {
+            tracing::debug!(volume = %volume, "get: no such volume");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                protocol::error_json(&e.to_string()),
+                Outcome::NotFound,
+            )
+        }
         Ok(Err(e)) => {
             tracing::warn!(endpoint = endpoint.label(), volume = %volume, error = %e, "request failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 protocol::error_json(&e.to_string()),
-                false,
+                Outcome::Error,
             )
         }
         Err(join) => {
@@ -232,7 +245,7 @@ async fn answer(
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 protocol::error_json(&msg),
-                false,
+                Outcome::Error,
             )
         }
     }

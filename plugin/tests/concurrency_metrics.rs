@@ -161,7 +161,17 @@ async fn metrics_move_with_the_work() {
     assert_eq!(req(&text, "create"), Some(2.0));
     assert_eq!(req(&text, "mount"), Some(2.0));
     assert_eq!(req(&text, "get"), Some(1.0));
-    assert_eq!(errs(&text, "get"), Some(1.0));
+    // Get of an unknown volume (the daemon's probe before Create): an error
+    // reply, counted as not_found, not as an error.
+    assert_eq!(errs(&text, "get"), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            "tiered_plugin_request_not_found_total",
+            &[("endpoint", "get")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(errs(&text, "create"), Some(0.0));
     assert_eq!(sample(&text, "tiered_plugin_volumes", &[]), Some(2.0));
     assert_eq!(sample(&text, "tiered_plugin_active_mounts", &[]), Some(2.0));

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -32,6 +33,45 @@ pub enum Command {
     Once(DaemonArgs),
     /// Build a new persistence dir holding the state as of a sequence number or a time.
     Restore(RestoreArgs),
+    /// Ask a running snapshotter's /healthz (a container health check:
+    /// FROM-scratch images have no shell or curl); exit 0 when it answers 200,
+    /// 1 otherwise.
+    Health(HealthArgs),
+}
+
+/// Flags of `health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The snapshotter's --metrics-listen address, as seen from inside its container.
+    #[arg(long, env = "TIERED_HEALTH_ADDR", default_value = "127.0.0.1:9122")]
+    pub addr: SocketAddr,
+    /// Give up after this many seconds (connect, send, receive each).
+    #[arg(long, env = "TIERED_HEALTH_TIMEOUT_SECS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout_secs: u64,
+}
+
+impl HealthArgs {
+    /// The timeout of each step of the check.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+/// A number that may be left empty: an empty value (`TIERED_RETAIN_BYTES=`,
+/// what a compose file's `${TIERED_RETAIN_BYTES:-}` gives when the variable
+/// is unset) means "not set". A type alias, so that clap's derive does not
+/// read `Option<Option<u64>>` as "a flag with an optional value".
+pub type OptionalU64 = Option<u64>;
+
+/// Parses an [`OptionalU64`]: empty (or blank) is `None`, else a `u64`.
+pub fn parse_optional_u64(s: &str) -> Result<OptionalU64, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<u64>()
+        .map(Some)
+        .map_err(|e| format!("{s:?}: not a non-negative integer: {e}"))
 }
 
 /// Flags of `run` and `once`.
@@ -52,12 +92,14 @@ pub struct DaemonArgs {
     /// Snapshots kept on the primary tier; older ones move to the archive.
     #[arg(long, env = "TIERED_KEEP_SNAPSHOTS", default_value_t = config::DEFAULT_KEEP_SNAPSHOTS)]
     pub keep_snapshots: usize,
-    /// Keep at least this many days of restorable history in the archive.
-    #[arg(long, env = "TIERED_RETAIN_DAYS")]
-    pub retain_days: Option<u64>,
-    /// Delete the oldest archived history while the archive holds more bytes than this.
-    #[arg(long, env = "TIERED_RETAIN_BYTES")]
-    pub retain_bytes: Option<u64>,
+    /// Keep at least this many days of restorable history in the archive
+    /// (empty: no age limit).
+    #[arg(long, env = "TIERED_RETAIN_DAYS", value_parser = parse_optional_u64)]
+    pub retain_days: Option<OptionalU64>,
+    /// Delete the oldest archived history while the archive holds more bytes
+    /// than this (empty: no size limit).
+    #[arg(long, env = "TIERED_RETAIN_BYTES", value_parser = parse_optional_u64)]
+    pub retain_bytes: Option<OptionalU64>,
     /// Serve /metrics and /healthz on this address (e.g. 0.0.0.0:9122).
     #[arg(long, env = "TIERED_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -75,8 +117,8 @@ impl DaemonArgs {
             min_logs: self.min_logs,
             min_bytes: self.min_bytes,
             keep_snapshots: self.keep_snapshots,
-            retain_days: self.retain_days,
-            retain_bytes: self.retain_bytes,
+            retain_days: self.retain_days.flatten(),
+            retain_bytes: self.retain_bytes.flatten(),
             metrics_listen: self.metrics_listen,
             rescan_interval_secs: self.rescan_interval_secs,
         }
@@ -85,7 +127,7 @@ impl DaemonArgs {
 
 /// Flags of `restore`.
 #[derive(Debug, Clone, Args)]
-#[command(group(clap::ArgGroup::new("restore_target").required(true).args(["to_seq", "to_time"])))]
+#[command(group(clap::ArgGroup::new("restore_target").required(true).args(["to_seq", "to_time", "latest"])))]
 pub struct RestoreArgs {
     /// The persistence dir whose history (primary + archive) is read.
     #[arg(long, env = "TIERED_RESTORE_FROM")]
@@ -99,7 +141,11 @@ pub struct RestoreArgs {
     /// Restore the state as of this time: RFC 3339 or unix milliseconds.
     #[arg(long, env = "TIERED_RESTORE_TO_TIME", value_parser = config::parse_time_ms)]
     pub to_time: Option<u64>,
-    /// The new persistence dir to create (must not exist or be empty).
+    /// Restore the newest state the history holds (every command logged).
+    #[arg(long)]
+    pub latest: bool,
+    /// The new persistence dir to create (must not exist, or be empty but
+    /// for an empty archive sub-directory: a new tiered volume's root).
     #[arg(long, env = "TIERED_RESTORE_INTO")]
     pub into: PathBuf,
 }
@@ -110,8 +156,8 @@ impl RestoreArgs {
         let target = match (self.to_seq, self.to_time) {
             (Some(seq), _) => RestoreTarget::Seq(seq),
             (None, Some(ms)) => RestoreTarget::TimeMs(ms),
-            // clap's required group makes this unreachable; default safely.
-            (None, None) => RestoreTarget::Seq(0),
+            // `--latest`; clap's required group makes it the only case left.
+            (None, None) => RestoreTarget::Latest,
         };
         RestoreConfig {
             from: self.from.clone(),
@@ -156,7 +202,7 @@ mod tests {
         let Some(Command::Once(a)) = cli.command else {
             panic!("expected once")
         };
-        assert_eq!(a.retain_bytes, Some(100));
+        assert_eq!(a.retain_bytes, Some(Some(100)));
         assert_eq!(a.metrics_listen, Some("127.0.0.1:9122".parse().unwrap()));
 
         let cli = parse(&[
@@ -173,6 +219,56 @@ mod tests {
             panic!("expected restore")
         };
         assert_eq!(r.to_config().target, RestoreTarget::TimeMs(2000));
+
+        let cli = parse(&["restore", "--from", "/p", "--latest", "--into", "/n"]).unwrap();
+        let Some(Command::Restore(r)) = cli.command else {
+            panic!("expected restore")
+        };
+        assert_eq!(r.to_config().target, RestoreTarget::Latest);
+
+        let cli = parse(&["health", "--addr", "127.0.0.1:1", "--timeout-secs", "3"]).unwrap();
+        let Some(Command::Health(h)) = cli.command else {
+            panic!("expected health")
+        };
+        assert_eq!(h.addr, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(h.timeout(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn empty_retention_values_mean_unset() {
+        let cli = parse(&[
+            "once",
+            "--dir",
+            "/p",
+            "--retain-bytes",
+            "",
+            "--retain-days",
+            " ",
+        ])
+        .unwrap();
+        let Some(Command::Once(a)) = cli.command else {
+            panic!("expected once")
+        };
+        let c = a.to_config();
+        assert_eq!(c.retain_bytes, None);
+        assert_eq!(c.retain_days, None);
+        let cli = parse(&[
+            "once",
+            "--dir",
+            "/p",
+            "--retain-bytes",
+            "7",
+            "--retain-days",
+            "3",
+        ])
+        .unwrap();
+        let Some(Command::Once(a)) = cli.command else {
+            panic!("expected once")
+        };
+        let c = a.to_config();
+        assert_eq!((c.retain_bytes, c.retain_days), (Some(7), Some(3)));
+        assert!(parse(&["once", "--dir", "/p", "--retain-bytes", "-1"]).is_err());
+        assert!(parse(&["once", "--dir", "/p", "--retain-days", "soon"]).is_err());
     }
 
     #[test]
@@ -202,5 +298,11 @@ mod tests {
             "soon"
         ])
         .is_err());
+        assert!(
+            parse(&["restore", "--from", "/p", "--into", "/n", "--latest", "--to-seq", "1"])
+                .is_err()
+        );
+        assert!(parse(&["health", "--addr", "nowhere"]).is_err());
+        assert!(parse(&["health", "--timeout-secs", "0"]).is_err());
     }
 }

@@ -145,9 +145,11 @@ pub enum RestoreTarget {
     /// Unix epoch): the history up to, not including, the first command logged
     /// after it.
     TimeMs(u64),
+    /// Every command the history holds (the newest state).
+    Latest,
 }
 
-/// `restore --from DIR (--to-seq N | --to-time T) --into NEWDIR`.
+/// `restore --from DIR (--to-seq N | --to-time T | --latest) --into NEWDIR`.
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
     /// The persistence dir holding the history (primary + archive).
@@ -156,7 +158,9 @@ pub struct RestoreConfig {
     pub archive_dir_name: String,
     /// Where the history stops.
     pub target: RestoreTarget,
-    /// The new persistence dir to build (must not exist or be empty).
+    /// The new persistence dir to build: must not exist, or be empty but for
+    /// an empty `archive_dir_name` sub-directory (a new tiered volume's root,
+    /// where that directory is the archive tier's mount).
     pub into: PathBuf,
 }
 

@@ -131,3 +131,68 @@ fn route(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
     }
     resp
 }
+
+/// The client side, for `tiered-snapshotter health` (a container health
+/// check: FROM-scratch images have no shell or curl): `GET /healthz` on the
+/// listener at `addr` over plain HTTP/1.0 (the server closes the connection
+/// after the reply). `Ok` on a 200, otherwise what went wrong (the body
+/// names the failed step). Reads at most 4 KiB of the reply.
+pub fn check_health(addr: SocketAddr, timeout: Duration) -> Result<(), HealthError> {
+    use std::io::{Read, Write};
+    let io = |op: &'static str| move |source| HealthError::Io { addr, op, source };
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(io("connect to"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(io("set timeouts on"))?;
+    stream
+        .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(io("send to"))?;
+    let mut reply = Vec::new();
+    stream
+        .take(4096)
+        .read_to_end(&mut reply)
+        .map_err(io("read from"))?;
+    let reply = String::from_utf8_lossy(&reply);
+    let status_line = reply.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        return Ok(());
+    }
+    Err(HealthError::Unhealthy {
+        addr,
+        status_line: status_line.to_string(),
+        body: reply
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    })
+}
+
+/// Why `tiered-snapshotter health` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The listener could not be reached or read.
+    #[error("cannot {op} {addr}: {source}")]
+    Io {
+        /// The address asked.
+        addr: SocketAddr,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It answered, but not 200.
+    #[error("http://{addr}/healthz answered {status_line:?}: {body:?}")]
+    Unhealthy {
+        /// The address asked.
+        addr: SocketAddr,
+        /// The reply's status line.
+        status_line: String,
+        /// The reply's body (the failed step).
+        body: String,
+    },
+}

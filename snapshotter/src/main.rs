@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use tiered_snapshotter::cli::{Cli, Command};
 use tiered_snapshotter::metrics::Metrics;
-use tiered_snapshotter::{daemon, restore};
+use tiered_snapshotter::{daemon, http, restore};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,6 +63,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("{done}");
             println!("{done}");
             Ok(())
+        }
+        (Some(Command::Health(args)), _) => {
+            http::check_health(args.addr, args.timeout()).context("unhealthy")
         }
         (None, None) => anyhow::bail!("--dir (or TIERED_DIR) is required; see --help"),
     }

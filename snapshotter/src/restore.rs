@@ -1,5 +1,5 @@
-//! Point-in-time restore: `restore --from DIR (--to-seq N | --to-time T)
-//! --into NEWDIR` builds a new persistence dir whose only file is
+//! Point-in-time restore: `restore --from DIR (--to-seq N | --to-time T |
+//! --latest) --into NEWDIR` builds a new persistence dir whose only file is
 //! `snapshot-N.snap`, the exact state after command N, made from the newest
 //! valid snapshot at or before N (primary or archive) and the logs after it
 //! (archived, sealed and the open segment, whose torn tail is ignored). An
@@ -8,6 +8,11 @@
 //! `--to-time T` picks N as the last command of the longest history prefix
 //! logged at or before T (the command log's timestamps; they are assumed not
 //! to go backwards across segments).
+//!
+//! NEWDIR must not exist or be empty, except for an empty archive
+//! sub-directory (`archived/`): the root of a new tiered volume always holds
+//! that directory (the archive tier's mount point), and the snapshot is
+//! written beside it, atomically (temp file, fsync, rename, fsync dir).
 //!
 //! The source may be live (engine writing, snapshotter archiving): a file that
 //! moves away during the restore makes it rescan and start over.
@@ -39,9 +44,13 @@ pub enum RestoreError {
     /// `--from` is not a directory.
     #[error("--from {0}: not a directory")]
     FromNotADirectory(PathBuf),
-    /// `--into` exists and is not an empty directory.
-    #[error("--into {0}: exists and is not an empty directory; refusing to overwrite")]
+    /// `--into` exists and is not an empty directory (an empty archive
+    /// sub-directory aside).
+    #[error("--into {0}: exists and is not an empty directory (an empty archive sub-directory aside); refusing to overwrite")]
     IntoNotEmpty(PathBuf),
+    /// `--latest` on a source with neither a snapshot nor a log.
+    #[error("--from {0}: no snapshot and no command log; nothing to restore")]
+    EmptyHistory(PathBuf),
     /// A syscall failed.
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -133,7 +142,7 @@ pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
     if !config.from.is_dir() {
         return Err(RestoreError::FromNotADirectory(config.from.clone()));
     }
-    check_into(&config.into)?;
+    check_into(&config.into, &config.archive_dir_name)?;
     for _ in 0..ATTEMPTS {
         match attempt(config)? {
             Attempt::Done(r) => return Ok(r),
@@ -145,18 +154,35 @@ pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
     Err(RestoreError::Unstable(config.from.clone()))
 }
 
-fn check_into(into: &Path) -> Result<(), RestoreError> {
+/// NEWDIR must not exist, or hold nothing but an empty archive
+/// sub-directory.
+fn check_into(into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
+    let not_empty = || RestoreError::IntoNotEmpty(into.to_path_buf());
     match fs::read_dir(into) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(RestoreError::IntoNotEmpty(into.to_path_buf()));
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(|e| SysError::new("read dir", into, e))?;
+                if entry.file_name() != archive_dir_name {
+                    return Err(not_empty());
+                }
+                // Not following a symlink: only a real, empty directory.
+                let path = entry.path();
+                let is_dir = fs::symlink_metadata(&path)
+                    .map_err(|e| SysError::new("stat", &path, e))?
+                    .is_dir();
+                if !is_dir {
+                    return Err(not_empty());
+                }
+                let mut inner =
+                    fs::read_dir(&path).map_err(|e| SysError::new("read dir", &path, e))?;
+                if inner.next().is_some() {
+                    return Err(not_empty());
+                }
             }
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-            Err(RestoreError::IntoNotEmpty(into.to_path_buf()))
-        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(not_empty()),
         Err(e) => Err(SysError::new("read dir", into, e).into()),
     }
 }
@@ -164,10 +190,12 @@ fn check_into(into: &Path) -> Result<(), RestoreError> {
 fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
     let listing = layout::scan(&config.from, &config.archive_dir_name)?;
     let logs = replay::log_refs(&listing, true);
+    // `None`: `--latest`, wherever the history ends.
     let target = match config.target {
-        RestoreTarget::Seq(n) => n,
+        RestoreTarget::Seq(n) => Some(n),
+        RestoreTarget::Latest => None,
         RestoreTarget::TimeMs(t) => match seq_at_time(&logs, t) {
-            Ok(AtTime::Seq(n)) => n,
+            Ok(AtTime::Seq(n)) => Some(n),
             Ok(AtTime::BeforeHistory {
                 first_seq,
                 first_time_ms,
@@ -182,32 +210,45 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
             Err(e) => return Err(RestoreError::Timestamps(e)),
         },
     };
-    let (base_seq, mut db) = match base_for(&listing, target)? {
+    if target.is_none() && listing.snapshots.is_empty() && logs.is_empty() {
+        return Err(RestoreError::EmptyHistory(config.from.clone()));
+    }
+    let (base_seq, mut db) = match base_for(&listing, target.unwrap_or(u64::MAX))? {
         Some((seq, db)) => (Some(seq), db),
         None => {
-            if target > 0 && logs.first().map(|l| l.first_seq) != Some(1) {
-                return Err(RestoreError::NoBase { target });
+            if target != Some(0) && logs.first().map(|l| l.first_seq) != Some(1) {
+                // For `--latest`: as far as the logs' names go.
+                let named_end = logs.last().map_or(0, |l| l.last_seq.unwrap_or(l.first_seq));
+                return Err(RestoreError::NoBase {
+                    target: target.unwrap_or(named_end),
+                });
             }
             (None, Db::new())
         }
     };
     let from_seq = base_seq.unwrap_or(0);
-    let done = match replay::replay(&mut db, from_seq, &logs, Some(target), &|| false) {
+    let done = match replay::replay(&mut db, from_seq, &logs, target, &|| false) {
         Ok(d) => d,
         Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
         // Every log was consumed (a later one would have been a gap).
         Err(ReplayError::Missing { expected, .. }) => {
             return Err(RestoreError::BeyondHistory {
-                target,
+                target: target.unwrap_or(expected),
                 last: expected - 1,
                 from: config.from.clone(),
             })
         }
-        Err(source) => return Err(RestoreError::Replay { target, source }),
+        Err(source) => {
+            return Err(RestoreError::Replay {
+                target: target.unwrap_or(u64::MAX),
+                source,
+            })
+        }
     };
+    let target = target.unwrap_or(done.last_seq);
     mover::ensure_dir(&config.into)?;
     // NEWDIR may have been filled meanwhile by someone else: check again.
-    check_into(&config.into)?;
+    check_into(&config.into, &config.archive_dir_name)?;
     let snapshot = write_snapshot(&config.into, target, &db).map_err(RestoreError::Write)?;
     Ok(Attempt::Done(Restored {
         last_seq: target,

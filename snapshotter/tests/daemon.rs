@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tiered_snapshotter::config::Config;
 use tiered_snapshotter::daemon::{self, RunError};
+use tiered_snapshotter::http::{check_health, HealthError};
 use tiered_snapshotter::lock::{InstanceLock, LockError};
 use tiered_snapshotter::metrics::Metrics;
 
@@ -58,6 +59,28 @@ fn metric(addr: SocketAddr, name: &str, label: Option<(&str, &str)>) -> Option<f
         })
 }
 
+/// `tiered-snapshotter health --addr ADDR`, the image's health check.
+fn health_command(addr: SocketAddr) -> std::process::ExitStatus {
+    Command::new(env!("CARGO_BIN_EXE_tiered-snapshotter"))
+        .args(["health", "--timeout-secs", "2", "--addr"])
+        .arg(addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+}
+
+#[test]
+fn health_check_of_nothing_listening_fails() {
+    let addr = free_addr();
+    let err = check_health(addr, Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(&err, HealthError::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{err}"
+    );
+    assert!(!health_command(addr).success());
+}
+
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -84,6 +107,9 @@ fn inotify_wakes_the_daemon_and_metrics_follow() {
     wait_until("healthz", 5, || {
         get(addr, "/healthz").is_some_and(|(s, b)| s == 200 && b == "ok\n")
     });
+    // What the image's HEALTHCHECK runs says so too.
+    check_health(addr, Duration::from_secs(2)).unwrap();
+    assert!(health_command(addr).success());
     assert_eq!(
         metric(addr, "tiered_snapshotter_last_snapshot_sequence", None),
         Some(0.0)
@@ -206,6 +232,9 @@ fn inotify_wakes_the_daemon_and_metrics_follow() {
     let (status, body) = get(addr, "/healthz").unwrap();
     assert_eq!(status, 503);
     assert!(body.contains("gap"), "{body}");
+    let err = check_health(addr, Duration::from_secs(2)).unwrap_err();
+    assert!(matches!(err, HealthError::Unhealthy { .. }), "{err}");
+    assert!(!health_command(addr).success());
     assert_eq!(get(addr, "/nope").unwrap().0, 404);
 
     tx.send(()).unwrap();

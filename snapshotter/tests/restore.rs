@@ -210,3 +210,69 @@ fn a_time_before_the_oldest_kept_log_is_an_error_not_a_later_state() {
     assert_eq!(r.last_seq, 13);
     check(&into, 13, &h);
 }
+
+#[test]
+fn latest_restores_every_command_and_an_empty_history_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("latest");
+    let r = restore(&cfg(d.path(), RestoreTarget::Latest, &into)).unwrap();
+    assert_eq!(r.last_seq, 42);
+    assert_eq!(r.base_seq, Some(30));
+    check(&into, 42, &h);
+
+    let empty = tempfile::tempdir().unwrap();
+    let into = out.path().join("nothing");
+    let err = restore(&cfg(empty.path(), RestoreTarget::Latest, &into)).unwrap_err();
+    assert!(matches!(err, RestoreError::EmptyHistory(_)), "{err}");
+    assert!(!into.exists());
+}
+
+/// The root of a new tiered volume holds an empty `archived/` (the archive
+/// tier's mount point): a restore goes beside it, and only there.
+#[test]
+fn restore_into_a_new_volume_root_beside_its_empty_archive_dir() {
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let out = tempfile::tempdir().unwrap();
+
+    let root = out.path().join("vol");
+    fs::create_dir_all(root.join("archived")).unwrap();
+    let r = restore(&cfg(d.path(), RestoreTarget::Seq(20), &root)).unwrap();
+    assert_eq!(r.last_seq, 20);
+    assert_eq!(names(&root), vec!["archived".to_string(), snap_name(20)]);
+    assert!(names(&root.join("archived")).is_empty());
+    let (meta, db) = read_snapshot(&root.join(snap_name(20))).unwrap();
+    assert_eq!(meta.last_seq, 20);
+    assert_same_state(&db, &h.states[20], "restore beside archived/");
+
+    // ... but a second restore into it is refused: it has data now.
+    let err = restore(&cfg(d.path(), RestoreTarget::Seq(5), &root)).unwrap_err();
+    assert!(matches!(err, RestoreError::IntoNotEmpty(_)), "{err}");
+
+    // An archive dir that holds anything, is a file, is a symlink to an
+    // empty dir, or has another name: refused, and left as it was.
+    let full = out.path().join("full");
+    fs::create_dir_all(full.join("archived/logs")).unwrap();
+    let file = out.path().join("file");
+    fs::create_dir(&file).unwrap();
+    fs::write(file.join("archived"), b"").unwrap();
+    let link = out.path().join("link");
+    fs::create_dir_all(out.path().join("elsewhere")).unwrap();
+    fs::create_dir(&link).unwrap();
+    std::os::unix::fs::symlink(out.path().join("elsewhere"), link.join("archived")).unwrap();
+    let other = out.path().join("other");
+    fs::create_dir_all(other.join("archive")).unwrap();
+    for into in [&full, &file, &link, &other] {
+        let before = names(into);
+        let err = restore(&cfg(d.path(), RestoreTarget::Seq(5), into)).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::IntoNotEmpty(_)),
+            "{}: {err}",
+            into.display()
+        );
+        assert_eq!(names(into), before);
+    }
+    assert!(names(&full.join("archived")) == vec!["logs".to_string()]);
+}
