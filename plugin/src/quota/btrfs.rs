@@ -343,6 +343,16 @@ pub fn sync(path: &Path) -> Result<(), Errno> {
     }
 }
 
+pub fn qgroup_create(path: &Path, qgroupid: u64) -> Result<(), Errno> {
+    tracing::debug!(path = %path.display(), qgroupid, "btrfs qgroup create");
+    let fd = open_dir(path)?;
+    let mut args = QgroupCreateArgs {
+        create: 1,
+        qgroupid,
+    };
+    ioctl(&fd, IOC_QGROUP_CREATE, &mut args)
+}
+
 pub fn qgroup_remove(path: &Path, qgroupid: u64) -> Result<(), Errno> {
     tracing::debug!(path = %path.display(), qgroupid, "btrfs qgroup remove");
     let fd = open_dir(path)?;
@@ -372,9 +382,17 @@ impl BtrfsQuota {
                 path: dir.to_owned(),
                 what: "btrfs subvolume",
             })?;
-        self.sys
-            .btrfs_qgroup_limit(dir, id, Some(limit_bytes))
-            .map_err(sys_err("set qgroup limit of", dir))?;
+        match self.sys.btrfs_qgroup_limit(dir, id, Some(limit_bytes)) {
+            // No qgroup for this subvolume (made while quotas were off).
+            Err(Errno::ENOENT) => {
+                self.sys
+                    .btrfs_qgroup_create(dir, id)
+                    .map_err(sys_err("create qgroup of", dir))?;
+                self.sys.btrfs_qgroup_limit(dir, id, Some(limit_bytes))
+            }
+            other => other,
+        }
+        .map_err(sys_err("set qgroup limit of", dir))?;
         Ok(TierQuota {
             backend: Backend::Btrfs,
             limit_bytes,

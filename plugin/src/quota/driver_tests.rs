@@ -432,3 +432,36 @@ fn project_quotas_off_is_refused_unless_best_effort() {
     assert!(f.q.take_calls().is_empty());
     f.driver.remove("v").unwrap();
 }
+
+#[test]
+fn a_kept_archive_subvolume_without_a_qgroup_gets_one() {
+    let f = btrfs();
+    // A subvolume made while quotas were off has no qgroup.
+    f.q.model().btrfs_quota_on = false;
+    f.q.btrfs_subvol_create(&f.driver.archive_dir("v")).unwrap();
+    f.q.model().btrfs_quota_on = true;
+    f.q.take_calls();
+    f.driver.create("v", sized(None, Some("30M"))).unwrap();
+    let calls = f.q.take_calls();
+    assert!(
+        matches!(&calls[..], [QCall::QgroupCreate(a), QCall::QgroupLimit(b, Some(31_457_280))] if a == b),
+        "{calls:?}"
+    );
+    assert_eq!(f.status("v")["archive_quota_limit_bytes"], json!(30 << 20));
+}
+
+#[test]
+fn a_subvolume_of_an_interrupted_creation_is_deleted_at_start() {
+    let mut f = btrfs();
+    // A crash inside Create: the staged volume dir holds a new subvolume.
+    let staged = f.tiers.primary_root.join(".tiered/tmp/v.crash");
+    std::fs::create_dir(&staged).unwrap();
+    f.q.btrfs_subvol_create(&staged.join("data")).unwrap();
+    let id = f.q.btrfs_subvol_id(&staged.join("data")).unwrap().unwrap();
+    f.q.btrfs_qgroup_limit(&staged, id, Some(1 << 20)).unwrap();
+    assert_eq!(f.q.model().qgroups.len(), 1);
+    f.reopen();
+    assert!(!staged.exists());
+    assert!(f.q.model().subvols.is_empty());
+    assert!(f.q.model().qgroups.is_empty());
+}

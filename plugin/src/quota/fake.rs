@@ -20,6 +20,7 @@ pub enum QCall {
     SubvolDestroy(PathBuf),
     QgroupLimit(u64, Option<u64>),
     QgroupRemove(u64),
+    QgroupCreate(u64),
     ProjectSet(PathBuf, ProjectAttr),
     ProjectQuotaSet(u32, u64),
 }
@@ -202,6 +203,18 @@ impl QuotaSys for FakeQuotaSys {
         m.dropping.remove(&qgroupid);
         m.qgroups.remove(&qgroupid);
         m.calls.push(QCall::QgroupRemove(qgroupid));
+        Ok(())
+    }
+
+    fn btrfs_qgroup_create(&self, _path: &Path, qgroupid: u64) -> Result<(), Errno> {
+        let mut m = self.model();
+        if !m.btrfs_quota_on {
+            return Err(Errno::ENOTCONN);
+        }
+        if m.qgroups.insert(qgroupid, None).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        m.calls.push(QCall::QgroupCreate(qgroupid));
         Ok(())
     }
 

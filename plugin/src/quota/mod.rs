@@ -255,6 +255,10 @@ pub trait QuotaSys: Send + Sync + 'static {
     ) -> Result<(), Errno>;
     /// The qgroup `0/qgroupid` from the quota tree, `None` if absent.
     fn btrfs_qgroup_info(&self, path: &Path, qgroupid: u64) -> Result<Option<QgroupInfo>, Errno>;
+    /// `BTRFS_IOC_QGROUP_CREATE` with `create = 1`: makes `0/qgroupid`
+    /// (the kernel makes it with the subvolume when quotas are on; this is
+    /// for a subvolume made while they were off).
+    fn btrfs_qgroup_create(&self, path: &Path, qgroupid: u64) -> Result<(), Errno>;
     /// `BTRFS_IOC_SYNC`: commits the transaction and wakes the cleaner
     /// (which drops deleted subvolumes).
     fn btrfs_sync(&self, path: &Path) -> Result<(), Errno>;
@@ -322,6 +326,9 @@ impl QuotaSys for RealQuotaSys {
     }
     fn btrfs_sync(&self, path: &Path) -> Result<(), Errno> {
         btrfs::sync(path)
+    }
+    fn btrfs_qgroup_create(&self, path: &Path, qgroupid: u64) -> Result<(), Errno> {
+        btrfs::qgroup_create(path, qgroupid)
     }
     fn project_get(&self, dir: &Path) -> Result<ProjectAttr, Errno> {
         projquota::get_attr(dir)
