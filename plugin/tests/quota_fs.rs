@@ -227,7 +227,43 @@ async fn btrfs_tiers_enforce_sizes_and_leave_no_stale_qgroup() {
         assert_eq!(qgroups(dir), Vec::<String>::new(), "{dir:?}");
         assert_eq!(subvolumes(dir), "", "{dir:?}");
     }
+
+    // keep-archive: the archive subvolume stays with its data, its limit
+    // lifted; a later volume of that name with archive-size limits it again.
+    let keep = json!({"Name": "keep", "Opts": {"archive-size": "8M", "keep-archive": "true"}});
+    p.ok("/VolumeDriver.Create", keep.clone()).await;
+    std::fs::write(p.archive.join("keep/kept"), b"x").unwrap();
+    p.ok("/VolumeDriver.Remove", json!({"Name": "keep"})).await;
+    assert_eq!(
+        qgroups(&p.archive).len(),
+        1,
+        "kept archive keeps its qgroup"
+    );
+    assert!(max_referenced(&p.archive).iter().all(|m| m == "none"));
+    p.ok(
+        "/VolumeDriver.Create",
+        json!({"Name": "keep", "Opts": {"archive-size": "8M"}}),
+    )
+    .await;
+    assert_eq!(max_referenced(&p.archive), vec![(8 * MIB).to_string()]);
+    assert_eq!(std::fs::read(p.archive.join("keep/kept")).unwrap(), b"x");
+    p.ok("/VolumeDriver.Remove", json!({"Name": "keep"})).await;
+    assert_eq!(qgroups(&p.archive), Vec::<String>::new());
+    assert_eq!(subvolumes(&p.archive), "");
     p.stop().await;
+}
+
+/// `max_rfer` of the qgroups other than `0/5`.
+fn max_referenced(dir: &Path) -> Vec<String> {
+    run(
+        "btrfs",
+        &["qgroup", "show", "-r", "--raw", dir.to_str().unwrap()],
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| l.starts_with("0/") && !l.starts_with("0/5 "))
+    .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+    .collect()
 }
 
 #[tokio::test]
