@@ -82,14 +82,8 @@ impl Config {
         if !(1..=86_400).contains(&secs) {
             return Err(ConfigError::RotateInterval(secs));
         }
-        let n = &self.archive_dir_name;
-        let mut comps = std::path::Path::new(n).components();
-        let plain = matches!(comps.next(), Some(std::path::Component::Normal(_)))
-            && comps.next().is_none()
-            && !n.contains('/')
-            && !n.ends_with(crate::layout::TEMP_SUFFIX);
-        if !plain {
-            return Err(ConfigError::ArchiveDirName(n.clone()));
+        if crate::layout::validate_archive_dir_name(&self.archive_dir_name).is_err() {
+            return Err(ConfigError::ArchiveDirName(self.archive_dir_name.clone()));
         }
         if !(1..=1_000_000).contains(&self.max_clients) {
             return Err(ConfigError::MaxClients(self.max_clients));

@@ -10,10 +10,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::db::{Command, SetCondition, Value};
-use crate::layout::{self, FileKind, LayoutError};
+use crate::cmd::{self, quote as esc, Effect};
+use crate::db::Value;
+use crate::history::{History, HistoryError, SnapshotCheck};
+use crate::layout::{self, FileKind};
 use crate::record::Record;
-use crate::segment::{verify_segment, SegmentError, SegmentReader};
+use crate::segment::{verify_segment_on, SegmentError, SegmentReader};
 use crate::snapshot;
 
 /// What `verify` found.
@@ -37,14 +39,20 @@ impl VerifyReport {
 }
 
 /// Verifies every file of `dir` (see the module doc). Changes nothing.
-pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, LayoutError> {
-    let listing = layout::scan(dir, archive_dir_name)?;
+pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, HistoryError> {
+    let history = History::scan(dir, archive_dir_name)?;
     let mut rep = VerifyReport::default();
+    for path in &history.listing().rejected {
+        rep.warnings.push(format!(
+            "{}: not a valid segment or snapshot name; ignored",
+            path.display()
+        ));
+    }
     let mut newest_valid_snapshot = None;
-    for s in &listing.snapshots {
+    for s in history.snapshots() {
         rep.snapshots += 1;
-        match snapshot::verify_snapshot(&s.path) {
-            Ok(m) if m.last_seq == s.last_seq => {
+        match history.verify_snapshot(s) {
+            Ok(m) => {
                 rep.lines.push(format!(
                     "ok   {}: snapshot last_seq={} entries={} created_ms={}",
                     s.path.display(),
@@ -55,32 +63,19 @@ pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, Layout
                 newest_valid_snapshot = Some(m.last_seq);
                 rep.last_seq = rep.last_seq.max(m.last_seq);
             }
-            Ok(m) => rep.problems.push(format!(
-                "{}: header last_seq {} does not match the name",
+            Err(SnapshotCheck::NameMismatch { found, .. }) => rep.problems.push(format!(
+                "{}: header last_seq {found} does not match the name",
                 s.path.display(),
-                m.last_seq
             )),
-            Err(e) => rep.problems.push(e.to_string()),
+            Err(SnapshotCheck::Damaged(e)) => rep.problems.push(e.to_string()),
         }
     }
-    // segments in sequence order; open after sealed with the same first seq
-    let mut segs: Vec<(u64, bool, PathBuf)> = listing
-        .sealed
-        .iter()
-        .map(|s| (s.first_seq, false, s.path.clone()))
-        .chain(
-            listing
-                .open
-                .iter()
-                .map(|o| (o.first_seq, true, o.path.clone())),
-        )
-        .collect();
-    segs.sort();
-    let n = segs.len();
+    // every segment in walking order, each read whole
     let mut expected: Option<u64> = None;
-    for (i, (first, open, path)) in segs.into_iter().enumerate() {
+    for (i, log) in history.logs().iter().enumerate() {
         rep.segments += 1;
-        match verify_segment(&path) {
+        let (first, path) = (log.first_seq, &log.path);
+        match verify_segment_on(&**history.fs(), path) {
             Ok(s) => {
                 rep.records += s.records;
                 rep.bytes += s.bytes;
@@ -109,7 +104,7 @@ pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, Layout
                     expected = Some(expected.unwrap_or(first).max(first));
                 }
             }
-            Err(e) if open && i == n - 1 && e.is_torn_tail() => {
+            Err(e) if history.torn_tail_allowed(i) && e.is_torn_tail() => {
                 rep.warnings
                     .push(format!("torn tail (cut at the next start): {e}"));
                 rep.lines.push(format!(
@@ -124,95 +119,9 @@ pub fn verify(dir: &Path, archive_dir_name: &str) -> Result<VerifyReport, Layout
     Ok(rep)
 }
 
-fn esc(b: &[u8]) -> String {
-    let mut s = String::from("\"");
-    for &c in b {
-        match c {
-            b'"' => s.push_str("\\\""),
-            b'\\' => s.push_str("\\\\"),
-            0x20..=0x7e => s.push(c as char),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            _ => s.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    s.push('"');
-    s
-}
-
-/// One command in redis-cli-like text (expiry as absolute `PXAT`).
-pub fn describe(cmd: &Command) -> String {
-    match cmd {
-        Command::Set {
-            key,
-            value,
-            expire_at_ms,
-            keep_ttl,
-            condition,
-            get,
-        } => {
-            let mut s = format!("SET {} {}", esc(key), esc(value));
-            if let Some(t) = expire_at_ms {
-                s.push_str(&format!(" PXAT {t}"));
-            }
-            if *keep_ttl {
-                s.push_str(" KEEPTTL");
-            }
-            match condition {
-                SetCondition::Nx => s.push_str(" NX"),
-                SetCondition::Xx => s.push_str(" XX"),
-                SetCondition::Always => {}
-            }
-            if *get {
-                s.push_str(" GET");
-            }
-            s
-        }
-        Command::GetDel { key } => format!("GETDEL {}", esc(key)),
-        Command::MSet { pairs } => {
-            let mut s = "MSET".to_string();
-            for (k, v) in pairs {
-                s.push_str(&format!(" {} {}", esc(k), esc(v)));
-            }
-            s
-        }
-        Command::Del { keys } => {
-            let mut s = "DEL".to_string();
-            for k in keys {
-                s.push(' ');
-                s.push_str(&esc(k));
-            }
-            s
-        }
-        Command::IncrBy { key, delta } => format!("INCRBY {} {delta}", esc(key)),
-        Command::Append { key, value } => format!("APPEND {} {}", esc(key), esc(value)),
-        Command::PExpireAt { key, at_ms } => format!("PEXPIREAT {} {at_ms}", esc(key)),
-        Command::Persist { key } => format!("PERSIST {}", esc(key)),
-        Command::HSet { key, pairs } => {
-            let mut s = format!("HSET {}", esc(key));
-            for (f, v) in pairs {
-                s.push_str(&format!(" {} {}", esc(f), esc(v)));
-            }
-            s
-        }
-        Command::HDel { key, fields } => {
-            let mut s = format!("HDEL {}", esc(key));
-            for f in fields {
-                s.push(' ');
-                s.push_str(&esc(f));
-            }
-            s
-        }
-        Command::HIncrBy { key, field, delta } => {
-            format!("HINCRBY {} {} {delta}", esc(key), esc(field))
-        }
-        Command::FlushAll => "FLUSHALL".into(),
-    }
-}
-
 fn dump_record(out: &mut dyn Write, r: &Record) -> std::io::Result<()> {
-    let text = match Command::decode(&r.payload) {
-        Ok(c) => describe(&c),
+    let text = match cmd::describe_payload(&r.payload) {
+        Ok(t) => t,
         Err(e) => format!("<undecodable payload: {e}>"),
     };
     writeln!(out, "{}\t{}\t{}", r.seq, r.timestamp_ms, text)
@@ -222,7 +131,7 @@ fn dump_record(out: &mut dyn Write, r: &Record) -> std::io::Result<()> {
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     #[error(transparent)]
-    Layout(#[from] LayoutError),
+    Layout(#[from] HistoryError),
     #[error(transparent)]
     Segment(#[from] SegmentError),
     #[error(transparent)]
@@ -278,18 +187,11 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
     }
 }
 
-/// Dumps every segment of `dir` (archive included) in sequence order.
+/// Dumps every segment of `dir` (archive included) in walking order.
 pub fn dump_dir(dir: &Path, archive_dir_name: &str, out: &mut dyn Write) -> Result<(), DumpError> {
-    let listing = layout::scan(dir, archive_dir_name)?;
-    let mut segs: Vec<(u64, PathBuf)> = listing
-        .sealed
-        .iter()
-        .map(|s| (s.first_seq, s.path.clone()))
-        .chain(listing.open.iter().map(|o| (o.first_seq, o.path.clone())))
-        .collect();
-    segs.sort();
-    for (_, p) in segs {
-        dump_file(&p, out)?;
+    let history = History::scan(dir, archive_dir_name)?;
+    for log in history.logs() {
+        dump_file(&log.path, out)?;
     }
     Ok(())
 }
@@ -319,14 +221,7 @@ pub fn bench_replay(dir: &Path, bytes: u64, value_bytes: usize) -> anyhow::Resul
             buf.clear();
             let first = seq;
             while buf.len() < (4 << 20) {
-                let cmd = Command::Set {
-                    key: format!("key:{:07}", seq % 1_000_000).into_bytes(),
-                    value: value.clone(),
-                    expire_at_ms: None,
-                    keep_ttl: false,
-                    condition: SetCondition::Always,
-                    get: false,
-                };
+                let cmd = cmd::Set::new(format!("key:{:07}", seq % 1_000_000), value.clone());
                 crate::record::encode_parts(
                     w.salt(),
                     seq,
@@ -374,11 +269,13 @@ mod tests {
     use crate::record;
     use crate::segment::SegmentWriter;
 
-    fn seg(dir: &Path, first: u64, cmds: &[Command], seal: bool) -> PathBuf {
+    use crate::cmd::{Del, FlushAll, Set, SetCondition};
+
+    fn seg(dir: &Path, first: u64, cmds: &[Vec<u8>], seal: bool) -> PathBuf {
         let mut w = SegmentWriter::create(dir, first, 0).unwrap();
         let mut buf = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
-            record::encode_parts(w.salt(), first + i as u64, 7, &c.encode(), &mut buf);
+            record::encode_parts(w.salt(), first + i as u64, 7, c, &mut buf);
         }
         w.append(&buf, cmds.len() as u64).unwrap();
         w.sync().unwrap();
@@ -393,7 +290,7 @@ mod tests {
     fn verify_reports_files_gaps_and_damage_and_dump_prints_commands() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let set = Command::Set {
+        let set = Set {
             key: b"k\n".to_vec(),
             value: b"v".to_vec(),
             expire_at_ms: Some(99),
@@ -401,13 +298,14 @@ mod tests {
             condition: SetCondition::Nx,
             get: false,
         };
-        let s1 = seg(d, 1, &[set.clone(), Command::FlushAll], true);
+        let s1 = seg(d, 1, &[set.encode(), FlushAll.encode()], true);
         seg(
             d,
             3,
-            &[Command::Del {
+            &[Del {
                 keys: vec![b"a".to_vec()],
-            }],
+            }
+            .encode()],
             false,
         );
         let rep = verify(d, "archived").unwrap();
@@ -424,7 +322,7 @@ mod tests {
         assert!(text.contains("3\t7\tDEL \"a\""), "{text}");
 
         // a gap and a damaged sealed segment are problems
-        seg(d, 10, &[Command::FlushAll], true);
+        seg(d, 10, &[FlushAll.encode()], true);
         let mut b = std::fs::read(&s1).unwrap();
         let n = b.len();
         b[n - 1] ^= 1;

@@ -15,10 +15,9 @@
 //! Sequence numbers are zero-padded to 20 digits so that names sort in
 //! sequence order. The engine writes only at the top of `DIR`; the archive
 //! directory belongs to the snapshotter.
-
-use std::collections::BTreeMap;
-use std::io;
-use std::path::{Path, PathBuf};
+//!
+//! This module is the one definition of these names: [`classify`] is the
+//! only parser, and [`crate::history::scan`] the only directory listing.
 
 /// Default name of the archive directory inside the persistence dir.
 pub const DEFAULT_ARCHIVE_DIR_NAME: &str = "archived";
@@ -31,7 +30,22 @@ pub const ENGINE_LOCK_FILE: &str = "engine.lock";
 /// Lock file of the snapshotter (flock, exclusive).
 pub const SNAPSHOTTER_LOCK_FILE: &str = "snapshotter.lock";
 /// Suffix of temp files; every reader ignores them.
-pub const TEMP_SUFFIX: &str = ".tmp";
+pub const TEMP_SUFFIX: &str = tiered_sys::names::TEMP_SUFFIX;
+
+pub use tiered_sys::names::NameError;
+
+/// Checks an archive directory name (`--archive-dir-name`): one plain
+/// directory entry. The engine, the snapshotter (and the plugin) use this
+/// one check.
+pub fn validate_archive_dir_name(name: &str) -> Result<(), NameError> {
+    tiered_sys::names::validate_dir_name(name)
+}
+
+/// True for a snapshot temp file (`snapshot-….snap.<pid>.tmp`), which only
+/// the writer of snapshots creates and may clean up.
+pub fn is_snapshot_temp(file_name: &str) -> bool {
+    file_name.starts_with(SNAPSHOT_PREFIX) && file_name.ends_with(TEMP_SUFFIX)
+}
 
 const SEGMENT_PREFIX: &str = "cmdlog-";
 const OPEN_SUFFIX: &str = ".open";
@@ -106,116 +120,6 @@ pub fn classify(file_name: &str) -> FileKind {
     FileKind::Other
 }
 
-/// An open segment found by [`scan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenFile {
-    pub first_seq: u64,
-    pub path: PathBuf,
-}
-
-/// A sealed segment found by [`scan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedFile {
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub path: PathBuf,
-    /// Found in `DIR/<archive>/logs` rather than at the top of `DIR`.
-    pub archived: bool,
-}
-
-/// A snapshot found by [`scan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotFile {
-    pub last_seq: u64,
-    pub path: PathBuf,
-    /// Found in `DIR/<archive>/snapshots` rather than at the top of `DIR`.
-    pub archived: bool,
-}
-
-/// Every segment and snapshot of a persistence dir, each list sorted by
-/// sequence number.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listing {
-    pub open: Vec<OpenFile>,
-    pub sealed: Vec<SealedFile>,
-    pub snapshots: Vec<SnapshotFile>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LayoutError {
-    #[error("cannot list {path}: {source}")]
-    ReadDir { path: PathBuf, source: io::Error },
-}
-
-fn list_dir(path: &Path, missing_ok: bool) -> Result<Vec<(String, PathBuf)>, LayoutError> {
-    let err = |source| LayoutError::ReadDir {
-        path: path.to_path_buf(),
-        source,
-    };
-    let entries = match std::fs::read_dir(path) {
-        Ok(e) => e,
-        Err(e) if missing_ok && e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(err(e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(err)?;
-        if let Some(name) = entry.file_name().to_str() {
-            out.push((name.to_string(), entry.path()));
-        }
-    }
-    Ok(out)
-}
-
-/// Lists the segments and snapshots at the top of `dir` and in
-/// `dir/<archive_dir_name>/{logs,snapshots}` (missing archive dirs are fine).
-/// A file present in both places (a move interrupted by a crash) is listed
-/// once, preferring the top-level copy.
-pub fn scan(dir: &Path, archive_dir_name: &str) -> Result<Listing, LayoutError> {
-    let mut open = BTreeMap::new();
-    let mut sealed: BTreeMap<(u64, u64), SealedFile> = BTreeMap::new();
-    let mut snapshots: BTreeMap<u64, SnapshotFile> = BTreeMap::new();
-    let archive = dir.join(archive_dir_name);
-    let sources = [
-        (dir.to_path_buf(), false, false),
-        (archive.join(ARCHIVE_LOGS_DIR), true, true),
-        (archive.join(ARCHIVE_SNAPSHOTS_DIR), true, true),
-    ];
-    for (path, archived, missing_ok) in sources {
-        for (name, path) in list_dir(&path, missing_ok)? {
-            match classify(&name) {
-                FileKind::OpenSegment { first_seq } if !archived => {
-                    open.insert(first_seq, OpenFile { first_seq, path });
-                }
-                FileKind::SealedSegment {
-                    first_seq,
-                    last_seq,
-                } => {
-                    sealed.entry((first_seq, last_seq)).or_insert(SealedFile {
-                        first_seq,
-                        last_seq,
-                        path,
-                        archived,
-                    });
-                }
-                FileKind::Snapshot { last_seq } => {
-                    snapshots.entry(last_seq).or_insert(SnapshotFile {
-                        last_seq,
-                        path,
-                        archived,
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(Listing {
-        open: open.into_values().collect(),
-        sealed: sealed.into_values().collect(),
-        snapshots: snapshots.into_values().collect(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,43 +156,30 @@ mod tests {
             classify("cmdlog-00000000000000000009-00000000000000000001.log"),
             FileKind::Other
         );
-    }
-
-    #[test]
-    fn scan_merges_archive_and_prefers_top_level() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let logs = d.join("archived").join(ARCHIVE_LOGS_DIR);
-        let snaps = d.join("archived").join(ARCHIVE_SNAPSHOTS_DIR);
-        std::fs::create_dir_all(&logs).unwrap();
-        std::fs::create_dir_all(&snaps).unwrap();
-        for p in [
-            d.join(sealed_segment_name(11, 20)),
-            d.join(open_segment_name(21)),
-            d.join(snapshot_name(20)),
-            d.join("x.tmp"),
-            logs.join(sealed_segment_name(1, 10)),
-            logs.join(sealed_segment_name(11, 20)),
-            snaps.join(snapshot_name(10)),
+        for damaged in [
+            "cmdlog-0000000000000000001.open",
+            "cmdlog-000000000000000000011.open",
+            "cmdlog-0000000000000000000a.open",
+            "cmdlog-+0000000000000000001.open",
+            "cmdlog-00000000000000000001.log",
+            "cmdlog-00000000000000000001-00000000000000000002.open",
+            "cmdlog-00000000000000000001-00000000000000000002-.log",
+            "snapshot-1.snap",
+            "snapshot-00000000000000000001.snapshot",
+            "snapshot-00000000000000000001.snap.bak",
+            "Snapshot-00000000000000000001.snap",
+            "cmdlog-99999999999999999999.open",
         ] {
-            std::fs::write(p, b"").unwrap();
+            assert_eq!(classify(damaged), FileKind::Other, "{damaged}");
         }
-        let l = scan(d, "archived").unwrap();
-        assert_eq!(l.open.len(), 1);
-        assert_eq!(l.open[0].first_seq, 21);
-        assert_eq!(l.sealed.len(), 2);
-        assert_eq!((l.sealed[0].first_seq, l.sealed[0].archived), (1, true));
-        assert_eq!((l.sealed[1].first_seq, l.sealed[1].archived), (11, false));
-        assert_eq!(l.sealed[1].path, d.join(sealed_segment_name(11, 20)));
-        assert_eq!(
-            l.snapshots.iter().map(|s| s.last_seq).collect::<Vec<_>>(),
-            vec![10, 20]
-        );
-        // a missing archive dir is fine, a missing DIR is not
-        assert!(scan(d, "nope").is_ok());
+        assert!(is_snapshot_temp(
+            "snapshot-00000000000000000001.snap.77.tmp"
+        ));
+        assert!(!is_snapshot_temp("cmdlog-next.tmp"));
+        assert!(validate_archive_dir_name("archived").is_ok());
         assert!(matches!(
-            scan(&d.join("missing"), "archived"),
-            Err(LayoutError::ReadDir { .. })
+            validate_archive_dir_name("a/b"),
+            Err(NameError::Separator(_))
         ));
     }
 }

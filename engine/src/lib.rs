@@ -9,10 +9,12 @@
 //! # Layout
 //!
 //! Formats (shared with the snapshotter):
-//! - [`layout`]: file names in a persistence dir and the directory scan.
+//! - [`layout`]: file names in a persistence dir (the one parser of them).
+//! - [`history`]: the one walker over snapshots and segments, primary and
+//!   archive: listing, order, torn-tail rule, records from a start point.
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
 //! - [`segment`]: segment files (header + records): reader, verify, writer.
-//! - [`db`]: the state machine and the canonical encoding of logged commands.
+//! - [`db`]: the state machine: keyspace, typed values, expiry index.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -20,19 +22,27 @@
 //! - [`config`]: flags, defaults, bounds.
 //! - [`server`]: start-up, the RESP listener, connections, shutdown ([`run`]).
 //! - [`writer`]: group commit, rotation, poisoning.
-//! - [`resp`]: RESP2 codec; [`cmd`]: one file per command family.
+//! - [`cmd`]: one file per command (parse, log payload, apply, reply) and
+//!   the command table; [`reply`]: replies and their error texts.
+//! - [`resp`]: RESP2 codec.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and `/healthz`.
 //! - [`inspect`]: the `verify` and `dump` subcommands.
-//! - [`sys`]: the durability syscalls (fsync, fdatasync, flock, fallocate, statvfs).
+//! - [`sys`]: the syscall seam: the durability syscalls and the file seam
+//!   trait (`Fs`, with a real and a fault-injecting implementation), shared
+//!   with the snapshotter through the `tiered-sys` crate.
+
+#![deny(unsafe_code)]
 
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod history;
 pub mod inspect;
 pub mod layout;
 pub mod metrics;
 pub mod record;
 pub mod recovery;
+pub mod reply;
 pub mod resp;
 pub mod segment;
 pub mod server;

@@ -1,5 +1,7 @@
 //! `tiered-engine`: the Redis-protocol engine with a write-ahead command log.
 
+#![deny(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;

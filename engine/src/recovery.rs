@@ -1,7 +1,11 @@
 //! Recovery at start: the newest valid snapshot, then every logged command
 //! after it, in sequence.
 //!
-//! 1. Scan `DIR` and `DIR/<archive>/{logs,snapshots}` ([`crate::layout::scan`]).
+//! The files, their order, the torn-tail rule and the records come from the
+//! history walker ([`crate::history`]); this module applies the records and
+//! decides what a damaged file costs.
+//!
+//! 1. Scan `DIR` and `DIR/<archive>/{logs,snapshots}` ([`crate::history::scan`]).
 //! 2. Load the newest snapshot whose checksum holds; a damaged one is logged
 //!    and the next older one (top level or archived) is tried.
 //! 3. Replay sealed segments (top level or archived) and open segments in
@@ -20,13 +24,15 @@
 //! seals them before writing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::db::{ApplyError, Db};
-use crate::layout::{self, LayoutError};
-use crate::segment::{SegmentError, SegmentReader};
-use crate::snapshot::{self, SnapshotError};
-use crate::sys;
+use crate::cmd::ApplyError;
+use crate::db::Db;
+use crate::history::{History, HistoryError, OnDamage, Step, WalkOptions};
+use crate::segment::SegmentError;
+use crate::snapshot::SnapshotError;
+use crate::sys::{self, Fs, OpenMode};
 
 /// How much damage recovery accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,7 +92,7 @@ pub struct Recovered {
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
     #[error(transparent)]
-    Layout(#[from] LayoutError),
+    Layout(#[from] HistoryError),
     #[error("corrupt command log: {source}; refusing to start (pass --accept-data-loss to skip the damage and lose what it held)")]
     Corrupt { source: SegmentError },
     #[error("gap in the command log: {path} at offset {offset} starts at seq {found}, expected seq {expected}; refusing to start (pass --accept-data-loss to accept the loss)")]
@@ -125,10 +131,20 @@ pub fn recover(
     archive_dir_name: &str,
     mode: RecoveryMode,
 ) -> Result<Recovered, RecoveryError> {
+    recover_on(sys::real(), dir, archive_dir_name, mode)
+}
+
+/// [`recover`] through the file seam `fs`.
+pub fn recover_on(
+    fs: Arc<dyn Fs>,
+    dir: &Path,
+    archive_dir_name: &str,
+    mode: RecoveryMode,
+) -> Result<Recovered, RecoveryError> {
     const ATTEMPTS: usize = 20;
     let mut last = PathBuf::new();
     for attempt in 0..ATTEMPTS {
-        match try_recover(dir, archive_dir_name, mode)? {
+        match try_recover(&fs, dir, archive_dir_name, mode)? {
             Attempt::Done(r) => return Ok(*r),
             Attempt::Vanished(path) => {
                 tracing::info!(path = %path.display(), attempt, "file moved during recovery, scanning again");
@@ -140,92 +156,48 @@ pub fn recover(
     Err(RecoveryError::Vanished { path: last })
 }
 
-enum Source {
-    Sealed {
-        first: u64,
-        last: u64,
-        path: PathBuf,
-    },
-    Open {
-        first: u64,
-        path: PathBuf,
-    },
-}
-
-impl Source {
-    fn first(&self) -> u64 {
-        match self {
-            Source::Sealed { first, .. } | Source::Open { first, .. } => *first,
-        }
-    }
-    fn path(&self) -> &Path {
-        match self {
-            Source::Sealed { path, .. } | Source::Open { path, .. } => path,
-        }
-    }
+fn warn(warnings: &mut Vec<String>, w: String) {
+    tracing::warn!("{w}");
+    warnings.push(w);
 }
 
 fn try_recover(
+    fs: &Arc<dyn Fs>,
     dir: &Path,
     archive_dir_name: &str,
     mode: RecoveryMode,
 ) -> Result<Attempt, RecoveryError> {
     fail::fail_point!("recovery::scan");
-    let listing = layout::scan(dir, archive_dir_name)?;
+    let history = match History::scan_on(fs.clone(), dir, archive_dir_name) {
+        Ok(h) => h,
+        Err(e) => return Err(RecoveryError::Layout(e)),
+    };
     let mut warnings = Vec::new();
 
     // 1. the newest valid snapshot
-    let mut db = Db::new();
-    let mut seq = 0u64;
-    let mut snapshot_path = None;
-    for snap in listing.snapshots.iter().rev() {
-        match snapshot::read_snapshot(&snap.path) {
-            Ok((meta, loaded)) if meta.last_seq == snap.last_seq => {
-                tracing::info!(path = %snap.path.display(), last_seq = meta.last_seq, entries = meta.entries, "loaded snapshot");
-                db = loaded;
-                seq = meta.last_seq;
-                snapshot_path = Some(snap.path.clone());
-                break;
-            }
-            Ok((meta, _)) => {
-                let w = format!(
-                    "{}: header says last seq {}, the name says {}; skipped",
-                    snap.path.display(),
-                    meta.last_seq,
-                    snap.last_seq
-                );
-                tracing::warn!("{w}");
-                warnings.push(w);
-            }
-            Err(e) if e.is_not_found() => return Ok(Attempt::Vanished(snap.path.clone())),
-            Err(e) => {
-                let w = format!("damaged snapshot skipped, trying an older one: {e}");
-                tracing::warn!("{w}");
-                warnings.push(w);
-            }
+    let loaded = match history.load_snapshot(u64::MAX, &mut |w| warn(&mut warnings, w)) {
+        Ok(l) => l,
+        Err(HistoryError::Vanished { path }) => return Ok(Attempt::Vanished(path)),
+        Err(e) => return Err(RecoveryError::Layout(e)),
+    };
+    let (mut db, from_seq, snapshot_path) = match loaded {
+        Some((snap, meta, db)) => {
+            tracing::info!(path = %snap.path.display(), last_seq = meta.last_seq, entries = meta.entries, "loaded snapshot");
+            (db, meta.last_seq, Some(snap.path))
         }
-    }
+        None => (Db::new(), 0, None),
+    };
 
     // 2. the logs after it
-    let mut sources: Vec<Source> = listing
-        .sealed
-        .iter()
-        .map(|s| Source::Sealed {
-            first: s.first_seq,
-            last: s.last_seq,
-            path: s.path.clone(),
-        })
-        .chain(listing.open.iter().map(|o| Source::Open {
-            first: o.first_seq,
-            path: o.path.clone(),
-        }))
-        .collect();
-    sources.sort_by_key(|s| (s.first(), matches!(s, Source::Open { .. })));
-    let newest_open = sources
-        .iter()
-        .rposition(|s| matches!(s, Source::Open { .. }))
-        .filter(|&i| i == sources.len() - 1);
-
+    let on_damage = match mode {
+        RecoveryMode::Strict => OnDamage::Stop,
+        RecoveryMode::TolerateCorruption => OnDamage::Skip,
+    };
+    let mut walk = history.walk(WalkOptions {
+        from_seq,
+        until_seq: None,
+        on_damage,
+    });
     let mut replayed = 0u64;
     let mut replayed_bytes = 0u64;
     let mut last_ts = 0u64;
@@ -233,143 +205,102 @@ fn try_recover(
     let mut cut_tail = None;
     let started = Instant::now();
     let mut last_progress = Instant::now();
-
-    for (i, src) in sources.iter().enumerate() {
-        let is_open = matches!(src, Source::Open { .. });
-        if let Source::Sealed { last, .. } = src {
-            if *last <= seq {
-                continue;
+    for step in walk.by_ref() {
+        let step = match step {
+            Ok(s) => s,
+            Err(HistoryError::Vanished { path }) => return Ok(Attempt::Vanished(path)),
+            Err(HistoryError::Gap {
+                path,
+                expected,
+                found,
+            }) => {
+                return Err(RecoveryError::Gap {
+                    path,
+                    offset: 0,
+                    expected,
+                    found,
+                })
             }
-        }
-        if src.first() > seq + 1 {
-            let gap = RecoveryError::Gap {
-                path: src.path().to_path_buf(),
-                offset: 0,
-                expected: seq + 1,
-                found: src.first(),
-            };
-            match mode {
-                RecoveryMode::Strict => return Err(gap),
-                RecoveryMode::TolerateCorruption => {
-                    let w = format!("accepting data loss: {gap}");
-                    tracing::warn!("{w}");
-                    warnings.push(w);
-                    seq = src.first() - 1;
-                }
-            }
-        }
-        let mut reader = match SegmentReader::open(src.path()) {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => return Ok(Attempt::Vanished(src.path().to_path_buf())),
-            Err(e) => match mode {
-                RecoveryMode::Strict => return Err(RecoveryError::Corrupt { source: e }),
-                RecoveryMode::TolerateCorruption => {
-                    let w = format!("accepting data loss: {e}");
-                    tracing::warn!("{w}");
-                    warnings.push(w);
-                    if let Source::Sealed { last, .. } = src {
-                        // its named range is lost, never reused
-                        seq = seq.max(*last);
-                    }
-                    if let Source::Open { first, path } = src {
-                        open_segments.push(RecoveredOpen {
-                            path: path.clone(),
-                            first_seq: *first,
-                            last_seq: None,
-                            valid_len: 0,
-                        });
-                    }
-                    continue;
-                }
-            },
+            Err(HistoryError::Segment(source)) => return Err(RecoveryError::Corrupt { source }),
+            Err(e) => return Err(RecoveryError::Layout(e)),
         };
-        tracing::debug!(path = %src.path().display(), "replaying segment");
-        let failure = loop {
-            let offset = reader.offset();
-            match reader.next_record() {
-                Ok(Some(rec)) => {
-                    if rec.seq <= seq {
-                        continue;
-                    }
-                    if let Err(source) = db.apply_logged(&rec) {
-                        let e = RecoveryError::Apply {
-                            path: src.path().to_path_buf(),
-                            offset,
-                            source,
-                        };
-                        match mode {
-                            RecoveryMode::Strict => return Err(e),
-                            RecoveryMode::TolerateCorruption => {
-                                let w = format!("accepting data loss: {e}");
-                                tracing::warn!("{w}");
-                                warnings.push(w);
-                            }
+        match step {
+            Step::Record {
+                record,
+                log,
+                offset,
+                bytes,
+            } => {
+                if let Err(source) = db.apply_logged(&record) {
+                    let e = RecoveryError::Apply {
+                        path: history.logs()[log].path.clone(),
+                        offset,
+                        source,
+                    };
+                    match mode {
+                        RecoveryMode::Strict => return Err(e),
+                        RecoveryMode::TolerateCorruption => {
+                            warn(&mut warnings, format!("accepting data loss: {e}"))
                         }
                     }
-                    seq = rec.seq;
-                    last_ts = rec.timestamp_ms;
-                    replayed += 1;
-                    replayed_bytes += reader.offset() - offset;
-                    if last_progress.elapsed() >= Duration::from_secs(5) {
-                        last_progress = Instant::now();
-                        tracing::info!(
-                            file = %src.path().display(),
-                            replayed,
-                            replayed_mib = replayed_bytes >> 20,
-                            seq,
-                            elapsed_secs = started.elapsed().as_secs(),
-                            "replaying command log"
-                        );
-                    }
                 }
-                Ok(None) => break None,
-                Err(e) if e.is_not_found() => {
-                    return Ok(Attempt::Vanished(src.path().to_path_buf()))
+                last_ts = record.timestamp_ms;
+                replayed += 1;
+                replayed_bytes += bytes;
+                if last_progress.elapsed() >= Duration::from_secs(5) {
+                    last_progress = Instant::now();
+                    tracing::info!(
+                        file = %history.logs()[log].path.display(),
+                        replayed,
+                        replayed_mib = replayed_bytes >> 20,
+                        seq = record.seq,
+                        elapsed_secs = started.elapsed().as_secs(),
+                        "replaying command log"
+                    );
                 }
-                Err(e) => break Some(e),
             }
-        };
-        if let Some(e) = failure {
-            let torn_at_end = newest_open == Some(i) && e.is_torn_tail();
-            if torn_at_end || mode == RecoveryMode::TolerateCorruption {
-                if !torn_at_end {
-                    let w = format!("accepting data loss: {e}");
-                    tracing::warn!("{w}");
-                    warnings.push(w);
+            Step::Skipped(e) => warn(&mut warnings, format!("accepting data loss: {e}")),
+            Step::Tail {
+                log,
+                offset,
+                file_len,
+                cause,
+                torn,
+            } => {
+                if !torn {
+                    warn(&mut warnings, format!("accepting data loss: {cause}"));
                 }
-                if let Source::Sealed { last, .. } = src {
-                    // The rest of a sealed segment is lost. Its name claims
-                    // seqs up to `last`: go on after them, so that new
-                    // records never reuse a seq that a file already holds.
-                    seq = seq.max(*last);
-                }
-                if is_open && newest_open == Some(i) {
-                    let offset = e.offset();
-                    let cut_bytes = reader.file_len().saturating_sub(offset);
-                    cut_and_zero(src.path(), offset, reader.file_len())?;
-                    tracing::warn!(path = %src.path().display(), offset, cut_bytes, reason = %e, "cut the torn tail of the newest open segment");
-                    cut_tail = Some(CutTail {
-                        path: src.path().to_path_buf(),
-                        offset,
-                        cut_bytes,
-                        reason: e.to_string(),
+                let path = &history.logs()[log].path;
+                let cut_bytes = file_len.saturating_sub(offset);
+                cut_and_zero(&**fs, path, offset, file_len)?;
+                tracing::warn!(path = %path.display(), offset, cut_bytes, reason = %cause, "cut the torn tail of the newest open segment");
+                cut_tail = Some(CutTail {
+                    path: path.clone(),
+                    offset,
+                    cut_bytes,
+                    reason: cause.to_string(),
+                });
+            }
+            Step::LogDone {
+                log,
+                last_seq,
+                valid_len,
+            } => {
+                let file = &history.logs()[log];
+                if file.is_open() {
+                    open_segments.push(RecoveredOpen {
+                        path: file.path.clone(),
+                        first_seq: file.first_seq,
+                        last_seq,
+                        valid_len,
                     });
                 }
-            } else {
-                return Err(RecoveryError::Corrupt { source: e });
             }
         }
-        if let Source::Open { first, path } = src {
-            open_segments.push(RecoveredOpen {
-                path: path.clone(),
-                first_seq: *first,
-                last_seq: reader.last_seq(),
-                valid_len: reader.offset(),
-            });
-        }
     }
-    // open segments wholly covered by the snapshot were skipped above only if
-    // sealed; open ones are always read, so every open segment is reported.
+    let seq = walk.last_seq();
+    // Sealed segments wholly covered by the snapshot are not read; open ones
+    // always are, so every open segment is reported.
     tracing::info!(
         last_seq = seq,
         replayed,
@@ -393,38 +324,29 @@ fn try_recover(
 
 /// Cuts `path` at `offset` and zero-fills it back to `file_len` (keeping the
 /// preallocation), then fsyncs it.
-fn cut_and_zero(path: &Path, offset: u64, file_len: u64) -> Result<(), RecoveryError> {
+fn cut_and_zero(fs: &dyn Fs, path: &Path, offset: u64, file_len: u64) -> Result<(), RecoveryError> {
     let err = |source| RecoveryError::CutTail {
         path: path.to_path_buf(),
         offset,
         source,
     };
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(err)?;
+    let f = fs.open(path, OpenMode::ReadWrite).map_err(err)?;
     f.set_len(offset).map_err(err)?;
-    sys::fallocate(&f, file_len).map_err(err)?;
-    sys::fsync(&f).map_err(err)
+    f.fallocate(file_len).map_err(err)?;
+    f.fsync().map_err(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Command, SetCondition, Value};
+    use crate::cmd::{apply_payload, Effect, Set};
+    use crate::db::Value;
     use crate::record;
-    use crate::segment::{SegmentWriter, SEGMENT_HEADER_BYTES};
+    use crate::segment::{SegmentReader, SegmentWriter, SEGMENT_HEADER_BYTES};
+    use crate::{layout, snapshot};
 
     fn set_cmd(i: u64) -> Vec<u8> {
-        Command::Set {
-            key: format!("k{i}").into_bytes(),
-            value: format!("v{i}").into_bytes(),
-            expire_at_ms: None,
-            keep_ttl: false,
-            condition: SetCondition::Always,
-            get: false,
-        }
-        .encode()
+        Set::new(format!("k{i}"), format!("v{i}")).encode()
     }
 
     /// Writes records first..first+n (SET k{i} v{i}); sealed or left open.
@@ -470,7 +392,7 @@ mod tests {
         // snapshot at 5 in the archive
         let mut db5 = Db::new();
         for i in 1..=5 {
-            db5.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+            apply_payload(&mut db5, &set_cmd(i), 0).unwrap();
         }
         let p = snapshot::write_snapshot(d, 5, &db5).unwrap();
         std::fs::rename(&p, snaps.join(p.file_name().unwrap())).unwrap();
@@ -500,7 +422,7 @@ mod tests {
         segment(d, 1, 10, true);
         let mut db = Db::new();
         for i in 1..=3 {
-            db.apply(&Command::decode(&set_cmd(i)).unwrap(), 0);
+            apply_payload(&mut db, &set_cmd(i), 0).unwrap();
         }
         snapshot::write_snapshot(d, 3, &db).unwrap();
         let newest = snapshot::write_snapshot(d, 8, &db).unwrap();

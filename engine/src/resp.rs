@@ -11,7 +11,7 @@
 //! [`MAX_INLINE_BYTES`]); a violation is a protocol error, answered with
 //! `-ERR Protocol error: …` before the connection is closed.
 
-use crate::db::Reply;
+use crate::reply::Reply;
 
 /// Most arguments in one command.
 pub const MAX_ARGS: usize = 1024 * 1024;

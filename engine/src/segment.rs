@@ -19,15 +19,14 @@
 //! file, i.e. the bad bytes run to the end; otherwise valid data lies beyond
 //! it and it is corruption in the middle.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::layout::{self, FileKind};
 use crate::record::{self, DecodeError, Record, RECORD_HEADER_BYTES};
-use crate::sys;
+use crate::sys::{self, FileCursor, Fs, FsFile, OpenMode};
 
 /// Magic bytes at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TIERLOG\0";
@@ -171,7 +170,7 @@ impl SegmentError {
 #[derive(Debug)]
 pub struct SegmentReader {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<FileCursor>,
     header: SegmentHeader,
     /// Last seq promised by a sealed segment's name.
     sealed_last: Option<u64>,
@@ -187,15 +186,22 @@ impl SegmentReader {
     /// Opens `path` and validates its header (magic, version, checksum, and
     /// the first seq against the file name when the name carries one).
     pub fn open(path: &Path) -> Result<SegmentReader, SegmentError> {
+        Self::open_on(&*sys::real(), path)
+    }
+
+    /// [`SegmentReader::open`] through the file seam `fs`.
+    pub fn open_on(fs: &dyn Fs, path: &Path) -> Result<SegmentReader, SegmentError> {
         let io_err = |op, source| SegmentError::Io {
             path: path.to_path_buf(),
             op,
             offset: 0,
             source,
         };
-        let file = File::open(path).map_err(|e| io_err("open", e))?;
-        let file_len = file.metadata().map_err(|e| io_err("stat", e))?.len();
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let file = fs
+            .open(path, OpenMode::Read)
+            .map_err(|e| io_err("open", e))?;
+        let file_len = file.size().map_err(|e| io_err("stat", e))?;
+        let mut reader = BufReader::with_capacity(1 << 20, FileCursor { file, pos: 0 });
         let mut hb = [0u8; SEGMENT_HEADER_BYTES as usize];
         if file_len < SEGMENT_HEADER_BYTES {
             return Err(SegmentError::BadHeader {
@@ -296,6 +302,7 @@ impl SegmentReader {
         let mut buf = vec![0u8; len];
         self.reader
             .get_ref()
+            .file
             .read_exact_at(&mut buf, from)
             .map_err(|e| self.io("read", e))?;
         Ok(buf)
@@ -477,7 +484,12 @@ pub struct SegmentSummary {
 /// Reads every record of `path`, checking each checksum and the contiguity of
 /// sequence numbers.
 pub fn verify_segment(path: &Path) -> Result<SegmentSummary, SegmentError> {
-    let mut r = SegmentReader::open(path)?;
+    verify_segment_on(&*sys::real(), path)
+}
+
+/// [`verify_segment`] through the file seam `fs`.
+pub fn verify_segment_on(fs: &dyn Fs, path: &Path) -> Result<SegmentSummary, SegmentError> {
+    let mut r = SegmentReader::open_on(fs, path)?;
     let mut s = SegmentSummary {
         first_seq: r.first_seq(),
         last_seq: None,
@@ -516,7 +528,8 @@ pub fn new_salt(first_seq: u64) -> u64 {
 /// the next open segment.
 #[derive(Debug)]
 pub struct PreparedFile {
-    file: File,
+    fs: Arc<dyn Fs>,
+    file: Box<dyn FsFile>,
     path: PathBuf,
 }
 
@@ -526,6 +539,15 @@ pub const PREPARED_SEGMENT_NAME: &str = "cmdlog-next.tmp";
 impl PreparedFile {
     /// Creates (replacing a stale one) and preallocates `DIR/cmdlog-next.tmp`.
     pub fn create(dir: &Path, prealloc_bytes: u64) -> Result<PreparedFile, SegmentError> {
+        Self::create_on(sys::real(), dir, prealloc_bytes)
+    }
+
+    /// [`PreparedFile::create`] through the file seam `fs`.
+    pub fn create_on(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        prealloc_bytes: u64,
+    ) -> Result<PreparedFile, SegmentError> {
         let path = dir.join(PREPARED_SEGMENT_NAME);
         let io_err = |op, source| SegmentError::Io {
             path: path.clone(),
@@ -533,14 +555,10 @@ impl PreparedFile {
             offset: 0,
             source,
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
+        let file = fs
+            .open(&path, OpenMode::CreateTruncate)
             .map_err(|e| io_err("create", e))?;
-        match sys::fallocate(&file, prealloc_bytes) {
+        match file.fallocate(prealloc_bytes) {
             Ok(_) => {}
             Err(e) if sys::is_enospc(&e) => {
                 // Not enough room to reserve a whole segment: go on without
@@ -551,7 +569,7 @@ impl PreparedFile {
             }
             Err(e) => return Err(io_err("fallocate", e)),
         }
-        Ok(PreparedFile { file, path })
+        Ok(PreparedFile { fs, file, path })
     }
 }
 
@@ -562,7 +580,8 @@ impl PreparedFile {
 /// [`sync`]: SegmentWriter::sync
 #[derive(Debug)]
 pub struct SegmentWriter {
-    file: File,
+    fs: Arc<dyn Fs>,
+    file: Box<dyn FsFile>,
     dir: PathBuf,
     path: PathBuf,
     header: SegmentHeader,
@@ -580,7 +599,17 @@ impl SegmentWriter {
         first_seq: u64,
         prealloc_bytes: u64,
     ) -> Result<SegmentWriter, SegmentError> {
-        let prepared = PreparedFile::create(dir, prealloc_bytes)?;
+        Self::create_on(sys::real(), dir, first_seq, prealloc_bytes)
+    }
+
+    /// [`SegmentWriter::create`] through the file seam `fs`.
+    pub fn create_on(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        first_seq: u64,
+        prealloc_bytes: u64,
+    ) -> Result<SegmentWriter, SegmentError> {
+        let prepared = PreparedFile::create_on(fs, dir, prealloc_bytes)?;
         Self::from_prepared(dir, prepared, first_seq)
     }
 
@@ -602,15 +631,21 @@ impl SegmentWriter {
             offset: 0,
             source,
         };
+        let fs = prepared.fs;
         prepared
             .file
             .write_all_at(&header.encode(), 0)
             .map_err(|e| io_err("write header", e))?;
-        sys::fdatasync(&prepared.file).map_err(|e| io_err("fdatasync", e))?;
-        std::fs::rename(&prepared.path, &path).map_err(|e| io_err("rename", e))?;
-        sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))?;
+        prepared
+            .file
+            .fdatasync()
+            .map_err(|e| io_err("fdatasync", e))?;
+        fs.rename(&prepared.path, &path)
+            .map_err(|e| io_err("rename", e))?;
+        fs.fsync_dir(dir).map_err(|e| io_err("fsync dir", e))?;
         tracing::debug!(path = %path.display(), "opened segment");
         Ok(SegmentWriter {
+            fs,
             file: prepared.file,
             dir: dir.to_path_buf(),
             path,
@@ -678,7 +713,7 @@ impl SegmentWriter {
         fail::fail_point!("segment::fsync", |_| Err(io::Error::from_raw_os_error(
             libc::EIO
         )));
-        sys::fdatasync(&self.file)
+        self.file.fdatasync()
     }
 
     /// Seals the segment: cuts the preallocated rest, fsync, renames it to its
@@ -686,10 +721,11 @@ impl SegmentWriter {
     /// must hold at least one record.
     pub fn seal(self) -> Result<PathBuf, SegmentError> {
         assert!(self.records > 0, "sealing an empty segment");
-        seal_file(
+        seal_file_on(
+            &*self.fs,
             &self.dir,
             &self.path,
-            &self.file,
+            &*self.file,
             self.header.first_seq,
             self.next_seq - 1,
             self.len,
@@ -699,20 +735,25 @@ impl SegmentWriter {
     /// Removes an empty open segment (and fsyncs the directory).
     pub fn discard_empty(self) -> Result<(), SegmentError> {
         assert!(self.records == 0, "discarding a segment with records");
-        remove_file_durably(&self.dir, &self.path)
+        remove_file_durably_on(&*self.fs, &self.dir, &self.path)
     }
 }
 
 /// Unlinks `path` and fsyncs `dir`.
 pub fn remove_file_durably(dir: &Path, path: &Path) -> Result<(), SegmentError> {
+    remove_file_durably_on(&*sys::real(), dir, path)
+}
+
+/// [`remove_file_durably`] through the file seam `fs`.
+pub fn remove_file_durably_on(fs: &dyn Fs, dir: &Path, path: &Path) -> Result<(), SegmentError> {
     let io_err = |op, source| SegmentError::Io {
         path: path.to_path_buf(),
         op,
         offset: 0,
         source,
     };
-    std::fs::remove_file(path).map_err(|e| io_err("unlink", e))?;
-    sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))
+    fs.unlink(path).map_err(|e| io_err("unlink", e))?;
+    fs.fsync_dir(dir).map_err(|e| io_err("fsync dir", e))
 }
 
 /// Seals an open segment file whose valid data ends at `valid_len` with
@@ -720,7 +761,28 @@ pub fn remove_file_durably(dir: &Path, path: &Path) -> Result<(), SegmentError> 
 pub fn seal_file(
     dir: &Path,
     path: &Path,
-    file: &File,
+    file: &dyn FsFile,
+    first_seq: u64,
+    last_seq: u64,
+    valid_len: u64,
+) -> Result<PathBuf, SegmentError> {
+    seal_file_on(
+        &*sys::real(),
+        dir,
+        path,
+        file,
+        first_seq,
+        last_seq,
+        valid_len,
+    )
+}
+
+/// [`seal_file`] through the file seam `fs`.
+pub fn seal_file_on(
+    fs: &dyn Fs,
+    dir: &Path,
+    path: &Path,
+    file: &dyn FsFile,
     first_seq: u64,
     last_seq: u64,
     valid_len: u64,
@@ -732,10 +794,10 @@ pub fn seal_file(
         source,
     };
     file.set_len(valid_len).map_err(|e| io_err("truncate", e))?;
-    sys::fsync(file).map_err(|e| io_err("fsync", e))?;
+    file.fsync().map_err(|e| io_err("fsync", e))?;
     let sealed = dir.join(layout::sealed_segment_name(first_seq, last_seq));
-    std::fs::rename(path, &sealed).map_err(|e| io_err("rename", e))?;
-    sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))?;
+    fs.rename(path, &sealed).map_err(|e| io_err("rename", e))?;
+    fs.fsync_dir(dir).map_err(|e| io_err("fsync dir", e))?;
     tracing::info!(path = %sealed.display(), "sealed segment");
     Ok(sealed)
 }

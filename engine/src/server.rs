@@ -13,8 +13,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -26,14 +26,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{self, Action, ConnState, ReadCtx, ServerInfo};
 use crate::config::{Config, ConfigError};
-use crate::db::{Db, Reply};
+use crate::db::Db;
 use crate::layout;
 use crate::metrics::Metrics;
 use crate::recovery::{self, RecoveryError};
+use crate::reply::Reply;
 use crate::resp;
 use crate::segment::{self, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
 use crate::sys::{self, LockError};
-use crate::writer::{self, Log, WriteRequest, WriterError};
+use crate::writer::{self, Health, Log, SharedDb, WriteRequest, Writer, WriterError};
 
 /// Queued write requests (all connections together).
 const WRITE_QUEUE: usize = 4096;
@@ -68,63 +69,27 @@ pub enum EngineError {
     Task(String),
 }
 
-/// Persistence facts shown by INFO.
+/// Recovery facts shown by INFO.
 #[derive(Debug, Default, Clone)]
-struct Status {
-    open_segment: PathBuf,
-    last_sealed: Option<PathBuf>,
+struct Recovered {
     snapshot_loaded: Option<PathBuf>,
     replayed: u64,
     recovery_ms: u64,
-    poisoned: Option<String>,
 }
 
 /// State shared by the connections, the writer and INFO.
 pub struct Shared {
-    pub db: RwLock<Db>,
+    /// The state; the log writer changes it, connections read it.
+    pub db: SharedDb,
     pub metrics: Arc<Metrics>,
-    last_seq: AtomicU64,
-    poisoned: AtomicBool,
-    status: Mutex<Status>,
+    /// What the log writer reports (durable position, segments, poison).
+    pub health: Arc<Health>,
+    recovered: Recovered,
     next_client: AtomicU64,
     started: Instant,
     dir: PathBuf,
     listen: SocketAddr,
     reserve_bytes: u64,
-}
-
-impl Shared {
-    pub(crate) fn set_poisoned(&self, msg: String) {
-        self.poisoned.store(true, Ordering::SeqCst);
-        self.metrics.writes_failed.set(1);
-        self.metrics.ready.set(0);
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .poisoned = Some(msg);
-    }
-
-    fn poison_message(&self) -> String {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .poisoned
-            .clone()
-            .unwrap_or_else(|| "ERR writes disabled: the engine is shutting down".into())
-    }
-
-    pub(crate) fn set_last_seq(&self, seq: u64) {
-        self.last_seq.store(seq, Ordering::SeqCst);
-        self.metrics.sequence_number.set(seq as i64);
-    }
-
-    pub(crate) fn set_open_segment(&self, open: PathBuf, sealed: Option<PathBuf>) {
-        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        s.open_segment = open;
-        if sealed.is_some() {
-            s.last_sealed = sealed;
-        }
-    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -136,11 +101,8 @@ fn file_name(p: &Path) -> String {
 impl ServerInfo for Shared {
     fn info(&self, section: &str, db: &Db, now_ms: u64) -> String {
         let all = matches!(section, "" | "all" | "everything" | "default");
-        let st = self
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let st = &self.recovered;
+        let (open_segment, last_sealed) = self.health.segments();
         let mut out = String::new();
         if all || section == "server" {
             out.push_str(&format!(
@@ -164,16 +126,16 @@ impl ServerInfo for Shared {
             out.push_str(&format!(
                 "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:always\r\npersistence_dir:{}\r\nlast_seq:{}\r\nopen_segment:{}\r\nlast_sealed_segment:{}\r\nlast_snapshot_loaded:{}\r\nrecovery_replayed_commands:{}\r\nrecovery_duration_ms:{}\r\nrotations:{}\r\nlogged_records:{}\r\nwrites_failed:{}\r\nwrites_failed_reason:{}\r\ndisk_free_bytes:{}\r\ndisk_reserve_bytes:{}\r\n\r\n",
                 self.dir.display(),
-                self.last_seq.load(Ordering::SeqCst),
-                file_name(&st.open_segment),
-                st.last_sealed.as_deref().map(file_name).unwrap_or_default(),
+                self.health.last_seq(),
+                file_name(&open_segment),
+                last_sealed.as_deref().map(file_name).unwrap_or_default(),
                 st.snapshot_loaded.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
                 st.replayed,
                 st.recovery_ms,
                 self.metrics.rotations.get(),
                 self.metrics.logged_records.get(),
-                self.poisoned.load(Ordering::SeqCst) as u8,
-                st.poisoned.unwrap_or_default(),
+                self.health.is_poisoned() as u8,
+                self.health.poison_cause().unwrap_or_default(),
                 free,
                 self.reserve_bytes,
             ));
@@ -335,26 +297,26 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         "recovered"
     );
 
+    let health = Arc::new(Health::new(
+        metrics.clone(),
+        recovered.last_seq,
+        seg.path().to_path_buf(),
+    ));
     let shared = Arc::new(Shared {
-        db: RwLock::new(recovered.db),
+        db: Arc::new(RwLock::new(recovered.db)),
         metrics: metrics.clone(),
-        last_seq: AtomicU64::new(0),
-        poisoned: AtomicBool::new(false),
-        status: Mutex::new(Status {
-            open_segment: seg.path().to_path_buf(),
-            last_sealed: None,
+        health: health.clone(),
+        recovered: Recovered {
             snapshot_loaded: recovered.snapshot.clone(),
             replayed: recovered.replayed,
             recovery_ms: (recovery_secs * 1000.0) as u64,
-            poisoned: None,
-        }),
+        },
         next_client: AtomicU64::new(1),
         started: Instant::now(),
         dir: dir.clone(),
         listen: addr,
         reserve_bytes: config.reserve_bytes,
     });
-    shared.set_last_seq(recovered.last_seq);
 
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let prealloc = if config.preallocate {
@@ -371,7 +333,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         config.rotate_interval,
         recovered.last_timestamp_ms,
     );
-    let writer = tokio::spawn(writer::run(shared.clone(), rx, log));
+    let writer = tokio::spawn(writer::run(
+        Writer {
+            db: shared.db.clone(),
+            health,
+        },
+        rx,
+        log,
+    ));
     metrics.ready.set(1);
     tracing::info!(%addr, dir = %dir.display(), "accepting clients");
 
@@ -475,7 +444,7 @@ async fn serve(
 enum Pending {
     Ready(&'static str, Reply),
     /// A run of writes not yet handed to the log writer.
-    Unsent(Vec<&'static str>, Vec<crate::db::Command>, Vec<Vec<u8>>),
+    Unsent(Vec<&'static str>, Vec<Box<dyn cmd::Write>>, Vec<Vec<u8>>),
     Waiting(Vec<&'static str>, oneshot::Receiver<Vec<Reply>>),
 }
 
@@ -510,7 +479,7 @@ async fn send_pending(shared: &Shared, pending: &mut [Pending], tx: &mpsc::Sende
             Ok(()) => Pending::Waiting(names, rx),
             Err(_) => {
                 let (tx1, rx1) = oneshot::channel();
-                let _ = tx1.send(vec![Reply::Error(shared.poison_message()); n]);
+                let _ = tx1.send(vec![Reply::Error(shared.health.poison_message()); n]);
                 Pending::Waiting(names, rx1)
             }
         };
@@ -530,9 +499,9 @@ async fn flush_pending(
         match p {
             Pending::Ready(n, r) => count(shared, n, &r, out),
             Pending::Waiting(names, rx) => {
-                let replies = rx
-                    .await
-                    .unwrap_or_else(|_| vec![Reply::Error(shared.poison_message()); names.len()]);
+                let replies = rx.await.unwrap_or_else(|_| {
+                    vec![Reply::Error(shared.health.poison_message()); names.len()]
+                });
                 for (n, r) in names.into_iter().zip(replies) {
                     count(shared, n, &r, out);
                 }
@@ -585,8 +554,11 @@ async fn connection(
                     break;
                 }
                 Action::Write(command) => {
-                    if shared.poisoned.load(Ordering::SeqCst) {
-                        pending.push(Pending::Ready(name, Reply::Error(shared.poison_message())));
+                    if shared.health.is_poisoned() {
+                        pending.push(Pending::Ready(
+                            name,
+                            Reply::Error(shared.health.poison_message()),
+                        ));
                         continue;
                     }
                     // Refuse, without logging, what would fail against the
@@ -599,13 +571,14 @@ async fn connection(
                         && command.may_fail()
                     {
                         let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
-                        if let Some(e) = db.precheck(&command, now) {
+                        if let Some(e) = command.precheck(&db, now) {
                             drop(db);
                             pending.push(Pending::Ready(name, e));
                             continue;
                         }
                     }
-                    let payload = command.encode();
+                    let mut payload = Vec::with_capacity(32);
+                    command.encode_into(&mut payload);
                     match pending.last_mut() {
                         Some(Pending::Unsent(names, cmds, payloads)) => {
                             names.push(name);
@@ -626,7 +599,7 @@ async fn connection(
                     }
                     let reply = {
                         let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
-                        f(&mut ReadCtx {
+                        f.read(&mut ReadCtx {
                             db: &db,
                             now_ms: now,
                             conn: &mut conn,

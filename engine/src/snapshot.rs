@@ -19,14 +19,13 @@
 //! Files are published atomically: written to `snapshot-….snap.<pid>.tmp` in
 //! the same directory, fsynced, renamed, and the directory fsynced.
 
-use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::db::{Db, Entry, Hash, Value};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
-use crate::sys;
+use crate::sys::{self, FileCursor, Fs, OpenMode};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -141,6 +140,16 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
 /// write, fsync, rename, fsync `dir`) and returns its path. Entries are
 /// streamed from `db`; there is no second copy of the state.
 pub fn write_snapshot(dir: &Path, last_seq: u64, db: &Db) -> Result<PathBuf, SnapshotError> {
+    write_snapshot_on(&*sys::real(), dir, last_seq, db)
+}
+
+/// [`write_snapshot`] through the file seam `fs`.
+pub fn write_snapshot_on(
+    fs: &dyn Fs,
+    dir: &Path,
+    last_seq: u64,
+    db: &Db,
+) -> Result<PathBuf, SnapshotError> {
     let final_path = dir.join(layout::snapshot_name(last_seq));
     let tmp = dir.join(format!(
         "{}.{}{}",
@@ -153,10 +162,13 @@ pub fn write_snapshot(dir: &Path, last_seq: u64, db: &Db) -> Result<PathBuf, Sna
         op,
         source,
     };
-    let file = File::create(&tmp).map_err(|e| io_err("create", e))?;
+    let file = fs
+        .open(&tmp, OpenMode::CreateTruncate)
+        .map_err(|e| io_err("create", e))?;
+    let mut cursor = Some(FileCursor { file, pos: 0 });
     let result = (|| {
         let mut w = CrcWriter {
-            inner: BufWriter::with_capacity(1 << 20, &file),
+            inner: BufWriter::with_capacity(1 << 20, cursor.take().expect("once")),
             crc: crc32fast::Hasher::new(),
         };
         write_entries(&mut w, last_seq, now_ms(), db).map_err(|e| io_err("write", e))?;
@@ -166,13 +178,18 @@ pub fn write_snapshot(dir: &Path, last_seq: u64, db: &Db) -> Result<PathBuf, Sna
             .write_all(&crc.to_le_bytes())
             .map_err(|e| io_err("write", e))?;
         inner.flush().map_err(|e| io_err("write", e))?;
-        drop(inner);
-        sys::fsync(&file).map_err(|e| io_err("fsync", e))?;
-        std::fs::rename(&tmp, &final_path).map_err(|e| io_err("rename", e))?;
-        sys::fsync_dir(dir).map_err(|e| io_err("fsync dir", e))
+        let file = inner
+            .into_inner()
+            .map_err(|e| io_err("write", e.into_error()))?
+            .file;
+        file.fsync().map_err(|e| io_err("fsync", e))?;
+        drop(file);
+        fs.rename(&tmp, &final_path)
+            .map_err(|e| io_err("rename", e))?;
+        fs.fsync_dir(dir).map_err(|e| io_err("fsync dir", e))
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs.unlink(&tmp);
         return Err(e);
     }
     tracing::info!(path = %final_path.display(), entries = db.len(), "wrote snapshot");
@@ -181,7 +198,7 @@ pub fn write_snapshot(dir: &Path, last_seq: u64, db: &Db) -> Result<PathBuf, Sna
 
 /// A reader that hashes and counts what it reads, and knows what is left.
 struct SnapReader<'p> {
-    inner: BufReader<File>,
+    inner: BufReader<FileCursor>,
     crc: crc32fast::Hasher,
     offset: u64,
     /// Bytes before the trailer.
@@ -239,14 +256,20 @@ impl SnapReader<'_> {
 }
 
 /// Parses a snapshot, handing every entry to `sink`.
-fn parse(path: &Path, mut sink: impl FnMut(Vec<u8>, Entry)) -> Result<SnapshotMeta, SnapshotError> {
+fn parse(
+    fs: &dyn Fs,
+    path: &Path,
+    mut sink: impl FnMut(Vec<u8>, Entry),
+) -> Result<SnapshotMeta, SnapshotError> {
     let io_err = |op, source| SnapshotError::Io {
         path: path.to_path_buf(),
         op,
         source,
     };
-    let file = File::open(path).map_err(|e| io_err("open", e))?;
-    let file_len = file.metadata().map_err(|e| io_err("stat", e))?.len();
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(|e| io_err("open", e))?;
+    let file_len = file.size().map_err(|e| io_err("stat", e))?;
     if file_len < SNAPSHOT_HEADER_BYTES + TRAILER_BYTES {
         return Err(SnapshotError::BadHeader {
             path: path.to_path_buf(),
@@ -254,7 +277,7 @@ fn parse(path: &Path, mut sink: impl FnMut(Vec<u8>, Entry)) -> Result<SnapshotMe
         });
     }
     let mut r = SnapReader {
-        inner: BufReader::with_capacity(1 << 20, file),
+        inner: BufReader::with_capacity(1 << 20, FileCursor { file, pos: 0 }),
         crc: crc32fast::Hasher::new(),
         offset: 0,
         body_len: file_len - TRAILER_BYTES,
@@ -362,43 +385,45 @@ fn parse(path: &Path, mut sink: impl FnMut(Vec<u8>, Entry)) -> Result<SnapshotMe
 /// Reads and validates a snapshot (header, bounds, order, counts, checksum).
 /// Nothing is returned unless the whole file is valid.
 pub fn read_snapshot(path: &Path) -> Result<(SnapshotMeta, Db), SnapshotError> {
+    read_snapshot_on(&*sys::real(), path)
+}
+
+/// [`read_snapshot`] through the file seam `fs`.
+pub fn read_snapshot_on(fs: &dyn Fs, path: &Path) -> Result<(SnapshotMeta, Db), SnapshotError> {
     let mut db = Db::new();
-    let meta = parse(path, |k, e| db.insert_entry(k, e))?;
+    let meta = parse(fs, path, |k, e| db.insert_entry(k, e))?;
     Ok((meta, db))
 }
 
 /// Checks a snapshot without keeping its state.
 pub fn verify_snapshot(path: &Path) -> Result<SnapshotMeta, SnapshotError> {
-    parse(path, |_, _| {})
+    verify_snapshot_on(&*sys::real(), path)
+}
+
+/// [`verify_snapshot`] through the file seam `fs`.
+pub fn verify_snapshot_on(fs: &dyn Fs, path: &Path) -> Result<SnapshotMeta, SnapshotError> {
+    parse(fs, path, |_, _| {})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Command, SetCondition};
+    use crate::cmd::{Effect, HSet, Set};
 
     fn sample() -> Db {
         let mut db = Db::new();
         for i in 0..50u32 {
-            db.apply(
-                &Command::Set {
-                    key: format!("k{i:03}").into_bytes(),
-                    value: vec![i as u8; i as usize],
-                    expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
-                    keep_ttl: false,
-                    condition: SetCondition::Always,
-                    get: false,
-                },
-                0,
-            );
+            Set {
+                expire_at_ms: (i % 3 == 0).then_some(1_000_000 + u64::from(i)),
+                ..Set::new(format!("k{i:03}"), vec![i as u8; i as usize])
+            }
+            .apply(&mut db, 0);
         }
-        db.apply(
-            &Command::HSet {
-                key: b"h".to_vec(),
-                pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
-            },
-            0,
-        );
+        HSet {
+            key: b"h".to_vec(),
+            pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
+        }
+        .apply(&mut db, 0);
         db
     }
 

@@ -14,22 +14,128 @@
 //! clear error before anything is written (not poisoned: it clears when
 //! space is freed).
 //!
+//! A panic in the writer task poisons the log the same way (its cause is
+//! logged and shown to clients): the writer catches it, so nothing queued is
+//! left waiting.
+//!
 //! Segments are sealed when they reach `rotate_bytes`, when a non-empty one
 //! is older than `rotate_interval`, and at clean shutdown. The next segment
 //! file is created and preallocated in the background, off the write path.
+//!
+//! The writer knows nothing of the server: it changes the state it is given
+//! ([`SharedDb`]) and reports through [`Health`], which the server reads.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::db::{Command, Reply};
+use crate::cmd::Write;
+use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::record;
+use crate::reply::Reply;
 use crate::segment::{PreparedFile, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
-use crate::server::Shared;
 use crate::sys;
+
+/// The state, shared by the writer (which changes it) and the readers.
+pub type SharedDb = Arc<RwLock<Db>>;
+
+/// What the writer reports: the last durable sequence number, the open and
+/// last sealed segments, and whether (and why) the log is poisoned. Owned
+/// by the writer's side; the server reads it for INFO, refusing writes and
+/// `/healthz` (through the metrics it updates).
+pub struct Health {
+    metrics: Arc<Metrics>,
+    poisoned: AtomicBool,
+    last_seq: AtomicU64,
+    files: Mutex<HealthFiles>,
+}
+
+#[derive(Default)]
+struct HealthFiles {
+    cause: Option<String>,
+    open_segment: PathBuf,
+    last_sealed: Option<PathBuf>,
+}
+
+impl Health {
+    pub fn new(metrics: Arc<Metrics>, last_seq: u64, open_segment: PathBuf) -> Health {
+        let h = Health {
+            metrics,
+            poisoned: AtomicBool::new(false),
+            last_seq: AtomicU64::new(0),
+            files: Mutex::new(HealthFiles {
+                open_segment,
+                ..Default::default()
+            }),
+        };
+        h.set_last_seq(last_seq);
+        h
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, HealthFiles> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once the log refuses every write.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Refuses every write from now on; `/healthz` fails.
+    pub fn poison(&self, client_message: String) {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.metrics.writes_failed.set(1);
+        self.metrics.ready.set(0);
+        self.files().cause = Some(client_message);
+    }
+
+    /// The error a refused write gets.
+    pub fn poison_message(&self) -> String {
+        self.files().cause.clone().unwrap_or_else(|| {
+            "ERR writes disabled: the log writer stopped; the engine is shutting down".into()
+        })
+    }
+
+    /// The poison's client message, if poisoned.
+    pub fn poison_cause(&self) -> Option<String> {
+        self.files().cause.clone()
+    }
+
+    /// The last durable (and applied) sequence number.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::SeqCst)
+    }
+
+    fn set_last_seq(&self, seq: u64) {
+        self.last_seq.store(seq, Ordering::SeqCst);
+        self.metrics.sequence_number.set(seq as i64);
+    }
+
+    /// The open segment and the last sealed one.
+    pub fn segments(&self) -> (PathBuf, Option<PathBuf>) {
+        let f = self.files();
+        (f.open_segment.clone(), f.last_sealed.clone())
+    }
+
+    fn set_open_segment(&self, open: PathBuf, sealed: PathBuf) {
+        let mut f = self.files();
+        f.open_segment = open;
+        f.last_sealed = Some(sealed);
+    }
+}
 
 /// Expired keys removed from memory per tick (bounds the pause).
 const MAX_PURGE: usize = 10_000;
@@ -40,8 +146,8 @@ pub const MAX_BATCH: usize = 4096;
 /// State-changing commands of one connection, waiting to be logged together
 /// (a run of pipelined writes), answered with one reply per command.
 pub struct WriteRequest {
-    pub cmds: Vec<Command>,
-    /// `cmd.encode()` of each command, computed by the connection task.
+    pub cmds: Vec<Box<dyn Write>>,
+    /// The payload of each command, encoded by the connection task.
     pub payloads: Vec<Vec<u8>>,
     pub reply: oneshot::Sender<Vec<Reply>>,
 }
@@ -66,17 +172,23 @@ pub enum WriterError {
     Segment(#[from] SegmentError),
     #[error("log writer task failed: {0}")]
     Task(String),
+    #[error("log writer panicked: {message}")]
+    Panicked { message: String },
 }
 
 impl WriterError {
-    /// The error clients get once the log is poisoned.
-    pub fn client_message(&self) -> String {
-        let disk_full = match self {
+    /// True when the volume is full (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
             WriterError::Io { source, .. } => sys::is_enospc(source),
             WriterError::Segment(SegmentError::Io { source, .. }) => sys::is_enospc(source),
             _ => false,
-        };
-        if disk_full {
+        }
+    }
+
+    /// The error clients get once the log is poisoned.
+    pub fn client_message(&self) -> String {
+        if self.is_disk_full() {
             format!("ERR writes disabled: no space left on the persistence volume ({self}); the engine is shutting down")
         } else {
             format!("ERR writes disabled: {self}; the engine is shutting down (acknowledged writes are safe)")
@@ -150,11 +262,60 @@ enum Outcome {
     Failed(WriterError),
 }
 
+/// What the writer works on besides the log: the state and its report.
+pub struct Writer {
+    pub db: SharedDb,
+    pub health: Arc<Health>,
+}
+
+/// Polls a future, turning a panic inside it into an error.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 /// Runs the writer until every sender is dropped (clean shutdown: the open
-/// segment is sealed) or the log is poisoned (returns the error).
+/// segment is sealed) or the log is poisoned by an error or a panic
+/// (returns the error).
 pub async fn run(
-    shared: Arc<Shared>,
+    w: Writer,
     mut rx: mpsc::Receiver<WriteRequest>,
+    log: Log,
+) -> Result<(), WriterError> {
+    let result = CatchUnwind(Box::pin(run_log(&w, &mut rx, log))).await;
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(poison(&w.health, e, &mut rx)),
+        Err(panic) => {
+            let e = WriterError::Panicked {
+                message: panic_message(panic.as_ref()),
+            };
+            Err(poison(&w.health, e, &mut rx))
+        }
+    }
+}
+
+async fn run_log(
+    w: &Writer,
+    rx: &mut mpsc::Receiver<WriteRequest>,
     mut log: Log,
 ) -> Result<(), WriterError> {
     let mut batch: Vec<WriteRequest> = Vec::with_capacity(256);
@@ -182,18 +343,11 @@ pub async fn run(
                         Err(_) => break,
                     }
                 }
-                match commit(&shared, log, buf, &mut batch).await {
-                    Ok((l, b)) => {
-                        log = l;
-                        buf = b;
-                    }
-                    Err(e) => return Err(poison(&shared, e, &mut rx)),
-                }
+                let (l, b) = commit(w, log, buf, &mut batch).await?;
+                log = l;
+                buf = b;
                 if log.seg.len() >= log.rotate_bytes {
-                    log = match rotate(&shared, log).await {
-                        Ok(l) => l,
-                        Err(e) => return Err(poison(&shared, e, &mut rx)),
-                    };
+                    log = rotate(&w.health, log).await?;
                 }
             }
             _ = tick.tick() => {
@@ -202,7 +356,7 @@ pub async fn run(
                 // them (without the purge) sees those keys expired too.
                 let purge_at = now_ms().max(log.last_ts);
                 log.last_ts = purge_at;
-                let purged = shared
+                let purged = w
                     .db
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -211,10 +365,7 @@ pub async fn run(
                     tracing::debug!(purged, "expired keys removed from memory");
                 }
                 if !log.seg.is_empty() && log.seg.created().elapsed() >= log.rotate_interval {
-                    log = match rotate(&shared, log).await {
-                        Ok(l) => l,
-                        Err(e) => return Err(poison(&shared, e, &mut rx)),
-                    };
+                    log = rotate(&w.health, log).await?;
                 }
             }
         }
@@ -222,10 +373,10 @@ pub async fn run(
     close(log).await
 }
 
-fn poison(shared: &Shared, e: WriterError, rx: &mut mpsc::Receiver<WriteRequest>) -> WriterError {
+fn poison(health: &Health, e: WriterError, rx: &mut mpsc::Receiver<WriteRequest>) -> WriterError {
     let msg = e.client_message();
     tracing::error!(error = %e, "command log poisoned: refusing every write from now on");
-    shared.set_poisoned(msg.clone());
+    health.poison(msg.clone());
     rx.close();
     while let Ok(req) = rx.try_recv() {
         req.fail(&msg);
@@ -242,11 +393,12 @@ fn fail_batch(batch: &mut Vec<WriteRequest>, msg: &str) {
 /// Logs, syncs and applies one batch. Returns the log and buffer back; on a
 /// failure the batch is answered with the error and the log is gone.
 async fn commit(
-    shared: &Arc<Shared>,
+    w: &Writer,
     mut log: Log,
     mut buf: Vec<u8>,
     batch: &mut Vec<WriteRequest>,
 ) -> Result<(Log, Vec<u8>), WriterError> {
+    fail::fail_point!("writer::commit");
     let ts = now_ms().max(log.last_ts);
     let payloads: Vec<Vec<u8>> = batch
         .iter_mut()
@@ -312,7 +464,7 @@ async fn commit(
     match outcome {
         Outcome::Durable { bytes, fsync } => {
             log.last_ts = ts;
-            let m = &shared.metrics;
+            let m = w.health.metrics();
             m.fsync_duration.observe(fsync.as_secs_f64());
             m.batch_size.observe(n as f64);
             m.logged_records.inc_by(n);
@@ -321,17 +473,17 @@ async fn commit(
             let last_seq = log.seg.next_seq() - 1;
             let mut replies = Vec::with_capacity(batch.len());
             {
-                let mut db = shared.db.write().unwrap_or_else(|p| p.into_inner());
+                let mut db = w.db.write().unwrap_or_else(|p| p.into_inner());
                 for req in batch.drain(..) {
                     let r: Vec<Reply> = req
                         .cmds
                         .into_iter()
-                        .map(|c| db.apply_owned(c, ts))
+                        .map(|c| c.apply_boxed(&mut db, ts))
                         .collect();
                     replies.push((req.reply, r));
                 }
             }
-            shared.set_last_seq(last_seq);
+            w.health.set_last_seq(last_seq);
             for (tx, reply) in replies {
                 let _ = tx.send(reply);
             }
@@ -360,7 +512,7 @@ async fn commit(
 /// Seals the open segment and switches to the prepared one. A failure to
 /// prepare the next file is not fatal (the current segment keeps growing and
 /// rotation is retried); a failure to seal is.
-async fn rotate(shared: &Arc<Shared>, mut log: Log) -> Result<Log, WriterError> {
+async fn rotate(health: &Health, mut log: Log) -> Result<Log, WriterError> {
     if log.retry_prepare_at.is_some_and(|t| Instant::now() < t) {
         return Ok(log);
     }
@@ -397,9 +549,9 @@ async fn rotate(shared: &Arc<Shared>, mut log: Log) -> Result<Log, WriterError> 
     })
     .await
     .map_err(|e| WriterError::Task(e.to_string()))??;
-    shared.metrics.rotations.inc();
-    shared.metrics.open_segment_bytes.set(seg.len() as i64);
-    shared.set_open_segment(seg.path().to_path_buf(), Some(sealed));
+    health.metrics.rotations.inc();
+    health.metrics.open_segment_bytes.set(seg.len() as i64);
+    health.set_open_segment(seg.path().to_path_buf(), sealed);
     Ok(Log::new(
         seg,
         dir,

@@ -2,12 +2,14 @@
 //! a failed write, a failed fdatasync, a short write and ENOSPC poison the
 //! log (clients get the error, nothing unacknowledged is served, the engine
 //! stops with an error), and the free-space reserve refuses writes cleanly.
+//! A panic in the log writer poisons the engine the same way.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tiered_engine::db::Value;
 use tiered_engine::recovery::{recover, RecoveryMode};
+use tiered_engine::writer::WriterError;
 use tiered_engine::{Config, EngineError};
 use tokio_util::sync::CancellationToken;
 
@@ -42,8 +44,9 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Runs one poisoning scenario: `ok` before the failpoint is armed, `bad`
-/// after; returns the client's error text and the recovered state.
-fn poison_scenario(failpoint: &str) -> (String, tiered_engine::recovery::Recovered) {
+/// after; returns the client's error text, why the engine stopped, and the
+/// recovered state.
+fn poison_scenario(failpoint: &str) -> (String, WriterError, tiered_engine::recovery::Recovered) {
     let scenario = fail::FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let (err, running_err) = rt().block_on(async {
@@ -70,23 +73,24 @@ fn poison_scenario(failpoint: &str) -> (String, tiered_engine::recovery::Recover
             .expect("a poisoned engine stops");
         (err, result)
     });
-    assert!(
-        matches!(running_err, Err(EngineError::Poisoned(_))),
-        "{running_err:?}"
-    );
+    let cause = match running_err {
+        Err(EngineError::Poisoned(e)) => e,
+        other => panic!("expected a poisoned stop, got {other:?}"),
+    };
     fail::cfg(failpoint, "off").unwrap();
     let recovered = recover(dir.path(), "archived", RecoveryMode::Strict).unwrap();
     assert_eq!(recovered.db.get(b"ok", 0), Some(&Value::Str(b"1".to_vec())));
     scenario.teardown();
-    (err, recovered)
+    (err, cause, recovered)
 }
 
 #[test]
 fn failed_write_poisons_the_log() {
-    let (err, rec) = poison_scenario("segment::write");
+    let (err, cause, rec) = poison_scenario("segment::write");
+    assert!(err.contains("writes disabled"), "{err}");
     assert!(
-        err.contains("writes disabled") && err.contains("write failed"),
-        "{err}"
+        matches!(cause, WriterError::Io { op: "write", .. }),
+        "{cause:?}"
     );
     assert_eq!(rec.db.get(b"bad", 0), None);
     assert_eq!(rec.last_seq, 1);
@@ -94,19 +98,30 @@ fn failed_write_poisons_the_log() {
 
 #[test]
 fn failed_fsync_poisons_the_log() {
-    let (err, _rec) = poison_scenario("segment::fsync");
+    let (err, cause, _rec) = poison_scenario("segment::fsync");
     // the record may or may not have reached the disk: it was never
     // acknowledged, and recovery stays consistent either way
+    assert!(err.contains("writes disabled"), "{err}");
     assert!(
-        err.contains("writes disabled") && err.contains("fdatasync failed"),
-        "{err}"
+        matches!(
+            cause,
+            WriterError::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{cause:?}"
     );
 }
 
 #[test]
 fn short_write_poisons_the_log_and_the_torn_tail_is_cut() {
-    let (err, rec) = poison_scenario("segment::short-write");
+    let (err, cause, rec) = poison_scenario("segment::short-write");
     assert!(err.contains("writes disabled"), "{err}");
+    assert!(
+        matches!(&cause, WriterError::Io { op: "write", source, .. } if source.raw_os_error() == Some(libc::EIO)),
+        "{cause:?}"
+    );
     assert_eq!(rec.db.get(b"bad", 0), None);
     assert_eq!(rec.last_seq, 1);
     let cut = rec
@@ -117,8 +132,9 @@ fn short_write_poisons_the_log_and_the_torn_tail_is_cut() {
 
 #[test]
 fn enospc_poisons_the_log_with_a_disk_full_message() {
-    let (err, rec) = poison_scenario("segment::enospc");
+    let (err, cause, rec) = poison_scenario("segment::enospc");
     assert!(err.contains("no space left"), "{err}");
+    assert!(cause.is_disk_full(), "{cause:?}");
     assert_eq!(rec.db.get(b"bad", 0), None);
 }
 
@@ -194,5 +210,80 @@ fn healthz_answers_503_until_recovery_is_done() {
         shutdown.cancel();
         running.wait().await.unwrap();
     });
+    scenario.teardown();
+}
+
+/// `GET /healthz` on `port`: the status code, None when nothing answers.
+fn healthz_status(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    r.get(9..12)?.parse().ok()
+}
+
+#[test]
+fn a_writer_panic_poisons_the_engine() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let result = rt().block_on(async {
+        let mut cfg = Config::new(dir.path(), "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+        cfg.metrics_listen = Some(format!("127.0.0.1:{metrics_port}").parse().unwrap());
+        cfg.reserve_bytes = 0;
+        let running = tiered_engine::start(cfg, CancellationToken::new())
+            .await
+            .unwrap();
+        let client = redis::Client::open(format!("redis://{}/", running.addr)).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        assert_eq!(set(&mut con, "ok", "1").await.unwrap(), "OK");
+        let code = tokio::task::spawn_blocking(move || healthz_status(metrics_port))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(200));
+
+        fail::cfg("writer::commit", "panic(injected writer panic)").unwrap();
+        let err = set(&mut con, "bad", "2").await.unwrap_err();
+        assert_eq!(err.kind(), redis::ErrorKind::ResponseError);
+        // poisoned: the cause is kept for INFO and clients, /healthz fails
+        let health = running.shared.health.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !health.is_poisoned() {
+            assert!(std::time::Instant::now() < deadline, "never poisoned");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(health.poison_cause().is_some());
+        assert_eq!(running.shared.metrics.writes_failed.get(), 1);
+        assert!(!running.shared.metrics.is_healthy());
+        let code = tokio::task::spawn_blocking(move || healthz_status(metrics_port))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(503));
+        // the failed write was never applied
+        assert_eq!(running.shared.db.read().unwrap().get(b"bad", 0), None);
+        // the engine stops by itself, with the panic as its error
+        tokio::time::timeout(Duration::from_secs(15), running.wait())
+            .await
+            .expect("a poisoned engine stops")
+    });
+    assert!(
+        matches!(
+            &result,
+            Err(EngineError::Poisoned(WriterError::Panicked { message }))
+                if message == "injected writer panic"
+        ),
+        "{result:?}"
+    );
+    fail::cfg("writer::commit", "off").unwrap();
+    let rec = recover(dir.path(), "archived", RecoveryMode::Strict).unwrap();
+    assert_eq!(rec.db.get(b"ok", 0), Some(&Value::Str(b"1".to_vec())));
+    assert_eq!(rec.db.get(b"bad", 0), None);
+    assert_eq!(rec.last_seq, 1);
     scenario.teardown();
 }

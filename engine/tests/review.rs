@@ -101,15 +101,8 @@ fn pipelined_writes_are_validated_after_the_earlier_writes_of_the_pipeline() {
 }
 
 fn set_payload(i: u64) -> Vec<u8> {
-    tiered_engine::db::Command::Set {
-        key: format!("k{i}").into_bytes(),
-        value: format!("v{i}").into_bytes(),
-        expire_at_ms: None,
-        keep_ttl: false,
-        condition: tiered_engine::db::SetCondition::Always,
-        get: false,
-    }
-    .encode()
+    use tiered_engine::cmd::Effect;
+    tiered_engine::cmd::Set::new(format!("k{i}"), format!("v{i}")).encode()
 }
 
 /// Writes records `first..first + n` (SET k{i} v{i}) to a new open segment

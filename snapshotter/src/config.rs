@@ -130,10 +130,8 @@ impl Config {
 
 /// Checks that `name` is one plain directory name.
 pub fn validate_archive_dir_name(name: &str) -> Result<(), ConfigError> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(ConfigError::BadArchiveDirName(name.to_string()));
-    }
-    Ok(())
+    tiered_engine::layout::validate_archive_dir_name(name)
+        .map_err(|_| ConfigError::BadArchiveDirName(name.to_string()))
 }
 
 /// The point a restore stops at.

@@ -15,12 +15,19 @@
 //! | [`watch`] | inotify on `DIR` (completed logs), feeding the daemon's wake-ups |
 //! | [`daemon`] | `run` (watch + passes until SIGTERM) and `once` |
 //! | [`pass`] | one pass: snapshot if due, archive what it covers, retention |
-//! | [`replay`] | streaming, contiguity-checked replay of logs into the engine's `Db` |
+//! | [`replay`] | replay of the engine's history walk into the engine's `Db` |
 //! | [`mover`] | crash-safe, idempotent cross-file-system move into the archive |
 //! | [`retention`] | which archived files `--retain-days` / `--retain-bytes` delete |
 //! | [`restore`] | point-in-time restore into a new persistence dir |
 //! | [`metrics`], [`http`] | Prometheus metrics, `/metrics` and `/healthz` |
-//! | [`sys`] | fsync of directories, statvfs, errno checks, file checksums |
+//! | [`sys`] | the syscall seam: fsync, statvfs, renameat2, errno checks (from the shared `tiered-sys` crate), file checksums |
+//!
+//! Listing the history and reading records go through the engine's
+//! `history` walker; no file ordering or torn-tail rule lives here.
+
+// The only unsafe is the inotify registration in `watch` (allowed there,
+// with its SAFETY comment).
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;

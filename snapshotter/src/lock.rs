@@ -6,15 +6,13 @@
 //! flock when its holder dies, even by SIGKILL, so a crash never leaves a stale
 //! lock behind.
 
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use tiered_sys::{lock_exclusive, FileLock};
 
 /// Name of the lock file at the top of the persistence dir.
-pub const LOCK_FILE_NAME: &str = "snapshotter.lock";
+pub const LOCK_FILE_NAME: &str = tiered_engine::layout::SNAPSHOTTER_LOCK_FILE;
 
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -39,49 +37,33 @@ pub enum LockError {
 /// Proof that this process is the only snapshotter on a volume; unlocks on drop.
 #[derive(Debug)]
 pub struct InstanceLock {
-    _flock: Flock<File>,
-    path: PathBuf,
+    lock: FileLock,
 }
 
 impl InstanceLock {
     /// Takes the lock on `dir/snapshotter.lock` without waiting.
     pub fn acquire(dir: &Path) -> Result<InstanceLock, LockError> {
-        let path = dir.join(LOCK_FILE_NAME);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| LockError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => {
-                tracing::debug!(path = %path.display(), "snapshotter lock taken");
-                Ok(InstanceLock {
-                    _flock: flock,
-                    path,
-                })
+        match lock_exclusive(&dir.join(LOCK_FILE_NAME)) {
+            Ok(lock) => {
+                tracing::debug!(path = %lock.path().display(), "snapshotter lock taken");
+                Ok(InstanceLock { lock })
             }
-            Err((_, Errno::EWOULDBLOCK)) => Err(LockError::AlreadyRunning { path }),
-            Err((_, errno)) => Err(LockError::Io {
-                path,
-                source: io::Error::from(errno),
-            }),
+            Err(tiered_sys::LockError::Held { path }) => Err(LockError::AlreadyRunning { path }),
+            Err(tiered_sys::LockError::Io { path, source }) => Err(LockError::Io { path, source }),
         }
     }
 
     /// The lock file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.lock.path()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::{Flock, FlockArg};
+    use std::fs::File;
 
     #[test]
     fn second_instance_is_refused_until_the_first_drops() {

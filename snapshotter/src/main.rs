@@ -1,6 +1,8 @@
 //! `tiered-snapshotter`: parses the command line, sets up logging and hands
 //! over to the library (`daemon::run`, `daemon::run_once`, `restore::restore`).
 
+#![deny(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;

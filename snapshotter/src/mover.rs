@@ -43,8 +43,8 @@ use nix::errno::Errno;
 
 use crate::sys::{self, Digest, SysError};
 
-/// Suffix of the mover's temp files.
-pub const TEMP_SUFFIX: &str = ".tmp";
+/// Suffix of the mover's temp files (the one every reader ignores).
+pub const TEMP_SUFFIX: &str = tiered_engine::layout::TEMP_SUFFIX;
 
 /// A format-level check run on the archived copy before the source goes
 /// (`verify_segment` for logs, `verify_snapshot` for snapshots).
@@ -239,7 +239,7 @@ pub fn move_file_interruptible(
         }
     };
     failpoint!("mover::after_copy");
-    rename_noreplace(&tmp, &dst)?;
+    sys::rename_noreplace(&tmp, &dst)?;
     failpoint!("mover::after_rename");
     sys::fsync_dir(dst_dir)?;
     failpoint!("mover::after_dst_fsync");
@@ -324,27 +324,6 @@ fn copy_to_temp(src: &Path, tmp: &Path, stop: &AtomicBool) -> Result<Digest, Mov
         len,
         crc32: hasher.finalize(),
     })
-}
-
-/// rename(2) that never replaces an existing `to` (RENAME_NOREPLACE, or a
-/// check-then-rename where the file system lacks it; we hold the instance
-/// lock, so nobody else creates names in the archive).
-fn rename_noreplace(from: &Path, to: &Path) -> Result<(), SysError> {
-    use nix::fcntl::{renameat2, RenameFlags};
-    match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(Errno::EINVAL) | Err(Errno::ENOSYS) | Err(Errno::EOPNOTSUPP) => {
-            if exists(to)? {
-                return Err(SysError::new(
-                    "rename",
-                    to,
-                    io::Error::from_raw_os_error(libc::EEXIST),
-                ));
-            }
-            fs::rename(from, to).map_err(|e| SysError::new("rename", to, e))
-        }
-        Err(e) => Err(SysError::new("rename", to, io::Error::from(e))),
-    }
 }
 
 /// Removes the mover's leftover `*.tmp` files in `dir` (from a crash between

@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tiered_engine::layout::{self, Listing, SealedFile, SnapshotFile};
+use tiered_engine::history::{self, History, Listing, SealedFile, SnapshotCheck, SnapshotFile};
+use tiered_engine::layout;
 use tiered_engine::segment::{verify_segment, SegmentError};
 use tiered_engine::snapshot::{read_snapshot, verify_snapshot, write_snapshot, SnapshotError};
 
@@ -45,7 +46,7 @@ use crate::sys::{self, SysError};
 pub enum PassError {
     /// The directory could not be listed.
     #[error("scan: {0}")]
-    Scan(#[from] layout::LayoutError),
+    Scan(#[from] history::HistoryError),
     /// A syscall failed (creating the archive dirs, removing temp files...).
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -230,7 +231,7 @@ fn pass_inner(
     record_space(config, metrics);
 
     let mut report = PassReport::default();
-    let listing = layout::scan(dir, &config.archive_dir_name)?;
+    let listing = history::scan(dir, &config.archive_dir_name)?;
 
     // --- snapshot
     let newest = listing.snapshots.last().cloned();
@@ -248,7 +249,7 @@ fn pass_inner(
     let mut covered = match &newest {
         Some(s) => {
             if !due {
-                verify_newest(s, state)?;
+                verify_newest(&listing, s, state)?;
             }
             Some(s.last_seq)
         }
@@ -270,23 +271,18 @@ fn pass_inner(
             }
             None => tiered_engine::db::Db::new(),
         };
-        let logs: Vec<replay::LogRef> = pending
-            .iter()
-            .map(|s| replay::LogRef {
-                first_seq: s.first_seq,
-                last_seq: Some(s.last_seq),
-                path: s.path.clone(),
-            })
-            .collect();
+        // The sealed logs only: the open segment is never read here.
+        let history = History::from_listing(tiered_sys::real(), listing.clone(), false);
+        let logs = pending.len();
         let should_stop = || stop.load(Ordering::SeqCst);
-        match replay::replay(&mut db, base_seq, &logs, None, &should_stop) {
+        match replay::replay(&mut db, &history, base_seq, None, &should_stop) {
             Ok(done) => {
                 failpoint!("pass::before_publish");
                 let path = write_snapshot(dir, done.last_seq, &db).map_err(PassError::Publish)?;
                 state.verified = FileId::of(&path);
                 let secs = started.elapsed().as_secs_f64();
                 metrics.snapshot_published(done.last_seq, unix_secs(&path), secs);
-                tracing::info!(path = %path.display(), last_seq = done.last_seq, records = done.records, logs = logs.len(), duration_secs = secs, "snapshot published");
+                tracing::info!(path = %path.display(), last_seq = done.last_seq, records = done.records, logs, duration_secs = secs, "snapshot published");
                 report.published = Some(done.last_seq);
                 covered = Some(done.last_seq);
                 report.pending_logs = 0;
@@ -318,7 +314,7 @@ fn pass_inner(
         record_archive_size(config, metrics)?;
         return Ok(report);
     };
-    let listing = layout::scan(dir, &config.archive_dir_name)?;
+    let listing = history::scan(dir, &config.archive_dir_name)?;
     let logs_to_move: Vec<&SealedFile> = listing
         .sealed
         .iter()
@@ -408,17 +404,22 @@ fn count_move(metrics: &Metrics, report: &mut PassReport, kind: &'static str, ou
 }
 
 /// Verifies the newest snapshot unless the same file was verified before.
-fn verify_newest(s: &SnapshotFile, state: &mut PassState) -> Result<(), PassError> {
+fn verify_newest(
+    listing: &Listing,
+    s: &SnapshotFile,
+    state: &mut PassState,
+) -> Result<(), PassError> {
     let id = FileId::of(&s.path);
     if id.is_some() && state.verified == id {
         return Ok(());
     }
-    let meta = verify_snapshot(&s.path).map_err(PassError::SnapshotDamaged)?;
-    if meta.last_seq != s.last_seq {
-        return Err(PassError::SnapshotNameMismatch {
-            path: s.path.clone(),
-            found: meta.last_seq,
-        });
+    let history = History::from_listing(tiered_sys::real(), listing.clone(), false);
+    match history.verify_snapshot(s) {
+        Ok(_) => {}
+        Err(SnapshotCheck::Damaged(e)) => return Err(PassError::SnapshotDamaged(e)),
+        Err(SnapshotCheck::NameMismatch { path, found }) => {
+            return Err(PassError::SnapshotNameMismatch { path, found })
+        }
     }
     state.verified = id;
     Ok(())
@@ -451,8 +452,7 @@ fn clean_own_snapshot_temps(dir: &Path) -> Result<(), SysError> {
     for entry in entries {
         let entry = entry.map_err(|e| SysError::new("read dir", dir, e))?;
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snapshot-") && name.ends_with(layout::TEMP_SUFFIX) {
+        if layout::is_snapshot_temp(&name.to_string_lossy()) {
             let path = entry.path();
             match fs::remove_file(&path) {
                 Ok(()) => {
@@ -522,7 +522,7 @@ fn archived_files(listing: &Listing) -> (Vec<SnapInfo>, Vec<LogInfo>) {
 }
 
 fn record_archive_size(config: &Config, metrics: &Metrics) -> Result<(), PassError> {
-    let listing = layout::scan(&config.dir, &config.archive_dir_name)?;
+    let listing = history::scan(&config.dir, &config.archive_dir_name)?;
     let (snaps, logs) = archived_files(&listing);
     let (files, bytes) = snaps
         .iter()
@@ -535,7 +535,7 @@ fn record_archive_size(config: &Config, metrics: &Metrics) -> Result<(), PassErr
 }
 
 fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassError> {
-    let listing = layout::scan(&config.dir, &config.archive_dir_name)?;
+    let listing = history::scan(&config.dir, &config.archive_dir_name)?;
     let (snaps, logs) = archived_files(&listing);
     let policy = Policy {
         retain_days: config.retain_days,

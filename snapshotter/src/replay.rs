@@ -1,7 +1,9 @@
-//! Streaming replay of command logs into the engine's state machine, shared by
-//! snapshot building and restore: records are read one at a time with the
-//! engine's `SegmentReader` and applied with `Db::apply_logged`, so memory is
-//! bounded by the state, not by the logs.
+//! Replay of command logs into the engine's state machine, shared by
+//! snapshot building and restore. The files, their order, the torn-tail rule
+//! and the records come from the engine's history walker
+//! ([`tiered_engine::history`]); records are read one at a time and applied
+//! with `Db::apply_logged`, so memory is bounded by the state, not by the
+//! logs.
 //!
 //! Sequence numbers must be contiguous from the starting point: a missing
 //! log, a record out of place, a log shorter than its name says or a damaged
@@ -9,19 +11,10 @@
 
 use std::path::PathBuf;
 
-use tiered_engine::db::{ApplyError, Db};
-use tiered_engine::segment::{SegmentError, SegmentReader};
-
-/// One log to replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogRef {
-    /// First sequence number (from the name).
-    pub first_seq: u64,
-    /// Last sequence number for a sealed log; `None` for the open segment.
-    pub last_seq: Option<u64>,
-    /// Where it is.
-    pub path: PathBuf,
-}
+use tiered_engine::cmd::ApplyError;
+use tiered_engine::db::Db;
+use tiered_engine::history::{History, HistoryError, OnDamage, Step, WalkOptions};
+use tiered_engine::segment::SegmentError;
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
@@ -44,29 +37,19 @@ pub enum ReplayError {
         /// How far the replay had to go.
         wanted: u64,
     },
-    /// A record is damaged or out of sequence, or a sealed log is cut short.
+    /// A log is damaged: a bad header or record, a record out of sequence,
+    /// or a sealed log shorter or longer than its name says.
     #[error("damaged command log: {0}")]
     Damaged(#[source] SegmentError),
-    /// A log ended before the sequence number its name promises.
-    #[error("{} ends after seq {found:?}, its name says {named}", path.display())]
-    Short {
+    /// A log moved away while it was read (to the archive): rescan.
+    #[error("{} vanished while reading (moved to the archive?)", path.display())]
+    Vanished {
         /// The log.
         path: PathBuf,
-        /// The last seq its name says.
-        named: u64,
-        /// The last seq it held.
-        found: Option<u64>,
     },
-    /// A log's first record is not the one its name promises.
-    #[error("{} starts at seq {found}, its name says {named}", path.display())]
-    NameMismatch {
-        /// The log.
-        path: PathBuf,
-        /// The first seq its name says.
-        named: u64,
-        /// The first seq in its header.
-        found: u64,
-    },
+    /// A directory could not be listed.
+    #[error(transparent)]
+    History(HistoryError),
     /// A record's payload is not a command the state machine knows.
     #[error("{}: {source}", path.display())]
     Apply {
@@ -84,7 +67,30 @@ pub enum ReplayError {
 impl ReplayError {
     /// True when a log vanished (moved to the archive meanwhile): rescan.
     pub fn is_vanished(&self) -> bool {
-        matches!(self, ReplayError::Damaged(e) if e.is_not_found())
+        matches!(self, ReplayError::Vanished { .. })
+    }
+}
+
+impl From<HistoryError> for ReplayError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Gap {
+                path,
+                expected,
+                found,
+            } => ReplayError::Gap {
+                expected,
+                path,
+                first_seq: found,
+            },
+            HistoryError::Missing { last, wanted } => ReplayError::Missing {
+                expected: last + 1,
+                wanted,
+            },
+            HistoryError::Segment(e) => ReplayError::Damaged(e),
+            HistoryError::Vanished { path } => ReplayError::Vanished { path },
+            e @ HistoryError::ReadDir { .. } => ReplayError::History(e),
+        }
     }
 }
 
@@ -99,16 +105,15 @@ pub struct Replayed {
     pub last_timestamp_ms: Option<u64>,
 }
 
-/// Applies to `db` (which holds the state after `from_seq`) every record with
-/// seq in `from_seq + 1 ..= until_seq` from `logs` (sorted by first seq;
-/// logs entirely at or below `from_seq` are skipped). With `until_seq =
-/// None`, replays to the end of the last log. A torn tail is accepted only at
-/// the end of an open segment that is the last log. `should_stop` is checked
-/// between logs.
+/// Applies to `db` (which holds the state after `from_seq`) every record of
+/// `history` with seq in `from_seq + 1 ..= until_seq` (to the end of the
+/// last log with `until_seq = None`). Strict: any damage or gap stops it; a
+/// torn tail is accepted only where the walker allows one (the end of the
+/// newest open segment). `should_stop` is checked between logs.
 pub fn replay(
     db: &mut Db,
+    history: &History,
     from_seq: u64,
-    logs: &[LogRef],
     until_seq: Option<u64>,
     should_stop: &dyn Fn() -> bool,
 ) -> Result<Replayed, ReplayError> {
@@ -117,121 +122,38 @@ pub fn replay(
         records: 0,
         last_timestamp_ms: None,
     };
-    let reached = |d: &Replayed| until_seq.is_some_and(|u| d.last_seq >= u);
-    for (i, log) in logs.iter().enumerate() {
-        if reached(&done) {
-            break;
-        }
-        if log.last_seq.is_some_and(|l| l <= done.last_seq) {
-            continue;
-        }
-        let expected = done.last_seq + 1;
-        if log.first_seq > expected {
-            return Err(ReplayError::Gap {
-                expected,
-                path: log.path.clone(),
-                first_seq: log.first_seq,
-            });
-        }
-        if should_stop() {
-            return Err(ReplayError::Interrupted);
-        }
-        let is_last_open = log.last_seq.is_none() && i + 1 == logs.len();
-        replay_one(db, log, is_last_open, until_seq, &mut done)?;
+    if should_stop() {
+        return Err(ReplayError::Interrupted);
     }
-    if let Some(u) = until_seq {
-        if done.last_seq < u {
-            return Err(ReplayError::Missing {
-                expected: done.last_seq + 1,
-                wanted: u,
-            });
+    let walk = history.walk(WalkOptions {
+        from_seq,
+        until_seq,
+        on_damage: OnDamage::Stop,
+    });
+    // Checked before the first record of each log after the first.
+    let mut between_logs = false;
+    for step in walk {
+        match step? {
+            Step::Record { record, log, .. } => {
+                if std::mem::take(&mut between_logs) && should_stop() {
+                    return Err(ReplayError::Interrupted);
+                }
+                db.apply_logged(&record)
+                    .map_err(|source| ReplayError::Apply {
+                        path: history.logs()[log].path.clone(),
+                        source,
+                    })?;
+                done.last_seq = record.seq;
+                done.records += 1;
+                done.last_timestamp_ms = Some(record.timestamp_ms);
+            }
+            Step::Tail { log, offset, .. } => {
+                tracing::debug!(path = %history.logs()[log].path.display(), offset, "torn tail of the open segment ignored");
+            }
+            Step::LogDone { .. } => between_logs = true,
+            // Never under OnDamage::Stop.
+            Step::Skipped(e) => return Err(e.into()),
         }
     }
     Ok(done)
-}
-
-fn replay_one(
-    db: &mut Db,
-    log: &LogRef,
-    torn_tail_ok: bool,
-    until_seq: Option<u64>,
-    done: &mut Replayed,
-) -> Result<(), ReplayError> {
-    let mut reader = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
-    if reader.first_seq() != log.first_seq {
-        return Err(ReplayError::NameMismatch {
-            path: log.path.clone(),
-            named: log.first_seq,
-            found: reader.first_seq(),
-        });
-    }
-    let mut last_in_file = None;
-    loop {
-        if until_seq.is_some_and(|u| done.last_seq >= u) {
-            return Ok(());
-        }
-        let record = match reader.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) if torn_tail_ok && e.is_torn_tail() => {
-                tracing::debug!(path = %log.path.display(), offset = e.offset(), "torn tail of the open segment ignored");
-                break;
-            }
-            Err(e) => return Err(ReplayError::Damaged(e)),
-        };
-        last_in_file = Some(record.seq);
-        if record.seq <= done.last_seq {
-            continue;
-        }
-        // The reader checks contiguity inside a file; this checks the seam
-        // between files.
-        if record.seq != done.last_seq + 1 {
-            return Err(ReplayError::Gap {
-                expected: done.last_seq + 1,
-                path: log.path.clone(),
-                first_seq: record.seq,
-            });
-        }
-        db.apply_logged(&record)
-            .map_err(|source| ReplayError::Apply {
-                path: log.path.clone(),
-                source,
-            })?;
-        done.last_seq = record.seq;
-        done.records += 1;
-        done.last_timestamp_ms = Some(record.timestamp_ms);
-    }
-    if let Some(named) = log.last_seq {
-        if last_in_file != Some(named) {
-            return Err(ReplayError::Short {
-                path: log.path.clone(),
-                named,
-                found: last_in_file,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The logs of a listing as [`LogRef`]s: sealed ones, then (optionally) the
-/// open ones, sorted by first seq.
-pub fn log_refs(listing: &tiered_engine::layout::Listing, include_open: bool) -> Vec<LogRef> {
-    let mut v: Vec<LogRef> = listing
-        .sealed
-        .iter()
-        .map(|s| LogRef {
-            first_seq: s.first_seq,
-            last_seq: Some(s.last_seq),
-            path: s.path.clone(),
-        })
-        .collect();
-    if include_open {
-        v.extend(listing.open.iter().map(|o| LogRef {
-            first_seq: o.first_seq,
-            last_seq: None,
-            path: o.path.clone(),
-        }));
-    }
-    v.sort_by_key(|l| (l.first_seq, l.last_seq.is_none()));
-    v
 }

@@ -23,13 +23,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use tiered_engine::db::Db;
-use tiered_engine::layout::{self, Listing};
-use tiered_engine::segment::SegmentReader;
-use tiered_engine::snapshot::{read_snapshot, write_snapshot, SnapshotError};
+use tiered_engine::history::{History, HistoryError, OnDamage, Step, WalkOptions};
+use tiered_engine::snapshot::{write_snapshot, SnapshotError};
 
 use crate::config::{validate_archive_dir_name, ConfigError, RestoreConfig, RestoreTarget};
 use crate::mover;
-use crate::replay::{self, LogRef, ReplayError};
+use crate::replay::{self, ReplayError};
 use crate::sys::SysError;
 
 /// How many times a restore starts over when files move under it.
@@ -56,7 +55,7 @@ pub enum RestoreError {
     Sys(#[from] SysError),
     /// `--from` could not be listed.
     #[error(transparent)]
-    Scan(#[from] layout::LayoutError),
+    Scan(#[from] HistoryError),
     /// The history does not reach the target.
     #[error("seq {target} is beyond the history in {}: it ends at seq {last}", from.display())]
     BeyondHistory {
@@ -188,13 +187,12 @@ fn check_into(into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
 }
 
 fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
-    let listing = layout::scan(&config.from, &config.archive_dir_name)?;
-    let logs = replay::log_refs(&listing, true);
+    let history = History::scan(&config.from, &config.archive_dir_name)?;
     // `None`: `--latest`, wherever the history ends.
     let target = match config.target {
         RestoreTarget::Seq(n) => Some(n),
         RestoreTarget::Latest => None,
-        RestoreTarget::TimeMs(t) => match seq_at_time(&logs, t) {
+        RestoreTarget::TimeMs(t) => match seq_at_time(&history, t) {
             Ok(AtTime::Seq(n)) => Some(n),
             Ok(AtTime::BeforeHistory {
                 first_seq,
@@ -210,15 +208,25 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
             Err(e) => return Err(RestoreError::Timestamps(e)),
         },
     };
-    if target.is_none() && listing.snapshots.is_empty() && logs.is_empty() {
+    if target.is_none() && history.snapshots().is_empty() && history.logs().is_empty() {
         return Err(RestoreError::EmptyHistory(config.from.clone()));
     }
-    let (base_seq, mut db) = match base_for(&listing, target.unwrap_or(u64::MAX))? {
-        Some((seq, db)) => (Some(seq), db),
+    // The newest snapshot at or before the target that reads back whole.
+    let base =
+        match history.load_snapshot(target.unwrap_or(u64::MAX), &mut |w| tracing::warn!("{w}")) {
+            Ok(b) => b,
+            Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
+            Err(e) => return Err(e.into()),
+        };
+    let (base_seq, mut db) = match base {
+        Some((snap, _, db)) => (Some(snap.last_seq), db),
         None => {
-            if target != Some(0) && logs.first().map(|l| l.first_seq) != Some(1) {
+            if target != Some(0) && history.logs().first().map(|l| l.first_seq) != Some(1) {
                 // For `--latest`: as far as the logs' names go.
-                let named_end = logs.last().map_or(0, |l| l.last_seq.unwrap_or(l.first_seq));
+                let named_end = history
+                    .logs()
+                    .last()
+                    .map_or(0, |l| l.last_seq.unwrap_or(l.first_seq));
                 return Err(RestoreError::NoBase {
                     target: target.unwrap_or(named_end),
                 });
@@ -227,7 +235,7 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
         }
     };
     let from_seq = base_seq.unwrap_or(0);
-    let done = match replay::replay(&mut db, from_seq, &logs, target, &|| false) {
+    let done = match replay::replay(&mut db, &history, from_seq, target, &|| false) {
         Ok(d) => d,
         Err(e) if e.is_vanished() => return Ok(Attempt::Vanished),
         // Every log was consumed (a later one would have been a gap).
@@ -258,26 +266,6 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
     }))
 }
 
-/// The newest snapshot at or before `target` that reads back whole; damaged
-/// ones are skipped with a warning.
-fn base_for(listing: &Listing, target: u64) -> Result<Option<(u64, Db)>, RestoreError> {
-    for s in listing
-        .snapshots
-        .iter()
-        .rev()
-        .filter(|s| s.last_seq <= target)
-    {
-        match read_snapshot(&s.path) {
-            Ok((meta, db)) if meta.last_seq == s.last_seq => return Ok(Some((s.last_seq, db))),
-            Ok((meta, _)) => {
-                tracing::warn!(path = %s.path.display(), header_seq = meta.last_seq, "snapshot header disagrees with its name; skipped")
-            }
-            Err(e) => tracing::warn!("skipping damaged snapshot: {e}"),
-        }
-    }
-    Ok(None)
-}
-
 /// Where a time falls in the logged history.
 enum AtTime {
     /// The last command logged at or before the time.
@@ -289,17 +277,12 @@ enum AtTime {
 
 /// The last seq of the longest prefix of the logged history whose commands
 /// were all logged at or before `time_ms`.
-fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<AtTime, ReplayError> {
+fn seq_at_time(history: &History, time_ms: u64) -> Result<AtTime, ReplayError> {
+    let logs = history.logs();
     // The first record of each log tells which log holds the cut.
     let mut firsts = Vec::with_capacity(logs.len());
-    for log in logs {
-        let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
-        match r.next_record() {
-            Ok(Some(rec)) => firsts.push(Some(rec.timestamp_ms)),
-            Ok(None) => firsts.push(None),
-            Err(e) if log.last_seq.is_none() && e.is_torn_tail() => firsts.push(None),
-            Err(e) => return Err(ReplayError::Damaged(e)),
-        }
+    for i in 0..logs.len() {
+        firsts.push(history.first_record(i)?.map(|r| r.timestamp_ms));
     }
     // Index of the last log whose first record is at or before the time.
     let Some(idx) = firsts
@@ -317,16 +300,22 @@ fn seq_at_time(logs: &[LogRef], time_ms: u64) -> Result<AtTime, ReplayError> {
             _ => AtTime::Seq(logs.first().map_or(0, |l| l.first_seq.saturating_sub(1))),
         });
     };
-    let log = &logs[idx];
-    let mut r = SegmentReader::open(&log.path).map_err(ReplayError::Damaged)?;
-    let mut last = log.first_seq.saturating_sub(1);
-    loop {
-        match r.next_record() {
-            Ok(Some(rec)) if rec.timestamp_ms > time_ms => return Ok(AtTime::Seq(rec.seq - 1)),
-            Ok(Some(rec)) => last = rec.seq,
-            Ok(None) => break,
-            Err(e) if log.last_seq.is_none() && e.is_torn_tail() => break,
-            Err(e) => return Err(ReplayError::Damaged(e)),
+    // Walk that log from its start up to its end.
+    let start = logs[idx].first_seq.saturating_sub(1);
+    let mut last = start;
+    let walk = history.walk(WalkOptions {
+        from_seq: start,
+        until_seq: None,
+        on_damage: OnDamage::Stop,
+    });
+    for step in walk {
+        match step? {
+            Step::Record { record, .. } if record.timestamp_ms > time_ms => {
+                return Ok(AtTime::Seq(record.seq - 1))
+            }
+            Step::Record { record, .. } => last = record.seq,
+            Step::LogDone { log, .. } if log >= idx => break,
+            _ => {}
         }
     }
     Ok(AtTime::Seq(last))

@@ -1,65 +1,22 @@
-//! The few file-system syscalls the snapshotter makes, in one place:
-//! directory fsync, statvfs, errno classification, whole-file checksums.
+//! The snapshotter's syscall seam: directory and file fsync, statvfs,
+//! `renameat2(RENAME_NOREPLACE)`, errno classification (all from the shared
+//! `tiered-sys` crate, wrapped with the operation and path in [`SysError`]),
+//! and whole-file checksums.
 //!
 //! Every error carries the path and the operation so that a log line alone
 //! tells the operator what failed where.
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use nix::errno::Errno;
-
-/// A failed syscall, with the operation and the path it was about.
-#[derive(Debug, thiserror::Error)]
-#[error("{op} {}: {source}", path.display())]
-pub struct SysError {
-    /// What was attempted (`fsync dir`, `statvfs`, ...).
-    pub op: &'static str,
-    /// The file or directory concerned.
-    pub path: PathBuf,
-    /// The OS error.
-    #[source]
-    pub source: io::Error,
-}
-
-impl SysError {
-    /// Wraps `source` with the operation and path.
-    pub fn new(op: &'static str, path: &Path, source: io::Error) -> Self {
-        SysError {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// The raw errno, if the error came from the OS.
-    pub fn errno(&self) -> Option<Errno> {
-        errno_of(&self.source)
-    }
-}
-
-/// The errno of an `io::Error`, if it has one.
-pub fn errno_of(err: &io::Error) -> Option<Errno> {
-    err.raw_os_error().map(Errno::from_raw)
-}
-
-/// True if `err` is ENOSPC (or EDQUOT, the per-user variant of a full disk).
-pub fn is_no_space(err: &io::Error) -> bool {
-    matches!(errno_of(err), Some(Errno::ENOSPC) | Some(Errno::EDQUOT))
-}
-
-/// True if `err` is EXDEV (rename/link across file systems).
-pub fn is_cross_device(err: &io::Error) -> bool {
-    errno_of(err) == Some(Errno::EXDEV)
-}
+pub use tiered_sys::fs::Space;
+pub use tiered_sys::{errno_of, is_cross_device, is_no_space, SysError};
 
 /// fsyncs a directory so that the names created, renamed or removed in it are
 /// durable.
 pub fn fsync_dir(dir: &Path) -> Result<(), SysError> {
-    let d = File::open(dir).map_err(|e| SysError::new("open dir", dir, e))?;
-    d.sync_all()
-        .map_err(|e| SysError::new("fsync dir", dir, e))?;
+    tiered_sys::fs::fsync_dir(dir).map_err(|e| SysError::new("fsync dir", dir, e))?;
     #[cfg(test)]
     fsync_log::record(dir);
     Ok(())
@@ -68,7 +25,7 @@ pub fn fsync_dir(dir: &Path) -> Result<(), SysError> {
 /// fsyncs a file's data and metadata.
 pub fn fsync_file(path: &Path) -> Result<(), SysError> {
     let f = File::open(path).map_err(|e| SysError::new("open", path, e))?;
-    f.sync_all().map_err(|e| SysError::new("fsync", path, e))?;
+    tiered_sys::fs::fsync(&f).map_err(|e| SysError::new("fsync", path, e))?;
     #[cfg(test)]
     fsync_log::record(path);
     Ok(())
@@ -103,24 +60,14 @@ pub fn fsync_parent(path: &Path) -> Result<(), SysError> {
     }
 }
 
-/// Free and total bytes of the file system holding a path (statvfs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Space {
-    /// Bytes available to an unprivileged writer (`f_bavail * f_frsize`).
-    pub free_bytes: u64,
-    /// Size of the file system (`f_blocks * f_frsize`).
-    pub total_bytes: u64,
-}
-
 /// statvfs(2) of `path`.
 pub fn statvfs(path: &Path) -> Result<Space, SysError> {
-    let st = nix::sys::statvfs::statvfs(path)
-        .map_err(|e| SysError::new("statvfs", path, io::Error::from(e)))?;
-    let frsize = st.fragment_size() as u64;
-    Ok(Space {
-        free_bytes: (st.blocks_available() as u64).saturating_mul(frsize),
-        total_bytes: (st.blocks() as u64).saturating_mul(frsize),
-    })
+    tiered_sys::fs::statvfs(path).map_err(|e| SysError::new("statvfs", path, e))
+}
+
+/// rename(2) that never replaces an existing `to` (EEXIST).
+pub fn rename_noreplace(from: &Path, to: &Path) -> Result<(), SysError> {
+    tiered_sys::fs::rename_noreplace(from, to).map_err(|e| SysError::new("rename", to, e))
 }
 
 /// Length and CRC32 of a whole file, the identity the mover compares.
@@ -182,7 +129,7 @@ mod tests {
         std::fs::write(&a, b"hello worle").unwrap();
         assert_ne!(digest_file(&a).unwrap(), da);
         let err = digest_file(&d.path().join("missing")).unwrap_err();
-        assert_eq!(err.errno(), Some(Errno::ENOENT));
+        assert_eq!(err.errno(), Some(nix::errno::Errno::ENOENT));
         assert!(err.to_string().contains("missing"), "{err}");
     }
 

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use tiered_engine::layout;
+use tiered_engine::history;
 use tiered_engine::segment::verify_segment;
 use tiered_engine::snapshot::verify_snapshot;
 
@@ -222,7 +222,7 @@ fn check_state(engine: &Engine, want: &BTreeMap<String, String>, what: &str) {
 /// Each sealed log is in exactly one place, valid, and together they hold
 /// 1..=last contiguously; every snapshot verifies; no temp file is left.
 fn check_files(dir: &Path) -> (u64, u64) {
-    let listing = layout::scan(dir, "archived").unwrap();
+    let listing = history::scan(dir, "archived").unwrap();
     let mut next = 1;
     for s in &listing.sealed {
         let name = s.path.file_name().unwrap();
@@ -304,7 +304,7 @@ fn engine_under_load_with_snapshotter_crashes_then_recovery_and_restore() {
     // A clean daemon catches up: every sealed log ends up archived behind a snapshot.
     let snap = snapshotter(dir, &[]);
     wait_until("snapshotter to catch up", 30, || {
-        let l = layout::scan(dir, "archived").unwrap();
+        let l = history::scan(dir, "archived").unwrap();
         let newest = l.snapshots.last().map_or(0, |s| s.last_seq);
         !l.sealed.is_empty()
             && l.sealed.iter().all(|s| s.archived)

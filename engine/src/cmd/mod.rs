@@ -1,20 +1,224 @@
-//! Commands: a parsed request becomes an [`Action`] by pure functions (one
-//! file per command family); the server runs the action.
+//! Commands: one type per command, in one file (a small family of commands
+//! that share one logged payload shares a file), registered by one line in
+//! [`TABLE`]. Nothing else in the engine matches on commands: the
+//! dispatcher ([`parse`]), the log writer and every replay of the log
+//! (recovery, the snapshotter, `dump`) go through the traits below.
 //!
-//! - [`Action::Write`]: a state-changing [`Command`], logged before it is
-//!   applied. Validation (arity, syntax, integers, expiry) happens here, so a
-//!   command that fails it is never logged.
-//! - [`Action::Read`]: served from the durable state only.
-//! - [`Action::Reply`]: answered without the state (PING, errors).
+//! - [`Command`]: what a client sends. Its name, arity, flags and key
+//!   positions, and `parse`: RESP arguments -> an [`Action`] (arity and
+//!   syntax errors are replies worded as Redis 7 words them). Validation
+//!   happens here, so a command that fails it is never logged.
+//! - [`Effect`]: what is logged and applied. A write command parses into an
+//!   effect (EXPIRE 10 -> `PExpireAt` with an absolute time, INCR ->
+//!   `IncrBy 1`): its payload (`encode_body` / `decode_body`, the bytes drawn
+//!   in its file), and `apply`, the one function that changes the state, run
+//!   live after the record is durable and again by every replay. Applying is
+//!   total and deterministic given the state, the effect and the record's
+//!   timestamp, so a replay reproduces the state and the replies served.
+//! - [`Read`]: a read, run against the durable state.
+//!
+//! A log payload is `op u8 | body`; the op selects the effect through the
+//! registry built from [`TABLE`] ([`apply_payload`], [`decode_payload`],
+//! [`describe_payload`]). Effects compose: an effect may hold other effects'
+//! payloads (a transaction or a script logged as one record), decoded by
+//! [`decode_payload`].
+//!
+//! # Adding a command
+//! One file `cmd/<name>.rs` with a type implementing [`Command`] (and
+//! [`Effect`] with a new op for a write, or [`Read`] for a read), a `mod`
+//! line and one [`TABLE`] line `spec::<name::Type>()`. See the test-only
+//! command in `cmd/fake.rs`.
 
-mod hashes;
+pub mod arg;
+pub mod codec;
+mod glob;
+
+mod append;
+mod connection;
+mod del;
+mod exists;
+mod expire;
+mod flushall;
+mod get;
+mod getdel;
+mod hdel;
+mod hget;
+mod hgetall;
+mod hincrby;
+mod hlen;
+mod hset;
+mod incrby;
 mod keys;
+mod mget;
+mod mset;
+mod persist;
+mod scan;
 mod server;
-mod strings;
+mod set;
+mod strlen;
+mod ttl;
 
-use std::collections::{BTreeMap, VecDeque};
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
 
-use crate::db::{Command, Db, Reply};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::OnceLock;
+
+pub use append::Append;
+pub use codec::{quote, DecodeError, Decoder};
+pub use del::Del;
+pub use expire::PExpireAt;
+pub use flushall::FlushAll;
+pub use getdel::GetDel;
+pub use glob::glob_match;
+pub use hdel::HDel;
+pub use hincrby::HIncrBy;
+pub use hset::HSet;
+pub use incrby::IncrBy;
+pub use mget::MAX_MGET_REPLY_BYTES;
+pub use mset::MSet;
+pub use persist::Persist;
+pub use set::{Set, SetCondition};
+
+use crate::db::Db;
+use crate::record::Record;
+use crate::reply::{self, Reply};
+
+// ---------------------------------------------------------------- traits
+
+/// A command a client sends: its table facts and its parser.
+pub trait Command {
+    /// Lower-case name.
+    const NAME: &'static str;
+    /// Redis arity: `n` exactly n arguments (the name included), `-n` at
+    /// least n. Checked before [`Command::parse`] runs.
+    const ARITY: i64;
+    const FLAGS: Flags;
+    /// Which arguments are keys.
+    const KEYS: Keys = Keys::NONE;
+    /// The payload a write command logs: `Some(effect::<T>())`. Registers
+    /// the effect's op for replay.
+    const EFFECT: Option<EffectSpec> = None;
+
+    /// Arguments (the name first, arity already checked) -> what to do;
+    /// `Err` is the error reply (nothing is logged). `now_ms` turns relative
+    /// expiry into absolute time.
+    fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> Result<Action, Reply>;
+}
+
+/// A logged state change: one record's payload.
+pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
+    /// The payload's first byte; unique per effect, never reused.
+    const OP: u8;
+    /// Upper-case name (dumps).
+    const NAME: &'static str;
+
+    /// The body after the op byte.
+    fn encode_body(&self, out: &mut Vec<u8>);
+    /// Reads the body written by [`Effect::encode_body`] (the decoder's
+    /// trailing bytes are checked by the caller).
+    fn decode_body(d: &mut Decoder<'_>) -> Result<Self, DecodeError>;
+    /// Changes the state at `now_ms` (the record's timestamp) and returns
+    /// the reply. The same call serves live writes and replays.
+    fn apply(self, db: &mut Db, now_ms: u64) -> Reply;
+    /// The redis-cli-like text of `dump` (expiry as absolute time).
+    fn describe(&self) -> String;
+
+    /// True when applying may fail (type or integer errors): worth a
+    /// [`Effect::precheck`] before logging.
+    fn may_fail(&self) -> bool {
+        false
+    }
+
+    /// The error this effect would fail with against `db`, so that it can
+    /// be refused before it is logged. Applying stays total: an effect that
+    /// passes here and fails later fails identically on replay.
+    fn precheck(&self, _db: &Db, _now_ms: u64) -> Option<Reply> {
+        None
+    }
+
+    /// The whole payload: `op | body`.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32);
+        out.push(Self::OP);
+        self.encode_body(&mut out);
+        out
+    }
+
+    /// Parses a whole payload of this effect; trailing bytes are refused.
+    fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut d = Decoder::new(payload);
+        let op = d.u8().map_err(|_| DecodeError::Empty)?;
+        if op != Self::OP {
+            return Err(DecodeError::WrongOp {
+                expected: Self::OP,
+                found: op,
+            });
+        }
+        let v = Self::decode_body(&mut d)?;
+        d.finish()?;
+        Ok(v)
+    }
+}
+
+/// An effect as the writer sees it (object-safe, implemented for every
+/// [`Effect`]).
+pub trait Write: Send + std::fmt::Debug {
+    /// Appends the whole payload.
+    fn encode_into(&self, out: &mut Vec<u8>);
+    fn may_fail(&self) -> bool;
+    fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply>;
+    fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
+    fn describe(&self) -> String;
+}
+
+impl<T: Effect> Write for T {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(T::OP);
+        self.encode_body(out);
+    }
+    fn may_fail(&self) -> bool {
+        Effect::may_fail(self)
+    }
+    fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
+        Effect::precheck(self, db, now_ms)
+    }
+    fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply {
+        (*self).apply(db, now_ms)
+    }
+    fn describe(&self) -> String {
+        Effect::describe(self)
+    }
+}
+
+/// A read, run against the durable state.
+pub trait Read: Send {
+    fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply;
+}
+
+/// What to do with a request.
+pub enum Action {
+    /// Answered without the state (PING, errors).
+    Reply(Reply),
+    /// A state change: logged, made durable, applied, answered.
+    Write(Box<dyn Write>),
+    /// Served from the durable state.
+    Read(Box<dyn Read>),
+    /// Reply OK and close the connection.
+    Quit,
+}
+
+impl Action {
+    pub fn write(e: impl Effect) -> Action {
+        Action::Write(Box::new(e))
+    }
+
+    pub fn read(r: impl Read + 'static) -> Action {
+        Action::Read(Box::new(r))
+    }
+}
 
 /// Context a read runs in.
 pub struct ReadCtx<'a> {
@@ -24,19 +228,7 @@ pub struct ReadCtx<'a> {
     pub server: &'a dyn ServerInfo,
 }
 
-/// A read, run against the durable state.
-pub type ReadFn = Box<dyn FnOnce(&mut ReadCtx<'_>) -> Reply + Send>;
-
-/// What to do with a request.
-pub enum Action {
-    Reply(Reply),
-    Write(Command),
-    Read(ReadFn),
-    /// Reply OK and close the connection.
-    Quit,
-}
-
-/// What INFO and CLIENT need from the server.
+/// What INFO needs from the server.
 pub trait ServerInfo {
     /// INFO text for `section` (lower case, "" or "all"/"everything" = all).
     fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
@@ -47,38 +239,9 @@ pub trait ServerInfo {
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
-    scan_cursors: BTreeMap<u64, ScanState>,
+    scan_cursors: BTreeMap<u64, scan::ScanState>,
     scan_order: VecDeque<u64>,
     next_cursor: u64,
-}
-
-/// SCAN cursors kept per connection (oldest dropped first).
-const MAX_SCAN_CURSORS: usize = 8;
-
-/// Where a SCAN is: the keys alive when it started (sorted), and how many
-/// were handed out. A key present for the whole scan is returned exactly
-/// once; a key deleted meanwhile is skipped.
-#[derive(Debug)]
-pub struct ScanState {
-    keys: Vec<Vec<u8>>,
-    pos: usize,
-}
-
-impl ScanState {
-    fn new(keys: Vec<Vec<u8>>) -> ScanState {
-        ScanState { keys, pos: 0 }
-    }
-
-    /// The next (up to) `count` keys.
-    fn next_keys(&mut self, count: usize) -> &[Vec<u8>] {
-        let start = self.pos;
-        self.pos = (self.pos + count).min(self.keys.len());
-        &self.keys[start..self.pos]
-    }
-
-    fn is_done(&self) -> bool {
-        self.pos >= self.keys.len()
-    }
 }
 
 impl ConnState {
@@ -88,55 +251,230 @@ impl ConnState {
             ..Default::default()
         }
     }
+}
 
-    /// Stores where a SCAN stopped; returns the cursor to hand out.
-    fn save_scan(&mut self, state: ScanState) -> u64 {
-        // never 0, which means "start" and "done"
-        self.next_cursor += 1;
-        let c = self.next_cursor;
-        self.scan_cursors.insert(c, state);
-        self.scan_order.push_back(c);
-        while self.scan_order.len() > MAX_SCAN_CURSORS {
-            if let Some(old) = self.scan_order.pop_front() {
-                self.scan_cursors.remove(&old);
-            }
+// ---------------------------------------------------------------- table
+
+/// Command flags (Redis's `write`, `readonly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// Touches no state (PING, CLIENT, errors).
+    pub const NONE: Flags = Flags(0);
+    /// Changes the state: logged.
+    pub const WRITE: Flags = Flags(1);
+    /// Reads the state.
+    pub const READONLY: Flags = Flags(2);
+
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// Key positions as Redis gives them: the first key argument, the last
+/// (negative: from the end), the step. `first == 0`: no keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    pub first: usize,
+    pub last: i64,
+    pub step: usize,
+}
+
+impl Keys {
+    pub const NONE: Keys = Keys::range(0, 0, 0);
+    /// The first argument is the only key.
+    pub const ONE: Keys = Keys::range(1, 1, 1);
+
+    pub const fn range(first: usize, last: i64, step: usize) -> Keys {
+        Keys { first, last, step }
+    }
+
+    /// The keys among `args` (the name first).
+    pub fn of<'a>(&self, args: &'a [Vec<u8>]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let n = args.len() as i64;
+        let last = if self.last < 0 {
+            n + self.last
+        } else {
+            self.last.min(n - 1)
+        };
+        let keys = if self.first == 0 || last < self.first as i64 {
+            &args[..0]
+        } else {
+            &args[self.first..=last as usize]
+        };
+        keys.iter().step_by(self.step.max(1)).map(Vec::as_slice)
+    }
+}
+
+/// A decoded payload, of any effect.
+pub type AnyEffect = Box<dyn Write>;
+
+/// How the log's payload of one effect is decoded, applied and printed.
+#[derive(Clone, Copy)]
+pub struct EffectSpec {
+    pub op: u8,
+    pub name: &'static str,
+    apply: fn(&[u8], &mut Db, u64) -> Result<Reply, DecodeError>,
+    decode: fn(&[u8]) -> Result<AnyEffect, DecodeError>,
+    describe: fn(&[u8]) -> Result<String, DecodeError>,
+}
+
+fn apply_as<T: Effect>(payload: &[u8], db: &mut Db, now_ms: u64) -> Result<Reply, DecodeError> {
+    Ok(T::decode(payload)?.apply(db, now_ms))
+}
+
+fn decode_as<T: Effect>(payload: &[u8]) -> Result<AnyEffect, DecodeError> {
+    Ok(Box::new(T::decode(payload)?))
+}
+
+fn describe_as<T: Effect>(payload: &[u8]) -> Result<String, DecodeError> {
+    Ok(T::decode(payload)?.describe())
+}
+
+/// The registry entry of effect `T`.
+pub const fn effect<T: Effect>() -> EffectSpec {
+    EffectSpec {
+        op: T::OP,
+        name: T::NAME,
+        apply: apply_as::<T>,
+        decode: decode_as::<T>,
+        describe: describe_as::<T>,
+    }
+}
+
+/// One line of the command table.
+#[derive(Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub arity: i64,
+    pub flags: Flags,
+    pub keys: Keys,
+    pub effect: Option<EffectSpec>,
+    parse: fn(Vec<Vec<u8>>, u64) -> Result<Action, Reply>,
+}
+
+/// The table line of command `C`.
+pub const fn spec<C: Command>() -> Spec {
+    Spec {
+        name: C::NAME,
+        arity: C::ARITY,
+        flags: C::FLAGS,
+        keys: C::KEYS,
+        effect: C::EFFECT,
+        parse: C::parse,
+    }
+}
+
+/// Every command.
+pub const TABLE: &[Spec] = &[
+    spec::<connection::Ping>(),
+    spec::<connection::Echo>(),
+    spec::<connection::Select>(),
+    spec::<connection::Quit>(),
+    spec::<connection::Client>(),
+    spec::<server::Info>(),
+    spec::<server::DbSize>(),
+    spec::<server::CommandCmd>(),
+    spec::<server::Config>(),
+    spec::<flushall::FlushAll>(),
+    spec::<get::Get>(),
+    spec::<set::Set>(),
+    spec::<getdel::GetDel>(),
+    spec::<mget::MGet>(),
+    spec::<mset::MSet>(),
+    spec::<incrby::Incr>(),
+    spec::<incrby::IncrBy>(),
+    spec::<incrby::Decr>(),
+    spec::<incrby::DecrBy>(),
+    spec::<append::Append>(),
+    spec::<strlen::Strlen>(),
+    spec::<del::Del>(),
+    spec::<exists::Exists>(),
+    spec::<expire::Expire>(),
+    spec::<expire::PExpire>(),
+    spec::<ttl::Ttl>(),
+    spec::<ttl::PTtl>(),
+    spec::<persist::Persist>(),
+    spec::<keys::KeysCmd>(),
+    spec::<scan::Scan>(),
+    spec::<hset::HSet>(),
+    spec::<hget::HGet>(),
+    spec::<hdel::HDel>(),
+    spec::<hgetall::HGetAll>(),
+    spec::<hlen::HLen>(),
+    spec::<hincrby::HIncrBy>(),
+    #[cfg(test)]
+    spec::<fake::FakeSetRev>(),
+];
+
+/// Names of every supported command (COMMAND COUNT, metrics).
+pub fn command_names() -> impl Iterator<Item = &'static str> {
+    TABLE.iter().map(|s| s.name)
+}
+
+/// Longest command name (lookups of longer names fail without hashing).
+const MAX_NAME: usize = 32;
+
+fn by_name() -> &'static HashMap<&'static [u8], &'static Spec> {
+    static MAP: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut m = HashMap::new();
+        for s in TABLE {
+            assert!(s.name.len() <= MAX_NAME && s.name == s.name.to_ascii_lowercase());
+            assert!(
+                m.insert(s.name.as_bytes(), s).is_none(),
+                "command {} registered twice",
+                s.name
+            );
         }
-        c
+        m
+    })
+}
+
+/// The table line of `name` (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    if name.len() > MAX_NAME {
+        return None;
     }
-
-    fn take_scan(&mut self, c: u64) -> Option<ScanState> {
-        self.scan_order.retain(|&x| x != c);
-        self.scan_cursors.remove(&c)
-    }
+    let mut buf = [0u8; MAX_NAME];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    by_name().get(&*lower).copied()
 }
 
-pub(crate) fn err(msg: impl Into<String>) -> Action {
-    Action::Reply(Reply::Error(msg.into()))
+/// Effects by op, from [`TABLE`]. Two different effects on one op is a
+/// programming error caught at the first use (and by the tests).
+fn effects() -> &'static [Option<EffectSpec>; 256] {
+    static OPS: OnceLock<[Option<EffectSpec>; 256]> = OnceLock::new();
+    OPS.get_or_init(|| {
+        let mut ops: [Option<EffectSpec>; 256] = [None; 256];
+        for e in TABLE.iter().filter_map(|s| s.effect) {
+            if let Some(prev) = ops[e.op as usize] {
+                assert_eq!(prev.name, e.name, "op {} used by two effects", e.op);
+            }
+            ops[e.op as usize] = Some(e);
+        }
+        ops
+    })
 }
 
-pub(crate) fn arity_error(name: &str) -> Action {
-    err(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
+fn effect_of(payload: &[u8]) -> Result<EffectSpec, DecodeError> {
+    let op = *payload.first().ok_or(DecodeError::Empty)?;
+    effects()[op as usize].ok_or(DecodeError::UnknownOp(op))
 }
 
-pub(crate) fn syntax_error() -> Action {
-    err("ERR syntax error")
-}
-
-pub(crate) fn not_integer() -> Action {
-    err(crate::db::NOT_INTEGER)
-}
+// ---------------------------------------------------------------- dispatch
 
 /// Parses a request's arguments into an action. Returns the lower-case
 /// command name for metrics ("unknown" for unknown commands, so the label
 /// set stays bounded).
 pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
     let Some(first) = args.first() else {
-        return ("unknown", err("ERR empty command"));
+        return ("unknown", Action::Reply(Reply::error("ERR empty command")));
     };
-    let lower = first.to_ascii_lowercase();
-    let Some(&(name, arity, parser)) = TABLE.iter().find(|(n, _, _)| n.as_bytes() == lower) else {
+    let Some(spec) = lookup(first) else {
         let mut msg = format!(
             "ERR unknown command '{}', with args beginning with: ",
             String::from_utf8_lossy(&first[..first.len().min(128)])
@@ -147,228 +485,68 @@ pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
                 String::from_utf8_lossy(&a[..a.len().min(128)])
             ));
         }
-        return ("unknown", err(msg));
+        return ("unknown", Action::Reply(Reply::Error(msg)));
     };
     let n = args.len() as i64;
-    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
-        return (name, arity_error(name));
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return (spec.name, Action::Reply(Reply::arity(spec.name)));
     }
-    (name, parser(args, now_ms))
+    let action = (spec.parse)(args, now_ms).unwrap_or_else(Action::Reply);
+    debug_assert!(
+        !matches!(action, Action::Write(_)) || spec.flags.contains(Flags::WRITE),
+        "{} writes without the WRITE flag",
+        spec.name
+    );
+    (spec.name, action)
 }
 
-type Parser = fn(Vec<Vec<u8>>, u64) -> Action;
-
-/// name, Redis arity (n exact, -n at least n), parser.
-const TABLE: &[(&str, i64, Parser)] = &[
-    ("ping", -1, server::ping),
-    ("echo", 2, server::echo),
-    ("select", 2, server::select),
-    ("quit", -1, server::quit),
-    ("info", -1, server::info),
-    ("dbsize", 1, server::dbsize),
-    ("flushall", -1, server::flushall),
-    ("command", -1, server::command),
-    ("client", -2, server::client),
-    ("config", -2, server::config),
-    ("get", 2, strings::get),
-    ("set", -3, strings::set),
-    ("getdel", 2, strings::getdel),
-    ("mget", -2, strings::mget),
-    ("mset", -3, strings::mset),
-    ("incr", 2, strings::incr),
-    ("incrby", 3, strings::incrby),
-    ("decr", 2, strings::decr),
-    ("decrby", 3, strings::decrby),
-    ("append", 3, strings::append),
-    ("strlen", 2, strings::strlen),
-    ("del", -2, keys::del),
-    ("exists", -2, keys::exists),
-    ("expire", -3, keys::expire),
-    ("pexpire", -3, keys::pexpire),
-    ("ttl", 2, keys::ttl),
-    ("pttl", 2, keys::pttl),
-    ("persist", 2, keys::persist),
-    ("keys", 2, keys::keys),
-    ("scan", -2, keys::scan),
-    ("hset", -4, hashes::hset),
-    ("hget", 3, hashes::hget),
-    ("hdel", -3, hashes::hdel),
-    ("hgetall", 2, hashes::hgetall),
-    ("hlen", 2, hashes::hlen),
-    ("hincrby", 4, hashes::hincrby),
-];
-
-/// Names of every supported command (COMMAND COUNT, INFO).
-pub fn command_names() -> impl Iterator<Item = &'static str> {
-    TABLE.iter().map(|(n, _, _)| *n)
+pub(crate) fn syntax_error() -> Reply {
+    Reply::error(reply::SYNTAX)
 }
 
-/// Redis glob matching: `*`, `?`, `[abc]`, `[^a-z]`, `\x`.
-pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
-    // Two-pointer matcher with backtracking to the last '*'.
-    let (mut p, mut i) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            while p < pattern.len() && pattern[p] == b'*' {
-                p += 1;
-            }
-            star = Some((p, i));
-            continue;
-        }
-        if p < pattern.len() {
-            if let Some(next) = match_one(pattern, p, s[i]) {
-                p = next;
-                i += 1;
-                continue;
-            }
-        }
-        match star {
-            Some((sp, si)) => {
-                p = sp;
-                i = si + 1;
-                star = Some((sp, si + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
+pub(crate) fn not_integer() -> Reply {
+    Reply::error(reply::NOT_INTEGER)
 }
 
-/// Matches one pattern token at `p` against `c`; returns the next token.
-fn match_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
-    match pattern[p] {
-        b'?' => Some(p + 1),
-        b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == c).then_some(p + 2),
-        b'[' => {
-            let mut j = p + 1;
-            let negate = j < pattern.len() && pattern[j] == b'^';
-            if negate {
-                j += 1;
-            }
-            let mut matched = false;
-            while j < pattern.len() && pattern[j] != b']' {
-                if pattern[j] == b'\\' && j + 1 < pattern.len() {
-                    matched |= pattern[j + 1] == c;
-                    j += 2;
-                } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' && pattern[j + 2] != b']'
-                {
-                    let (a, b) = (
-                        pattern[j].min(pattern[j + 2]),
-                        pattern[j].max(pattern[j + 2]),
-                    );
-                    matched |= (a..=b).contains(&c);
-                    j += 3;
-                } else {
-                    matched |= pattern[j] == c;
-                    j += 1;
-                }
-            }
-            // an unterminated class matches like Redis: up to the end
-            let next = (j + 1).min(pattern.len());
-            (matched != negate).then_some(next)
-        }
-        lit => (lit == c).then_some(p + 1),
-    }
+// ---------------------------------------------------------------- replay
+
+/// Why a logged record cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("record {seq}: undecodable command payload: {source}")]
+    Decode { seq: u64, source: DecodeError },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Applies one logged payload at `now_ms` (the record's timestamp): the
+/// one replay path of recovery, the snapshotter and tests.
+pub fn apply_payload(db: &mut Db, payload: &[u8], now_ms: u64) -> Result<Reply, DecodeError> {
+    (effect_of(payload)?.apply)(payload, db, now_ms)
+}
 
-    fn a(v: &[&str]) -> Vec<Vec<u8>> {
-        v.iter().map(|s| s.as_bytes().to_vec()).collect()
+/// Decodes any logged payload into its effect (for effects that hold
+/// others, and for tools).
+pub fn decode_payload(payload: &[u8]) -> Result<Box<dyn Write>, DecodeError> {
+    (effect_of(payload)?.decode)(payload)
+}
+
+/// A logged payload in redis-cli-like text (`dump`).
+pub fn describe_payload(payload: &[u8]) -> Result<String, DecodeError> {
+    (effect_of(payload)?.describe)(payload)
+}
+
+impl Db {
+    /// Applies one logged record deterministically.
+    pub fn apply_logged(&mut self, record: &Record) -> Result<(), ApplyError> {
+        self.apply_record(record).map(|_| ())
     }
 
-    fn reply_of(action: Action) -> Reply {
-        match action {
-            Action::Reply(r) => r,
-            _ => panic!("expected an immediate reply"),
-        }
-    }
-
-    #[test]
-    fn arity_unknown_and_case() {
-        let (name, act) = parse(a(&["get"]), 0);
-        assert_eq!(name, "get");
-        assert_eq!(
-            reply_of(act),
-            Reply::Error("ERR wrong number of arguments for 'get' command".into())
-        );
-        let (name, act) = parse(a(&["nosuch", "x"]), 0);
-        assert_eq!(name, "unknown");
-        assert!(
-            matches!(reply_of(act), Reply::Error(e) if e.starts_with("ERR unknown command 'nosuch'"))
-        );
-        assert!(matches!(parse(a(&["GeT", "k"]), 0).1, Action::Read(_)));
-        assert!(matches!(
-            parse(a(&["SET", "k", "v"]), 0).1,
-            Action::Write(_)
-        ));
-        assert!(matches!(
-            parse(a(&["ping"]), 0).1,
-            Action::Reply(Reply::Status(_))
-        ));
-        assert!(matches!(parse(vec![], 0).1, Action::Reply(Reply::Error(_))));
-    }
-
-    #[test]
-    fn validation_failures_are_replies_not_writes() {
-        for bad in [
-            &["set", "k", "v", "EX", "0"][..],
-            &["set", "k", "v", "EX", "abc"],
-            &["set", "k", "v", "NX", "XX"],
-            &["set", "k", "v", "EX", "1", "PX", "1"],
-            &["set", "k", "v", "EX", "9223372036854775807"],
-            &["set", "k", "v", "bogus"],
-            &["incrby", "k", "1.5"],
-            &["decrby", "k", "-9223372036854775808"],
-            &["mset", "a", "1", "b"],
-            &["hset", "h", "f"],
-            &["hincrby", "h", "f", "x"],
-            &["expire", "k", "x"],
-            &["expire", "k", "9223372036854775807"],
-            &["select", "1"],
-        ] {
-            let (_, act) = parse(a(bad), 1_000);
-            assert!(matches!(act, Action::Reply(Reply::Error(_))), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn expiry_is_logged_as_absolute_time() {
-        let (_, act) = parse(a(&["set", "k", "v", "ex", "10"]), 5_000);
-        assert!(matches!(
-            act,
-            Action::Write(Command::Set {
-                expire_at_ms: Some(15_000),
-                ..
-            })
-        ));
-        let (_, act) = parse(a(&["pexpire", "k", "250"]), 5_000);
-        assert!(matches!(
-            act,
-            Action::Write(Command::PExpireAt { at_ms: 5_250, .. })
-        ));
-        let (_, act) = parse(a(&["expire", "k", "-1"]), 5_000);
-        assert!(matches!(
-            act,
-            Action::Write(Command::PExpireAt { at_ms: 4_000, .. })
-        ));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match(b"*", b"anything"));
-        assert!(glob_match(b"k?y*", b"key:1"));
-        assert!(!glob_match(b"k?y", b"key:1"));
-        assert!(glob_match(b"h[ae]llo", b"hello"));
-        assert!(!glob_match(b"h[^e]llo", b"hello"));
-        assert!(glob_match(b"h[a-f]llo", b"hello"));
-        assert!(glob_match(b"a\\*b", b"a*b"));
-        assert!(!glob_match(b"a\\*b", b"axb"));
-        assert!(glob_match(b"*a*a*b", b"xaaaaaab"));
-        assert!(!glob_match(b"*a*a*b", b"xaaaaaa"));
-        assert!(glob_match(b"", b""));
+    /// Applies one logged record and returns the reply it produces.
+    pub fn apply_record(&mut self, record: &Record) -> Result<Reply, ApplyError> {
+        apply_payload(self, &record.payload, record.timestamp_ms).map_err(|source| {
+            ApplyError::Decode {
+                seq: record.seq,
+                source,
+            }
+        })
     }
 }

@@ -1,97 +1,79 @@
-//! PING, ECHO, SELECT, QUIT, INFO, DBSIZE, FLUSHALL, and enough of COMMAND,
-//! CLIENT and CONFIG GET for redis-cli and redis-benchmark.
+//! Server commands: INFO, DBSIZE, and enough of COMMAND and CONFIG GET for
+//! redis-cli and redis-benchmark.
 
-use super::{arity_error, command_names, err, glob_match, syntax_error, Action};
-use crate::db::{Command, Reply};
+use super::arg::upper;
+use super::{command_names, glob_match, Action, Command, Flags, Read, ReadCtx};
+use crate::reply::Reply;
 
-pub fn ping(mut args: Vec<Vec<u8>>, _now: u64) -> Action {
-    match args.len() {
-        1 => Action::Reply(Reply::Status("PONG".into())),
-        2 => Action::Reply(Reply::Bulk(args.swap_remove(1))),
-        _ => arity_error("ping"),
+/// INFO [section]
+pub struct Info {
+    section: String,
+}
+
+impl Command for Info {
+    const NAME: &'static str = "info";
+    const ARITY: i64 = -1;
+    const FLAGS: Flags = Flags::READONLY;
+
+    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        let section = args
+            .get(1)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+            .unwrap_or_default();
+        Ok(Action::read(Info { section }))
     }
 }
 
-pub fn echo(mut args: Vec<Vec<u8>>, _now: u64) -> Action {
-    Action::Reply(Reply::Bulk(args.swap_remove(1)))
-}
-
-pub fn select(args: Vec<Vec<u8>>, _now: u64) -> Action {
-    if args[1] == b"0" {
-        Action::Reply(Reply::Ok)
-    } else {
-        err("ERR DB index is out of range (this server has database 0 only)")
+impl Read for Info {
+    fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
+        Reply::Bulk(
+            ctx.server
+                .info(&self.section, ctx.db, ctx.now_ms)
+                .into_bytes(),
+        )
     }
 }
 
-pub fn quit(_args: Vec<Vec<u8>>, _now: u64) -> Action {
-    Action::Quit
+/// DBSIZE (expired keys not counted)
+pub struct DbSize;
+
+impl Command for DbSize {
+    const NAME: &'static str = "dbsize";
+    const ARITY: i64 = 1;
+    const FLAGS: Flags = Flags::READONLY;
+
+    fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        Ok(Action::read(DbSize))
+    }
 }
 
-pub fn info(args: Vec<Vec<u8>>, _now: u64) -> Action {
-    let section = args
-        .get(1)
-        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
-        .unwrap_or_default();
-    Action::Read(Box::new(move |ctx| {
-        Reply::Bulk(ctx.server.info(&section, ctx.db, ctx.now_ms).into_bytes())
-    }))
-}
-
-pub fn dbsize(_args: Vec<Vec<u8>>, _now: u64) -> Action {
-    Action::Read(Box::new(|ctx| {
+impl Read for DbSize {
+    fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         Reply::Int(ctx.db.live_len(ctx.now_ms) as i64)
-    }))
-}
-
-pub fn flushall(args: Vec<Vec<u8>>, _now: u64) -> Action {
-    match args.get(1).map(|a| a.to_ascii_uppercase()) {
-        None => {}
-        Some(a) if args.len() == 2 && (a == b"SYNC" || a == b"ASYNC") => {}
-        _ => return syntax_error(),
-    }
-    Action::Write(Command::FlushAll)
-}
-
-pub fn command(args: Vec<Vec<u8>>, _now: u64) -> Action {
-    let sub = args.get(1).map(|a| a.to_ascii_uppercase());
-    match sub.as_deref() {
-        None | Some(b"DOCS") => Action::Reply(Reply::Array(vec![])),
-        Some(b"COUNT") => Action::Reply(Reply::Int(command_names().count() as i64)),
-        Some(b"INFO") => {
-            Action::Reply(Reply::Array(args[2..].iter().map(|_| Reply::Nil).collect()))
-        }
-        Some(_) => err("ERR unknown subcommand of 'command' (supported: COUNT, DOCS, INFO)"),
     }
 }
 
-pub fn client(args: Vec<Vec<u8>>, _now: u64) -> Action {
-    let sub = args[1].to_ascii_uppercase();
-    match sub.as_slice() {
-        b"SETNAME" if args.len() == 3 => {
-            let name = args[2].clone();
-            if name.iter().any(|b| *b <= b' ') {
-                return err("ERR Client names cannot contain spaces, newlines or special characters.");
+/// COMMAND [COUNT | DOCS | INFO name...]
+pub struct CommandCmd;
+
+impl Command for CommandCmd {
+    const NAME: &'static str = "command";
+    const ARITY: i64 = -1;
+    const FLAGS: Flags = Flags::NONE;
+
+    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        let sub = args.get(1).map(|a| upper(a));
+        let reply = match sub.as_deref() {
+            None | Some(b"DOCS") => Reply::Array(vec![]),
+            Some(b"COUNT") => Reply::Int(command_names().count() as i64),
+            Some(b"INFO") => Reply::Array(args[2..].iter().map(|_| Reply::Nil).collect()),
+            Some(_) => {
+                return Err(Reply::error(
+                    "ERR unknown subcommand of 'command' (supported: COUNT, DOCS, INFO)",
+                ))
             }
-            Action::Read(Box::new(move |ctx| {
-                ctx.conn.name = (!name.is_empty()).then_some(name);
-                Reply::Ok
-            }))
-        }
-        b"GETNAME" if args.len() == 2 => Action::Read(Box::new(|ctx| {
-            ctx.conn.name.clone().map_or(Reply::Nil, Reply::Bulk)
-        })),
-        b"ID" if args.len() == 2 => Action::Read(Box::new(|ctx| Reply::Int(ctx.conn.id as i64))),
-        b"SETINFO" if args.len() == 4 => Action::Reply(Reply::Ok),
-        b"INFO" | b"LIST" => Action::Read(Box::new(|ctx| {
-            let name = ctx.conn.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            Reply::Bulk(format!("id={} name={} db=0\n", ctx.conn.id, name).into_bytes())
-        })),
-        b"SETNAME" | b"GETNAME" | b"ID" | b"SETINFO" => arity_error("client"),
-        _ => err(format!(
-            "ERR unknown subcommand '{}' for 'client' (supported: SETNAME, GETNAME, ID, SETINFO, INFO, LIST)",
-            String::from_utf8_lossy(&args[1][..args[1].len().min(64)])
-        )),
+        };
+        Ok(Action::Reply(reply))
     }
 }
 
@@ -103,21 +85,33 @@ const CONFIG: &[(&str, &str)] = &[
     ("databases", "1"),
 ];
 
-pub fn config(args: Vec<Vec<u8>>, _now: u64) -> Action {
-    let sub = args[1].to_ascii_uppercase();
-    match sub.as_slice() {
-        b"GET" if args.len() >= 3 => {
-            let mut out = Vec::new();
-            for (k, v) in CONFIG {
-                if args[2..].iter().any(|p| glob_match(&p.to_ascii_lowercase(), k.as_bytes())) {
-                    out.push(Reply::Bulk(k.as_bytes().to_vec()));
-                    out.push(Reply::Bulk(v.as_bytes().to_vec()));
+/// CONFIG GET pattern... | RESETSTAT
+pub struct Config;
+
+impl Command for Config {
+    const NAME: &'static str = "config";
+    const ARITY: i64 = -2;
+    const FLAGS: Flags = Flags::NONE;
+
+    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        let sub = upper(&args[1]);
+        match sub.as_slice() {
+            b"GET" if args.len() >= 3 => {
+                let mut out = Vec::new();
+                for (k, v) in CONFIG {
+                    if args[2..]
+                        .iter()
+                        .any(|p| glob_match(&p.to_ascii_lowercase(), k.as_bytes()))
+                    {
+                        out.push(Reply::Bulk(k.as_bytes().to_vec()));
+                        out.push(Reply::Bulk(v.as_bytes().to_vec()));
+                    }
                 }
+                Ok(Action::Reply(Reply::Array(out)))
             }
-            Action::Reply(Reply::Array(out))
+            b"GET" => Err(Reply::arity("config|get")),
+            b"RESETSTAT" => Ok(Action::Reply(Reply::Ok)),
+            _ => Err(Reply::error("ERR only CONFIG GET and CONFIG RESETSTAT are supported (configure the engine with its command-line flags)")),
         }
-        b"GET" => arity_error("config|get"),
-        b"RESETSTAT" => Action::Reply(Reply::Ok),
-        _ => err("ERR only CONFIG GET and CONFIG RESETSTAT are supported (configure the engine with its command-line flags)"),
     }
 }

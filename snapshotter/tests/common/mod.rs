@@ -5,21 +5,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tiered_engine::db::{Command, Db, SetCondition};
+use tiered_engine::cmd::{Effect, Set};
+use tiered_engine::db::Db;
 use tiered_engine::layout;
 use tiered_engine::record::{self, Record};
 use tiered_engine::segment::SegmentWriter;
 
 /// A SET command.
-pub fn set(key: &str, value: &str) -> Command {
-    Command::Set {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-        expire_at_ms: None,
-        keep_ttl: false,
-        condition: SetCondition::Always,
-        get: false,
-    }
+pub fn set(key: &str, value: &str) -> Set {
+    Set::new(key, value)
 }
 
 /// Writes the history a persistence dir would hold, segment by segment,

@@ -1,0 +1,242 @@
+//! SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]
+//!
+//! Logged with the expiry already absolute.
+//!
+//! ```text
+//!  op 1 | flags u8 | [expire_at_ms u64 if flag 8] | key:bytes | value:bytes
+//!  flags: 1 NX, 2 XX (never both), 4 GET, 8 has expiry, 16 KEEPTTL
+//! ```
+
+use std::collections::hash_map::Entry as Slot;
+
+use super::arg::{expire_at, parse_i64, upper};
+use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
+use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
+use crate::db::{Db, Entry, Value};
+use crate::reply::{self, Reply};
+
+/// SET's NX / XX condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetCondition {
+    Always,
+    /// Only if the key does not exist.
+    Nx,
+    /// Only if the key exists.
+    Xx,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub expire_at_ms: Option<u64>,
+    pub keep_ttl: bool,
+    pub condition: SetCondition,
+    pub get: bool,
+}
+
+impl Set {
+    /// Plain `SET key value`.
+    pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Set {
+        Set {
+            key: key.into(),
+            value: value.into(),
+            expire_at_ms: None,
+            keep_ttl: false,
+            condition: SetCondition::Always,
+            get: false,
+        }
+    }
+}
+
+impl Command for Set {
+    const NAME: &'static str = "set";
+    const ARITY: i64 = -3;
+    const FLAGS: Flags = Flags::WRITE;
+    const KEYS: Keys = Keys::ONE;
+    const EFFECT: Option<EffectSpec> = Some(effect::<Set>());
+
+    fn parse(args: Vec<Vec<u8>>, now: u64) -> Result<Action, Reply> {
+        let mut it = args.into_iter().skip(1);
+        let key = it.next().expect("arity checked");
+        let value = it.next().expect("arity checked");
+        let mut set = Set::new(key, value);
+        let rest: Vec<Vec<u8>> = it.collect();
+        let mut i = 0;
+        while i < rest.len() {
+            let opt = upper(&rest[i]);
+            match opt.as_slice() {
+                b"NX" if set.condition == SetCondition::Always => set.condition = SetCondition::Nx,
+                b"XX" if set.condition == SetCondition::Always => set.condition = SetCondition::Xx,
+                b"GET" => set.get = true,
+                b"KEEPTTL" if set.expire_at_ms.is_none() => set.keep_ttl = true,
+                b"EX" | b"PX" | b"EXAT" | b"PXAT"
+                    if set.expire_at_ms.is_none() && !set.keep_ttl =>
+                {
+                    let Some(amount) = rest.get(i + 1) else {
+                        return Err(syntax_error());
+                    };
+                    if parse_i64(amount).is_none() {
+                        return Err(not_integer());
+                    }
+                    let at = match opt.as_slice() {
+                        b"EX" => expire_at(amount, 1000, now, false),
+                        b"PX" => expire_at(amount, 1, now, false),
+                        b"EXAT" => expire_at(amount, 1000, 0, false),
+                        _ => expire_at(amount, 1, 0, false),
+                    };
+                    let Some(at) = at else {
+                        return Err(reply::invalid_expire("set"));
+                    };
+                    set.expire_at_ms = Some(at);
+                    i += 1;
+                }
+                _ => return Err(syntax_error()),
+            }
+            i += 1;
+        }
+        Ok(Action::write(set))
+    }
+}
+
+impl Effect for Set {
+    const OP: u8 = 1;
+    const NAME: &'static str = "SET";
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        let mut flags = match self.condition {
+            SetCondition::Always => 0u8,
+            SetCondition::Nx => 1,
+            SetCondition::Xx => 2,
+        };
+        if self.get {
+            flags |= 4;
+        }
+        if self.expire_at_ms.is_some() {
+            flags |= 8;
+        }
+        if self.keep_ttl {
+            flags |= 16;
+        }
+        put_u8(out, flags);
+        if let Some(t) = self.expire_at_ms {
+            put_u64(out, t);
+        }
+        put_bytes(out, &self.key);
+        put_bytes(out, &self.value);
+    }
+
+    fn decode_body(d: &mut Decoder<'_>) -> Result<Set, DecodeError> {
+        let flags = d.u8()?;
+        if flags & !31 != 0 || flags & 3 == 3 {
+            return Err(DecodeError::Invalid {
+                what: "SET flags",
+                value: u64::from(flags),
+            });
+        }
+        let expire_at_ms = if flags & 8 != 0 { Some(d.u64()?) } else { None };
+        Ok(Set {
+            expire_at_ms,
+            key: d.bytes()?,
+            value: d.bytes()?,
+            keep_ttl: flags & 16 != 0,
+            condition: match flags & 3 {
+                1 => SetCondition::Nx,
+                2 => SetCondition::Xx,
+                _ => SetCondition::Always,
+            },
+            get: flags & 4 != 0,
+        })
+    }
+
+    fn may_fail(&self) -> bool {
+        self.get
+    }
+
+    fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
+        match db.get(&self.key, now_ms) {
+            Some(Value::Hash(_)) if self.get => Some(Reply::error(reply::WRONGTYPE)),
+            _ => None,
+        }
+    }
+
+    /// One lookup of the key.
+    fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
+        let Set {
+            key,
+            value,
+            expire_at_ms,
+            keep_ttl,
+            condition,
+            get,
+        } = self;
+        if let Some(t) = expire_at_ms {
+            db.track_expiry(&key, t);
+        }
+        let fresh = |expire_at_ms| Entry {
+            value: Value::Str(value),
+            expire_at_ms,
+        };
+        let set_reply = if get { Reply::Nil } else { Reply::Ok };
+        match db.slot(key) {
+            // absent, or expired (which is absent)
+            Slot::Vacant(v) => {
+                if condition == SetCondition::Xx {
+                    return Reply::Nil;
+                }
+                v.insert(fresh(expire_at_ms));
+                set_reply
+            }
+            Slot::Occupied(mut o) if o.get().is_expired(now_ms) => {
+                if condition == SetCondition::Xx {
+                    o.remove();
+                    return Reply::Nil;
+                }
+                *o.get_mut() = fresh(expire_at_ms);
+                set_reply
+            }
+            Slot::Occupied(mut o) => {
+                let is_hash = matches!(o.get().value, Value::Hash(_));
+                if get && is_hash {
+                    return Reply::error(reply::WRONGTYPE);
+                }
+                if condition == SetCondition::Nx {
+                    return match (&o.get().value, get) {
+                        (Value::Str(s), true) => Reply::Bulk(s.clone()),
+                        _ => Reply::Nil,
+                    };
+                }
+                let expire_at_ms = match (expire_at_ms, keep_ttl) {
+                    (Some(t), _) => Some(t),
+                    (None, true) => o.get().expire_at_ms,
+                    (None, false) => None,
+                };
+                let old = std::mem::replace(o.get_mut(), fresh(expire_at_ms));
+                match (get, old.value) {
+                    (true, Value::Str(s)) => Reply::Bulk(s),
+                    (true, Value::Hash(_)) => Reply::Nil,
+                    (false, _) => Reply::Ok,
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("SET {} {}", quote(&self.key), quote(&self.value));
+        if let Some(t) = self.expire_at_ms {
+            s.push_str(&format!(" PXAT {t}"));
+        }
+        if self.keep_ttl {
+            s.push_str(" KEEPTTL");
+        }
+        match self.condition {
+            SetCondition::Nx => s.push_str(" NX"),
+            SetCondition::Xx => s.push_str(" XX"),
+            SetCondition::Always => {}
+        }
+        if self.get {
+            s.push_str(" GET");
+        }
+        s
+    }
+}

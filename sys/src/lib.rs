@@ -1,0 +1,29 @@
+//! tiered-sys: the file-system syscalls that tiered's engine and snapshotter
+//! share, and the file seam they do their file I/O through.
+//!
+//! # Layout
+//!
+//! - [`fs`]: the durability syscalls on real files (fsync, fdatasync, fsync
+//!   of a directory, fallocate, statvfs, `renameat2(RENAME_NOREPLACE)`, flock),
+//!   errno classification, and [`SysError`] (operation + path + errno).
+//! - [`seam`]: the file seam, a small object-safe trait ([`Fs`], [`FsFile`])
+//!   with the real implementation [`RealFs`].
+//! - [`fault`]: [`FaultFs`], a wrapper around any [`Fs`] that fails chosen
+//!   calls (EIO, ENOSPC, EXDEV, short writes) and records every call.
+//! - [`names`]: the one validation of a directory name given on a command
+//!   line (`--archive-dir-name`).
+//!
+//! No `unsafe`: every syscall goes through `nix` or `std`.
+
+#![forbid(unsafe_code)]
+
+pub mod fault;
+pub mod fs;
+pub mod names;
+pub mod seam;
+
+pub use fault::{Fault, FaultFs, Op, Rule};
+pub use fs::{
+    errno_of, is_cross_device, is_no_space, lock_exclusive, FileLock, LockError, Space, SysError,
+};
+pub use seam::{real, FileCursor, Fs, FsFile, OpenMode, RealFs};
