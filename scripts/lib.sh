@@ -96,7 +96,7 @@ TIERED_RUNTIME_NOSTART_PKGS=(docker-registry)
 # the linter of every bash script (shellcheck, run by scripts/test.sh), and
 # fuse3 (fusermount3: the power-loss tests mount tools/lossyfs).
 # shellcheck disable=SC2034
-TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck fuse3)
+TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck btrfs-progs xfsprogs e2fsprogs fuse3)
 # shellcheck disable=SC2034
 TIERED_TEST_NOSTART_PKGS=(redis-server prometheus)
 

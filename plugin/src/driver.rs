@@ -33,6 +33,7 @@ use serde_json::{json, Map, Value};
 use crate::index::{self, Index};
 use crate::mounts::{self, FsUsage, MountError, Syscalls};
 use crate::protocol::VolumeInfo;
+use crate::quota::{self, Quota, QuotaError, QuotaSys, Quotas, Tier, TierQuota};
 use crate::state::{self, StateError, StateStore, VolumeMeta, MOUNT_IDS_MAX};
 use crate::tiers::{Identity, IdentityOptions, Role, TierError, TierState};
 use crate::volume::VolumeOptions;
@@ -85,6 +86,8 @@ pub enum DriverError {
     Mount { name: String, source: MountError },
     #[error("bad tier configuration: {0}")]
     Config(String),
+    #[error("volume {name:?}: {source}")]
+    Quota { name: String, source: QuotaError },
     #[error("{role} tier at {path} is not the one this plugin initialised ({}): is the disk mounted? (tiers are verified when the plugin starts: disable and enable the plugin once the disk is back)", state.reason())]
     TierUnavailable {
         role: Role,
@@ -122,6 +125,8 @@ impl Default for OpenOptions {
     }
 }
 
+// Few entries (one per volume); boxing the metadata would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Live(VolumeMeta),
     Damaged(String),
@@ -157,6 +162,40 @@ pub struct Driver {
     index_lock: Mutex<()>,
     lazy_unmounts: AtomicU64,
     stale_references_dropped: AtomicU64,
+    quotas: Quotas,
+}
+
+/// The quota a `Create` will give one tier.
+enum QuotaPlan {
+    Enforced(Box<dyn Quota>, u64),
+    /// `quota=best-effort` on a tier that cannot enforce the size.
+    BestEffort(u64),
+}
+
+impl QuotaPlan {
+    fn record(&self) -> TierQuota {
+        match self {
+            QuotaPlan::Enforced(q, limit) => TierQuota {
+                backend: q.backend(),
+                limit_bytes: *limit,
+                id: None,
+            },
+            QuotaPlan::BestEffort(limit) => TierQuota {
+                backend: quota::Backend::None,
+                limit_bytes: *limit,
+                id: None,
+            },
+        }
+    }
+}
+
+/// One tier's quota of one volume, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSample {
+    pub volume: String,
+    pub tier: Tier,
+    pub limit_bytes: u64,
+    pub used_bytes: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +219,16 @@ impl Driver {
         tiers: Tiers,
         sys: Arc<dyn Syscalls>,
         opts: OpenOptions,
+    ) -> Result<Driver, DriverError> {
+        Self::open_with_quota(tiers, sys, opts, Arc::new(quota::RealQuotaSys))
+    }
+
+    /// [`Driver::open_with`] with the given quota calls.
+    pub fn open_with_quota(
+        tiers: Tiers,
+        sys: Arc<dyn Syscalls>,
+        opts: OpenOptions,
+        quota_sys: Arc<dyn QuotaSys>,
     ) -> Result<Driver, DriverError> {
         let tiers = canonical_tiers(tiers)?;
         let identity = Identity::establish(
@@ -209,6 +258,7 @@ impl Driver {
             volumes: RwLock::new(BTreeMap::new()),
             locks: Mutex::new(HashMap::new()),
             links: Mutex::new(()),
+            quotas: Quotas::new(quota_sys),
             index_lock: Mutex::new(()),
             lazy_unmounts: AtomicU64::new(0),
             stale_references_dropped: AtomicU64::new(0),
@@ -475,6 +525,9 @@ impl Driver {
             }
         };
         for entry in tmp {
+            if let Err(e) = self.quotas.release_leftover(&entry.join("data")) {
+                tracing::warn!(path = %entry.display(), error = %e, "cannot delete the subvolume of an interrupted creation");
+            }
             let res = self
                 .sys
                 .mount_points()
@@ -655,15 +708,20 @@ impl Driver {
                     }
                 }
             }
-            let meta = VolumeMeta::new(name, options.clone());
+            // Decided before anything is created: a tier that cannot
+            // enforce its size refuses the volume and changes nothing.
+            let primary_plan = self.plan_quota(name, Tier::Primary, options.size_bytes, &options)?;
+            let archive_plan =
+                self.plan_quota(name, Tier::Archive, options.archive_size_bytes, &options)?;
+            let mut meta = VolumeMeta::new(name, options.clone());
+            meta.quota.primary = primary_plan.as_ref().map(QuotaPlan::record);
             let uuid = meta.uuid.clone().unwrap_or_default();
             let mut new_archive = None;
             if options.archive_of.is_none() {
                 let adir = self.archive_dir(name);
-                let created = make_dir(&adir).map_err(Self::io_err(name, "create", &adir))?;
-                if created {
-                    new_archive = Some(adir.clone());
-                } else {
+                let existing = adir.symlink_metadata().is_ok_and(|m| m.is_dir());
+                if existing {
+                    // Whose it is, before anything (a quota) touches it.
                     match index::read_volume_id(&adir) {
                         Ok(Some(owner)) if self.uuid_in_use(&owner.uuid) => {
                             return Err(DriverError::ArchiveOwned {
@@ -678,6 +736,27 @@ impl Driver {
                         Err(e) => return Err(Self::state_err(name)(e)),
                     }
                 }
+                let created = match &archive_plan {
+                    Some(QuotaPlan::Enforced(q, limit)) => {
+                        let made = if existing {
+                            q.adopt_dir(&adir, *limit)
+                        } else {
+                            q.create_dir(&adir, *limit)
+                        };
+                        meta.quota.archive = Some(made.map_err(|source| DriverError::Quota {
+                            name: name.to_owned(),
+                            source,
+                        })?);
+                        !existing
+                    }
+                    _ => {
+                        meta.quota.archive = archive_plan.as_ref().map(QuotaPlan::record);
+                        make_dir(&adir).map_err(Self::io_err(name, "create", &adir))?
+                    }
+                };
+                if created {
+                    new_archive = Some(adir.clone());
+                }
                 let sys = &*self.sys;
                 let res = apply_owner_mode(sys, &adir, &options, created)
                     .map_err(Self::io_err(name, "set owner/mode of", &adir))
@@ -687,11 +766,13 @@ impl Driver {
                             .map_err(Self::state_err(name))
                     });
                 if let Err(e) = res {
-                    remove_new_dir(new_archive.as_deref());
+                    self.undo_new_archive(new_archive.as_deref(), meta.quota.archive.as_ref());
                     return Err(e);
                 }
             }
             let archive_dir_name = self.tiers.archive_dir_name.clone();
+            let mut primary_quota = None;
+            let mut quota_failure = None;
             let sys = &*self.sys;
             let res = self.store.publish(&meta, |dir| {
                 if options.archive_of.is_some() {
@@ -699,13 +780,26 @@ impl Driver {
                 }
                 let data = dir.join("data");
                 let under = data.join(&archive_dir_name);
-                for d in [&data, &under] {
-                    std::fs::create_dir(d).map_err(|source| StateError::Io {
+                let made = match &primary_plan {
+                    Some(QuotaPlan::Enforced(q, limit)) => match q.create_dir(&data, *limit) {
+                        Ok(tq) => {
+                            primary_quota = Some(tq);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            let errno = e.errno().unwrap_or(nix::errno::Errno::EIO);
+                            quota_failure = Some(e);
+                            Err(std::io::Error::from(errno))
+                        }
+                    },
+                    _ => std::fs::create_dir(&data),
+                };
+                made.and_then(|()| std::fs::create_dir(&under))
+                    .map_err(|source| StateError::Io {
                         op: "create",
-                        path: d.clone(),
+                        path: data.clone(),
                         source,
                     })?;
-                }
                 for d in [&data, &under] {
                     apply_owner_mode(sys, d, &options, true).map_err(|source| StateError::Io {
                         op: "set owner/mode of",
@@ -717,14 +811,119 @@ impl Driver {
                 state::fsync_dir(sys, dir)
             });
             if let Err(e) = res {
-                remove_new_dir(new_archive.as_deref());
+                // The staged tree is gone; a subvolume in it leaves its qgroup.
+                if let (Some(QuotaPlan::Enforced(q, _)), Some(tq)) = (&primary_plan, &primary_quota) {
+                    if let Err(e2) = q.forget(&self.tiers.primary_root, tq) {
+                        tracing::warn!(volume = %name, error = %e2, "cannot release the quota of a failed creation");
+                    }
+                }
+                self.undo_new_archive(new_archive.as_deref(), meta.quota.archive.as_ref());
+                if let Some(source) = quota_failure {
+                    return Err(DriverError::Quota {
+                        name: name.to_owned(),
+                        source,
+                    });
+                }
                 return Err(Self::state_err(name)(e));
             }
-            tracing::info!(volume = %name, uuid = %uuid, options = ?meta.options, "volume created");
+            if primary_quota.is_some() && primary_quota != meta.quota.primary {
+                // The subvolume / project ID is known now; without it in
+                // the record, removal finds it from the directory.
+                meta.quota.primary = primary_quota;
+                if let Err(e) = self.store.save(&meta) {
+                    tracing::warn!(volume = %name, error = %e, "cannot record the quota id");
+                }
+            }
+            tracing::info!(volume = %name, uuid = %uuid, options = ?meta.options, quota = ?meta.quota, "volume created");
             self.cache(meta);
             self.write_index();
             Ok(())
         })
+    }
+
+    /// The quota `Create` will give `tier` for `size` (`None`: no size).
+    fn plan_quota(
+        &self,
+        name: &str,
+        tier: Tier,
+        size: Option<u64>,
+        options: &VolumeOptions,
+    ) -> Result<Option<QuotaPlan>, DriverError> {
+        let Some(limit) = size else { return Ok(None) };
+        let root = match tier {
+            Tier::Primary => &self.tiers.primary_root,
+            Tier::Archive => &self.tiers.archive_root,
+        };
+        match self.quotas.choose(tier, root) {
+            Ok(q) => Ok(Some(QuotaPlan::Enforced(q, limit))),
+            Err(e @ QuotaError::Unsupported { .. }) if options.quota_best_effort => {
+                tracing::warn!(volume = %name, error = %e, "quota=best-effort: size not enforced");
+                Ok(Some(QuotaPlan::BestEffort(limit)))
+            }
+            Err(source) => Err(DriverError::Quota {
+                name: name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Deletes an archive dir `Create` made before it failed.
+    fn undo_new_archive(&self, dir: Option<&Path>, tq: Option<&TierQuota>) {
+        if let (Some(d), Some(tq)) = (dir, tq) {
+            if let Some(q) = self.quotas.backend(tq.backend, &self.tiers.archive_root) {
+                if let Err(e) = q.release(d, tq) {
+                    tracing::warn!(path = %d.display(), error = %e, "cannot release the quota of a new archive dir");
+                }
+            }
+        }
+        if dir.is_some_and(|d| d.exists()) {
+            remove_new_dir(dir);
+        }
+    }
+
+    /// Releases the quotas of a removed volume before its directories are
+    /// deleted: the primary tier's (in the trash entry), and the archive
+    /// tier's unless the archive is kept (then only its limit is lifted)
+    /// or belongs to a volume of the same name created since.
+    fn release_quotas(
+        &self,
+        entry: &Path,
+        meta: &VolumeMeta,
+        archive_is_ours: bool,
+        delete_archive: bool,
+        points: &[PathBuf],
+    ) -> Result<(), StateError> {
+        let failed = |path: &Path| {
+            let path = path.to_owned();
+            move |e: QuotaError| StateError::Io {
+                op: "release the quota of",
+                path,
+                source: std::io::Error::other(e),
+            }
+        };
+        if let Some(tq) = &meta.quota.primary {
+            let data = entry.join("data");
+            if let Some(q) = self.quotas.backend(tq.backend, &self.tiers.primary_root) {
+                if mounts::has_mount_at_or_under(points, &data) {
+                    return Err(StateError::Mounted { path: data });
+                }
+                q.release(&data, tq).map_err(failed(&data))?;
+            }
+        }
+        if let Some(tq) = meta.quota.archive.as_ref().filter(|_| archive_is_ours) {
+            let adir = self.archive_dir(&meta.name);
+            if let Some(q) = self.quotas.backend(tq.backend, &self.tiers.archive_root) {
+                if mounts::has_mount_at_or_under(points, &adir) {
+                    return Err(StateError::Mounted { path: adir });
+                }
+                if delete_archive {
+                    q.release(&adir, tq).map_err(failed(&adir))?;
+                } else if meta.options.keep_archive && adir.is_dir() {
+                    q.clear_limit(&adir, tq).map_err(failed(&adir))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether a known volume has this uuid.
@@ -839,20 +1038,22 @@ impl Driver {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .contains_key(&meta.name);
-            if meta.options.archive_of.is_none() && !meta.options.keep_archive && !exists_again {
-                let adir = self.archive_dir(&meta.name);
-                let owner = index::read_volume_id(&adir);
-                let ours = match (&owner, &meta.uuid) {
+            let adir = self.archive_dir(&meta.name);
+            let candidate = meta.options.archive_of.is_none() && !exists_again;
+            let owner = index::read_volume_id(&adir);
+            let ours = candidate
+                && match (&owner, &meta.uuid) {
                     (Ok(Some(id)), Some(uuid)) => id.uuid == *uuid,
                     // Both from before identities were recorded.
                     (Ok(None), None) => true,
                     _ => false,
                 };
-                if ours {
-                    state::remove_tree(&*self.sys, &adir, &points)?;
-                } else if adir.symlink_metadata().is_ok() {
-                    tracing::warn!(volume = %meta.name, uuid = ?meta.uuid, owner = ?owner, path = %adir.display(), "archive dir not recorded as this volume's; kept (delete it by hand if it is no longer wanted)");
-                }
+            let delete_archive = ours && !meta.options.keep_archive;
+            self.release_quotas(entry, meta, ours, delete_archive, &points)?;
+            if delete_archive {
+                state::remove_tree(&*self.sys, &adir, &points)?;
+            } else if candidate && !meta.options.keep_archive && adir.symlink_metadata().is_ok() {
+                tracing::warn!(volume = %meta.name, uuid = ?meta.uuid, owner = ?owner, path = %adir.display(), "archive dir not recorded as this volume's; kept (delete it by hand if it is no longer wanted)");
             }
         }
         state::remove_tree(&*self.sys, entry, &points)
@@ -1003,6 +1204,20 @@ impl Driver {
         status.insert("uid".into(), json!(o.uid));
         status.insert("gid".into(), json!(o.gid));
         status.insert("mode".into(), json!(o.mode.map(|m| format!("{m:04o}"))));
+        for tier in [Tier::Primary, Tier::Archive] {
+            let t = tier.label();
+            let (backend, limit, used) = match self.quota_usage(&meta, tier) {
+                None => (None, None, None),
+                Some((tq, Ok(u))) => (Some(tq.backend.label()), u.limit_bytes, Some(u.used_bytes)),
+                Some((tq, Err(e))) => {
+                    tracing::warn!(volume = %name, tier = t, error = %e, "cannot read quota usage");
+                    (Some(tq.backend.label()), None, None)
+                }
+            };
+            status.insert(format!("{t}_quota"), json!(backend));
+            status.insert(format!("{t}_quota_limit_bytes"), json!(limit));
+            status.insert(format!("{t}_quota_used_bytes"), json!(used));
+        }
         Ok(VolumeInfo {
             name: meta.name.clone(),
             mountpoint: self.reported_mountpoint(&meta),
@@ -1030,6 +1245,61 @@ impl Driver {
                 Entry::Live(_) | Entry::Damaged(_) => None,
             })
             .collect()
+    }
+
+    /// The quota of `meta`'s `tier` and what the file system says of it
+    /// (`None`: no size on that tier). A best-effort tier reports no limit.
+    fn quota_usage(
+        &self,
+        meta: &VolumeMeta,
+        tier: Tier,
+    ) -> Option<(TierQuota, Result<quota::QuotaUsage, QuotaError>)> {
+        let tq = *meta.quota.get(tier)?;
+        let (root, dir) = match tier {
+            Tier::Primary => (&self.tiers.primary_root, self.data_dir(&meta.name)),
+            Tier::Archive => (&self.tiers.archive_root, self.archive_dir(&meta.name)),
+        };
+        let usage = match self.quotas.backend(tq.backend, root) {
+            Some(q) => q.usage(&dir, &tq),
+            None => Ok(quota::QuotaUsage::default()),
+        };
+        Some((tq, usage))
+    }
+
+    /// The enforced quotas of every volume, read from the file systems.
+    pub fn quota_samples(&self) -> Vec<QuotaSample> {
+        let metas: Vec<VolumeMeta> = self
+            .volumes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|e| match e {
+                Entry::Live(m) if !m.quota.is_empty() => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for meta in metas {
+            for tier in [Tier::Primary, Tier::Archive] {
+                match self.quota_usage(&meta, tier) {
+                    Some((_, Ok(u))) => {
+                        if let Some(limit_bytes) = u.limit_bytes {
+                            out.push(QuotaSample {
+                                volume: meta.name.clone(),
+                                tier,
+                                limit_bytes,
+                                used_bytes: u.used_bytes,
+                            });
+                        }
+                    }
+                    Some((_, Err(e))) => {
+                        tracing::warn!(volume = %meta.name, tier = tier.label(), error = %e, "cannot read quota usage");
+                    }
+                    None => {}
+                }
+            }
+        }
+        out
     }
 
     /// Volume and mount-reference counts, lazy unmounts and tier states.

@@ -83,6 +83,7 @@ impl Index {
                 mounts: Default::default(),
                 uuid: e.uuid.clone(),
                 mount_lifetimes: Default::default(),
+                quota: Default::default(),
             })
             .collect()
     }

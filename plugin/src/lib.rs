@@ -22,6 +22,8 @@
 //! - [`mounts`]: the kernel calls (bind mount, unmount, mount table as
 //!   bytes, statvfs, chown, renameat2, fsync, recursive delete) behind the
 //!   [`mounts::Syscalls`] trait.
+//! - [`quota`]: per-tier sizes enforced by btrfs qgroups or XFS/ext4
+//!   project quotas, behind the [`quota::QuotaSys`] trait.
 //! - [`metrics`]: Prometheus exposition.
 //! - [`server`]: hyper on the unix socket (and optional TCP for metrics).
 //! - [`run`]: open the driver, bind, serve until shutdown.
@@ -31,6 +33,7 @@ pub mod index;
 pub mod metrics;
 pub mod mounts;
 pub mod protocol;
+pub mod quota;
 pub mod server;
 pub mod state;
 pub mod tiers;

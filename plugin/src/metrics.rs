@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::driver::Counts;
+use crate::driver::{Counts, QuotaSample};
 use crate::mounts::FsUsage;
 use crate::protocol::Endpoint;
 
@@ -33,6 +33,12 @@ struct TierLabels {
 struct TierStateLabels {
     tier: &'static str,
     state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VolumeTierLabels {
+    volume: String,
+    tier: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,6 +76,8 @@ pub struct Metrics {
     stale_references: Counter,
     /// Driver totals already added to the counters above.
     seen: std::sync::Mutex<(u64, u64)>,
+    quota_limit: Family<VolumeTierLabels, Gauge>,
+    quota_used: Family<VolumeTierLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -95,6 +103,8 @@ impl Metrics {
             lazy_unmounts: Counter::default(),
             stale_references: Counter::default(),
             seen: std::sync::Mutex::new((0, 0)),
+            quota_limit: Family::default(),
+            quota_used: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -153,6 +163,16 @@ impl Metrics {
             "Mount references of an earlier plugin lifetime dropped",
             m.stale_references.clone(),
         );
+        registry.register(
+            "volume_quota_limit_bytes",
+            "Quota limit of a volume's tier, as enforced by the tier's file system",
+            m.quota_limit.clone(),
+        );
+        registry.register(
+            "volume_quota_used_bytes",
+            "Bytes charged to a volume's tier quota",
+            m.quota_used.clone(),
+        );
         // Every endpoint shows up from the first scrape, at zero.
         for e in Endpoint::ALL {
             let l = EndpointLabels {
@@ -183,6 +203,20 @@ impl Metrics {
             }
         }
         self.duration.get_or_create(&l).observe(seconds);
+    }
+
+    /// Replaces the per-volume quota gauges (removed volumes disappear).
+    pub fn set_quotas(&self, samples: &[QuotaSample]) {
+        self.quota_limit.clear();
+        self.quota_used.clear();
+        for s in samples {
+            let l = VolumeTierLabels {
+                volume: s.volume.clone(),
+                tier: s.tier.label(),
+            };
+            self.quota_limit.get_or_create(&l).set(clamp(s.limit_bytes));
+            self.quota_used.get_or_create(&l).set(clamp(s.used_bytes));
+        }
     }
 
     /// Encodes the text exposition after refreshing the gauges.
@@ -232,6 +266,37 @@ fn clamp(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_gauges_follow_the_volumes() {
+        let m = Metrics::new();
+        let sample = |volume: &str, tier, limit_bytes, used_bytes| QuotaSample {
+            volume: volume.into(),
+            tier,
+            limit_bytes,
+            used_bytes,
+        };
+        use crate::quota::Tier;
+        m.set_quotas(&[
+            sample("a", Tier::Primary, 20 << 20, 5),
+            sample("a", Tier::Archive, 30 << 20, 7),
+            sample("b", Tier::Primary, 1 << 20, 0),
+        ]);
+        let text = m.render(Counts::default(), None);
+        for needle in [
+            "tiered_plugin_volume_quota_limit_bytes{volume=\"a\",tier=\"primary\"} 20971520",
+            "tiered_plugin_volume_quota_used_bytes{volume=\"a\",tier=\"archive\"} 7",
+            "tiered_plugin_volume_quota_limit_bytes{volume=\"b\",tier=\"primary\"} 1048576",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        m.set_quotas(&[sample("a", Tier::Primary, 20 << 20, 9)]);
+        let text = m.render(Counts::default(), None);
+        assert!(!text.contains("volume=\"b\""), "{text}");
+        assert!(
+            text.contains("tiered_plugin_volume_quota_used_bytes{volume=\"a\",tier=\"primary\"} 9")
+        );
+    }
 
     #[test]
     fn exposition_has_the_agreed_names() {

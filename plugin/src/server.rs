@@ -284,15 +284,14 @@ async fn render_metrics(app: Arc<App>) -> HttpResponse {
         if let Err(e) = &tiers {
             tracing::warn!(error = %e, "statvfs of the tiers failed");
         }
-        (driver.counts(), tiers.ok())
+        (driver.counts(), tiers.ok(), driver.quota_samples())
     })
     .await;
     match sampled {
-        Ok((counts, tiers)) => respond(
-            StatusCode::OK,
-            metrics::CONTENT_TYPE,
-            app.metrics.render(counts, tiers),
-        ),
+        Ok((counts, tiers, quotas)) => respond(StatusCode::OK, metrics::CONTENT_TYPE, {
+            app.metrics.set_quotas(&quotas);
+            app.metrics.render(counts, tiers)
+        }),
         Err(e) => respond(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/plain",

@@ -33,6 +33,9 @@
 //! `uuid` and `mount_lifetimes` were added without a version change: a
 //! file without them is read (the uuid is assigned at the next start, a
 //! mount ID without a lifetime belongs to an earlier lifetime).
+//! A volume with a size adds `"size_bytes"`/`"archive_size_bytes"`/
+//! `"quota_best_effort"` to its options and a `"quota"` object (see
+//! [`crate::quota::QuotaRecord`]); volumes without keep the format above.
 //!
 //! Every write is atomic: a temp file in the same directory, fsync, rename,
 //! fsync of the directory. A volume appears by renaming a fully built
@@ -104,6 +107,9 @@ pub struct VolumeMeta {
     /// earlier lifetime.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mount_lifetimes: BTreeMap<String, String>,
+    /// How each tier's size is enforced (absent without `size`s).
+    #[serde(default, skip_serializing_if = "crate::quota::QuotaRecord::is_empty")]
+    pub quota: crate::quota::QuotaRecord,
 }
 
 impl VolumeMeta {
@@ -120,6 +126,7 @@ impl VolumeMeta {
             mounts: BTreeMap::new(),
             uuid: Some(new_uuid()),
             mount_lifetimes: BTreeMap::new(),
+            quota: Default::default(),
         }
     }
 

@@ -18,7 +18,16 @@ pub const OPTIONS_MAX: usize = 16;
 pub const OPTION_VALUE_MAX_BYTES: usize = 256;
 
 /// The option keys `Create` accepts, as listed in error messages.
-pub const ACCEPTED_OPTIONS: &[&str] = &["uid", "gid", "mode", "archive-of", "keep-archive"];
+pub const ACCEPTED_OPTIONS: &[&str] = &[
+    "uid",
+    "gid",
+    "mode",
+    "archive-of",
+    "keep-archive",
+    "size",
+    "archive-size",
+    "quota",
+];
 
 /// A validation failure; the message names the offending input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +38,7 @@ pub enum ValidationError {
     Name(String),
     #[error("invalid mount id {0:?}: must be 1 to 256 printable characters")]
     Id(String),
-    #[error("unknown option {key:?}; accepted options: uid, gid, mode, archive-of, keep-archive")]
+    #[error("unknown option {key:?}; accepted options: uid, gid, mode, archive-of, keep-archive, size, archive-size, quota")]
     UnknownOption { key: String },
     #[error("invalid value {value:?} for option {key:?}: {reason}")]
     OptionValue {
@@ -87,6 +96,16 @@ pub struct VolumeOptions {
     pub archive_of: Option<String>,
     /// Keep the archive tier's data when the volume is removed.
     pub keep_archive: bool,
+    /// `size`: quota of the primary tier, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// `archive-size`: quota of the archive tier, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_size_bytes: Option<u64>,
+    /// `quota=best-effort`: a tier that cannot enforce its size gets none
+    /// instead of refusing the volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quota_best_effort: bool,
 }
 
 impl VolumeOptions {
@@ -143,6 +162,25 @@ impl VolumeOptions {
                         _ => return Err(bad("expected true or false")),
                     }
                 }
+                "size" | "archive-size" => {
+                    let bytes = crate::quota::parse_size(value)
+                        .filter(|b| *b >= crate::quota::QUOTA_MIN_BYTES)
+                        .ok_or_else(|| {
+                            bad("not a size of at least 1M such as 20M, 1G or 1.5G (K, M, G, T, P: powers of 1024)")
+                        })?;
+                    if key == "size" {
+                        out.size_bytes = Some(bytes);
+                    } else {
+                        out.archive_size_bytes = Some(bytes);
+                    }
+                }
+                "quota" => {
+                    out.quota_best_effort = match value.as_str() {
+                        "best-effort" => true,
+                        "strict" => false,
+                        _ => return Err(bad("expected strict or best-effort")),
+                    }
+                }
                 _ => return Err(ValidationError::UnknownOption { key: key.clone() }),
             }
         }
@@ -152,6 +190,8 @@ impl VolumeOptions {
                 (out.gid.is_some(), "gid"),
                 (out.mode.is_some(), "mode"),
                 (out.keep_archive, "keep-archive"),
+                (out.size_bytes.is_some(), "size"),
+                (out.archive_size_bytes.is_some(), "archive-size"),
             ] {
                 if set {
                     return Err(ValidationError::ArchiveOfCombined(key.to_owned()));
@@ -257,7 +297,10 @@ mod tests {
                 gid: Some(0),
                 mode: Some(0o750),
                 archive_of: None,
-                keep_archive: true
+                keep_archive: true,
+                size_bytes: None,
+                archive_size_bytes: None,
+                quota_best_effort: false,
             }
         );
         let o = VolumeOptions::parse("b", Some(&opts(&[("archive-of", "v")]))).unwrap();
@@ -266,8 +309,13 @@ mod tests {
 
     #[test]
     fn unknown_option_lists_the_accepted_ones() {
-        let err = VolumeOptions::parse("v", Some(&opts(&[("size", "1G")]))).unwrap_err();
-        assert_eq!(err, ValidationError::UnknownOption { key: "size".into() });
+        let err = VolumeOptions::parse("v", Some(&opts(&[("bogus", "1G")]))).unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::UnknownOption {
+                key: "bogus".into()
+            }
+        );
         let msg = err.to_string();
         for k in ACCEPTED_OPTIONS {
             assert!(msg.contains(k), "{msg}");
@@ -289,6 +337,12 @@ mod tests {
             ("keep-archive", "yes"),
             ("archive-of", "../x"),
             ("archive-of", ""),
+            ("size", "20X"),
+            ("size", "512K"),
+            ("size", "0"),
+            ("size", "-20M"),
+            ("archive-size", "lots"),
+            ("quota", "maybe"),
         ] {
             let err = VolumeOptions::parse("v", Some(&opts(&[(k, v)]))).unwrap_err();
             assert!(
@@ -296,6 +350,39 @@ mod tests {
                 "{k}={v}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn sizes_and_quota_mode_parse() {
+        let o = VolumeOptions::parse(
+            "v",
+            Some(&opts(&[
+                ("size", "20M"),
+                ("archive-size", "1.5G"),
+                ("quota", "best-effort"),
+            ])),
+        )
+        .unwrap();
+        assert_eq!(o.size_bytes, Some(20 << 20));
+        assert_eq!(o.archive_size_bytes, Some(3 << 29));
+        assert!(o.quota_best_effort);
+        let o = VolumeOptions::parse("v", Some(&opts(&[("quota", "strict")]))).unwrap();
+        assert!(!o.quota_best_effort);
+        assert_eq!(
+            VolumeOptions::parse("b", Some(&opts(&[("archive-of", "v"), ("size", "20M")]))),
+            Err(ValidationError::ArchiveOfCombined("size".into()))
+        );
+    }
+
+    #[test]
+    fn options_without_quota_keep_the_old_json() {
+        let json = serde_json::to_value(VolumeOptions::default()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"uid":null,"gid":null,"mode":null,"archive_of":null,"keep_archive":false})
+        );
+        let old: VolumeOptions = serde_json::from_value(json).unwrap();
+        assert_eq!(old, VolumeOptions::default());
     }
 
     #[test]

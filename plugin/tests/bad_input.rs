@@ -61,8 +61,13 @@ async fn bad_requests_are_refused_and_change_nothing() {
         // Unknown and malformed options.
         (
             "/VolumeDriver.Create",
-            r#"{"Name":"n","Opts":{"size":"1G"}}"#,
-            "accepted options: uid, gid, mode, archive-of, keep-archive",
+            r#"{"Name":"n","Opts":{"bogus":"1G"}}"#,
+            "accepted options: uid, gid, mode, archive-of, keep-archive, size, archive-size, quota",
+        ),
+        (
+            "/VolumeDriver.Create",
+            r#"{"Name":"n","Opts":{"size":"lots"}}"#,
+            "invalid value",
         ),
         (
             "/VolumeDriver.Create",

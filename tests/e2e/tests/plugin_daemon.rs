@@ -79,7 +79,7 @@ fn managed_plugin_on_the_real_daemon() -> Result<()> {
         "-d",
         &plugin,
         "-o",
-        "size=1G",
+        "bogus=1G",
         &t.name("bad"),
     ])
     .expect_err("unknown option accepted");
