@@ -13,7 +13,8 @@
 //! - [`history`]: the one walker over snapshots and segments, primary and
 //!   archive: listing, order, torn-tail rule, records from a start point.
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
-//! - [`segment`]: segment files (header + records): reader, verify, writer.
+//! - [`batch`]: one group commit framed as one batch (format version 2).
+//! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
@@ -33,6 +34,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod batch;
 pub mod cmd;
 pub mod config;
 pub mod db;

@@ -64,6 +64,11 @@ pub struct CutTail {
     pub offset: u64,
     /// Bytes after `offset` that were cut (and zeroed).
     pub cut_bytes: u64,
+    /// The first seq of the torn batch (the next expected one).
+    pub first_seq: u64,
+    /// Records its header announced, when the header was intact (None also
+    /// for a version-1 segment).
+    pub records: Option<u32>,
     pub reason: String,
 }
 
@@ -203,6 +208,7 @@ fn try_recover(
     let mut last_ts = 0u64;
     let mut open_segments = Vec::new();
     let mut cut_tail = None;
+    let mut last_seen = from_seq;
     let started = Instant::now();
     let mut last_progress = Instant::now();
     for step in walk.by_ref() {
@@ -245,6 +251,7 @@ fn try_recover(
                     }
                 }
                 last_ts = record.timestamp_ms;
+                last_seen = record.seq;
                 replayed += 1;
                 replayed_bytes += bytes;
                 if last_progress.elapsed() >= Duration::from_secs(5) {
@@ -272,12 +279,23 @@ fn try_recover(
                 }
                 let path = &history.logs()[log].path;
                 let cut_bytes = file_len.saturating_sub(offset);
+                let (first_seq, records) = match &cause {
+                    SegmentError::BadRecord { batch: Some(b), .. } => (b.first_seq, b.count),
+                    _ => (last_seen + 1, None),
+                };
                 cut_and_zero(&**fs, path, offset, file_len)?;
-                tracing::warn!(path = %path.display(), offset, cut_bytes, reason = %cause, "cut the torn tail of the newest open segment");
+                let announced =
+                    records.map_or("unknown (header not intact)".to_string(), |n| n.to_string());
+                tracing::warn!(
+                    "cut the torn tail of {}: bytes {offset}..{file_len} ({cut_bytes} bytes) zeroed, from seq {first_seq} on (the unacknowledged batch there announced {announced} records): {cause}",
+                    path.display()
+                );
                 cut_tail = Some(CutTail {
                     path: path.clone(),
                     offset,
                     cut_bytes,
+                    first_seq,
+                    records,
                     reason: cause.to_string(),
                 });
             }
@@ -352,11 +370,12 @@ mod tests {
     /// Writes records first..first+n (SET k{i} v{i}); sealed or left open.
     fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
         let mut w = SegmentWriter::create(dir, first, 8192).unwrap();
-        let mut buf = Vec::new();
+        // one batch per record: damage to a record is damage to its batch
         for seq in first..first + n {
+            let mut buf = Vec::new();
             record::encode_parts(w.salt(), seq, 1000 + seq, &set_cmd(seq), &mut buf);
+            w.append(&buf, 1).unwrap();
         }
-        w.append(&buf, n).unwrap();
         w.sync().unwrap();
         if seal {
             w.seal().unwrap()

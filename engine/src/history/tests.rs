@@ -8,8 +8,9 @@ use crate::sys::{Fault, FaultFs, Op, Rule};
 /// sealed or left open; returns its path.
 fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
     let mut w = SegmentWriter::create(dir, first, 4096).unwrap();
-    let mut buf = Vec::new();
+    // one batch per record: damage to a record is damage to its batch
     for seq in first..first + n {
+        let mut buf = Vec::new();
         record::encode_parts(
             w.salt(),
             seq,
@@ -17,8 +18,8 @@ fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
             format!("cmd{seq}").as_bytes(),
             &mut buf,
         );
+        w.append(&buf, 1).unwrap();
     }
-    w.append(&buf, n).unwrap();
     w.sync().unwrap();
     if seal {
         w.seal().unwrap()
@@ -93,7 +94,8 @@ fn damage_record(path: &Path, index: usize) -> u64 {
     }
     let at = r.offset();
     let mut b = std::fs::read(path).unwrap();
-    b[at as usize + 26] ^= 0x5a;
+    // a record byte, past the batch header: the batch checksum fails
+    b[at as usize + crate::batch::BATCH_HEADER_BYTES + 26] ^= 0x5a;
     std::fs::write(path, b).unwrap();
     at
 }
@@ -285,7 +287,7 @@ fn a_torn_tail_is_accepted_only_at_the_end_of_the_newest_open_segment() {
         matches!(
             err,
             Some(HistoryError::Segment(SegmentError::BadRecord {
-                reason: DecodeError::BadChecksum { .. },
+                reason: DecodeError::BadBatchChecksum { .. },
                 to_end: false,
                 ..
             }))
