@@ -55,3 +55,54 @@ pub mod writer;
 pub use config::Config;
 pub use recovery::RecoveryMode;
 pub use server::{run, start, EngineError, Running};
+
+/// An error and its causes on one line: each cause is added only when the
+/// text so far does not already contain it (most errors here quote their
+/// source in their own message, so `{:#}` would print it again).
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use super::*;
+    use crate::recovery::RecoveryError;
+    use crate::segment::{DamagedBatch, SegmentError};
+
+    /// A corruption error is printed once, naming the file, the offset, the
+    /// batch and what to do (issue 14: the chain was printed three times).
+    #[test]
+    fn a_corruption_error_is_one_line_without_repeats() {
+        let seg = SegmentError::BadRecord {
+            path: "/d/cmdlog-00000000000000000001.open".into(),
+            offset: 4242,
+            reason: crate::record::DecodeError::BadBatchChecksum {
+                stored: 1,
+                computed: 2,
+            },
+            to_end: false,
+            batch: Some(DamagedBatch {
+                first_seq: 7,
+                count: Some(3),
+            }),
+        };
+        let seg_text = seg.to_string();
+        let e = server::EngineError::Recovery(RecoveryError::Corrupt { source: seg });
+        let line = error_line(&e);
+        assert_eq!(line.matches(&seg_text).count(), 1, "{line}");
+        assert_eq!(line.matches("/d/cmdlog-").count(), 1, "{line}");
+        assert!(!line.contains('\n'));
+        let anyhow_e = anyhow::Error::from(e);
+        assert_eq!(error_line(anyhow_e.as_ref()), line);
+    }
+}

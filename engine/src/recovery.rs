@@ -15,8 +15,9 @@
 //!    nothing valid follows it) is cut off, the rest of the file zeroed, and
 //!    logged. Any other damage, and any gap, stops recovery with an error
 //!    naming the file and offset, unless [`RecoveryMode::TolerateCorruption`]
-//!    (the operator's explicit flag) is given: then the damaged part is
-//!    skipped with a warning and the loss accepted.
+//!    (the operator's explicit flag) is given: then reading resumes at the
+//!    next complete batch of the damaged segment (only the damaged batches
+//!    are lost; [`Recovered::lost`] names their seqs), with a warning.
 //!
 //! A file that vanishes meanwhile (the snapshotter moved it to the archive)
 //! makes recovery scan again rather than fail. Recovery does not seal open
@@ -92,13 +93,17 @@ pub struct Recovered {
     /// Damage skipped under [`RecoveryMode::TolerateCorruption`] (and
     /// damaged snapshots passed over), one line each.
     pub warnings: Vec<String>,
+    /// Sequence ranges (first, last) lost to damage passed over under
+    /// [`RecoveryMode::TolerateCorruption`] where reading resumed at the
+    /// next complete batch.
+    pub lost: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
     #[error(transparent)]
     Layout(#[from] HistoryError),
-    #[error("corrupt command log: {source}; refusing to start (pass --accept-data-loss to skip the damage and lose what it held)")]
+    #[error("corrupt command log: {source}; refusing to start: put back an intact copy of the file (from a backup), or pass --accept-data-loss to skip only the damaged batches (the seqs they held are lost and logged)")]
     Corrupt { source: SegmentError },
     #[error("gap in the command log: {path} at offset {offset} starts at seq {found}, expected seq {expected}; refusing to start (pass --accept-data-loss to accept the loss)")]
     Gap {
@@ -209,6 +214,7 @@ fn try_recover(
     let mut open_segments = Vec::new();
     let mut cut_tail = None;
     let mut last_seen = from_seq;
+    let mut lost = Vec::new();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     for step in walk.by_ref() {
@@ -266,7 +272,12 @@ fn try_recover(
                     );
                 }
             }
-            Step::Skipped(e) => warn(&mut warnings, format!("accepting data loss: {e}")),
+            Step::Skipped(e) => {
+                if let HistoryError::Lost { first, last, .. } = &e {
+                    lost.push((*first, *last));
+                }
+                warn(&mut warnings, format!("accepting data loss: {e}"))
+            }
             Step::Tail {
                 log,
                 offset,
@@ -337,6 +348,7 @@ fn try_recover(
         open_segments,
         cut_tail,
         warnings,
+        lost,
     })))
 }
 
@@ -516,6 +528,36 @@ mod tests {
         let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
         assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
         assert!(e.to_string().contains(open.to_str().unwrap()));
+    }
+
+    /// `--accept-data-loss` loses only the damaged batches: reading resumes
+    /// at the next complete batch, in a sealed and in the newest open
+    /// segment, and the lost seqs are reported exactly.
+    #[test]
+    fn accepting_data_loss_loses_only_the_damaged_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let sealed = segment(d, 1, 10, true);
+        let open = segment(d, 11, 10, false);
+        // records 3 and 4 (sealed), 15 (open): one batch each
+        let at: Vec<_> = [(&sealed, 2), (&sealed, 3), (&open, 4)]
+            .map(|(path, index)| (path, record_offset(path, index) as usize))
+            .into();
+        for (path, at) in at {
+            let mut b = std::fs::read(path).unwrap();
+            b[at + 40] ^= 0x21;
+            std::fs::write(path, &b).unwrap();
+        }
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert_eq!(r.lost, vec![(3, 4), (15, 15)]);
+        assert_eq!(r.last_seq, 20);
+        for i in 1..=20 {
+            assert_eq!(has(&r.db, i), ![3, 4, 15].contains(&i), "k{i}");
+        }
+        assert!(r.cut_tail.is_none());
+        assert_eq!(r.open_segments[0].last_seq, Some(20));
     }
 
     /// Accepting the loss of a damaged sealed segment must not let the

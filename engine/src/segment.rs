@@ -707,12 +707,13 @@ impl SegmentReader {
         if self.version < 2 || self.done {
             return Ok(None);
         }
-        let from = self.batch.map_or(self.offset, |b| b.start) + 1;
+        // The sequential reader sits at `pos`, at or after the damage; it
+        // only moves forward.
+        let pos = self.reader.get_ref().pos - self.reader.buffer().len() as u64;
+        let from = (self.batch.map_or(self.offset, |b| b.start) + 1).max(pos);
         let Some((at, h)) = self.next_complete_batch(from)? else {
             return Ok(None);
         };
-        // The sequential reader sits somewhere before `at`: skip forward.
-        let pos = self.reader.get_ref().pos - self.reader.buffer().len() as u64;
         let skip = at - pos;
         let skipped = io::copy(&mut (&mut self.reader).take(skip), &mut io::sink())
             .map_err(|e| self.io("read", e))?;
