@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::ApplyError;
 use crate::db::Db;
-use crate::history::{History, HistoryError, OnDamage, Step, WalkOptions};
-use crate::segment::SegmentError;
-use crate::snapshot::SnapshotError;
+use crate::history::{self, History, HistoryError, OnDamage, Step, WalkOptions};
+use crate::layout::{ARCHIVE_LOGS_DIR, ARCHIVE_SNAPSHOTS_DIR};
+use crate::segment::{self, SegmentError};
+use crate::snapshot::{self, SnapshotError};
 use crate::sys::{self, Fs, OpenMode};
 
 /// How much damage recovery accepts.
@@ -97,6 +98,9 @@ pub struct Recovered {
     /// [`RecoveryMode::TolerateCorruption`] where reading resumed at the
     /// next complete batch.
     pub lost: Vec<(u64, u64)>,
+    /// Damaged primary-tier files removed in favour of their archived copy
+    /// (which verified): see [`heal_from_archive`].
+    pub healed: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +128,8 @@ pub enum RecoveryError {
         offset: u64,
         source: std::io::Error,
     },
+    #[error("cannot remove the damaged {path} in favour of its archived copy: {source}")]
+    Heal { path: PathBuf, source: SegmentError },
     #[error("{path} kept vanishing while scanning (moved by the snapshotter?)")]
     Vanished { path: PathBuf },
     #[error("cannot read snapshot: {0}")]
@@ -153,9 +159,13 @@ pub fn recover_on(
 ) -> Result<Recovered, RecoveryError> {
     const ATTEMPTS: usize = 20;
     let mut last = PathBuf::new();
+    let healed = heal_from_archive(&*fs, dir, archive_dir_name)?;
     for attempt in 0..ATTEMPTS {
         match try_recover(&fs, dir, archive_dir_name, mode)? {
-            Attempt::Done(r) => return Ok(*r),
+            Attempt::Done(mut r) => {
+                r.healed = healed;
+                return Ok(*r);
+            }
             Attempt::Vanished(path) => {
                 tracing::info!(path = %path.display(), attempt, "file moved during recovery, scanning again");
                 last = path;
@@ -349,7 +359,89 @@ fn try_recover(
         cut_tail,
         warnings,
         lost,
+        healed: Vec::new(),
     })))
+}
+
+/// Self-healing from the archive: a sealed segment or snapshot at the top
+/// of `dir` that also has a copy in the archive (a move the snapshotter had
+/// not finished: its copy is made and verified before the primary one is
+/// removed) is checked; when the primary copy is damaged and the archived
+/// one verifies (checksums, and its range against its name), the damaged
+/// primary copy is removed (unlink, fsync the dir) so that recovery reads
+/// the archived one, and a warning says so. Only such duplicates are read
+/// twice. Returns the files removed.
+pub fn heal_from_archive(
+    fs: &dyn Fs,
+    dir: &Path,
+    archive_dir_name: &str,
+) -> Result<Vec<PathBuf>, RecoveryError> {
+    let listing = history::scan_on(fs, dir, archive_dir_name).map_err(RecoveryError::Layout)?;
+    let archive = dir.join(archive_dir_name);
+    let mut healed = Vec::new();
+    let exists = |p: &Path| fs.stat(p).is_ok();
+    let segment_ok = |p: &Path| segment::verify_segment_on(fs, p);
+    let snapshot_ok = |p: &Path, last: u64| {
+        snapshot::verify_snapshot_on(fs, p)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                if m.last_seq == last {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "header says last seq {}, the name says {last}",
+                        m.last_seq
+                    ))
+                }
+            })
+    };
+    let mut candidates: Vec<(PathBuf, PathBuf, Result<(), String>, bool)> = Vec::new();
+    for s in listing.sealed.iter().filter(|s| !s.archived) {
+        let copy = archive
+            .join(ARCHIVE_LOGS_DIR)
+            .join(s.path.file_name().expect("a file name"));
+        if !exists(&copy) {
+            continue;
+        }
+        match segment_ok(&s.path) {
+            Ok(_) => continue,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                let copy_ok = segment_ok(&copy).is_ok();
+                candidates.push((s.path.clone(), copy, Err(e.to_string()), copy_ok));
+            }
+        }
+    }
+    for s in listing.snapshots.iter().filter(|s| !s.archived) {
+        let copy = archive
+            .join(ARCHIVE_SNAPSHOTS_DIR)
+            .join(s.path.file_name().expect("a file name"));
+        if !exists(&copy) || !exists(&s.path) {
+            continue;
+        }
+        if let Err(e) = snapshot_ok(&s.path, s.last_seq) {
+            let copy_ok = snapshot_ok(&copy, s.last_seq).is_ok();
+            candidates.push((s.path.clone(), copy, Err(e), copy_ok));
+        }
+    }
+    for (path, copy, damage, copy_ok) in candidates {
+        let damage = damage.err().unwrap_or_default();
+        if !copy_ok {
+            tracing::warn!(path = %path.display(), archived = %copy.display(), "damaged, and its archived copy does not verify either: not healed ({damage})");
+            continue;
+        }
+        segment::remove_file_durably_on(fs, dir, &path).map_err(|source| RecoveryError::Heal {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::warn!(
+            "healed from the archive: {} was damaged ({damage}); removed it, its archived copy {} verified and is read instead",
+            path.display(),
+            copy.display()
+        );
+        healed.push(path);
+    }
+    Ok(healed)
 }
 
 /// Cuts `path` at `offset` and zero-fills it back to `file_len` (keeping the
@@ -558,6 +650,60 @@ mod tests {
         }
         assert!(r.cut_tail.is_none());
         assert_eq!(r.open_segments[0].last_seq, Some(20));
+    }
+
+    /// A damaged sealed segment or snapshot on the primary tier whose
+    /// archived copy verifies is replaced by it at start, not refused; when
+    /// the copy is damaged too, nothing is removed and the start refuses.
+    #[test]
+    fn a_damaged_primary_copy_is_healed_from_its_verified_archived_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let logs = d.join("archived/logs");
+        let snaps = d.join("archived/snapshots");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(&snaps).unwrap();
+        let sealed = segment(d, 1, 10, true);
+        segment(d, 11, 5, false);
+        let mut db = Db::new();
+        for i in 1..=5 {
+            apply_payload(&mut db, &set_cmd(i), 0).unwrap();
+        }
+        let snap = snapshot::write_snapshot(d, 5, &db).unwrap();
+        // both moved to the archive, but the primary copies not yet removed
+        let seg_copy = logs.join(sealed.file_name().unwrap());
+        let snap_copy = snaps.join(snap.file_name().unwrap());
+        std::fs::copy(&sealed, &seg_copy).unwrap();
+        std::fs::copy(&snap, &snap_copy).unwrap();
+        let good = std::fs::read(&sealed).unwrap();
+        let mut b = good.clone();
+        let n = b.len();
+        b[n - 3] ^= 0x10;
+        std::fs::write(&sealed, &b).unwrap();
+        let mut s = std::fs::read(&snap).unwrap();
+        s[60] ^= 1;
+        std::fs::write(&snap, &s).unwrap();
+
+        // the archived segment is damaged too: it stays, the start refuses
+        // (the snapshot, whose copy verifies, is healed meanwhile)
+        std::fs::write(&seg_copy, &b).unwrap();
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
+        assert!(sealed.exists() && !snap.exists());
+
+        std::fs::write(&snap, &s).unwrap();
+        std::fs::write(&seg_copy, &good).unwrap();
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        let mut healed = r.healed.clone();
+        healed.sort();
+        assert_eq!(healed, vec![sealed.clone(), snap.clone()]);
+        assert!(!sealed.exists() && !snap.exists());
+        assert_eq!(r.snapshot.as_deref(), Some(snap_copy.as_path()));
+        assert_eq!(r.last_seq, 15);
+        assert!((1..=15).all(|i| has(&r.db, i)));
+        // nothing left to heal
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        assert!(r.healed.is_empty());
     }
 
     /// Accepting the loss of a damaged sealed segment must not let the
