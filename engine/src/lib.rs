@@ -35,6 +35,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod clients;
 pub mod cmd;
 pub mod config;
 pub mod db;
