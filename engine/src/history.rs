@@ -152,6 +152,17 @@ pub enum HistoryError {
     /// The walk ended before the seq it was asked to reach.
     #[error("the command history ends at seq {last}, before seq {wanted}")]
     Missing { last: u64, wanted: u64 },
+    /// Under [`OnDamage::Skip`]: damage passed over to the next complete
+    /// batch of the same segment; the seqs `first..=last` are lost.
+    #[error("{}: seqs {first}..={last} lost: damage at offset {offset}, resumed at the next complete batch at offset {resumed_at} ({cause})", path.display())]
+    Lost {
+        path: PathBuf,
+        offset: u64,
+        resumed_at: u64,
+        first: u64,
+        last: u64,
+        cause: Box<SegmentError>,
+    },
 }
 
 impl HistoryError {
@@ -167,6 +178,7 @@ impl HistoryError {
             | HistoryError::Gap { path, .. }
             | HistoryError::Vanished { path } => Some(path),
             HistoryError::Segment(e) => Some(e.path()),
+            HistoryError::Lost { path, .. } => Some(path),
             HistoryError::Missing { .. } => None,
         }
     }
@@ -260,9 +272,11 @@ pub enum OnDamage {
     /// Stop the walk with the error.
     #[default]
     Stop,
-    /// Report it as [`Step::Skipped`] and go on: the rest of a damaged
-    /// segment is skipped (a sealed one's named range counts as passed, so
-    /// its seqs are never reused), a gap is accepted. Data is lost.
+    /// Report it as [`Step::Skipped`] and go on: reading resumes at the next
+    /// complete batch of a damaged segment ([`HistoryError::Lost`] names the
+    /// seqs lost); without one, the rest of the segment is skipped (a sealed
+    /// one's named range counts as passed, so its seqs are never reused). A
+    /// gap is accepted. Data is lost.
     Skip,
 }
 
@@ -599,7 +613,36 @@ impl Iterator for Walk<'_> {
                         return Some(Ok(step));
                     }
                     Err(e) => {
-                        let (log, reader) = self.cur.take().expect("a current segment");
+                        let (log, mut reader) = self.cur.take().expect("a current segment");
+                        let torn = self.history.torn_tail_allowed(log) && e.is_torn_tail();
+                        if !torn && self.opts.on_damage == OnDamage::Skip && !e.is_not_found() {
+                            // Lose only the damaged batches: resynchronise at
+                            // the next complete batch of this segment.
+                            match reader.resync() {
+                                Ok(Some((resumed_at, first))) if first <= self.seq + 1 => {
+                                    // the damaged seqs are in the state already
+                                    // (a snapshot covers them)
+                                    tracing::info!(path = %reader.path().display(), offset = e.offset(), resumed_at, "damage covered by the snapshot passed over");
+                                    self.cur = Some((log, reader));
+                                    continue;
+                                }
+                                Ok(Some((resumed_at, first))) => {
+                                    let lost = HistoryError::Lost {
+                                        path: reader.path().to_path_buf(),
+                                        offset: e.offset(),
+                                        resumed_at,
+                                        first: self.seq + 1,
+                                        last: first - 1,
+                                        cause: Box::new(e),
+                                    };
+                                    self.seq = first - 1;
+                                    self.cur = Some((log, reader));
+                                    return Some(Ok(Step::Skipped(lost)));
+                                }
+                                Ok(None) => {}
+                                Err(re) => return self.damaged(log, Some(&reader), re),
+                            }
+                        }
                         return self.damaged(log, Some(&reader), e);
                     }
                 }

@@ -14,7 +14,8 @@
 //! - [`history`]: the one walker over snapshots and segments, primary and
 //!   archive: listing, order, torn-tail rule, records from a start point.
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
-//! - [`segment`]: segment files (header + records): reader, verify, writer.
+//! - [`batch`]: one group commit framed as one batch (format version 2).
+//! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
@@ -37,6 +38,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod batch;
 pub mod clients;
 pub mod cmd;
 pub mod config;
@@ -59,3 +61,54 @@ pub mod writer;
 pub use config::Config;
 pub use recovery::RecoveryMode;
 pub use server::{run, start, EngineError, Running};
+
+/// An error and its causes on one line: each cause is added only when the
+/// text so far does not already contain it (most errors here quote their
+/// source in their own message, so `{:#}` would print it again).
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use super::*;
+    use crate::recovery::RecoveryError;
+    use crate::segment::{DamagedBatch, SegmentError};
+
+    /// A corruption error is printed once, naming the file, the offset, the
+    /// batch and what to do (issue 14: the chain was printed three times).
+    #[test]
+    fn a_corruption_error_is_one_line_without_repeats() {
+        let seg = SegmentError::BadRecord {
+            path: "/d/cmdlog-00000000000000000001.open".into(),
+            offset: 4242,
+            reason: crate::record::DecodeError::BadBatchChecksum {
+                stored: 1,
+                computed: 2,
+            },
+            to_end: false,
+            batch: Some(DamagedBatch {
+                first_seq: 7,
+                count: Some(3),
+            }),
+        };
+        let seg_text = seg.to_string();
+        let e = server::EngineError::Recovery(RecoveryError::Corrupt { source: seg });
+        let line = error_line(&e);
+        assert_eq!(line.matches(&seg_text).count(), 1, "{line}");
+        assert_eq!(line.matches("/d/cmdlog-").count(), 1, "{line}");
+        assert!(!line.contains('\n'));
+        let anyhow_e = anyhow::Error::from(e);
+        assert_eq!(error_line(anyhow_e.as_ref()), line);
+    }
+}

@@ -124,7 +124,10 @@ fn main() -> std::process::ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tiered-engine: error: {e:#}");
+            eprintln!(
+                "tiered-engine: error: {}",
+                tiered_engine::error_line(e.as_ref())
+            );
             std::process::ExitCode::FAILURE
         }
     }
@@ -188,7 +191,10 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             match check_health(addr, Duration::from_secs(timeout_secs)) {
                 Ok(()) => Ok(std::process::ExitCode::SUCCESS),
                 Err(e) => {
-                    eprintln!("tiered-engine health: unhealthy: {e:#}");
+                    eprintln!(
+                        "tiered-engine health: unhealthy: {}",
+                        tiered_engine::error_line(e.as_ref())
+                    );
                     Ok(std::process::ExitCode::FAILURE)
                 }
             }

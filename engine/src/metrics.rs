@@ -43,6 +43,7 @@ pub struct Metrics {
     pub connected_clients: Gauge,
     pub recovery_duration: Gauge<f64, AtomicU64>,
     pub recovery_replayed: Gauge,
+    pub healed_files: Counter,
     pub ready: Gauge,
     pub writes_failed: Gauge,
 }
@@ -67,6 +68,7 @@ impl Metrics {
         let connected_clients = Gauge::default();
         let recovery_duration = Gauge::<f64, AtomicU64>::default();
         let recovery_replayed = Gauge::default();
+        let healed_files = Counter::default();
         let ready = Gauge::default();
         let writes_failed = Gauge::default();
         registry.register(
@@ -125,6 +127,11 @@ impl Metrics {
             recovery_replayed.clone(),
         );
         registry.register(
+            "tiered_engine_healed_files",
+            "Damaged sealed segments and snapshots on the primary tier replaced by their verified archived copy at start",
+            healed_files.clone(),
+        );
+        registry.register(
             "tiered_engine_ready",
             "1 once recovery is done and writes are accepted",
             ready.clone(),
@@ -159,6 +166,7 @@ impl Metrics {
             connected_clients,
             recovery_duration,
             recovery_replayed,
+            healed_files,
             ready,
             writes_failed,
         }

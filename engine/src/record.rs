@@ -47,6 +47,16 @@ pub enum DecodeError {
     BadLength { len: u32 },
     #[error("record checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     BadChecksum { stored: u32, computed: u32 },
+    #[error("no batch magic")]
+    BadBatchMagic,
+    #[error("batch header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadBatchHeaderChecksum { stored: u32, computed: u32 },
+    #[error("batch of {count} records in {len} bytes is impossible")]
+    BadBatchShape { count: u32, len: u64 },
+    #[error("batch checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadBatchChecksum { stored: u32, computed: u32 },
+    #[error("records do not fill their batch exactly")]
+    BatchMismatch,
 }
 
 fn checksum(salt: u64, header_tail: &[u8], len: u32, payload: &[u8]) -> u32 {

@@ -15,8 +15,9 @@
 //!    nothing valid follows it) is cut off, the rest of the file zeroed, and
 //!    logged. Any other damage, and any gap, stops recovery with an error
 //!    naming the file and offset, unless [`RecoveryMode::TolerateCorruption`]
-//!    (the operator's explicit flag) is given: then the damaged part is
-//!    skipped with a warning and the loss accepted.
+//!    (the operator's explicit flag) is given: then reading resumes at the
+//!    next complete batch of the damaged segment (only the damaged batches
+//!    are lost; [`Recovered::lost`] names their seqs), with a warning.
 //!
 //! A file that vanishes meanwhile (the snapshotter moved it to the archive)
 //! makes recovery scan again rather than fail. Recovery does not seal open
@@ -29,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::ApplyError;
 use crate::db::Db;
-use crate::history::{History, HistoryError, OnDamage, Step, WalkOptions};
-use crate::segment::SegmentError;
-use crate::snapshot::SnapshotError;
+use crate::history::{self, History, HistoryError, OnDamage, Step, WalkOptions};
+use crate::layout::{ARCHIVE_LOGS_DIR, ARCHIVE_SNAPSHOTS_DIR};
+use crate::segment::{self, SegmentError};
+use crate::snapshot::{self, SnapshotError};
 use crate::sys::{self, Fs, OpenMode};
 
 /// How much damage recovery accepts.
@@ -64,6 +66,11 @@ pub struct CutTail {
     pub offset: u64,
     /// Bytes after `offset` that were cut (and zeroed).
     pub cut_bytes: u64,
+    /// The first seq of the torn batch (the next expected one).
+    pub first_seq: u64,
+    /// Records its header announced, when the header was intact (None also
+    /// for a version-1 segment).
+    pub records: Option<u32>,
     pub reason: String,
 }
 
@@ -87,13 +94,20 @@ pub struct Recovered {
     /// Damage skipped under [`RecoveryMode::TolerateCorruption`] (and
     /// damaged snapshots passed over), one line each.
     pub warnings: Vec<String>,
+    /// Sequence ranges (first, last) lost to damage passed over under
+    /// [`RecoveryMode::TolerateCorruption`] where reading resumed at the
+    /// next complete batch.
+    pub lost: Vec<(u64, u64)>,
+    /// Damaged primary-tier files removed in favour of their archived copy
+    /// (which verified): see [`heal_from_archive`].
+    pub healed: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
     #[error(transparent)]
     Layout(#[from] HistoryError),
-    #[error("corrupt command log: {source}; refusing to start (pass --accept-data-loss to skip the damage and lose what it held)")]
+    #[error("corrupt command log: {source}; refusing to start: put back an intact copy of the file (from a backup), or pass --accept-data-loss to skip only the damaged batches (the seqs they held are lost and logged)")]
     Corrupt { source: SegmentError },
     #[error("gap in the command log: {path} at offset {offset} starts at seq {found}, expected seq {expected}; refusing to start (pass --accept-data-loss to accept the loss)")]
     Gap {
@@ -114,6 +128,8 @@ pub enum RecoveryError {
         offset: u64,
         source: std::io::Error,
     },
+    #[error("cannot remove the damaged {path} in favour of its archived copy: {source}")]
+    Heal { path: PathBuf, source: SegmentError },
     #[error("{path} kept vanishing while scanning (moved by the snapshotter?)")]
     Vanished { path: PathBuf },
     #[error("cannot read snapshot: {0}")]
@@ -143,9 +159,13 @@ pub fn recover_on(
 ) -> Result<Recovered, RecoveryError> {
     const ATTEMPTS: usize = 20;
     let mut last = PathBuf::new();
+    let healed = heal_from_archive(&*fs, dir, archive_dir_name)?;
     for attempt in 0..ATTEMPTS {
         match try_recover(&fs, dir, archive_dir_name, mode)? {
-            Attempt::Done(r) => return Ok(*r),
+            Attempt::Done(mut r) => {
+                r.healed = healed;
+                return Ok(*r);
+            }
             Attempt::Vanished(path) => {
                 tracing::info!(path = %path.display(), attempt, "file moved during recovery, scanning again");
                 last = path;
@@ -203,6 +223,8 @@ fn try_recover(
     let mut last_ts = 0u64;
     let mut open_segments = Vec::new();
     let mut cut_tail = None;
+    let mut last_seen = from_seq;
+    let mut lost = Vec::new();
     let started = Instant::now();
     let mut last_progress = Instant::now();
     for step in walk.by_ref() {
@@ -245,6 +267,7 @@ fn try_recover(
                     }
                 }
                 last_ts = record.timestamp_ms;
+                last_seen = record.seq;
                 replayed += 1;
                 replayed_bytes += bytes;
                 if last_progress.elapsed() >= Duration::from_secs(5) {
@@ -259,7 +282,12 @@ fn try_recover(
                     );
                 }
             }
-            Step::Skipped(e) => warn(&mut warnings, format!("accepting data loss: {e}")),
+            Step::Skipped(e) => {
+                if let HistoryError::Lost { first, last, .. } = &e {
+                    lost.push((*first, *last));
+                }
+                warn(&mut warnings, format!("accepting data loss: {e}"))
+            }
             Step::Tail {
                 log,
                 offset,
@@ -272,12 +300,23 @@ fn try_recover(
                 }
                 let path = &history.logs()[log].path;
                 let cut_bytes = file_len.saturating_sub(offset);
+                let (first_seq, records) = match &cause {
+                    SegmentError::BadRecord { batch: Some(b), .. } => (b.first_seq, b.count),
+                    _ => (last_seen + 1, None),
+                };
                 cut_and_zero(&**fs, path, offset, file_len)?;
-                tracing::warn!(path = %path.display(), offset, cut_bytes, reason = %cause, "cut the torn tail of the newest open segment");
+                let announced =
+                    records.map_or("unknown (header not intact)".to_string(), |n| n.to_string());
+                tracing::warn!(
+                    "cut the torn tail of {}: bytes {offset}..{file_len} ({cut_bytes} bytes) zeroed, from seq {first_seq} on (the unacknowledged batch there announced {announced} records): {cause}",
+                    path.display()
+                );
                 cut_tail = Some(CutTail {
                     path: path.clone(),
                     offset,
                     cut_bytes,
+                    first_seq,
+                    records,
                     reason: cause.to_string(),
                 });
             }
@@ -319,7 +358,90 @@ fn try_recover(
         open_segments,
         cut_tail,
         warnings,
+        lost,
+        healed: Vec::new(),
     })))
+}
+
+/// Self-healing from the archive: a sealed segment or snapshot at the top
+/// of `dir` that also has a copy in the archive (a move the snapshotter had
+/// not finished: its copy is made and verified before the primary one is
+/// removed) is checked; when the primary copy is damaged and the archived
+/// one verifies (checksums, and its range against its name), the damaged
+/// primary copy is removed (unlink, fsync the dir) so that recovery reads
+/// the archived one, and a warning says so. Only such duplicates are read
+/// twice. Returns the files removed.
+pub fn heal_from_archive(
+    fs: &dyn Fs,
+    dir: &Path,
+    archive_dir_name: &str,
+) -> Result<Vec<PathBuf>, RecoveryError> {
+    let listing = history::scan_on(fs, dir, archive_dir_name).map_err(RecoveryError::Layout)?;
+    let archive = dir.join(archive_dir_name);
+    let mut healed = Vec::new();
+    let exists = |p: &Path| fs.stat(p).is_ok();
+    let segment_ok = |p: &Path| segment::verify_segment_on(fs, p);
+    let snapshot_ok = |p: &Path, last: u64| {
+        snapshot::verify_snapshot_on(fs, p)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                if m.last_seq == last {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "header says last seq {}, the name says {last}",
+                        m.last_seq
+                    ))
+                }
+            })
+    };
+    let mut candidates: Vec<(PathBuf, PathBuf, Result<(), String>, bool)> = Vec::new();
+    for s in listing.sealed.iter().filter(|s| !s.archived) {
+        let copy = archive
+            .join(ARCHIVE_LOGS_DIR)
+            .join(s.path.file_name().expect("a file name"));
+        if !exists(&copy) {
+            continue;
+        }
+        match segment_ok(&s.path) {
+            Ok(_) => continue,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                let copy_ok = segment_ok(&copy).is_ok();
+                candidates.push((s.path.clone(), copy, Err(e.to_string()), copy_ok));
+            }
+        }
+    }
+    for s in listing.snapshots.iter().filter(|s| !s.archived) {
+        let copy = archive
+            .join(ARCHIVE_SNAPSHOTS_DIR)
+            .join(s.path.file_name().expect("a file name"));
+        if !exists(&copy) || !exists(&s.path) {
+            continue;
+        }
+        if let Err(e) = snapshot_ok(&s.path, s.last_seq) {
+            let copy_ok = snapshot_ok(&copy, s.last_seq).is_ok();
+            candidates.push((s.path.clone(), copy, Err(e), copy_ok));
+        }
+    }
+    for (path, copy, damage, copy_ok) in candidates {
+        let damage = damage.err().unwrap_or_default();
+        if !copy_ok {
+            tracing::warn!(path = %path.display(), archived = %copy.display(), "damaged, and its archived copy does not verify either: not healed ({damage})");
+            continue;
+        }
+        segment::remove_file_durably_on(fs, dir, &path).map_err(|source| RecoveryError::Heal {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::warn!(
+            "healed from the archive: {} was damaged ({damage}); removed it, its archived copy {} verified and is read instead",
+            path.display(),
+            copy.display()
+        );
+        healed.push(path);
+    }
+    Ok(healed)
 }
 
 /// Cuts `path` at `offset` and zero-fills it back to `file_len` (keeping the
@@ -352,11 +474,12 @@ mod tests {
     /// Writes records first..first+n (SET k{i} v{i}); sealed or left open.
     fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
         let mut w = SegmentWriter::create(dir, first, 8192).unwrap();
-        let mut buf = Vec::new();
+        // one batch per record: damage to a record is damage to its batch
         for seq in first..first + n {
+            let mut buf = Vec::new();
             record::encode_parts(w.salt(), seq, 1000 + seq, &set_cmd(seq), &mut buf);
+            w.append(&buf, 1).unwrap();
         }
-        w.append(&buf, n).unwrap();
         w.sync().unwrap();
         if seal {
             w.seal().unwrap()
@@ -497,6 +620,90 @@ mod tests {
         let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
         assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
         assert!(e.to_string().contains(open.to_str().unwrap()));
+    }
+
+    /// `--accept-data-loss` loses only the damaged batches: reading resumes
+    /// at the next complete batch, in a sealed and in the newest open
+    /// segment, and the lost seqs are reported exactly.
+    #[test]
+    fn accepting_data_loss_loses_only_the_damaged_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let sealed = segment(d, 1, 10, true);
+        let open = segment(d, 11, 10, false);
+        // records 3 and 4 (sealed), 15 (open): one batch each
+        let at: Vec<_> = [(&sealed, 2), (&sealed, 3), (&open, 4)]
+            .map(|(path, index)| (path, record_offset(path, index) as usize))
+            .into();
+        for (path, at) in at {
+            let mut b = std::fs::read(path).unwrap();
+            b[at + 40] ^= 0x21;
+            std::fs::write(path, &b).unwrap();
+        }
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert_eq!(r.lost, vec![(3, 4), (15, 15)]);
+        assert_eq!(r.last_seq, 20);
+        for i in 1..=20 {
+            assert_eq!(has(&r.db, i), ![3, 4, 15].contains(&i), "k{i}");
+        }
+        assert!(r.cut_tail.is_none());
+        assert_eq!(r.open_segments[0].last_seq, Some(20));
+    }
+
+    /// A damaged sealed segment or snapshot on the primary tier whose
+    /// archived copy verifies is replaced by it at start, not refused; when
+    /// the copy is damaged too, nothing is removed and the start refuses.
+    #[test]
+    fn a_damaged_primary_copy_is_healed_from_its_verified_archived_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let logs = d.join("archived/logs");
+        let snaps = d.join("archived/snapshots");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(&snaps).unwrap();
+        let sealed = segment(d, 1, 10, true);
+        segment(d, 11, 5, false);
+        let mut db = Db::new();
+        for i in 1..=5 {
+            apply_payload(&mut db, &set_cmd(i), 0).unwrap();
+        }
+        let snap = snapshot::write_snapshot(d, 5, &db).unwrap();
+        // both moved to the archive, but the primary copies not yet removed
+        let seg_copy = logs.join(sealed.file_name().unwrap());
+        let snap_copy = snaps.join(snap.file_name().unwrap());
+        std::fs::copy(&sealed, &seg_copy).unwrap();
+        std::fs::copy(&snap, &snap_copy).unwrap();
+        let good = std::fs::read(&sealed).unwrap();
+        let mut b = good.clone();
+        let n = b.len();
+        b[n - 3] ^= 0x10;
+        std::fs::write(&sealed, &b).unwrap();
+        let mut s = std::fs::read(&snap).unwrap();
+        s[60] ^= 1;
+        std::fs::write(&snap, &s).unwrap();
+
+        // the archived segment is damaged too: it stays, the start refuses
+        // (the snapshot, whose copy verifies, is healed meanwhile)
+        std::fs::write(&seg_copy, &b).unwrap();
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(matches!(e, RecoveryError::Corrupt { .. }), "{e}");
+        assert!(sealed.exists() && !snap.exists());
+
+        std::fs::write(&snap, &s).unwrap();
+        std::fs::write(&seg_copy, &good).unwrap();
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        let mut healed = r.healed.clone();
+        healed.sort();
+        assert_eq!(healed, vec![sealed.clone(), snap.clone()]);
+        assert!(!sealed.exists() && !snap.exists());
+        assert_eq!(r.snapshot.as_deref(), Some(snap_copy.as_path()));
+        assert_eq!(r.last_seq, 15);
+        assert!((1..=15).all(|i| has(&r.db, i)));
+        // nothing left to heal
+        let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
+        assert!(r.healed.is_empty());
     }
 
     /// Accepting the loss of a damaged sealed segment must not let the

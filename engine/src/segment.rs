@@ -1,4 +1,5 @@
-//! Segment files: a header followed by records ([`crate::record`]).
+//! Segment files: a header followed by batches of records
+//! ([`crate::batch`], [`crate::record`]).
 //!
 //! ```text
 //!  0                8        12       16               24               32       36       40
@@ -7,31 +8,40 @@
 //!  | "TIERLOG\0"    | u32 LE | u32 =0 | u64 LE         | u64 LE         | u32 LE | u32    |
 //!  +----------------+--------+--------+----------------+----------------+--------+--------+
 //!  crc = CRC32(bytes 0..32)
-//!  then records: seq first_seq, first_seq + 1, … (contiguous)
+//!  version 2 (written): then batches, one per group commit:
+//!    [batch header | records first_seq..] [batch header | records …] …
+//!  version 1 (still read): then bare records, no batch headers
+//!  records: seq first_seq, first_seq + 1, … (contiguous across batches)
 //! ```
 //!
 //! An open segment (`cmdlog-F.open`) may be preallocated: after its last
-//! record the file holds zeros up to its size. A sealed segment
+//! batch the file holds zeros up to its size. A sealed segment
 //! (`cmdlog-F-L.log`) ends exactly after record `L`.
 //!
-//! Reading tells a torn tail from corruption: a bad record is a *torn tail*
-//! when no valid record (with this segment's salt) follows it anywhere in the
-//! file, i.e. the bad bytes run to the end; otherwise valid data lies beyond
-//! it and it is corruption in the middle.
+//! A batch is durable only whole: the reader checks a whole batch before it
+//! yields its first record. Reading tells a torn tail from corruption: an
+//! incomplete or damaged batch is a *torn tail* when no complete batch (with
+//! this segment's salt) follows it anywhere in the file; otherwise valid data
+//! lies beyond it and it is corruption in the middle. (Version 1: the same
+//! rule by records.) With [`SegmentReader::resync`] a reader passes over
+//! damage to the next complete batch.
 
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::batch::{self, BatchCrc, BatchHeader, BATCH_HEADER_BYTES, BATCH_MAGIC};
 use crate::layout::{self, FileKind};
 use crate::record::{self, DecodeError, Record, RECORD_HEADER_BYTES};
 use crate::sys::{self, FileCursor, Fs, FsFile, OpenMode};
 
 /// Magic bytes at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TIERLOG\0";
-/// Current segment format version.
-pub const SEGMENT_VERSION: u32 = 1;
+/// Segment format version written: 2, records framed in batches.
+pub const SEGMENT_VERSION: u32 = 2;
+/// Oldest segment format version read: 1, bare records.
+pub const SEGMENT_VERSION_MIN: u32 = 1;
 /// Size of the segment header.
 pub const SEGMENT_HEADER_BYTES: u64 = 40;
 /// Bytes read at a time when the reader scans the rest of a file (for zeros,
@@ -60,13 +70,20 @@ impl SegmentHeader {
 
     /// Parses and checks the 40 header bytes.
     pub fn decode(b: &[u8; SEGMENT_HEADER_BYTES as usize]) -> Result<Self, String> {
+        Self::decode_versioned(b).map(|(h, _)| h)
+    }
+
+    /// [`SegmentHeader::decode`], with the format version.
+    pub fn decode_versioned(
+        b: &[u8; SEGMENT_HEADER_BYTES as usize],
+    ) -> Result<(Self, u32), String> {
         if b[0..8] != SEGMENT_MAGIC {
             return Err(format!("bad magic {:02x?}", &b[0..8]));
         }
         let version = u32::from_le_bytes(b[8..12].try_into().expect("4"));
-        if version != SEGMENT_VERSION {
+        if !(SEGMENT_VERSION_MIN..=SEGMENT_VERSION).contains(&version) {
             return Err(format!(
-                "unsupported version {version} (this build reads {SEGMENT_VERSION})"
+                "unsupported version {version} (this build reads {SEGMENT_VERSION_MIN} to {SEGMENT_VERSION})"
             ));
         }
         let stored = u32::from_le_bytes(b[32..36].try_into().expect("4"));
@@ -79,10 +96,11 @@ impl SegmentHeader {
         if b[12..16] != [0; 4] || b[36..40] != [0; 4] {
             return Err("reserved header bytes are not zero".into());
         }
-        Ok(SegmentHeader {
+        let h = SegmentHeader {
             first_seq: u64::from_le_bytes(b[16..24].try_into().expect("8")),
             salt: u64::from_le_bytes(b[24..32].try_into().expect("8")),
-        })
+        };
+        Ok((h, version))
     }
 }
 
@@ -98,13 +116,18 @@ pub enum SegmentError {
     },
     #[error("{path}: bad segment header: {reason}")]
     BadHeader { path: PathBuf, reason: String },
-    #[error("{path}: bad record at offset {offset}: {reason}{}", if *.to_end { " (torn tail: nothing valid follows)" } else { " (valid records follow: corruption)" })]
+    #[error("{path}: bad {} at offset {offset}: {reason}{}", describe_damage(batch), if *.to_end { " (torn tail: nothing valid follows)" } else { " (valid data follows: corruption)" })]
     BadRecord {
         path: PathBuf,
+        /// Where the damaged batch (version 1: record) starts: where the
+        /// valid data ends.
         offset: u64,
         reason: DecodeError,
-        /// The bad bytes run to the end of the file (no valid record follows).
+        /// The bad bytes run to the end of the file (no complete batch, or
+        /// version 1 no valid record, follows).
         to_end: bool,
+        /// The damaged batch (None in a version-1 segment).
+        batch: Option<DamagedBatch>,
     },
     #[error("{path}: record at offset {offset} has seq {found}, expected {expected}")]
     SeqMismatch {
@@ -129,6 +152,32 @@ pub enum SegmentError {
         len: u64,
         last_seq: u64,
     },
+}
+
+/// The batch at a damaged offset (format version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DamagedBatch {
+    /// The seq its first record should carry (the next expected one).
+    pub first_seq: u64,
+    /// The records its header announces, when the header is intact.
+    pub count: Option<u32>,
+}
+
+fn describe_damage(batch: &Option<DamagedBatch>) -> String {
+    match batch {
+        None => "record".into(),
+        Some(DamagedBatch {
+            first_seq,
+            count: Some(n),
+        }) => format!(
+            "batch (seqs {first_seq}..={}, {n} records)",
+            first_seq + u64::from(*n) - 1
+        ),
+        Some(DamagedBatch {
+            first_seq,
+            count: None,
+        }) => format!("batch (from seq {first_seq}, header unreadable)"),
+    }
 }
 
 impl SegmentError {
@@ -175,14 +224,25 @@ pub struct SegmentReader {
     path: PathBuf,
     reader: BufReader<FileCursor>,
     header: SegmentHeader,
+    version: u32,
     /// Last seq promised by a sealed segment's name.
     sealed_last: Option<u64>,
     file_len: u64,
     offset: u64,
     next_seq: u64,
     last_seq: Option<u64>,
+    /// The checked batch being read (version 2).
+    batch: Option<OpenBatch>,
     failed: bool,
     done: bool,
+}
+
+/// A batch whose checksum held, being read record by record.
+#[derive(Debug, Clone, Copy)]
+struct OpenBatch {
+    start: u64,
+    end: u64,
+    remaining: u32,
 }
 
 impl SegmentReader {
@@ -215,10 +275,11 @@ impl SegmentReader {
         reader
             .read_exact(&mut hb)
             .map_err(|e| io_err("read header", e))?;
-        let header = SegmentHeader::decode(&hb).map_err(|reason| SegmentError::BadHeader {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let (header, version) =
+            SegmentHeader::decode_versioned(&hb).map_err(|reason| SegmentError::BadHeader {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let (name_first, sealed_last) = match layout::classify(name) {
             FileKind::OpenSegment { first_seq } => (Some(first_seq), None),
@@ -243,11 +304,13 @@ impl SegmentReader {
             path: path.to_path_buf(),
             reader,
             header,
+            version,
             sealed_last,
             file_len,
             offset: SEGMENT_HEADER_BYTES,
             next_seq: header.first_seq,
             last_seq: None,
+            batch: None,
             failed: false,
             done: false,
         })
@@ -263,7 +326,13 @@ impl SegmentReader {
         self.header.salt
     }
 
-    /// Byte offset of the next record (after the last good one).
+    /// The segment's format version (1: bare records, 2: batches).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Byte offset after the last good record (inside a batch being read,
+    /// the next record; between batches, the next batch).
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -271,6 +340,11 @@ impl SegmentReader {
     /// Seq of the last record returned.
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
+    }
+
+    /// The seq the next record must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// The file's path.
@@ -298,10 +372,10 @@ impl SegmentReader {
     }
 
     /// Reads bytes `from..file_len` (the rest of the file) with pread; only
-    /// for a rest shorter than a record header.
+    /// for a rest shorter than a record or batch header.
     fn read_rest(&self, from: u64) -> Result<Vec<u8>, SegmentError> {
         let len = self.file_len.saturating_sub(from);
-        debug_assert!(len < RECORD_HEADER_BYTES as u64);
+        debug_assert!(len < BATCH_HEADER_BYTES.max(RECORD_HEADER_BYTES) as u64);
         let mut buf = vec![0u8; len as usize];
         self.file()
             .read_exact_at(&mut buf, from)
@@ -331,8 +405,72 @@ impl SegmentReader {
         Ok(true)
     }
 
+    /// The checksum over the records of the batch whose header `h` stands at
+    /// `at`, computed a chunk at a time (pread: the sequential reader's
+    /// position does not move).
+    fn batch_crc(&self, at: u64, h: &BatchHeader) -> Result<u32, SegmentError> {
+        let mut crc = BatchCrc::new(self.header.salt);
+        let mut buf = vec![0u8; h.len.min(SCAN_CHUNK_BYTES) as usize];
+        let mut pos = at + BATCH_HEADER_BYTES as u64;
+        let end = at + h.total_len();
+        while pos < end {
+            let n = (end - pos).min(buf.len() as u64) as usize;
+            self.file()
+                .read_exact_at(&mut buf[..n], pos)
+                .map_err(|e| self.io("read", e))?;
+            crc.update(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok(crc.finalize())
+    }
+
+    /// The first complete batch of this segment (header and records check,
+    /// first seq at or after the next expected one) starting anywhere in
+    /// `from..file_len`: its offset and header.
+    ///
+    /// Only positions holding the batch magic and a header whose salted
+    /// checksum holds cost a checksum over the batch; the file is read a
+    /// chunk at a time, so memory stays bounded whatever the segment's size.
+    fn next_complete_batch(&self, from: u64) -> Result<Option<(u64, BatchHeader)>, SegmentError> {
+        let end = self.file_len;
+        let hb = BATCH_HEADER_BYTES as u64;
+        if end.saturating_sub(from) < hb {
+            return Ok(None);
+        }
+        let salt = self.header.salt;
+        let lo = self.next_seq;
+        let mut buf = vec![0u8; (SCAN_CHUNK_BYTES + hb).min(end - from) as usize];
+        let mut base = from;
+        while end - base >= hb {
+            let n = (end - base).min(buf.len() as u64) as usize;
+            self.file()
+                .read_exact_at(&mut buf[..n], base)
+                .map_err(|e| self.io("read", e))?;
+            let positions = (n - BATCH_HEADER_BYTES + 1).min(SCAN_CHUNK_BYTES as usize);
+            for i in 0..positions {
+                if buf[i..i + 4] != BATCH_MAGIC {
+                    continue;
+                }
+                let header: &[u8; BATCH_HEADER_BYTES] =
+                    buf[i..i + BATCH_HEADER_BYTES].try_into().expect("32 bytes");
+                let Ok(h) = BatchHeader::decode(salt, header) else {
+                    continue;
+                };
+                let at = base + i as u64;
+                if h.first_seq < lo || at.saturating_add(h.total_len()) > end {
+                    continue;
+                }
+                if self.batch_crc(at, &h)? == h.crc {
+                    return Ok(Some((at, h)));
+                }
+            }
+            base += positions as u64;
+        }
+        Ok(None)
+    }
+
     /// True when no valid record of this segment starts anywhere in
-    /// `from..file_len`.
+    /// `from..file_len` (version 1).
     ///
     /// A valid record there would carry a seq at or after the expected one,
     /// and at most one seq per `RECORD_HEADER_BYTES + 1` bytes: that is
@@ -395,16 +533,54 @@ impl SegmentReader {
         Ok(true)
     }
 
-    fn bad_record(&mut self, reason: DecodeError) -> Result<Option<Record>, SegmentError> {
-        let to_end = match self.nothing_valid_from(self.offset + 1) {
+    /// Damage at `self.offset` (version 1: a record; version 2: the batch
+    /// starting there, `count` from its header when intact): a torn tail
+    /// when nothing valid follows.
+    fn damage(
+        &mut self,
+        reason: DecodeError,
+        count: Option<u32>,
+    ) -> Result<Option<Record>, SegmentError> {
+        let to_end = if self.version >= 2 {
+            self.next_complete_batch(self.offset + 1)
+                .map(|b| b.is_none())
+        } else {
+            self.nothing_valid_from(self.offset + 1)
+        };
+        let to_end = match to_end {
             Ok(t) => t,
             Err(e) => return self.fail(e),
         };
+        let batch = (self.version >= 2).then_some(DamagedBatch {
+            first_seq: self.next_seq,
+            count,
+        });
         let e = SegmentError::BadRecord {
             path: self.path.clone(),
             offset: self.offset,
             reason,
             to_end,
+            batch,
+        };
+        self.fail(e)
+    }
+
+    fn bad_record(&mut self, reason: DecodeError) -> Result<Option<Record>, SegmentError> {
+        self.damage(reason, None)
+    }
+
+    /// A record inside a batch whose checksum held does not fit it: the
+    /// batch was written wrong. Corruption, at the batch's start.
+    fn bad_in_batch(&mut self, b: OpenBatch) -> Result<Option<Record>, SegmentError> {
+        let e = SegmentError::BadRecord {
+            path: self.path.clone(),
+            offset: b.start,
+            reason: DecodeError::BatchMismatch,
+            to_end: false,
+            batch: Some(DamagedBatch {
+                first_seq: self.next_seq,
+                count: None,
+            }),
         };
         self.fail(e)
     }
@@ -425,8 +601,135 @@ impl SegmentReader {
         Ok(None)
     }
 
+    /// Before a record or a batch: the clean end of the file, trailing
+    /// bytes after a sealed segment's last record, or a rest too short for
+    /// a header. `Some` answers [`SegmentReader::next_record`].
+    fn at_boundary(&mut self, header_bytes: usize) -> Option<Result<Option<Record>, SegmentError>> {
+        let remaining = self.file_len - self.offset;
+        if remaining == 0 {
+            return Some(self.end());
+        }
+        if let Some(last) = self.sealed_last {
+            if self.last_seq == Some(last) {
+                let e = SegmentError::TrailingBytes {
+                    path: self.path.clone(),
+                    offset: self.offset,
+                    len: remaining,
+                    last_seq: last,
+                };
+                return Some(self.fail(e));
+            }
+        }
+        if remaining < header_bytes as u64 {
+            let rest = match self.read_rest(self.offset) {
+                Ok(r) => r,
+                Err(e) => return Some(self.fail(e)),
+            };
+            if self.sealed_last.is_none() && rest.iter().all(|&b| b == 0) {
+                return Some(self.end());
+            }
+            return Some(self.bad_record(DecodeError::Incomplete {
+                needed: header_bytes,
+                available: rest.len(),
+            }));
+        }
+        None
+    }
+
+    /// Version 2, between batches: reads and checks the next batch whole.
+    /// `None` when a checked batch is open and its records can be read.
+    fn start_batch(&mut self) -> Option<Result<Option<Record>, SegmentError>> {
+        if let Some(r) = self.at_boundary(BATCH_HEADER_BYTES) {
+            return Some(r);
+        }
+        let mut hb = [0u8; BATCH_HEADER_BYTES];
+        if let Err(e) = self.reader.read_exact(&mut hb) {
+            let e = self.io("read batch header", e);
+            return Some(self.fail(e));
+        }
+        let h = match BatchHeader::decode(self.header.salt, &hb) {
+            Ok(h) => h,
+            Err(DecodeError::ZeroHeader) if self.sealed_last.is_none() => {
+                return Some(match self.rest_is_zero(self.offset) {
+                    Ok(true) => self.end(),
+                    Ok(false) => self.bad_record(DecodeError::ZeroHeader),
+                    Err(e) => self.fail(e),
+                });
+            }
+            Err(reason) => return Some(self.bad_record(reason)),
+        };
+        let remaining = self.file_len - self.offset;
+        if h.total_len() > remaining {
+            return Some(self.damage(
+                DecodeError::Incomplete {
+                    needed: usize::try_from(h.total_len()).unwrap_or(usize::MAX),
+                    available: remaining as usize,
+                },
+                Some(h.count),
+            ));
+        }
+        let computed = match self.batch_crc(self.offset, &h) {
+            Ok(c) => c,
+            Err(e) => return Some(self.fail(e)),
+        };
+        if computed != h.crc {
+            return Some(self.damage(
+                DecodeError::BadBatchChecksum {
+                    stored: h.crc,
+                    computed,
+                },
+                Some(h.count),
+            ));
+        }
+        if h.first_seq != self.next_seq {
+            let e = SegmentError::SeqMismatch {
+                path: self.path.clone(),
+                offset: self.offset,
+                expected: self.next_seq,
+                found: h.first_seq,
+            };
+            return Some(self.fail(e));
+        }
+        self.batch = Some(OpenBatch {
+            start: self.offset,
+            end: self.offset + h.total_len(),
+            remaining: h.count,
+        });
+        self.offset += BATCH_HEADER_BYTES as u64;
+        None
+    }
+
+    /// After damage (the reader failed): moves to the next complete batch
+    /// of this segment, if any, and returns its offset and first seq; the
+    /// seqs between [`SegmentReader::next_seq`] before the call and that
+    /// first seq are lost. Version 1 segments have no batches: `None`.
+    pub fn resync(&mut self) -> Result<Option<(u64, u64)>, SegmentError> {
+        if self.version < 2 || self.done {
+            return Ok(None);
+        }
+        // The sequential reader sits at `pos`, at or after the damage; it
+        // only moves forward.
+        let pos = self.reader.get_ref().pos - self.reader.buffer().len() as u64;
+        let from = (self.batch.map_or(self.offset, |b| b.start) + 1).max(pos);
+        let Some((at, h)) = self.next_complete_batch(from)? else {
+            return Ok(None);
+        };
+        let skip = at - pos;
+        let skipped = io::copy(&mut (&mut self.reader).take(skip), &mut io::sink())
+            .map_err(|e| self.io("read", e))?;
+        if skipped != skip {
+            return Err(self.io("read", io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.offset = at;
+        self.next_seq = h.first_seq;
+        self.batch = None;
+        self.failed = false;
+        Ok(Some((at, h.first_seq)))
+    }
+
     /// The next record, `Ok(None)` at the clean end of the segment. After an
-    /// error the reader stays failed: it never returns records past damage.
+    /// error the reader stays failed: it never returns records past damage
+    /// (unless [`SegmentReader::resync`] finds a complete batch after it).
     pub fn next_record(&mut self) -> Result<Option<Record>, SegmentError> {
         if self.done {
             return Ok(None);
@@ -440,36 +743,21 @@ impl SegmentReader {
                     available: 0,
                 },
                 to_end: false,
+                batch: None,
             });
+        }
+        if self.version >= 2 {
+            if self.batch.is_none() {
+                if let Some(r) = self.start_batch() {
+                    return r;
+                }
+            }
+            return self.record_in_batch();
+        }
+        if let Some(r) = self.at_boundary(RECORD_HEADER_BYTES) {
+            return r;
         }
         let remaining = self.file_len - self.offset;
-        if remaining == 0 {
-            return self.end();
-        }
-        if let Some(last) = self.sealed_last {
-            if self.last_seq == Some(last) {
-                let e = SegmentError::TrailingBytes {
-                    path: self.path.clone(),
-                    offset: self.offset,
-                    len: remaining,
-                    last_seq: last,
-                };
-                return self.fail(e);
-            }
-        }
-        if remaining < RECORD_HEADER_BYTES as u64 {
-            let rest = match self.read_rest(self.offset) {
-                Ok(r) => r,
-                Err(e) => return self.fail(e),
-            };
-            if self.sealed_last.is_none() && rest.iter().all(|&b| b == 0) {
-                return self.end();
-            }
-            return self.bad_record(DecodeError::Incomplete {
-                needed: RECORD_HEADER_BYTES,
-                available: rest.len(),
-            });
-        }
         let mut header = [0u8; RECORD_HEADER_BYTES];
         if let Err(e) = self.reader.read_exact(&mut header) {
             let e = self.io("read record header", e);
@@ -521,6 +809,55 @@ impl SegmentReader {
         self.next_seq += 1;
         self.last_seq = Some(record.seq);
         Ok(Some(record))
+    }
+
+    /// Version 2: the next record of the open, checked batch.
+    fn record_in_batch(&mut self) -> Result<Option<Record>, SegmentError> {
+        let b = self.batch.expect("a checked batch is open");
+        if self.offset + RECORD_HEADER_BYTES as u64 > b.end {
+            return self.bad_in_batch(b);
+        }
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        if let Err(e) = self.reader.read_exact(&mut header) {
+            let e = self.io("read record header", e);
+            return self.fail(e);
+        }
+        let Ok(len) = record::peek_len(&header) else {
+            return self.bad_in_batch(b);
+        };
+        let total = record::encoded_len(len as usize) as u64;
+        if self.offset + total > b.end {
+            return self.bad_in_batch(b);
+        }
+        let mut payload = vec![0u8; len as usize];
+        if let Err(e) = self.reader.read_exact(&mut payload) {
+            let e = self.io("read record", e);
+            return self.fail(e);
+        }
+        let Ok((seq, timestamp_ms)) = record::check_parts(self.header.salt, &header, &payload)
+        else {
+            return self.bad_in_batch(b);
+        };
+        if seq != self.next_seq {
+            return self.bad_in_batch(b);
+        }
+        self.offset += total;
+        self.next_seq += 1;
+        self.last_seq = Some(seq);
+        let remaining = b.remaining - 1;
+        if remaining == 0 {
+            if self.offset != b.end {
+                return self.bad_in_batch(b);
+            }
+            self.batch = None;
+        } else {
+            self.batch = Some(OpenBatch { remaining, ..b });
+        }
+        Ok(Some(Record {
+            seq,
+            timestamp_ms,
+            payload,
+        }))
     }
 }
 
@@ -641,12 +978,17 @@ pub struct SegmentWriter {
     dir: PathBuf,
     path: PathBuf,
     header: SegmentHeader,
-    /// Bytes of header and records written.
+    /// Bytes of segment header, batch headers and records written.
     len: u64,
     next_seq: u64,
     records: u64,
     created: Instant,
+    /// The batch being framed (kept between appends up to a bound).
+    frame: Vec<u8>,
 }
+
+/// The framing buffer a writer keeps between appends.
+const FRAME_KEEP_BYTES: usize = 8 << 20;
 
 impl SegmentWriter {
     /// Creates `DIR/cmdlog-{first_seq}.open`, preallocated to `prealloc_bytes`.
@@ -710,6 +1052,7 @@ impl SegmentWriter {
             next_seq: first_seq,
             records: 0,
             created: Instant::now(),
+            frame: Vec::new(),
         })
     }
 
@@ -748,9 +1091,29 @@ impl SegmentWriter {
     }
 
     /// Writes `buf` (framed records `next_seq..next_seq + count`) after the
-    /// last record. Not durable until [`SegmentWriter::sync`]. On error the
-    /// segment must not be used again: part of `buf` may be on disk.
+    /// last record, as one batch ([`crate::batch`]: a batch header, then
+    /// `buf`, in one write). Not durable until [`SegmentWriter::sync`]; after
+    /// a power cut the batch is read whole or not at all. On error the
+    /// segment must not be used again: part of the batch may be on disk.
     pub fn append(&mut self, buf: &[u8], count: u64) -> io::Result<()> {
+        if count == 0 && buf.is_empty() {
+            return Ok(());
+        }
+        let header = batch::header_for(self.header.salt, self.next_seq, count, buf);
+        let mut framed = std::mem::take(&mut self.frame);
+        framed.clear();
+        framed.reserve(BATCH_HEADER_BYTES + buf.len());
+        framed.extend_from_slice(&header.encode(self.header.salt));
+        framed.extend_from_slice(buf);
+        let r = self.append_framed(&framed, count);
+        self.frame = framed;
+        if self.frame.capacity() > FRAME_KEEP_BYTES {
+            self.frame = Vec::new();
+        }
+        r
+    }
+
+    fn append_framed(&mut self, buf: &[u8], count: u64) -> io::Result<()> {
         fail::fail_point!("segment::write", |_| Err(io::Error::from_raw_os_error(
             libc::EIO
         )));
@@ -866,27 +1229,38 @@ pub fn seal_file_on(
 pub(crate) mod tests {
     use super::*;
 
-    /// Writes a segment with `n` records starting at `first` and returns the
-    /// writer's path (open) — sealed when `seal`.
+    /// Writes a *version 1* segment (bare records, the format before
+    /// batches) with `n` records starting at `first` and returns its path:
+    /// open (preallocated to 4096 bytes) or sealed when `seal`. The
+    /// record-level tests below read the old format through it.
     pub(crate) fn write_segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
-        let mut w = SegmentWriter::create(dir, first, 4096).unwrap();
-        let mut buf = Vec::new();
+        let salt = new_salt(first);
+        let mut b = SegmentHeader {
+            first_seq: first,
+            salt,
+        }
+        .encode()
+        .to_vec();
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..32]);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
         for seq in first..first + n {
             record::encode_parts(
-                w.salt(),
+                salt,
                 seq,
                 1000 + seq,
                 format!("cmd{seq}").as_bytes(),
-                &mut buf,
+                &mut b,
             );
         }
-        w.append(&buf, n).unwrap();
-        w.sync().unwrap();
-        if seal {
-            w.seal().unwrap()
+        let path = if seal {
+            dir.join(layout::sealed_segment_name(first, first + n - 1))
         } else {
-            w.path().to_path_buf()
-        }
+            b.resize(4096, 0);
+            dir.join(layout::open_segment_name(first))
+        };
+        std::fs::write(&path, &b).unwrap();
+        path
     }
 
     fn read_all(path: &Path) -> Result<Vec<u64>, SegmentError> {
@@ -1077,28 +1451,128 @@ pub(crate) mod tests {
         for seq in 1..=3 {
             record::encode_parts(w.salt(), seq, 7, format!("cmd{seq}").as_bytes(), &mut buf);
         }
-        // every 4 bytes read as a length of 1 MiB
-        let payload: Vec<u8> = [0u8, 0, 0x10, 0].repeat(1 << 20);
-        let at = buf.len();
-        record::encode_parts(w.salt(), 4, 7, &payload, &mut buf);
-        buf.truncate(at + (2 << 20)); // torn: half of it reached the disk
-        w.append(&buf, 4).unwrap();
+        w.append(&buf, 3).unwrap();
         w.sync().unwrap();
+        let at = w.len();
+        let salt = w.salt();
         let path = w.path().to_path_buf();
         drop(w);
+        // every 4 bytes read as a length of 1 MiB, and batch magic
+        // everywhere: a header candidate at every 8th byte
+        let payload: Vec<u8> = [0u8, 0, 0x10, 0, b'T', b'B', b'A', b'T'].repeat(1 << 19);
+        let mut rec = Vec::new();
+        record::encode_parts(salt, 4, 7, &payload, &mut rec);
+        let mut framed = batch::header_for(salt, 4, 1, &rec).encode(salt).to_vec();
+        framed.extend_from_slice(&rec);
+        // torn: half of the batch reached the disk
+        let mut b = std::fs::read(&path).unwrap();
+        b[at as usize..at as usize + (2 << 20)].copy_from_slice(&framed[..2 << 20]);
+        std::fs::write(&path, &b).unwrap();
         let e = read_all(&path).unwrap_err();
         assert!(e.is_torn_tail(), "{e}");
-        assert_eq!(e.offset(), SEGMENT_HEADER_BYTES + at as u64);
-        // a valid record behind the damage is still found (corruption)
-        let mut b = std::fs::read(&path).unwrap();
-        let salt = SegmentReader::open(&path).unwrap().salt();
-        let mut later = Vec::new();
-        record::encode_parts(salt, 9, 7, b"cmd9", &mut later);
-        let end = SEGMENT_HEADER_BYTES as usize + buf.len() + 100;
+        assert_eq!(e.offset(), at);
+        assert!(matches!(
+            e,
+            SegmentError::BadRecord {
+                batch: Some(DamagedBatch {
+                    first_seq: 4,
+                    count: Some(1)
+                }),
+                ..
+            }
+        ));
+        // a complete batch behind the damage is still found (corruption)
+        let mut rec9 = Vec::new();
+        record::encode_parts(salt, 9, 7, b"cmd9", &mut rec9);
+        let mut later = batch::header_for(salt, 9, 1, &rec9).encode(salt).to_vec();
+        later.extend_from_slice(&rec9);
+        let end = at as usize + (2 << 20) + 100;
         b[end..end + later.len()].copy_from_slice(&later);
         std::fs::write(&path, &b).unwrap();
         let e = read_all(&path).unwrap_err();
         assert!(!e.is_torn_tail(), "{e}");
+    }
+
+    /// Writes a version-2 open segment from seq 1 with one batch per entry
+    /// of `batches` (record counts, payload `cmd{seq}`); returns its path,
+    /// its salt and the offset of each batch and of the end.
+    fn write_batches(dir: &Path, batches: &[u64]) -> (PathBuf, u64, Vec<u64>) {
+        let mut w = SegmentWriter::create(dir, 1, 1 << 16).unwrap();
+        let mut offsets = vec![w.len()];
+        let mut seq = 1;
+        for &n in batches {
+            let mut buf = Vec::new();
+            for _ in 0..n {
+                record::encode_parts(
+                    w.salt(),
+                    seq,
+                    1000 + seq,
+                    format!("cmd{seq}").as_bytes(),
+                    &mut buf,
+                );
+                seq += 1;
+            }
+            w.append(&buf, n).unwrap();
+            offsets.push(w.len());
+        }
+        w.sync().unwrap();
+        (w.path().to_path_buf(), w.salt(), offsets)
+    }
+
+    /// Issue 14: the page cache wrote a later page of the last, unsynced
+    /// batch but not an earlier one. Whole records of that batch follow the
+    /// hole, but no complete batch does: a torn tail, cut at the batch's
+    /// start, none of its records read. A complete batch after damage is
+    /// corruption.
+    #[test]
+    fn a_batch_torn_out_of_order_is_a_torn_tail_and_a_complete_batch_after_damage_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, at) = write_batches(dir.path(), &[3, 40]);
+        let good = std::fs::read(&path).unwrap();
+        // a hole inside the second batch, its later records intact
+        let mut b = good.clone();
+        let hole = at[1] as usize + 400;
+        b[hole..hole + 300].fill(0);
+        std::fs::write(&path, &b).unwrap();
+        let mut r = SegmentReader::open(&path).unwrap();
+        let mut seqs = Vec::new();
+        let e = loop {
+            match r.next_record() {
+                Ok(Some(rec)) => seqs.push(rec.seq),
+                Ok(None) => panic!("damage not seen"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(seqs, vec![1, 2, 3], "no record of the torn batch is read");
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), at[1]);
+        assert!(matches!(
+            e,
+            SegmentError::BadRecord {
+                reason: DecodeError::BadBatchChecksum { .. },
+                batch: Some(DamagedBatch {
+                    first_seq: 4,
+                    count: Some(40)
+                }),
+                ..
+            }
+        ));
+        // its header never reached the disk, the records did
+        let mut b = good.clone();
+        b[at[1] as usize..at[1] as usize + BATCH_HEADER_BYTES].fill(0);
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), at[1]);
+
+        // damage in the first batch, the second complete: corruption
+        let (path, _, at) = write_batches(dir.path(), &[3, 4]);
+        let mut b = std::fs::read(&path).unwrap();
+        b[at[0] as usize + 40] ^= 1;
+        std::fs::write(&path, &b).unwrap();
+        let e = read_all(&path).unwrap_err();
+        assert!(!e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), at[0]);
     }
 
     #[test]
@@ -1226,18 +1700,20 @@ pub(crate) mod tests {
         }
         fault.inject(Op::Write, Fault::ShortWrite);
         fault.inject(Op::Write, Fault::Errno(libc::EIO));
+        let before = w.len();
         assert_eq!(
             w.append(&more, 3).unwrap_err().raw_os_error(),
             Some(libc::EIO)
         );
         let path = w.path().to_path_buf();
-        // half of three records: the first whole, then a torn one
+        // half of a batch of three records: none of them is read (a batch
+        // is durable only whole), a torn tail where the batch starts
         let mut r = SegmentReader::open(&path).unwrap();
         while let Ok(Some(_)) = r.next_record() {}
-        assert_eq!(r.last_seq(), Some(5));
+        assert_eq!(r.last_seq(), Some(4));
         let e = read_all(&path).unwrap_err();
         assert!(e.is_torn_tail(), "{e}");
-        assert_eq!(e.offset(), rec_offset(5));
+        assert_eq!(e.offset(), before);
 
         // sealing: the rename fails, the open segment stays where it was
         let dir2 = tempfile::tempdir().unwrap();

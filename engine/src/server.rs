@@ -538,6 +538,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let recovery_secs = started.elapsed().as_secs_f64();
     metrics.recovery_duration.set(recovery_secs);
     metrics.recovery_replayed.set(recovered.replayed as i64);
+    metrics.healed_files.inc_by(recovered.healed.len() as u64);
     metrics.open_segment_bytes.set(seg.len() as i64);
     tracing::info!(
         last_seq = recovered.last_seq,

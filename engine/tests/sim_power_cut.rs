@@ -3,13 +3,12 @@
 //! that keeps, drops, zeroes or tears a seeded subset of the unsynced pages,
 //! then recovery on what is left.
 //!
-//! Checked at every crash point: no acknowledged (synced) record is lost,
-//! whether strict recovery starts or, where it refuses, recovery with
-//! `--accept-data-loss` semantics. Strict refusals are counted and printed
-//! with their seeds: today a torn *unacknowledged* batch whose later page
-//! survived while an earlier one did not reads as corruption (issue 14).
-//! Once batch framing lands, the test must assert that strict recovery
-//! always starts.
+//! Checked at every crash point: strict recovery starts (a torn
+//! *unacknowledged* batch, even one whose later page survived while an
+//! earlier one did not, is a torn tail: batch framing, issue 14) and no
+//! acknowledged (synced) record is lost. A refusal fails the test with the
+//! seeds (the tolerant recovery then still checks that nothing acknowledged
+//! was lost).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -118,8 +117,11 @@ fn no_acknowledged_record_is_lost_at_any_seeded_power_cut() {
     }
     assert!(acked > 0);
     eprintln!(
-        "{} crash points, {acked} acknowledged records, none lost; strict recovery refused after {} (torn unacknowledged batch, issue 14): seeds {refused:?}",
+        "{} crash points, {acked} acknowledged records, none lost",
         seeds.end - seeds.start,
-        refused.len()
+    );
+    assert!(
+        refused.is_empty(),
+        "strict recovery refused after a power cut (a torn unacknowledged batch must be a torn tail): seeds {refused:?}"
     );
 }

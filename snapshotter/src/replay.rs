@@ -89,6 +89,7 @@ impl From<HistoryError> for ReplayError {
             },
             HistoryError::Segment(e) => ReplayError::Damaged(e),
             HistoryError::Vanished { path } => ReplayError::Vanished { path },
+            HistoryError::Lost { cause, .. } => ReplayError::Damaged(*cause),
             e @ HistoryError::ReadDir { .. } => ReplayError::History(e),
         }
     }

@@ -8,8 +8,9 @@ use crate::sys::{Fault, FaultFs, Op, Rule};
 /// sealed or left open; returns its path.
 fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
     let mut w = SegmentWriter::create(dir, first, 4096).unwrap();
-    let mut buf = Vec::new();
+    // one batch per record: damage to a record is damage to its batch
     for seq in first..first + n {
+        let mut buf = Vec::new();
         record::encode_parts(
             w.salt(),
             seq,
@@ -17,8 +18,8 @@ fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
             format!("cmd{seq}").as_bytes(),
             &mut buf,
         );
+        w.append(&buf, 1).unwrap();
     }
-    w.append(&buf, n).unwrap();
     w.sync().unwrap();
     if seal {
         w.seal().unwrap()
@@ -93,7 +94,8 @@ fn damage_record(path: &Path, index: usize) -> u64 {
     }
     let at = r.offset();
     let mut b = std::fs::read(path).unwrap();
-    b[at as usize + 26] ^= 0x5a;
+    // a record byte, past the batch header: the batch checksum fails
+    b[at as usize + crate::batch::BATCH_HEADER_BYTES + 26] ^= 0x5a;
     std::fs::write(path, b).unwrap();
     at
 }
@@ -285,17 +287,34 @@ fn a_torn_tail_is_accepted_only_at_the_end_of_the_newest_open_segment() {
         matches!(
             err,
             Some(HistoryError::Segment(SegmentError::BadRecord {
-                reason: DecodeError::BadChecksum { .. },
+                reason: DecodeError::BadBatchChecksum { .. },
                 to_end: false,
                 ..
             }))
         ),
         "{err:?}"
     );
-    // skipped on request: the rest of it is cut (reported as not torn)
+    // skipped on request: only the damaged batch is lost, reading resumes
+    // at the next complete one
     let (t, err) = trace(&h, opts(0, None, OnDamage::Skip));
     assert!(err.is_none());
-    assert_eq!(t, ["r1", "r2", "cut0", "done0:2"]);
+    assert_eq!(t, ["r1", "r2", "skip", "r4", "r5", "done0:5"]);
+    let lost: Vec<_> = h
+        .walk(opts(0, None, OnDamage::Skip))
+        .filter_map(|s| match s.unwrap() {
+            Step::Skipped(HistoryError::Lost { first, last, .. }) => Some((first, last)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, vec![(3, 3)]);
+    // the damaged batch is the last one: the rest is cut (not torn)
+    let dir = tempfile::tempdir().unwrap();
+    let open = segment(dir.path(), 1, 5, false);
+    damage_record(&open, 4);
+    let h = History::scan(dir.path(), "archived").unwrap();
+    let (t, err) = trace(&h, opts(0, None, OnDamage::Skip));
+    assert!(err.is_none());
+    assert_eq!(t, ["r1", "r2", "r3", "r4", "tail0", "done0:4"]);
 }
 
 #[test]
@@ -319,9 +338,21 @@ fn skipping_damage_passes_a_sealed_segments_named_range() {
     assert_eq!(
         t,
         [
-            "r1", "r2", "skip", "done0:2", "r6", "r7", "r8", "r9", "r10", "done1:10", "skip",
-            "r13", "r14", "done2:14"
+            "r1", "r2", "skip", "r4", "r5", "done0:5", "r6", "r7", "r8", "r9", "r10", "done1:10",
+            "skip", "r13", "r14", "done2:14"
         ]
+    );
+    // the last batch of a sealed segment damaged: nothing to resume at, the
+    // named range is passed whole
+    let bad2 = segment(d, 15, 3, true);
+    damage_record(&bad2, 2);
+    segment(d, 18, 1, false);
+    let h2 = History::scan(d, "archived").unwrap();
+    let (t, err) = trace(&h2, opts(0, None, OnDamage::Skip));
+    assert!(err.is_none());
+    assert_eq!(
+        t[t.len() - 6..],
+        ["r15", "r16", "skip", "done3:16", "r18", "done4:18"]
     );
     assert!(matches!(
         steps
