@@ -95,8 +95,9 @@ TIERED_RUNTIME_NOSTART_PKGS=(docker-registry)
 # prometheus and promtool (the monitoring test), ss (iproute2: who listens),
 # the linter of every bash script (shellcheck, run by scripts/test.sh), and
 # fuse3 (fusermount3: the power-loss tests mount tools/lossyfs).
+# python3-venv: the venv of redis-py (test_python_venv below).
 # shellcheck disable=SC2034
-TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck btrfs-progs xfsprogs e2fsprogs fuse3)
+TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck btrfs-progs xfsprogs e2fsprogs fuse3 python3-venv)
 # shellcheck disable=SC2034
 TIERED_TEST_NOSTART_PKGS=(redis-server prometheus)
 
@@ -163,4 +164,22 @@ apt_install_no_start() {
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
       || die "apt-get install ${missing[*]} failed"
   ) 9>"${TIERED_POLICY_LOCK:-$([ -d /run/lock ] && echo /run/lock || echo /tmp)/tiered-policy-rc.d.lock}"
+}
+
+# The venv of the Python clients the engine's tests drive (engine/tests/
+# clients.rs finds it at this fixed path): the newest redis-py from PyPI,
+# in a venv of Debian's own python3 so that nothing is installed into the
+# host's Python (PEP 668). Re-running upgrades redis-py; when PyPI cannot be
+# reached an existing install is kept.
+TIERED_TEST_VENV=/opt/tiered/test-venv
+test_python_venv() {
+  if [ ! -x "$TIERED_TEST_VENV/bin/python" ]; then
+    log "python venv $TIERED_TEST_VENV"
+    mkdir -p "$(dirname "$TIERED_TEST_VENV")"
+    /usr/bin/python3 -m venv "$TIERED_TEST_VENV" || die "python3 -m venv $TIERED_TEST_VENV failed"
+  fi
+  if ! "$TIERED_TEST_VENV/bin/pip" install -q --disable-pip-version-check --upgrade redis; then
+    "$TIERED_TEST_VENV/bin/python" -c 'import redis' 2>/dev/null || die "pip install redis into $TIERED_TEST_VENV failed"
+    log "pip could not upgrade redis-py; keeping $("$TIERED_TEST_VENV/bin/python" -c 'import redis; print(redis.__version__)')"
+  fi
 }

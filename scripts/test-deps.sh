@@ -6,6 +6,8 @@
 #   iproute2                 ss: who listens on a port
 #   fuse3                    fusermount3: the power-loss tests mount tiered-lossyfs
 #   the shell linter         shellcheck: scripts/test.sh lints every bash script
+#   python3-venv + redis-py  /opt/tiered/test-venv: redis-py, newest from PyPI,
+#                            for engine/tests/clients.rs (test_python_venv)
 #   redis-server, prometheus the reference server of the engine benchmark,
 #                            Prometheus and promtool of the monitoring test
 #   rustfmt, clippy          rustup components, when rustup manages the toolchain
@@ -22,6 +24,7 @@ source "$(dirname "$0")/lib.sh"
 "$TIERED_ROOT/scripts/deps.sh"
 apt_install "${TIERED_TEST_PKGS[@]}"
 apt_install_no_start "${TIERED_TEST_NOSTART_PKGS[@]}"
+test_python_venv
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
