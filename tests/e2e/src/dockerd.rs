@@ -134,6 +134,24 @@ impl Dockerd {
         )?;
         Ok(())
     }
+
+    /// `kill -9` of dockerd alone (an OOM kill, a crash): its containerd, the
+    /// containers' shims and the plugins' processes are left running. Waits
+    /// (30 s) until it is gone. A systemd unit would restart it by itself;
+    /// its failed state is reset so that [`Dockerd::start`] starts one.
+    pub fn crash(&self) -> Result<()> {
+        eprintln!("kill -9 dockerd {}", self.pid);
+        kill(Pid::from_raw(self.pid), Signal::SIGKILL)?;
+        wait_for(
+            Duration::from_secs(30),
+            "dockerd to die after kill -9",
+            || !alive(self.pid),
+        )?;
+        if self.manager == Manager::Systemctl {
+            let _ = Cmd::new("systemctl").args(["reset-failed", "docker"]).run();
+        }
+        Ok(())
+    }
 }
 
 fn start(manager: &Manager) -> Result<()> {

@@ -37,7 +37,8 @@ impl Install {
     }
 
     /// `docker plugin create` from a fresh layout, `docker plugin set` the
-    /// tier sources (created if missing) and env, `docker plugin enable`.
+    /// tier sources (created if missing, also as `TIERED_*_SOURCE` for the
+    /// errors) and env, `docker plugin enable`.
     /// The guard (made before anything can fail) removes the plugin.
     pub fn install(&self) -> anyhow::Result<Guard> {
         let guard = Guard::plugin(&self.name);
@@ -62,6 +63,9 @@ impl Install {
             .args(["plugin", "set", &self.name])
             .arg(format!("primary.source={}", primary.display()))
             .arg(format!("archive.source={}", archive.display()))
+            // Named in the plugin's errors (what scripts/plugin.sh sets).
+            .arg(format!("TIERED_PRIMARY_SOURCE={}", primary.display()))
+            .arg(format!("TIERED_ARCHIVE_SOURCE={}", archive.display()))
             .arg(format!("TIERED_METRICS_LISTEN={}", self.metrics_listen))
             .arg(format!("TIERED_LOG_LEVEL={}", self.log_level))
             .run()?;
@@ -181,4 +185,27 @@ pub fn plugin_mounts(id: &str, volume: &str) -> anyhow::Result<Vec<String>> {
         }
     }
     anyhow::bail!("no tiered-plugin process in a cgroup named {id}")
+}
+
+/// The plugin's socket on the host, `/run/docker/plugins/<ID>/tiered.sock`.
+pub fn socket(plugin: &str) -> anyhow::Result<PathBuf> {
+    let id = inspect(plugin, "{{.ID}}")?;
+    Ok(PathBuf::from(format!(
+        "/run/docker/plugins/{id}/tiered.sock"
+    )))
+}
+
+/// `GET /metrics` on the plugin's socket (no metrics listener needed).
+pub fn scrape_socket(plugin: &str) -> anyhow::Result<String> {
+    let sock = socket(plugin)?;
+    match crate::http::unix_request(&sock, "GET", "/metrics", "")? {
+        (200, body) => Ok(body),
+        (code, _) => anyhow::bail!("GET /metrics on {}: HTTP {code}", sock.display()),
+    }
+}
+
+/// One series of the plugin's metrics (see [`crate::http::metric`]); 0 when
+/// the series is not exposed (yet).
+pub fn metric(plugin: &str, series: &str) -> anyhow::Result<f64> {
+    Ok(crate::http::metric(&scrape_socket(plugin)?, series).unwrap_or(0.0))
 }
