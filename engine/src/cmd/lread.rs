@@ -151,18 +151,16 @@ impl Command for LPos {
                     }
                 }
                 b"COUNT" => {
-                    let c = parse_i64(v).ok_or_else(not_integer)?;
-                    if c < 0 {
-                        return Err(Reply::error("ERR COUNT can't be negative"));
-                    }
-                    count = Some(c);
-                }
-                b"MAXLEN" => {
-                    maxlen = parse_i64(v).ok_or_else(not_integer)?;
-                    if maxlen < 0 {
-                        return Err(Reply::error("ERR MAXLEN can't be negative"));
+                    // Redis's getPositiveLong…: one error for both
+                    match parse_i64(v) {
+                        Some(c) if c >= 0 => count = Some(c),
+                        _ => return Err(Reply::error("ERR COUNT can't be negative")),
                     }
                 }
+                b"MAXLEN" => match parse_i64(v) {
+                    Some(m) if m >= 0 => maxlen = m,
+                    _ => return Err(Reply::error("ERR MAXLEN can't be negative")),
+                },
                 _ => return Err(syntax_error()),
             }
             i += 2;
