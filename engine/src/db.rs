@@ -21,11 +21,16 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// A hash value: field -> value.
 pub type Hash = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// A list value: elements from head (left) to tail (right). Never empty
+/// in the state: a command that empties a list removes the key.
+pub type List = std::collections::VecDeque<Vec<u8>>;
+
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Vec<u8>),
     Hash(Hash),
+    List(List),
 }
 
 impl Value {
@@ -34,6 +39,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::List(_) => "list",
         }
     }
 }
@@ -208,6 +214,36 @@ impl Db {
             None => Ok(None),
             Some(Value::Hash(h)) => Ok(Some(h)),
             Some(_) => Err(WrongType),
+        }
+    }
+
+    /// The live list at `key` (None when absent), or [`WrongType`].
+    pub fn get_list(&self, key: &[u8], now_ms: u64) -> Result<Option<&List>, WrongType> {
+        match self.get(key, now_ms) {
+            None => Ok(None),
+            Some(Value::List(l)) => Ok(Some(l)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// The live list at `key` for changing it (None when absent), or
+    /// [`WrongType`].
+    pub fn list_mut(&mut self, key: &[u8], now_ms: u64) -> Result<Option<&mut List>, WrongType> {
+        match self.live_mut(key, now_ms) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::List(l),
+                ..
+            }) => Ok(Some(l)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// Removes `key` when it holds an empty list (a list command emptied it).
+    pub fn drop_if_empty_list(&mut self, key: &[u8]) {
+        let at: &dyn AsPos = &lookup(key);
+        if matches!(self.map.get(at), Some(Entry { value: Value::List(l), .. }) if l.is_empty()) {
+            self.map.remove(at);
         }
     }
 

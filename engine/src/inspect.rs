@@ -171,6 +171,13 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
                         }
                         writeln!(out, "{s}{exp}")?
                     }
+                    Value::List(l) => {
+                        let mut s = format!("RPUSH {}", esc(k));
+                        for v in l {
+                            s.push_str(&format!(" {}", esc(v)));
+                        }
+                        writeln!(out, "{s}{exp}")?
+                    }
                 }
             }
             Ok(())

@@ -11,8 +11,11 @@
 //!  | kind u8 | has_exp u8  | [expire_at_ms u64] | key:bytes | 1: value:bytes                |
 //!  | 1 str   | 0 or 1      |  if has_exp = 1    |           | 2: n u32, n × (field, value)  |
 //!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
+//!  | 3 list  |             |                    |           | 3: n u32 (> 0), n × value     |
+//!  |         |             |                    |           |    (head to tail)             |
 //!  +---------+-------------+--------------------+-----------+-------------------------------+
 //!  trailer: crc u32 LE = CRC32(every byte before it)
+//!  version 1 files (no lists) load unchanged; version 2 adds kind 3.
 //!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
 //! ```
 //!
@@ -22,13 +25,15 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, Entry, Hash, Value};
+use crate::db::{Db, Entry, Hash, List, Value};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
 use crate::sys::{self, FileCursor, Fs, OpenMode};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// Versions this build reads (1: strings and hashes; 2: lists too).
+const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=SNAPSHOT_VERSION;
 pub const SNAPSHOT_HEADER_BYTES: u64 = 48;
 const TRAILER_BYTES: u64 = 4;
 
@@ -116,6 +121,7 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
         let kind = match entry.value {
             Value::Str(_) => 1u8,
             Value::Hash(_) => 2u8,
+            Value::List(_) => 3u8,
         };
         w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
         if let Some(t) = entry.expire_at_ms {
@@ -128,6 +134,12 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
                 w.write_all(&(hash.len() as u32).to_le_bytes())?;
                 for (f, v) in hash {
                     put_bytes(w, f)?;
+                    put_bytes(w, v)?;
+                }
+            }
+            Value::List(list) => {
+                w.write_all(&(list.len() as u32).to_le_bytes())?;
+                for v in list {
                     put_bytes(w, v)?;
                 }
             }
@@ -293,7 +305,7 @@ fn parse(
         return Err(bad(format!("bad magic {:02x?}", &h[0..8])));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4"));
-    if version != SNAPSHOT_VERSION {
+    if !READABLE_VERSIONS.contains(&version) {
         return Err(bad(format!(
             "unsupported version {version} (this build reads {SNAPSHOT_VERSION})"
         )));
@@ -348,6 +360,20 @@ fn parse(
                     return Err(r.corrupt("empty hash"));
                 }
                 Value::Hash(h)
+            }
+            3 if version >= 2 => {
+                let n = r.u32()?;
+                if n == 0 {
+                    return Err(r.corrupt("empty list"));
+                }
+                if u64::from(n) > (r.body_len - r.offset) / 4 {
+                    return Err(r.corrupt(format!("{n} list elements cannot fit")));
+                }
+                let mut l = List::with_capacity(n as usize);
+                for _ in 0..n {
+                    l.push_back(r.bytes()?);
+                }
+                Value::List(l)
             }
             other => return Err(r.corrupt(format!("bad entry kind {other}"))),
         };
@@ -424,7 +450,45 @@ mod tests {
             pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), vec![])],
         }
         .apply(&mut db, 0);
+        crate::cmd::Push {
+            key: b"l".to_vec(),
+            head: false,
+            only_existing: false,
+            elements: vec![b"x".to_vec(), vec![], b"x".to_vec()],
+        }
+        .apply(&mut db, 0);
         db
+    }
+
+    /// A version 1 file (written before lists existed) with one string.
+    fn version_1_file(kind: u8) -> Vec<u8> {
+        let mut f = b"TIERSNAP".to_vec();
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&[0; 4]);
+        f.extend_from_slice(&9u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&[kind, 0, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']);
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn version_1_snapshots_still_load_and_lists_need_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(layout::snapshot_name(9));
+        std::fs::write(&p, version_1_file(1)).unwrap();
+        let (meta, db) = read_snapshot(&p).unwrap();
+        assert_eq!((meta.last_seq, meta.entries), (9, 1));
+        assert_eq!(db.get(b"k", 0), Some(&Value::Str(b"v".to_vec())));
+        // kind 3 (lists) is not a version 1 kind
+        std::fs::write(&p, version_1_file(3)).unwrap();
+        assert!(matches!(
+            read_snapshot(&p),
+            Err(SnapshotError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -435,7 +499,7 @@ mod tests {
         assert_eq!(p, dir.path().join(layout::snapshot_name(77)));
         let (meta, back) = read_snapshot(&p).unwrap();
         assert_eq!(back, db);
-        assert_eq!((meta.last_seq, meta.entries), (77, 51));
+        assert_eq!((meta.last_seq, meta.entries), (77, 52));
         assert!(meta.created_ms > 0);
         assert_eq!(verify_snapshot(&p).unwrap(), meta);
         // no temp file left behind

@@ -881,3 +881,63 @@ fn the_health_subcommand_tells_a_ready_engine_from_none() {
     let bad = run_bin(&["health", "--addr", "not-an-address"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Every list write is logged as its effect: a restart replays the log into
+/// the same lists (issue 13).
+#[test]
+fn lists_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p");
+    let e = Engine::start(&data, &[]);
+    let rt = rt();
+    let script: &[&[&str]] = &[
+        &["RPUSH", "l", "a", "b", "c", "d", "b"],
+        &["LPUSH", "l", "z"],
+        &["LPUSHX", "none", "z"],
+        &["LSET", "l", "-1", "e"],
+        &["LINSERT", "l", "AFTER", "a", "x"],
+        &["LREM", "l", "1", "b"],
+        &["LMOVE", "l", "m", "LEFT", "RIGHT"],
+        &["RPOPLPUSH", "l", "m"],
+        &["LPOP", "l", "1"],
+        &["LTRIM", "l", "0", "1"],
+        &["RPUSH", "gone", "1"],
+        &["LMPOP", "2", "nope", "gone", "LEFT", "COUNT", "5"],
+    ];
+    let snapshot = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let mut out = Vec::new();
+            for k in ["l", "m", "gone", "none"] {
+                let v: Vec<String> = q(&mut c, &["LRANGE", k, "0", "-1"]).await.unwrap();
+                out.push(v);
+            }
+            out
+        }
+    };
+    let before = rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        for cmd in script {
+            let _: redis::Value = q(&mut c, cmd).await.unwrap();
+        }
+        assert_eq!(q::<String>(&mut c, &["TYPE", "l"]).await.unwrap(), "list");
+        snapshot(&mut c).await
+    });
+    assert_eq!(
+        before,
+        vec![
+            vec!["x".to_string(), "c".to_string()],
+            vec!["e".to_string(), "z".to_string()],
+            vec![],
+            vec![]
+        ]
+    );
+    assert!(e.terminate().success());
+    let e = Engine::start(&data, &[]);
+    let after = rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        snapshot(&mut c).await
+    });
+    assert_eq!(after, before);
+    assert!(e.terminate().success());
+}

@@ -58,6 +58,7 @@ impl Read for Memory {
                 .iter()
                 .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
                 .sum(),
+            Value::List(l) => l.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
         };
         Reply::Int((KEY_OVERHEAD + self.key.len() + value) as i64)
     }

@@ -69,6 +69,10 @@ mod incrby;
 mod incrbyfloat;
 mod keys;
 mod lcs;
+mod ledit;
+mod list;
+mod lmove;
+mod lread;
 mod memory;
 mod mget;
 mod mset;
@@ -76,6 +80,8 @@ mod msetnx;
 mod multi;
 mod object;
 mod persist;
+mod pop;
+mod push;
 mod randomkey;
 mod rename;
 mod scan;
@@ -111,10 +117,14 @@ pub use hdel::HDel;
 pub use hincrby::HIncrBy;
 pub use hset::HSet;
 pub use incrby::IncrBy;
+pub use ledit::{LInsert, LRem, LSet, LTrim};
+pub use lmove::{LMPop, LMove};
 pub use mget::MAX_MGET_REPLY_BYTES;
 pub use mset::MSet;
 pub use multi::{Transaction, Txn};
 pub use persist::Persist;
+pub use pop::Pop;
+pub use push::Push;
 pub use set::{Set, SetCondition};
 
 use crate::db::Db;
@@ -507,6 +517,23 @@ pub const TABLE: &[Spec] = &[
     spec::<hexists::HStrlen>(),
     spec::<hrandfield::HRandField>(),
     spec::<hscan::HScan>(),
+    spec::<push::LPush>(),
+    spec::<push::RPush>(),
+    spec::<push::LPushX>(),
+    spec::<push::RPushX>(),
+    spec::<pop::LPop>(),
+    spec::<pop::RPop>(),
+    spec::<lread::LLen>(),
+    spec::<lread::LRange>(),
+    spec::<lread::LIndex>(),
+    spec::<lread::LPos>(),
+    spec::<ledit::LSet>(),
+    spec::<ledit::LTrim>(),
+    spec::<ledit::LRem>(),
+    spec::<ledit::LInsert>(),
+    spec::<lmove::LMove>(),
+    spec::<lmove::RPopLPush>(),
+    spec::<lmove::LMPop>(),
     spec::<multi::Multi>(),
     spec::<multi::Exec>(),
     spec::<multi::Discard>(),

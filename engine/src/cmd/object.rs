@@ -19,6 +19,8 @@ pub fn encoding(v: &Value) -> &'static str {
         Value::Str(_) => "raw",
         Value::Hash(h) if is_listpack(h) => "listpack",
         Value::Hash(_) => "hashtable",
+        // Redis 7.0 keeps every list in a quicklist
+        Value::List(_) => "quicklist",
     }
 }
 

@@ -95,6 +95,55 @@ fn all_effects() -> Vec<Box<dyn Write>> {
             field: b("f"),
             delta: i64::MIN,
         }),
+        Box::new(Push {
+            key: b("l"),
+            head: false,
+            only_existing: false,
+            elements: vec![b("a"), b("b"), b("c"), b("b")],
+        }),
+        Box::new(Push {
+            key: b("l"),
+            head: true,
+            only_existing: true,
+            elements: vec![b("z")],
+        }),
+        Box::new(LSet {
+            key: b("l"),
+            index: -1,
+            element: b("e"),
+        }),
+        Box::new(LInsert {
+            key: b("l"),
+            after: true,
+            pivot: b("a"),
+            element: b("b"),
+        }),
+        Box::new(LRem {
+            key: b("l"),
+            count: -1,
+            element: b("b"),
+        }),
+        Box::new(LMove {
+            source: b("l"),
+            destination: b("l2"),
+            from_head: true,
+            to_head: false,
+        }),
+        Box::new(Pop {
+            key: b("l"),
+            head: false,
+            count: Some(2),
+        }),
+        Box::new(LTrim {
+            key: b("l"),
+            start: 0,
+            stop: 0,
+        }),
+        Box::new(LMPop {
+            keys: vec![b("nope"), b("l2"), b("l")],
+            head: true,
+            count: 5,
+        }),
         Box::new(FlushAll),
     ]
 }
@@ -297,6 +346,62 @@ fn payload_bytes_are_unchanged() {
             .concat(),
         ),
         (&["flushall"], vec![12]),
+        (
+            &["lpushx", "k", "v"],
+            vec![24, 1, 0, 0, 0, b'k', 3, 1, 0, 0, 0, 1, 0, 0, 0, b'v'],
+        ),
+        (
+            &["rpush", "k", "v"],
+            vec![24, 1, 0, 0, 0, b'k', 0, 1, 0, 0, 0, 1, 0, 0, 0, b'v'],
+        ),
+        (&["rpop", "k"], vec![25, 1, 0, 0, 0, b'k', 0, 0]),
+        (
+            &["lpop", "k", "3"],
+            [&[25u8, 1, 0, 0, 0, b'k', 1, 1][..], &3u64.to_le_bytes()].concat(),
+        ),
+        (
+            &["lset", "k", "-2", "v"],
+            [
+                &[26u8, 1, 0, 0, 0, b'k'][..],
+                &(-2i64).to_le_bytes(),
+                &[1, 0, 0, 0, b'v'],
+            ]
+            .concat(),
+        ),
+        (
+            &["ltrim", "k", "1", "-1"],
+            [
+                &[27u8, 1, 0, 0, 0, b'k'][..],
+                &1i64.to_le_bytes(),
+                &(-1i64).to_le_bytes(),
+            ]
+            .concat(),
+        ),
+        (
+            &["lrem", "k", "0", "v"],
+            [
+                &[28u8, 1, 0, 0, 0, b'k'][..],
+                &0i64.to_le_bytes(),
+                &[1, 0, 0, 0, b'v'],
+            ]
+            .concat(),
+        ),
+        (
+            &["linsert", "k", "after", "p", "v"],
+            vec![29, 1, 0, 0, 0, b'k', 1, 1, 0, 0, 0, b'p', 1, 0, 0, 0, b'v'],
+        ),
+        (
+            &["rpoplpush", "s", "d"],
+            vec![30, 1, 0, 0, 0, b's', 1, 0, 0, 0, b'd', 0, 1],
+        ),
+        (
+            &["lmpop", "1", "k", "left", "count", "2"],
+            [
+                &[31u8, 1, 0, 0, 0, 1, 0, 0, 0, b'k', 1][..],
+                &2u64.to_le_bytes(),
+            ]
+            .concat(),
+        ),
     ];
     for (args, bytes) in cases {
         assert_eq!(logged(args, 100), bytes, "{args:?}");
@@ -594,4 +699,151 @@ fn hash_semantics_and_type_errors() {
     };
     assert_eq!(apply(&mut db, del, 0), Reply::Int(1));
     assert!(db.is_empty());
+}
+
+// ---------------------------------------------------------------- lists
+
+/// A server without clients or statistics (reads of the list tests).
+struct NoServer(config::ConfigStore);
+
+impl ServerInfo for NoServer {
+    fn info(&self, _: &[String], _: &Db, _: u64) -> String {
+        String::new()
+    }
+    fn config(&self) -> &config::ConfigStore {
+        &self.0
+    }
+    fn reset_stats(&self) {}
+    fn client_list(&self, _: Option<&[u64]>, _: u64, _: &str) -> String {
+        String::new()
+    }
+    fn client_kill(&self, _: &ClientFilter, _: u64) -> usize {
+        0
+    }
+}
+
+/// What a request answers against `db` at time 0: a write is applied, a
+/// read is run.
+fn run(db: &mut Db, args: &[&str]) -> Reply {
+    match parse(a(args), 0).1 {
+        Action::Reply(r) => r,
+        Action::Write(w) => {
+            if let Some(e) = w.precheck(db, 0) {
+                return e;
+            }
+            w.apply_boxed(db, 0)
+        }
+        Action::Read(r) => {
+            let mut conn = ConnState::new(1);
+            let server = NoServer(config::ConfigStore::new(&[]));
+            let mut ctx = ReadCtx {
+                db,
+                now_ms: 0,
+                conn: &mut conn,
+                server: &server,
+            };
+            r.read(&mut ctx)
+        }
+        _ => panic!("unexpected action for {args:?}"),
+    }
+}
+
+fn bulks(v: &[&str]) -> Reply {
+    Reply::Array(v.iter().map(|s| Reply::Bulk(b(s))).collect())
+}
+
+#[test]
+fn list_semantics_and_type_errors() {
+    let mut db = Db::new();
+    assert_eq!(run(&mut db, &["rpushx", "l", "a"]), Reply::Int(0));
+    assert!(db.is_empty());
+    assert_eq!(run(&mut db, &["rpush", "l", "a", "b", "c"]), Reply::Int(3));
+    assert_eq!(run(&mut db, &["lpush", "l", "x", "y"]), Reply::Int(5));
+    assert_eq!(
+        run(&mut db, &["lrange", "l", "0", "-1"]),
+        bulks(&["y", "x", "a", "b", "c"])
+    );
+    assert_eq!(
+        run(&mut db, &["lrange", "l", "-2", "100"]),
+        bulks(&["b", "c"])
+    );
+    assert_eq!(run(&mut db, &["lindex", "l", "-1"]), Reply::Bulk(b("c")));
+    assert_eq!(run(&mut db, &["lindex", "l", "5"]), Reply::Nil);
+    assert_eq!(run(&mut db, &["lindex", "nope", "x"]), Reply::Nil);
+    assert_eq!(
+        run(&mut db, &["lindex", "l", "x"]),
+        Reply::error(NOT_INTEGER)
+    );
+    assert_eq!(
+        run(&mut db, &["lset", "nope", "x", "v"]),
+        Reply::error(reply::NO_SUCH_KEY)
+    );
+    assert_eq!(
+        run(&mut db, &["lset", "l", "9", "v"]),
+        Reply::error(super::list::INDEX_RANGE)
+    );
+    assert_eq!(run(&mut db, &["lset", "l", "1", "X"]), Reply::Ok);
+    assert_eq!(
+        run(&mut db, &["linsert", "l", "before", "a", "b"]),
+        Reply::Int(6)
+    );
+    assert_eq!(
+        run(&mut db, &["linsert", "l", "after", "zz", "b"]),
+        Reply::Int(-1)
+    );
+    assert_eq!(
+        run(&mut db, &["lpos", "l", "b", "rank", "-1", "count", "0"]),
+        Reply::Array(vec![Reply::Int(4), Reply::Int(2)])
+    );
+    assert_eq!(run(&mut db, &["lrem", "l", "-1", "b"]), Reply::Int(1));
+    assert_eq!(
+        run(&mut db, &["lrange", "l", "0", "-1"]),
+        bulks(&["y", "X", "b", "a", "c"])
+    );
+    assert_eq!(run(&mut db, &["rpoplpush", "l", "l"]), Reply::Bulk(b("c")));
+    assert_eq!(
+        run(&mut db, &["lmove", "l", "m", "left", "right"]),
+        Reply::Bulk(b("c"))
+    );
+    assert_eq!(run(&mut db, &["lpop", "l", "2"]), bulks(&["y", "X"]));
+    assert_eq!(run(&mut db, &["rpop", "l"]), Reply::Bulk(b("a")));
+    assert_eq!(run(&mut db, &["lpop", "nope", "2"]), Reply::NilArray);
+    assert_eq!(
+        run(&mut db, &["lpop", "l", "-1"]),
+        Reply::error(super::list::MUST_BE_POSITIVE)
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            &["lmpop", "3", "nope", "l", "m", "right", "count", "9"]
+        ),
+        Reply::Array(vec![Reply::Bulk(b("l")), bulks(&["b"])])
+    );
+    assert_eq!(run(&mut db, &["ltrim", "m", "1", "0"]), Reply::Ok);
+    assert!(db.is_empty(), "emptied lists are removed");
+    assert_eq!(run(&mut db, &["lmpop", "1", "m", "left"]), Reply::NilArray);
+    run(&mut db, &["set", "s", "v"]);
+    run(&mut db, &["hset", "h", "f", "v"]);
+    run(&mut db, &["rpush", "l", "v"]);
+    for cmd in [
+        &["lpush", "s", "v"][..],
+        &["lpop", "h"],
+        &["llen", "s"],
+        &["lrange", "h", "0", "1"],
+        &["lset", "s", "x", "v"],
+        &["rpoplpush", "l", "s"],
+        &["lmpop", "2", "nope", "h", "left"],
+        &["get", "l"],
+        &["append", "l", "x"],
+        &["hget", "l", "f"],
+        &["hset", "l", "f", "v"],
+        &["incr", "l"],
+    ] {
+        assert_eq!(run(&mut db, cmd), Reply::error(WRONGTYPE), "{cmd:?}");
+    }
+    assert_eq!(run(&mut db, &["type", "l"]), Reply::Status("list".into()));
+    assert_eq!(
+        run(&mut db, &["object", "encoding", "l"]),
+        Reply::Bulk(b("quicklist"))
+    );
 }
