@@ -1,4 +1,4 @@
-# Shared shell helpers, sourced by scripts/*.sh and tests/e2e/system_lib.sh.
+# Shared shell helpers, sourced by scripts/*.sh.
 # shellcheck shell=bash
 
 # Repository root (this file lives in scripts/).

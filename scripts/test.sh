@@ -33,7 +33,8 @@ scripts/test.sh will, on this host:
     stop with it and come back only per their restart policy
   - possibly `docker swarm init` (left again only if the test made the swarm)
   - create plugins, volumes, images, containers, networks and temp dirs named tiered-e2e-*
-    or tiered-t-*, and remove them at the end, pass or fail
+    (and the containers of the scripts they run, tiered-t-*), and remove them at the end,
+    pass or fail
   - run its own redis-server, docker-registry and prometheus on free loopback ports
 (scripts/test.sh --no-e2e does only the package step and the cargo steps.)
 EOF
@@ -80,18 +81,6 @@ if [ $run_e2e = 1 ]; then
   e2e_passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$e2e_log" | awk '{s+=$4} END {print s+0}')
   e2e_failed=$(grep -oE '; [0-9]+ failed' "$e2e_log" | awk '{s+=$2} END {print s+0}')
   [ "$e2e_rc" = 0 ] || e2e_failed=$((e2e_failed > 0 ? e2e_failed : 1))
-  # Scenarios not yet ported to tests/e2e (Rust).
-  if compgen -G "$TIERED_ROOT/tests/e2e/test_*.sh" >/dev/null; then
-    set +e
-    "$TIERED_ROOT/tests/e2e/run.sh" 2>&1 | tee "$e2e_log"
-    sh_rc=${PIPESTATUS[0]}
-    set -e
-    sh_passed=$(sed -nE 's/^e2e: ([0-9]+) passed, ([0-9]+) failed$/\1/p' "$e2e_log" | tail -1)
-    sh_failed=$(sed -nE 's/^e2e: ([0-9]+) passed, ([0-9]+) failed$/\2/p' "$e2e_log" | tail -1)
-    sh_passed=${sh_passed:-0} sh_failed=${sh_failed:-1}
-    [ "$sh_rc" = 0 ] || sh_failed=$((sh_failed > 0 ? sh_failed : 1))
-    e2e_passed=$((e2e_passed + sh_passed)) e2e_failed=$((e2e_failed + sh_failed))
-  fi
 fi
 
 echo "total: $((unit_passed + e2e_passed)) passed, $((unit_failed + e2e_failed)) failed"

@@ -177,25 +177,7 @@ impl System {
     }
 
     fn diagnostics(&self) {
-        eprintln!("--- diagnostics ({})", self.id);
-        let script = r#"
-            docker ps -a --filter "name=$ID" --format '{{.Names}} {{.Status}}'
-            for c in $(docker ps -aq --filter "name=$ID"); do
-              echo "--- logs of $(docker inspect -f '{{.Name}}' "$c")"
-              docker logs --tail 30 "$c" 2>&1
-            done
-            echo "--- tiers"
-            find "$WORK" -maxdepth 5 ! -name '*.snap' ! -name 'cmdlog-*.log' 2>/dev/null | head -60
-            echo "($(find "$WORK" -name '*.snap' | wc -l) snapshots, $(find "$WORK" -name 'cmdlog-*.log' | wc -l) completed logs)"
-        "#;
-        let out = Cmd::new("sh")
-            .args(["-c", script])
-            .env("ID", &self.id)
-            .env("WORK", &self.work)
-            .output();
-        if let Ok(out) = out {
-            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-        }
+        diagnostics(&self.id, &self.work);
     }
 }
 
@@ -210,6 +192,30 @@ impl Drop for System {
             }
             drop(Guard::volume(&self.volume));
         }
+    }
+}
+
+/// What a failed system test prints: the state and last log lines of every
+/// container whose name holds `id`, and what lies on the tiers under `work`.
+pub fn diagnostics(id: &str, work: &Path) {
+    eprintln!("--- diagnostics ({id})");
+    let script = r#"
+        docker ps -a --filter "name=$ID" --format '{{.Names}} {{.Status}}'
+        for c in $(docker ps -aq --filter "name=$ID"); do
+          echo "--- logs of $(docker inspect -f '{{.Name}}' "$c")"
+          docker logs --tail 30 "$c" 2>&1
+        done
+        echo "--- tiers"
+        find "$WORK" -maxdepth 5 ! -name '*.snap' ! -name 'cmdlog-*.log' 2>/dev/null | head -60
+        echo "($(find "$WORK" -name '*.snap' | wc -l) snapshots, $(find "$WORK" -name 'cmdlog-*.log' | wc -l) completed logs)"
+    "#;
+    let out = Cmd::new("sh")
+        .args(["-c", script])
+        .env("ID", id)
+        .env("WORK", work)
+        .output();
+    if let Ok(out) = out {
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     }
 }
 
