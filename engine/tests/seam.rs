@@ -2,7 +2,9 @@
 //! failed write or fdatasync of the command log poisons it (the failed
 //! command is never applied or acknowledged, the engine stops with the
 //! errno), a full volume is told by its errno, and start-up stops on a
-//! failing directory fsync. No global failpoints: these run in parallel.
+//! failing directory fsync; a failure of any call the log makes while it
+//! rotates loses no acknowledged write. No global failpoints: these run in
+//! parallel.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -156,4 +158,87 @@ fn start_up_stops_on_a_failing_directory_fsync() {
     let calls = fault.take_calls();
     assert!(calls.iter().any(|(op, _)| *op == Op::ReadDir));
     assert!(calls.iter().any(|(op, _)| *op == Op::Create));
+}
+
+/// Every seam call the log makes while it rotates, failed once under a
+/// write load: whatever the engine then does (poison and stop, or carry on
+/// when the call was not needed for durability), every acknowledged write
+/// is recovered by a strict start on the real file system, and a stop is a
+/// poisoning that names the failed call's errno.
+#[test]
+fn a_failing_call_during_rotation_loses_no_acknowledged_write() {
+    let cases: &[(Op, Option<&str>, i32)] = &[
+        (Op::Create, None, libc::EIO),
+        (Op::Create, None, libc::ENOSPC),
+        (Op::Fallocate, None, libc::ENOSPC),
+        (Op::Rename, None, libc::EIO),
+        (Op::FsyncDir, None, libc::EIO),
+        (Op::Fsync, None, libc::EIO),
+        (Op::Fdatasync, None, libc::EIO),
+        (Op::SetLen, None, libc::EIO),
+        (Op::Write, Some(".open"), libc::ENOSPC),
+    ];
+    for &(op, suffix, errno) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = FaultFs::new(real());
+        let mut cfg = config(dir.path(), &fault);
+        cfg.rotate_bytes = 4096;
+        let (acked, stopped) = rt().block_on(async {
+            let running = tiered_engine::start(cfg, CancellationToken::new())
+                .await
+                .unwrap();
+            let client = redis::Client::open(format!("redis://{}/", running.addr)).unwrap();
+            let mut con = client.get_multiplexed_async_connection().await.unwrap();
+            let mut acked = Vec::new();
+            for i in 0..20 {
+                let k = format!("k{i}");
+                assert_eq!(set(&mut con, &k, &"v".repeat(100)).await.unwrap(), "OK");
+                acked.push(k);
+            }
+            // armed after start-up: the next matching call of the log fails
+            fault.add_rule(Rule {
+                op,
+                name_suffix: suffix.map(Into::into),
+                skip: 0,
+                times: 1,
+                fault: Fault::Errno(errno),
+            });
+            // enough to rotate a few times (4 KiB segments)
+            for i in 20..300 {
+                let k = format!("k{i}");
+                match set(&mut con, &k, &"v".repeat(100)).await {
+                    Ok(_) => acked.push(k),
+                    Err(_) => break,
+                }
+            }
+            let stopped = tokio::time::timeout(Duration::from_millis(500), running.wait()).await;
+            (acked, stopped)
+        });
+        assert_eq!(
+            fault.pending_rules(),
+            0,
+            "{op:?}: the log never made that call"
+        );
+        if let Ok(result) = stopped {
+            match result {
+                Err(EngineError::Poisoned(
+                    WriterError::Io { source, .. }
+                    | WriterError::Segment(SegmentError::Io { source, .. }),
+                )) => assert_eq!(
+                    source.raw_os_error(),
+                    Some(errno),
+                    "{op:?}: poisoned with another errno"
+                ),
+                other => panic!("{op:?}: stopped without a poisoning: {other:?}"),
+            }
+        }
+        let recovered = recover(dir.path(), "archived", RecoveryMode::Strict)
+            .unwrap_or_else(|e| panic!("{op:?} {errno}: strict recovery refused: {e}"));
+        for k in &acked {
+            assert!(
+                recovered.db.get(k.as_bytes(), 0).is_some(),
+                "{op:?} {errno}: acknowledged {k} lost"
+            );
+        }
+    }
 }
