@@ -7,6 +7,7 @@
 #   scripts/redis-suite.sh                      the units of the client issue
 #   scripts/redis-suite.sh unit/type/list ...   the units named
 #   REDIS_TESTS=/path/to/redis-tests scripts/redis-suite.sh
+#   TIERED_ENGINE_BIN=/path/to/tiered-engine scripts/redis-suite.sh   (no build)
 #
 # The suite is Redis's (BSD-3-Clause), not part of this repository: point
 # REDIS_TESTS at a directory holding its `run.sh` and `redis-tests.tar.gz`
@@ -27,9 +28,13 @@ units=("$@")
 [ ${#units[@]} -gt 0 ] || units=(unit/type/string unit/type/incr unit/expire unit/type/hash
   unit/keyspace unit/scan unit/protocol unit/quit unit/info-command unit/other unit/multi)
 
-log "building tiered-engine (release)"
-cargo build --release --locked -p tiered-engine --bin tiered-engine
-engine_bin="$TIERED_ROOT/target/release/tiered-engine"
+if [ -n "${TIERED_ENGINE_BIN:-}" ]; then
+  engine_bin=$TIERED_ENGINE_BIN   # e.g. an older build, for before/after numbers
+else
+  log "building tiered-engine (release)"
+  cargo build --release --locked -p tiered-engine --bin tiered-engine
+  engine_bin="$TIERED_ROOT/target/release/tiered-engine"
+fi
 
 work=$(mktemp -d -p "${TMPDIR:-/var/tmp}" tiered-suite.XXXXXX)
 on_exit rm -rf "$work"

@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::layout::DEFAULT_ARCHIVE_DIR_NAME;
 use crate::recovery::RecoveryMode;
+use crate::sys::Fs;
 
 /// Default size at which the open segment is sealed: 64 MiB.
 pub const DEFAULT_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
@@ -42,6 +44,9 @@ pub struct Config {
     pub reserve_bytes: u64,
     /// Preallocate each segment to `rotate_bytes` (off the write path).
     pub preallocate: bool,
+    /// The file seam the command log and recovery go through: the real file
+    /// system, or in tests a fault-injecting or simulated one.
+    pub fs: Arc<dyn Fs>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +55,7 @@ pub enum ConfigError {
     RotateBytes(u64),
     #[error("--rotate-interval {0} s out of range (1..=86400)")]
     RotateInterval(u64),
-    #[error("--archive-dir-name {0:?} must be one plain directory name")]
+    #[error("--archive-dir-name {0:?} must be one plain directory name (not empty, not '.' or '..', no '/' or NUL, at most 255 bytes, not ending in .tmp)")]
     ArchiveDirName(String),
     #[error("--max-clients {0} out of range (1..=1000000)")]
     MaxClients(usize),
@@ -70,6 +75,7 @@ impl Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             reserve_bytes: DEFAULT_RESERVE_BYTES,
             preallocate: true,
+            fs: crate::sys::real(),
         }
     }
 

@@ -9,8 +9,11 @@
 //! [`Db::purge_expired`]. Whoever gives a key an expiry records it with
 //! [`Db::track_expiry`] ([`Db::insert_entry`] does it for whole entries).
 
-use std::collections::hash_map;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::btree_map;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 /// Key/value (or field/value) pairs of MSET and HSET.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -32,6 +35,16 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
         }
+    }
+}
+
+/// A key holds another type than the command works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+impl From<WrongType> for crate::reply::Reply {
+    fn from(_: WrongType) -> crate::reply::Reply {
+        crate::reply::Reply::error(crate::reply::WRONGTYPE)
     }
 }
 
@@ -64,13 +77,87 @@ impl Entry {
 /// [`crate::record::MAX_RECORD_BYTES`]).
 pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
 
-/// The key-value state: a hash map (one hash and one compare per lookup on
-/// the hot paths); ordered views are built on demand. The expiry index is a
-/// heap of (expiry, key); entries of the heap whose key got another expiry
-/// meanwhile are skipped when popped.
+/// A key's position in the keyspace: its [`scan_hash`], then the key.
+/// SCAN's cursor is a position (the hash of the next key to return), so a
+/// cursor stays valid on any connection and across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos {
+    hash: u64,
+    key: Vec<u8>,
+}
+
+/// A position to look up without owning the key (the map's keys borrow as
+/// `dyn AsPos`, ordered exactly like [`Pos`]).
+trait AsPos {
+    fn pos(&self) -> (u64, &[u8]);
+}
+
+impl AsPos for Pos {
+    fn pos(&self) -> (u64, &[u8]) {
+        (self.hash, &self.key)
+    }
+}
+
+impl AsPos for (u64, &[u8]) {
+    fn pos(&self) -> (u64, &[u8]) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> Borrow<dyn AsPos + 'a> for Pos {
+    fn borrow(&self) -> &(dyn AsPos + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn AsPos + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.pos() == other.pos()
+    }
+}
+
+impl Eq for dyn AsPos + '_ {}
+
+impl PartialOrd for dyn AsPos + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn AsPos + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.pos().cmp(&other.pos())
+    }
+}
+
+/// The keyspace order of SCAN (and HSCAN's order of fields): FNV-1a with a
+/// final mix, fixed forever (cursors handed out must stay valid), never 0
+/// (cursor 0 means "start" and "done").
+pub fn scan_hash(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h.max(1)
+}
+
+fn lookup(key: &[u8]) -> (u64, &[u8]) {
+    (scan_hash(key), key)
+}
+
+/// The key-value state, ordered by [`scan_hash`] (so SCAN can continue from
+/// a number), one u64 compare per tree level on lookups. The expiry index
+/// is a heap of (expiry, key); entries of the heap whose key got another
+/// expiry meanwhile are skipped when popped.
 #[derive(Debug, Clone, Default)]
 pub struct Db {
-    map: HashMap<Vec<u8>, Entry>,
+    map: BTreeMap<Pos, Entry>,
     expiries: std::collections::BinaryHeap<std::cmp::Reverse<(u64, Vec<u8>)>>,
 }
 
@@ -105,7 +192,9 @@ impl Db {
 
     /// The live entry of `key` at `now_ms`.
     pub fn entry(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.map.get(key).filter(|e| !e.is_expired(now_ms))
+        self.map
+            .get(&lookup(key) as &dyn AsPos)
+            .filter(|e| !e.is_expired(now_ms))
     }
 
     /// The live value of `key` at `now_ms`.
@@ -113,17 +202,53 @@ impl Db {
         self.entry(key, now_ms).map(|e| &e.value)
     }
 
+    /// The live hash at `key` (None when absent), or [`WrongType`].
+    pub fn get_hash(&self, key: &[u8], now_ms: u64) -> Result<Option<&Hash>, WrongType> {
+        match self.get(key, now_ms) {
+            None => Ok(None),
+            Some(Value::Hash(h)) => Ok(Some(h)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// The live string at `key` (None when absent), or [`WrongType`].
+    pub fn get_str(&self, key: &[u8], now_ms: u64) -> Result<Option<&Vec<u8>>, WrongType> {
+        match self.get(key, now_ms) {
+            None => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
     /// Every stored entry in key order (expired ones included). Sorts
     /// references to the entries: O(n log n), 16 bytes per key.
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
-        let mut v: Vec<(&Vec<u8>, &Entry)> = self.map.iter().collect();
+        let mut v: Vec<(&Vec<u8>, &Entry)> = self.map.iter().map(|(p, e)| (&p.key, e)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v.into_iter()
     }
 
     /// Every stored entry in no particular order (expired ones included).
     pub fn iter_unordered(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
-        self.map.iter()
+        self.map.iter().map(|(p, e)| (&p.key, e))
+    }
+
+    /// Stored entries (expired ones included) from SCAN position `hash` on,
+    /// in SCAN order, each with its position.
+    pub fn scan_from(&self, hash: u64) -> impl Iterator<Item = (u64, &Vec<u8>, &Entry)> {
+        let from: &dyn AsPos = &(hash, &[][..]);
+        self.map
+            .range::<dyn AsPos, _>((Bound::Included(from), Bound::Unbounded))
+            .map(|(p, e)| (p.hash, &p.key, e))
+    }
+
+    /// A live key picked by `seed` (uniform over the stored keys; falls
+    /// back to a scan when the pick is expired), or None.
+    pub fn random_key(&self, now_ms: u64, seed: u64) -> Option<&Vec<u8>> {
+        self.scan_from(seed.max(1))
+            .chain(self.scan_from(0))
+            .find(|(_, _, e)| !e.is_expired(now_ms))
+            .map(|(_, k, _)| k)
     }
 
     /// Live entries with keys strictly after `after` (all when None), in key
@@ -136,6 +261,7 @@ impl Db {
         let mut v: Vec<(&Vec<u8>, &Entry)> = self
             .map
             .iter()
+            .map(|(p, e)| (&p.key, e))
             .filter(|(k, e)| !e.is_expired(now_ms) && after.is_none_or(|a| k.as_slice() > a))
             .collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -147,7 +273,13 @@ impl Db {
         if let Some(t) = entry.expire_at_ms {
             self.track_expiry(&key, t);
         }
-        self.map.insert(key, entry);
+        self.map.insert(
+            Pos {
+                hash: scan_hash(&key),
+                key,
+            },
+            entry,
+        );
     }
 
     /// Records that `key` expires at `at_ms` (for [`Db::purge_expired`]).
@@ -170,12 +302,9 @@ impl Db {
                 break;
             };
             // only if the key still carries this very expiry
-            if self
-                .map
-                .get(&key)
-                .is_some_and(|e| e.expire_at_ms == Some(t))
-            {
-                self.map.remove(&key);
+            let at: &dyn AsPos = &lookup(&key);
+            if self.map.get(at).is_some_and(|e| e.expire_at_ms == Some(t)) {
+                self.map.remove(at);
                 removed += 1;
             }
         }
@@ -184,27 +313,31 @@ impl Db {
 
     /// Removes `key` if it is expired at `now_ms`; returns the live entry.
     pub fn live_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        if self.map.get(key).is_some_and(|e| e.is_expired(now_ms)) {
-            self.map.remove(key);
+        let at: &dyn AsPos = &lookup(key);
+        if self.map.get(at).is_some_and(|e| e.is_expired(now_ms)) {
+            self.map.remove(at);
         }
-        self.map.get_mut(key)
+        self.map.get_mut(at)
     }
 
     /// The stored slot of `key`, expired or not (one lookup for commands
     /// that check and replace, like SET). Whoever stores an expiry through
     /// it calls [`Db::track_expiry`].
-    pub fn slot(&mut self, key: Vec<u8>) -> hash_map::Entry<'_, Vec<u8>, Entry> {
-        self.map.entry(key)
+    pub fn slot(&mut self, key: Vec<u8>) -> btree_map::Entry<'_, impl Ord, Entry> {
+        self.map.entry(Pos {
+            hash: scan_hash(&key),
+            key,
+        })
     }
 
     /// Removes `key` (live or expired); returns what it held.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.map.remove(key)
+        self.map.remove(&lookup(key) as &dyn AsPos)
     }
 
     /// Gives the stored `key` the expiry `at_ms`; false when it is absent.
     pub fn set_expire_at(&mut self, key: &[u8], at_ms: u64) -> bool {
-        match self.map.get_mut(key) {
+        match self.map.get_mut(&lookup(key) as &dyn AsPos) {
             Some(e) => {
                 e.expire_at_ms = Some(at_ms);
                 self.track_expiry(key, at_ms);

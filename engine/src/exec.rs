@@ -38,6 +38,7 @@ use crate::cmd::{self, Action, ConnState, Flags, ReadCtx, ServerInfo, Spec, Tran
 use crate::db::{Db, Entry};
 use crate::record::MAX_RECORD_BYTES;
 use crate::reply::Reply;
+use crate::resp::Protocol;
 use crate::sys;
 use crate::writer::{Health, LogQueue, SharedDb};
 
@@ -51,6 +52,9 @@ pub struct Held {
     /// The command's name (metrics).
     pub name: &'static str,
     pub reply: Reply,
+    /// The protocol the reply is encoded in: the connection's when its
+    /// command ran (HELLO's own reply is in the protocol it switched to).
+    pub proto: Protocol,
 }
 
 /// Watched keys of every connection.
@@ -226,24 +230,24 @@ impl Core {
                     if let Some(m) = s.multi.as_mut() {
                         m.failed = true;
                     }
-                    out.push_back(Held::now(name, reply));
+                    Held::now(name, reply).push(out, s.conn.proto);
                     continue;
                 }
             };
             if self.health.is_poisoned() {
                 if spec.name == "quit" {
-                    out.push_back(Held::now(spec.name, Reply::Ok));
+                    Held::now(spec.name, Reply::Ok).push(out, s.conn.proto);
                     quit = true;
                     break;
                 }
                 let msg = self.health.poison_message();
-                out.push_back(Held::now(spec.name, Reply::Error(msg)));
+                Held::now(spec.name, Reply::Error(msg)).push(out, s.conn.proto);
                 continue;
             }
             if let Some(m) = s.multi.as_mut() {
                 if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
                     m.cmds.push(args);
-                    out.push_back(Held::now(spec.name, Reply::Status("QUEUED".into())));
+                    Held::now(spec.name, Reply::Status("QUEUED".into())).push(out, s.conn.proto);
                     continue;
                 }
             }
@@ -257,7 +261,7 @@ impl Core {
             let held = match spec.parse(args, now) {
                 Action::Reply(r) => Held::now(spec.name, r),
                 Action::Quit => {
-                    out.push_back(Held::now(spec.name, Reply::Ok));
+                    Held::now(spec.name, Reply::Ok).push(out, s.conn.proto);
                     quit = true;
                     break;
                 }
@@ -286,7 +290,7 @@ impl Core {
                     Held::at(q.last_seq(), spec.name, reply)
                 }
             };
-            out.push_back(held);
+            held.push(out, s.conn.proto);
         }
         let queued = q.last_seq() > queued_before;
         drop(watches);
@@ -306,11 +310,23 @@ impl Held {
             need: 0,
             name,
             reply,
+            proto: Protocol::Resp2,
         }
     }
 
     fn at(need: u64, name: &'static str, reply: Reply) -> Held {
-        Held { need, name, reply }
+        Held {
+            need,
+            name,
+            reply,
+            proto: Protocol::Resp2,
+        }
+    }
+
+    /// Appends `self` to `out`, encoded in `proto`.
+    fn push(mut self, out: &mut VecDeque<Held>, proto: Protocol) {
+        self.proto = proto;
+        out.push_back(self);
     }
 }
 

@@ -311,6 +311,19 @@ mod tests {
         let rep = verify(d, "archived").unwrap();
         assert!(rep.ok(), "{:?}", rep.problems);
         assert_eq!((rep.segments, rep.records, rep.last_seq), (2, 3, 3));
+        assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+        // a damaged name is never read: a warning, not a problem
+        let bad_name = d.join("cmdlog-3.open");
+        std::fs::write(&bad_name, b"garbage").unwrap();
+        let rep = verify(d, "archived").unwrap();
+        assert!(rep.ok(), "{:?}", rep.problems);
+        assert_eq!(rep.segments, 2);
+        assert!(
+            rep.warnings.len() == 1 && rep.warnings[0].contains(bad_name.to_str().unwrap()),
+            "{:?}",
+            rep.warnings
+        );
+        std::fs::remove_file(&bad_name).unwrap();
 
         let mut out = Vec::new();
         dump_dir(d, "archived", &mut out).unwrap();

@@ -37,6 +37,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod clients;
 pub mod cmd;
 pub mod config;
 pub mod db;

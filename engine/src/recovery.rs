@@ -589,4 +589,55 @@ mod tests {
             assert!((1..=15).all(|i| has(&r.db, i)));
         }
     }
+
+    /// Failures of the file seam during recovery stop it with the errno;
+    /// nothing is cut unless the cut itself succeeds.
+    #[test]
+    fn seam_failures_stop_recovery_with_their_errno() {
+        use crate::sys::{Fault, FaultFs, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        segment(d, 1, 5, true);
+        let open = segment(d, 6, 5, false);
+        let at = record_offset(&open, 4);
+        let mut b = std::fs::read(&open).unwrap();
+        for x in &mut b[at as usize + 3..at as usize + 20] {
+            *x ^= 0xff;
+        }
+        std::fs::write(&open, &b).unwrap();
+        let fault = FaultFs::new(sys::real());
+
+        fault.inject(Op::ReadDir, Fault::Errno(libc::EIO));
+        let e = recover_on(fault.handle(), d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(
+            matches!(&e, RecoveryError::Layout(HistoryError::ReadDir { source, .. }) if source.raw_os_error() == Some(libc::EIO)),
+            "{e}"
+        );
+        for op in [Op::SetLen, Op::Fallocate, Op::Fsync] {
+            // (a failure after the cut leaves it cut: damage it again)
+            std::fs::write(&open, &b).unwrap();
+            fault.inject(op, Fault::Errno(libc::EIO));
+            let e = recover_on(fault.handle(), d, "archived", RecoveryMode::Strict).unwrap_err();
+            assert!(
+                matches!(&e, RecoveryError::CutTail { source, offset, .. } if source.raw_os_error() == Some(libc::EIO) && *offset == at),
+                "{op:?}: {e}"
+            );
+        }
+        // the cut went through the seam, in order: open, cut, re-extend, fsync
+        std::fs::write(&open, &b).unwrap();
+        fault.take_calls();
+        let r = recover_on(fault.handle(), d, "archived", RecoveryMode::Strict).unwrap();
+        assert_eq!(r.last_seq, 9);
+        let ops: Vec<Op> = fault
+            .take_calls()
+            .into_iter()
+            .filter(|(_, p)| p == &open)
+            .map(|(op, _)| op)
+            .filter(|op| matches!(op, Op::SetLen | Op::Fallocate | Op::Fsync))
+            .collect();
+        assert_eq!(ops, [Op::SetLen, Op::Fallocate, Op::Fsync]);
+        assert!(std::fs::read(&open).unwrap()[at as usize..]
+            .iter()
+            .all(|&x| x == 0));
+    }
 }

@@ -34,6 +34,9 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"TIERLOG\0";
 pub const SEGMENT_VERSION: u32 = 1;
 /// Size of the segment header.
 pub const SEGMENT_HEADER_BYTES: u64 = 40;
+/// Bytes read at a time when the reader scans the rest of a file (for zeros,
+/// or for a valid record after damage): its memory bound, with one record.
+const SCAN_CHUNK_BYTES: u64 = 1 << 20;
 
 /// The decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,18 +297,38 @@ impl SegmentReader {
         }
     }
 
-    /// Reads bytes `from..file_len` (the rest of the file) with pread.
+    /// Reads bytes `from..file_len` (the rest of the file) with pread; only
+    /// for a rest shorter than a record header.
     fn read_rest(&self, from: u64) -> Result<Vec<u8>, SegmentError> {
         let len = self.file_len.saturating_sub(from);
-        let len =
-            usize::try_from(len).map_err(|_| self.io("read", io::ErrorKind::OutOfMemory.into()))?;
-        let mut buf = vec![0u8; len];
-        self.reader
-            .get_ref()
-            .file
+        debug_assert!(len < RECORD_HEADER_BYTES as u64);
+        let mut buf = vec![0u8; len as usize];
+        self.file()
             .read_exact_at(&mut buf, from)
             .map_err(|e| self.io("read", e))?;
         Ok(buf)
+    }
+
+    fn file(&self) -> &dyn FsFile {
+        &*self.reader.get_ref().file
+    }
+
+    /// True when bytes `from..file_len` are all zeros (preallocated space),
+    /// read a chunk at a time.
+    fn rest_is_zero(&self, from: u64) -> Result<bool, SegmentError> {
+        let mut buf = vec![0u8; SCAN_CHUNK_BYTES.min(self.file_len.saturating_sub(from)) as usize];
+        let mut at = from;
+        while at < self.file_len {
+            let n = (self.file_len - at).min(buf.len() as u64) as usize;
+            self.file()
+                .read_exact_at(&mut buf[..n], at)
+                .map_err(|e| self.io("read", e))?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
     }
 
     /// True when no valid record of this segment starts anywhere in
@@ -315,23 +338,59 @@ impl SegmentReader {
     /// and at most one seq per `RECORD_HEADER_BYTES + 1` bytes: that is
     /// checked before the checksum, so the scan stays linear. (Otherwise
     /// every position whose bytes read as a plausible length, as in binary
-    /// values, costs a checksum over up to `MAX_RECORD_BYTES`.)
+    /// values, costs a checksum over up to `MAX_RECORD_BYTES`.) The file is
+    /// read a chunk at a time; a candidate record that runs past the chunk
+    /// is read on its own, so memory stays bounded by the chunk and one
+    /// record, whatever the segment's size.
     fn nothing_valid_from(&self, from: u64) -> Result<bool, SegmentError> {
-        let rest = self.read_rest(from)?;
+        let end = self.file_len;
+        if end.saturating_sub(from) < RECORD_HEADER_BYTES as u64 {
+            return Ok(true);
+        }
         let salt = self.header.salt;
         let lo = self.next_seq;
-        let hi = lo.saturating_add(rest.len() as u64 / RECORD_HEADER_BYTES as u64 + 1);
-        for p in 0..rest.len() {
-            if rest.len() - p < RECORD_HEADER_BYTES {
-                break;
+        let hi = lo.saturating_add((end - from) / RECORD_HEADER_BYTES as u64 + 1);
+        let header_bytes = RECORD_HEADER_BYTES as u64;
+        // A chunk overlaps the next by a header, so every position is
+        // examined once with its whole header in the buffer.
+        let mut buf = vec![0u8; (SCAN_CHUNK_BYTES + header_bytes).min(end - from) as usize];
+        let mut base = from;
+        while end - base >= header_bytes {
+            let n = (end - base).min(buf.len() as u64) as usize;
+            self.file()
+                .read_exact_at(&mut buf[..n], base)
+                .map_err(|e| self.io("read", e))?;
+            let positions = (n - RECORD_HEADER_BYTES + 1).min(SCAN_CHUNK_BYTES as usize);
+            for i in 0..positions {
+                let seq = u64::from_le_bytes(buf[i + 8..i + 16].try_into().expect("8 bytes"));
+                if seq < lo || seq > hi {
+                    continue;
+                }
+                let header: &[u8; RECORD_HEADER_BYTES] = buf[i..i + RECORD_HEADER_BYTES]
+                    .try_into()
+                    .expect("24 bytes");
+                let Ok(len) = record::peek_len(header) else {
+                    continue;
+                };
+                let total = record::encoded_len(len as usize);
+                if base + i as u64 + total as u64 > end {
+                    continue;
+                }
+                let valid = if i + total <= n {
+                    record::check_parts(salt, header, &buf[i + RECORD_HEADER_BYTES..i + total])
+                        .is_ok()
+                } else {
+                    let mut payload = vec![0u8; len as usize];
+                    self.file()
+                        .read_exact_at(&mut payload, base + (i + RECORD_HEADER_BYTES) as u64)
+                        .map_err(|e| self.io("read", e))?;
+                    record::check_parts(salt, header, &payload).is_ok()
+                };
+                if valid {
+                    return Ok(false);
+                }
             }
-            let seq = u64::from_le_bytes(rest[p + 8..p + 16].try_into().expect("8 bytes"));
-            if seq < lo || seq > hi {
-                continue;
-            }
-            if record::decode(salt, &rest[p..]).is_ok() {
-                return Ok(false);
-            }
+            base += positions as u64;
         }
         Ok(true)
     }
@@ -419,14 +478,11 @@ impl SegmentReader {
         let len = match record::peek_len(&header) {
             Ok(len) => len,
             Err(DecodeError::ZeroHeader) if self.sealed_last.is_none() => {
-                let rest = match self.read_rest(self.offset) {
-                    Ok(r) => r,
+                match self.rest_is_zero(self.offset) {
+                    Ok(true) => return self.end(),
+                    Ok(false) => return self.bad_record(DecodeError::ZeroHeader),
                     Err(e) => return self.fail(e),
-                };
-                if rest.iter().all(|&b| b == 0) {
-                    return self.end();
                 }
-                return self.bad_record(DecodeError::ZeroHeader);
             }
             Err(reason) => return self.bad_record(reason),
         };
@@ -659,6 +715,10 @@ impl SegmentWriter {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// The file seam the segment is written through.
+    pub fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
     }
     pub fn salt(&self) -> u64 {
         self.header.salt
@@ -1098,5 +1158,135 @@ pub(crate) mod tests {
             verify_segment(&path),
             Err(SegmentError::TrailingBytes { .. })
         ));
+    }
+
+    /// Every call of the write path failing through the file seam: the
+    /// error names the operation and carries the errno, and no half-made
+    /// file is left under a segment name.
+    #[test]
+    fn write_path_failures_surface_with_their_errno() {
+        use crate::sys::{Fault, FaultFs, Op};
+        let errno = |e: &SegmentError| match e {
+            SegmentError::Io { source, op, .. } => (*op, source.raw_os_error()),
+            other => panic!("{other}"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let fault = FaultFs::new(sys::real());
+
+        // creating the next segment
+        for (op, what) in [
+            (Op::Create, "create"),
+            (Op::Write, "write header"),
+            (Op::Fdatasync, "fdatasync"),
+            (Op::Rename, "rename"),
+            (Op::FsyncDir, "fsync dir"),
+        ] {
+            fault.inject(op, Fault::Errno(libc::EIO));
+            let e = SegmentWriter::create_on(fault.handle(), d, 1, 4096).unwrap_err();
+            assert_eq!(errno(&e), (what, Some(libc::EIO)), "{op:?}");
+            if op != Op::FsyncDir {
+                assert!(!d.join(layout::open_segment_name(1)).exists(), "{op:?}");
+            }
+            let _ = std::fs::remove_file(d.join(layout::open_segment_name(1)));
+        }
+        // no room to preallocate: created sparse, and it works
+        fault.inject(Op::Fallocate, Fault::Errno(libc::ENOSPC));
+        let mut w = SegmentWriter::create_on(fault.handle(), d, 1, 1 << 20).unwrap();
+        assert_eq!(
+            std::fs::metadata(w.path()).unwrap().len(),
+            SEGMENT_HEADER_BYTES
+        );
+
+        // append and sync
+        let mut buf = Vec::new();
+        for seq in 1..=4 {
+            record::encode_parts(
+                w.salt(),
+                seq,
+                1000 + seq,
+                format!("cmd{seq}").as_bytes(),
+                &mut buf,
+            );
+        }
+        fault.inject(Op::Fdatasync, Fault::Errno(libc::EIO));
+        w.append(&buf, 4).unwrap();
+        assert_eq!(w.sync().unwrap_err().raw_os_error(), Some(libc::EIO));
+        w.sync().unwrap();
+        // a short write then EIO: part of the batch on disk, a torn tail
+        let mut more = Vec::new();
+        for seq in 5..=7 {
+            record::encode_parts(
+                w.salt(),
+                seq,
+                1000 + seq,
+                format!("cmd{seq}").as_bytes(),
+                &mut more,
+            );
+        }
+        fault.inject(Op::Write, Fault::ShortWrite);
+        fault.inject(Op::Write, Fault::Errno(libc::EIO));
+        assert_eq!(
+            w.append(&more, 3).unwrap_err().raw_os_error(),
+            Some(libc::EIO)
+        );
+        let path = w.path().to_path_buf();
+        // half of three records: the first whole, then a torn one
+        let mut r = SegmentReader::open(&path).unwrap();
+        while let Ok(Some(_)) = r.next_record() {}
+        assert_eq!(r.last_seq(), Some(5));
+        let e = read_all(&path).unwrap_err();
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), rec_offset(5));
+
+        // sealing: the rename fails, the open segment stays where it was
+        let dir2 = tempfile::tempdir().unwrap();
+        let w = SegmentWriter::create_on(fault.handle(), dir2.path(), 1, 4096).unwrap();
+        let mut w = w;
+        let mut buf = Vec::new();
+        record::encode_parts(w.salt(), 1, 1001, b"cmd1", &mut buf);
+        w.append(&buf, 1).unwrap();
+        let open = w.path().to_path_buf();
+        fault.inject(Op::Rename, Fault::Errno(libc::EXDEV));
+        let e = w.seal().unwrap_err();
+        assert_eq!(errno(&e), ("rename", Some(libc::EXDEV)));
+        assert_eq!(read_all(&open).unwrap(), vec![1]);
+        assert_eq!(fault.pending_rules(), 0);
+    }
+
+    /// The scan after damage reads a chunk at a time: a valid record whose
+    /// header straddles a chunk boundary, or that is longer than a chunk, is
+    /// still found (corruption), and zeros up to the end are a torn tail.
+    #[test]
+    fn the_scan_after_damage_finds_records_across_chunks() {
+        let chunk = SCAN_CHUNK_BYTES as usize;
+        for (at_from_damage, payload_len) in [
+            (chunk - 10, 4),
+            (chunk - 1, 4),
+            (chunk, 4),
+            (100, chunk * 2),
+            (chunk * 2 + 3, chunk + 5),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write_segment(dir.path(), 1, 3, false);
+            let salt = SegmentReader::open(&path).unwrap().salt();
+            let damage = rec_offset(3) as usize;
+            let mut b = std::fs::read(&path).unwrap();
+            b.resize(damage + at_from_damage + payload_len + 4096, 0);
+            b[damage] = 0x77; // a bad length: damage at record 4
+            let mut later = Vec::new();
+            record::encode_parts(salt, 9, 7, &vec![0xab; payload_len], &mut later);
+            let start = damage + 1 + at_from_damage;
+            b[start..start + later.len()].copy_from_slice(&later);
+            std::fs::write(&path, &b).unwrap();
+            let e = read_all(&path).unwrap_err();
+            assert!(!e.is_torn_tail(), "{at_from_damage}/{payload_len}: {e}");
+            assert_eq!(e.offset(), rec_offset(3));
+            // without the later record: a torn tail
+            b[start..start + later.len()].fill(0);
+            std::fs::write(&path, &b).unwrap();
+            let e = read_all(&path).unwrap_err();
+            assert!(e.is_torn_tail(), "{at_from_damage}/{payload_len}: {e}");
+        }
     }
 }

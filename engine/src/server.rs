@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{ConnState, ServerInfo};
+use crate::cmd::{self, ConnState, ServerInfo};
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
 use crate::exec::{Core, Held, Session};
@@ -96,6 +96,14 @@ pub struct Shared {
     dir: PathBuf,
     listen: SocketAddr,
     reserve_bytes: u64,
+    /// CONFIG GET/SET's parameters.
+    config: cmd::config::ConfigStore,
+    /// The connected clients (CLIENT LIST/KILL).
+    clients: crate::clients::Clients,
+    stats_base: std::sync::Mutex<StatsBase>,
+    /// 40 hex digits, new at every start (INFO run_id, master_replid).
+    run_id: String,
+    started_unix: u64,
 }
 
 fn file_name(p: &Path) -> String {
@@ -104,33 +112,168 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// INFO's default sections (no argument, or `default`); `all` and
+/// `everything` add commandstats.
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "module_list",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Bytes as Redis's `bytesToHuman` writes them.
+fn human_bytes(n: u64) -> String {
+    let f = n as f64;
+    const K: f64 = 1024.0;
+    if f < K {
+        format!("{n}B")
+    } else if f < K * K {
+        format!("{:.2}K", f / K)
+    } else if f < K * K * K {
+        format!("{:.2}M", f / (K * K))
+    } else if f < K * K * K * K {
+        format!("{:.2}G", f / (K * K * K))
+    } else {
+        format!("{:.2}T", f / (K * K * K * K))
+    }
+}
+
+/// (resident bytes, user CPU seconds, system CPU seconds) of this process,
+/// from /proc (zeros where it is not available).
+fn process_usage() -> (u64, f64, f64) {
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096);
+    let (user, sys) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields after the command name in parentheses; utime and stime
+            // are the 14th and 15th, in clock ticks (100 per second)
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                f.get(11)?.parse::<f64>().ok()? / 100.0,
+                f.get(12)?.parse::<f64>().ok()? / 100.0,
+            ))
+        })
+        .unwrap_or((0.0, 0.0));
+    (rss, user, sys)
+}
+
+impl Shared {
+    /// `# Keyspace`: keys, keys with an expiry, and their mean remaining
+    /// time to live in ms (exact, where Redis estimates it).
+    fn keyspace_info(&self, db: &Db, now_ms: u64, out: &mut String) {
+        out.push_str("# Keyspace\r\n");
+        // keys held in memory, expired ones not yet purged included
+        out.push_str(&format!("stored_keys:{}\r\n", db.len()));
+        let (mut keys, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
+        for (_, e) in db.iter_unordered() {
+            if e.is_expired(now_ms) {
+                continue;
+            }
+            keys += 1;
+            if let Some(at) = e.expire_at_ms {
+                expires += 1;
+                ttl_sum += u128::from(at.saturating_sub(now_ms));
+            }
+        }
+        if keys > 0 {
+            let avg = if expires > 0 {
+                ttl_sum / u128::from(expires)
+            } else {
+                0
+            };
+            out.push_str(&format!(
+                "db0:keys={keys},expires={expires},avg_ttl={avg}\r\n"
+            ));
+        }
+    }
+}
+
 impl ServerInfo for Shared {
-    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String {
-        let all = matches!(section, "" | "all" | "everything" | "default");
+    fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String {
+        let mut wanted: Vec<&str> = Vec::new();
+        let mut all = false;
+        if sections.is_empty() {
+            wanted.extend(DEFAULT_SECTIONS);
+        }
+        for s in sections {
+            match s.as_str() {
+                "default" => wanted.extend(DEFAULT_SECTIONS),
+                "all" | "everything" => all = true,
+                other => wanted.push(other),
+            }
+        }
+        let want = |name: &str| all || wanted.contains(&name);
         let st = &self.recovered;
         let (open_segment, last_sealed) = self.health.segments();
+        let uptime = self.started.elapsed().as_secs();
+        let (rss, cpu_user, cpu_sys) = process_usage();
+        let cfg = |name: &str| self.config.get(name).unwrap_or_default();
         let mut out = String::new();
-        if all || section == "server" {
-            out.push_str(&format!(
-                "# Server\r\nredis_version:7.0.0\r\ntiered_engine_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
-                env!("CARGO_PKG_VERSION"),
+        let section = |out: &mut String, name: &str, body: String| {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(name);
+            out.push_str("\r\n");
+            out.push_str(&body);
+        };
+        if want("server") {
+            section(&mut out, "# Server", format!(
+                "redis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\ntiered_engine_version:{}\r\n",
+                cmd::REDIS_VERSION,
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                usize::BITS,
                 std::process::id(),
+                self.run_id,
                 self.listen.port(),
-                self.started.elapsed().as_secs()
+                now_ms * 1000,
+                uptime,
+                uptime / 86_400,
+                cfg("hz"),
+                cfg("hz"),
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                env!("CARGO_PKG_VERSION"),
             ));
         }
-        if all || section == "clients" {
-            out.push_str(&format!(
-                "# Clients\r\nconnected_clients:{}\r\n\r\n",
-                self.metrics.connected_clients.get()
+        if want("clients") {
+            section(&mut out, "# Clients", format!(
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                self.metrics.connected_clients.get(),
+                cfg("maxclients"),
             ));
         }
-        if all || section == "persistence" {
+        if want("memory") {
+            let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
+            section(&mut out, "# Memory", format!(
+                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                human_bytes(rss),
+                human_bytes(rss),
+                human_bytes(rss),
+                human_bytes(maxmemory),
+                cfg("maxmemory-policy"),
+            ));
+        }
+        if want("persistence") {
             let free = sys::free_bytes(&self.dir)
                 .map(|f| f.to_string())
                 .unwrap_or_default();
-            out.push_str(&format!(
-                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:always\r\npersistence_dir:{}\r\nlast_seq:{}\r\nopen_segment:{}\r\nlast_sealed_segment:{}\r\nlast_snapshot_loaded:{}\r\nrecovery_replayed_commands:{}\r\nrecovery_duration_ms:{}\r\nrotations:{}\r\nlogged_records:{}\r\nwrites_failed:{}\r\nwrites_failed_reason:{}\r\ndisk_free_bytes:{}\r\ndisk_reserve_bytes:{}\r\n\r\n",
+            let poisoned = self.health.is_poisoned();
+            section(&mut out, "# Persistence", format!(
+                "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_write_status:{}\r\nappendfsync:always\r\npersistence_dir:{}\r\nlast_seq:{}\r\nopen_segment:{}\r\nlast_sealed_segment:{}\r\nlast_snapshot_loaded:{}\r\nrecovery_replayed_commands:{}\r\nrecovery_duration_ms:{}\r\nrotations:{}\r\nlogged_records:{}\r\nwrites_failed:{}\r\nwrites_failed_reason:{}\r\ndisk_free_bytes:{}\r\ndisk_reserve_bytes:{}\r\n",
+                self.started_unix,
+                if poisoned { "err" } else { "ok" },
                 self.dir.display(),
                 self.health.last_seq(),
                 file_name(&open_segment),
@@ -140,28 +283,135 @@ impl ServerInfo for Shared {
                 st.recovery_ms,
                 self.metrics.rotations.get(),
                 self.metrics.logged_records.get(),
-                self.health.is_poisoned() as u8,
+                poisoned as u8,
                 self.health.poison_cause().unwrap_or_default(),
                 free,
                 self.reserve_bytes,
             ));
         }
-        if all || section == "keyspace" {
-            out.push_str("# Keyspace\r\n");
-            // keys held in memory, expired ones not yet purged included
-            out.push_str(&format!("stored_keys:{}\r\n", db.len()));
-            let keys = db.live_len(now_ms);
-            if keys > 0 {
-                let expires = db
-                    .iter_unordered()
-                    .filter(|(_, e)| e.expire_at_ms.is_some() && !e.is_expired(now_ms))
-                    .count();
-                out.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
+        let counts = self.command_counts();
+        if want("stats") {
+            let (calls, errors) = counts
+                .iter()
+                .fold((0, 0), |(c, e), (_, o, x)| (c + o + x, e + x));
+            let conns = self.next_client.load(Ordering::Relaxed)
+                - 1
+                - self
+                    .stats_base
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .connections;
+            section(&mut out, "# Stats", format!(
+                "total_connections_received:{conns}\r\ntotal_commands_processed:{calls}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{errors}\r\ntotal_reads_processed:{calls}\r\ntotal_writes_processed:{calls}\r\n",
+            ));
+        }
+        if want("replication") {
+            section(&mut out, "# Replication", format!(
+                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                self.run_id,
+            ));
+        }
+        if want("cpu") {
+            section(&mut out, "# CPU", format!(
+                "used_cpu_sys:{cpu_sys:.6}\r\nused_cpu_user:{cpu_user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
+            ));
+        }
+        if want("module_list") || want("modules") {
+            section(&mut out, "# Modules", String::new());
+        }
+        if want("commandstats") {
+            let mut body = String::new();
+            for (name, ok, err) in &counts {
+                if ok + err > 0 {
+                    body.push_str(&format!(
+                        "cmdstat_{name}:calls={},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls={err}\r\n",
+                        ok + err
+                    ));
+                }
             }
-            out.push_str("\r\n");
+            section(&mut out, "# Commandstats", body);
+        }
+        if want("errorstats") {
+            section(&mut out, "# Errorstats", String::new());
+        }
+        if want("cluster") {
+            section(&mut out, "# Cluster", "cluster_enabled:0\r\n".into());
+        }
+        if want("keyspace") {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            self.keyspace_info(db, now_ms, &mut out);
         }
         out
     }
+
+    fn config(&self) -> &cmd::config::ConfigStore {
+        &self.config
+    }
+
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String {
+        self.clients.list(ids, me, me_cmd)
+    }
+
+    fn client_kill(&self, filter: &cmd::ClientFilter, me: u64) -> usize {
+        self.clients.kill(filter, me)
+    }
+
+    fn reset_stats(&self) {
+        let mut base = self.stats_base.lock().unwrap_or_else(|p| p.into_inner());
+        base.connections = self.next_client.load(Ordering::Relaxed) - 1;
+        base.commands = self
+            .metrics
+            .command_counts()
+            .into_iter()
+            .map(|(n, o, e)| (n, (o, e)))
+            .collect();
+    }
+}
+
+/// Counter values at the last CONFIG RESETSTAT (INFO reports the
+/// difference; the Prometheus counters keep counting).
+#[derive(Debug, Default)]
+struct StatsBase {
+    connections: u64,
+    commands: std::collections::HashMap<&'static str, (u64, u64)>,
+}
+
+impl Shared {
+    /// (command, ok, errors) since the last CONFIG RESETSTAT.
+    fn command_counts(&self) -> Vec<(&'static str, u64, u64)> {
+        let base = self.stats_base.lock().unwrap_or_else(|p| p.into_inner());
+        self.metrics
+            .command_counts()
+            .into_iter()
+            .map(|(n, o, e)| {
+                let (bo, be) = base.commands.get(n).copied().unwrap_or((0, 0));
+                (n, o.saturating_sub(bo), e.saturating_sub(be))
+            })
+            .collect()
+    }
+}
+
+/// A run id: 40 hex digits from the clock, the pid and a std hasher's
+/// random keys.
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(40);
+    for i in 0..3u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(now_ms() ^ u64::from(std::process::id()) ^ i);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A started engine: its addresses, and the task that runs until shutdown.
@@ -248,37 +498,38 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         } else {
             0
         };
+        let fs = config.fs.clone();
         tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
             let stale = dir.join(PREPARED_SEGMENT_NAME);
-            if stale.exists() {
-                segment::remove_file_durably(&dir, &stale)?;
+            if fs.stat(&stale).is_ok() {
+                segment::remove_file_durably_on(&*fs, &dir, &stale)?;
             }
-            let r = recovery::recover(&dir, &archive, mode)?;
+            let r = recovery::recover_on(fs.clone(), &dir, &archive, mode)?;
             for open in &r.open_segments {
                 match open.last_seq {
                     Some(last) => {
-                        let f = std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(&open.path)
-                            .map_err(|source| SegmentError::Io {
-                                path: open.path.clone(),
-                                op: "open",
-                                offset: 0,
-                                source,
-                            })?;
-                        segment::seal_file(
+                        let f =
+                            fs.open(&open.path, sys::OpenMode::ReadWrite)
+                                .map_err(|source| SegmentError::Io {
+                                    path: open.path.clone(),
+                                    op: "open",
+                                    offset: 0,
+                                    source,
+                                })?;
+                        segment::seal_file_on(
+                            &*fs,
                             &dir,
                             &open.path,
-                            &f,
+                            &*f,
                             open.first_seq,
                             last,
                             open.valid_len,
                         )?;
                     }
-                    None => segment::remove_file_durably(&dir, &open.path)?,
+                    None => segment::remove_file_durably_on(&*fs, &dir, &open.path)?,
                 }
             }
-            let seg = SegmentWriter::create(&dir, r.last_seq + 1, prealloc)?;
+            let seg = SegmentWriter::create_on(fs, &dir, r.last_seq + 1, prealloc)?;
             Ok((r, seg))
         })
         .await
@@ -327,6 +578,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         dir: dir.clone(),
         listen: addr,
         reserve_bytes: config.reserve_bytes,
+        config: cmd::config::ConfigStore::new(&[
+            ("port", addr.port().to_string()),
+            ("bind", addr.ip().to_string()),
+            ("dir", dir.display().to_string()),
+            ("maxclients", config.max_clients.to_string()),
+        ]),
+        stats_base: Default::default(),
+        clients: Default::default(),
+        run_id: run_id(),
+        started_unix: now_ms() / 1000,
     });
 
     let prealloc = if config.preallocate {
@@ -411,9 +672,16 @@ async fn serve(
             let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
             shared.metrics.connected_clients.inc();
             tracing::debug!(%peer, id, "client connected");
-            if let Err(e) = connection(&shared, socket, stop, id).await {
+            let laddr = socket.local_addr().unwrap_or(peer);
+            let fd = {
+                use std::os::fd::AsRawFd;
+                socket.as_raw_fd()
+            };
+            let client = shared.clients.add(id, peer, laddr, fd);
+            if let Err(e) = connection(&shared, socket, stop, &client).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
+            shared.clients.remove(id);
             shared.metrics.connected_clients.dec();
             drop(permit);
         });
@@ -451,16 +719,21 @@ async fn serve(
     result
 }
 
-fn count(shared: &Shared, name: &'static str, reply: &Reply, out: &mut Vec<u8>) {
-    shared
-        .metrics
-        .command(name, !matches!(reply, Reply::Error(_)));
-    resp::encode_reply(reply, out);
+fn count(
+    shared: &Shared,
+    name: &'static str,
+    reply: &Reply,
+    proto: resp::Protocol,
+    out: &mut Vec<u8>,
+) {
+    shared.metrics.command(name, !reply.is_error());
+    resp::encode(reply, proto, out);
 }
 
 /// Moves the held replies whose log position is durable to `out`, in
-/// order. Once the log is poisoned, a reply whose position never became
-/// durable gets the poison error instead.
+/// order, each in the protocol in force when its command ran. Once the log
+/// is poisoned, a reply whose position never became durable gets the poison
+/// error instead.
 fn release(
     shared: &Shared,
     held: &mut VecDeque<Held>,
@@ -474,9 +747,9 @@ fn release(
         let h = held.pop_front().expect("front exists");
         if h.need > durable.seq {
             let err = Reply::Error(shared.health.poison_message());
-            count(shared, h.name, &err, out);
+            count(shared, h.name, &err, h.proto, out);
         } else {
-            count(shared, h.name, &h.reply, out);
+            count(shared, h.name, &h.reply, h.proto, out);
         }
     }
 }
@@ -485,10 +758,10 @@ async fn connection(
     shared: &Arc<Shared>,
     mut socket: TcpStream,
     stop: CancellationToken,
-    id: u64,
+    client: &crate::clients::Client,
 ) -> std::io::Result<()> {
-    let mut session = Session::new(ConnState::new(id));
-    let r = serve_connection(shared, &mut socket, stop, &mut session).await;
+    let mut session = Session::new(ConnState::new(client.id));
+    let r = serve_connection(shared, &mut socket, stop, &mut session, client).await;
     shared.core.end_session(&mut session);
     r
 }
@@ -498,6 +771,7 @@ async fn serve_connection(
     socket: &mut TcpStream,
     stop: CancellationToken,
     session: &mut Session,
+    client: &crate::clients::Client,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
     let mut durable = shared.health.subscribe();
@@ -531,12 +805,19 @@ async fn serve_connection(
             if reqs.is_empty() && protocol_error.is_none() {
                 break;
             }
-            if !reqs.is_empty()
-                && shared
+            if !reqs.is_empty() {
+                let before = held.len();
+                if shared
                     .core
                     .execute(session, reqs, shared.as_ref(), &mut held)
-            {
-                closing = true;
+                {
+                    closing = true;
+                }
+                // what CLIENT LIST shows (name, protocol, last command)
+                if held.len() > before {
+                    let last = held.back().map_or("", |h| h.name);
+                    client.refresh(&session.conn, last);
+                }
             }
             if let Some(e) = protocol_error {
                 if !closing {
@@ -544,6 +825,7 @@ async fn serve_connection(
                         need: 0,
                         name: "unknown",
                         reply: e,
+                        proto: session.conn.proto,
                     });
                 }
                 closing = true;
@@ -554,6 +836,9 @@ async fn serve_connection(
         if !out.is_empty() {
             socket.write_all(&out).await?;
             out.clear();
+        }
+        if client.kill.is_cancelled() {
+            return Ok(());
         }
         if closing && held.is_empty() {
             return Ok(());
@@ -576,6 +861,7 @@ async fn serve_connection(
                 }
             }
             _ = stop.cancelled(), if reading => closing = true,
+            _ = client.kill.cancelled() => return Ok(()),
         }
     }
 }

@@ -505,4 +505,35 @@ mod tests {
             .unwrap_err()
             .is_not_found());
     }
+
+    /// A failing fsync, rename or directory fsync publishes nothing and
+    /// leaves no temp file; the errno is in the error.
+    #[test]
+    fn failed_publish_leaves_nothing_behind() {
+        use crate::sys::{Fault, FaultFs, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let fault = FaultFs::new(sys::real());
+        for (op, errno) in [
+            (Op::Create, libc::ENOSPC),
+            (Op::Write, libc::ENOSPC),
+            (Op::Fsync, libc::EIO),
+            (Op::Rename, libc::EIO),
+        ] {
+            fault.inject(op, Fault::Errno(errno));
+            let e = write_snapshot_on(&fault, dir.path(), 5, &sample()).unwrap_err();
+            assert!(
+                matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(errno)),
+                "{op:?}: {e}"
+            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{op:?}");
+        }
+        fault.inject(Op::Read, Fault::Errno(libc::EIO));
+        let p = write_snapshot_on(&fault, dir.path(), 5, &sample()).unwrap();
+        let e = read_snapshot_on(&fault, &p).unwrap_err();
+        assert!(
+            matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(libc::EIO)),
+            "{e}"
+        );
+        assert_eq!(read_snapshot_on(&fault, &p).unwrap().1, sample());
+    }
 }

@@ -45,7 +45,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::record;
 use crate::segment::{PreparedFile, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
-use crate::sys;
+use crate::sys::{self, Fs};
 
 /// The state, shared by the writer (which changes it) and the readers.
 pub type SharedDb = Arc<RwLock<Db>>;
@@ -313,8 +313,12 @@ fn now_ms() -> u64 {
 
 /// Creates the preallocated next-segment file (sparse when the volume is
 /// too full to preallocate).
-fn prepare(dir: PathBuf, prealloc_bytes: u64) -> Result<PreparedFile, SegmentError> {
-    PreparedFile::create(&dir, prealloc_bytes)
+fn prepare(
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    prealloc_bytes: u64,
+) -> Result<PreparedFile, SegmentError> {
+    PreparedFile::create_on(fs, &dir, prealloc_bytes)
 }
 
 impl Log {
@@ -341,8 +345,8 @@ impl Log {
     }
 
     fn start_prepare(&mut self) {
-        let (dir, bytes) = (self.dir.clone(), self.prealloc_bytes);
-        self.prepared = Some(tokio::task::spawn_blocking(move || prepare(dir, bytes)));
+        let (fs, dir, bytes) = (self.seg.fs().clone(), self.dir.clone(), self.prealloc_bytes);
+        self.prepared = Some(tokio::task::spawn_blocking(move || prepare(fs, dir, bytes)));
     }
 }
 
@@ -596,8 +600,9 @@ async fn close(mut log: Log) -> Result<(), WriterError> {
     let dir = log.dir.clone();
     tokio::task::spawn_blocking(move || -> Result<(), SegmentError> {
         let tmp = dir.join(PREPARED_SEGMENT_NAME);
-        if tmp.exists() {
-            crate::segment::remove_file_durably(&dir, &tmp)?;
+        let fs = log.seg.fs().clone();
+        if fs.stat(&tmp).is_ok() {
+            crate::segment::remove_file_durably_on(&*fs, &dir, &tmp)?;
         }
         if log.seg.is_empty() {
             log.seg.discard_empty()

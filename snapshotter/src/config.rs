@@ -21,7 +21,7 @@ pub const MAX_KEEP_SNAPSHOTS: usize = 10_000;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// `--archive-dir-name` is not a single plain path component.
-    #[error("--archive-dir-name {0:?} must be one plain directory name (no '/', not '.' or '..', not empty)")]
+    #[error("--archive-dir-name {0:?} must be one plain directory name (not empty, not '.' or '..', no '/' or NUL, at most 255 bytes, not ending in .tmp)")]
     BadArchiveDirName(String),
     /// A numeric flag is outside its bounds.
     #[error("--{flag} {value} is out of range ({range})")]

@@ -34,14 +34,13 @@
 //! `mover::after_copy`, `mover::after_rename`, `mover::after_dst_fsync`,
 //! `mover::before_unlink`, `mover::after_unlink`, `mover::after_link`.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
-use crate::sys::{self, Digest, SysError};
+use crate::sys::{self, Digest, Fs, OpenMode, SysError};
 
 /// Suffix of the mover's temp files (the one every reader ignores).
 pub const TEMP_SUFFIX: &str = tiered_engine::layout::TEMP_SUFFIX;
@@ -153,19 +152,30 @@ pub fn move_file_interruptible(
     verify: Verifier,
     stop: &AtomicBool,
 ) -> Result<MoveOutcome, MoveError> {
+    move_file_on(&*sys::real(), src, dst_dir, verify, stop)
+}
+
+/// [`move_file_interruptible`] through the file seam `fs`.
+pub fn move_file_on(
+    fs: &dyn Fs,
+    src: &Path,
+    dst_dir: &Path,
+    verify: Verifier,
+    stop: &AtomicBool,
+) -> Result<MoveOutcome, MoveError> {
     let name = src
         .file_name()
         .ok_or_else(|| MoveError::BadSource(src.to_path_buf()))?;
     let dst = dst_dir.join(name);
     let src_dir = src.parent().unwrap_or(Path::new("."));
 
-    let src_exists = exists(src)?;
-    if exists(&dst)? {
+    let src_exists = sys::exists(fs, src)?;
+    if sys::exists(fs, &dst)? {
         if !src_exists {
             return Ok(MoveOutcome::AlreadyDone);
         }
-        let src_digest = sys::digest_file(src)?;
-        let dst_digest = sys::digest_file(&dst)?;
+        let src_digest = sys::digest_file(fs, src)?;
+        let dst_digest = sys::digest_file(fs, &dst)?;
         if src_digest != dst_digest {
             return Err(MoveError::DestinationDiffers {
                 src: src.to_path_buf(),
@@ -182,10 +192,10 @@ pub fn move_file_interruptible(
         // The copy may be the leftover of a run that crashed between the
         // rename and the fsync of the archive dir: make it durable before
         // the source goes, or a power loss could lose both names.
-        sys::fsync_file(&dst)?;
-        sys::fsync_dir(dst_dir)?;
+        sys::fsync_file(fs, &dst)?;
+        sys::fsync_dir(fs, dst_dir)?;
         tracing::info!(src = %src.display(), dst = %dst.display(), "identical copy already archived; removing the source");
-        unlink_and_sync(src, src_dir)?;
+        unlink_and_sync(fs, src, src_dir)?;
         return Ok(MoveOutcome::AlreadyArchived {
             bytes: src_digest.len,
         });
@@ -198,19 +208,20 @@ pub fn move_file_interruptible(
     }
 
     // Same file system: a hard link is an atomic, no-replace "copy".
-    match fs::hard_link(src, &dst) {
+    match fs.hard_link(src, &dst) {
         Ok(()) => {
             failpoint!("mover::after_link");
-            sys::fsync_dir(dst_dir)?;
+            sys::fsync_dir(fs, dst_dir)?;
             verify(&dst).map_err(|reason| MoveError::VerifyFailed {
                 src: src.to_path_buf(),
                 dst: dst.clone(),
                 reason,
             })?;
-            let bytes = fs::metadata(&dst)
+            let bytes = fs
+                .stat(&dst)
                 .map_err(|e| SysError::new("stat", &dst, e))?
-                .len();
-            unlink_and_sync(src, src_dir)?;
+                .len;
+            unlink_and_sync(fs, src, src_dir)?;
             return Ok(MoveOutcome::Moved { bytes });
         }
         Err(e)
@@ -225,29 +236,28 @@ pub fn move_file_interruptible(
     }
 
     let tmp = dst_dir.join(format!("{}{TEMP_SUFFIX}", name.to_string_lossy()));
-    match fs::remove_file(&tmp) {
-        Ok(()) => tracing::info!(tmp = %tmp.display(), "removed a stale temp file"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(SysError::new("remove stale temp", &tmp, e).into()),
+    if sys::unlink(fs, &tmp).map_err(|e| SysError::new("remove stale temp", &tmp, e.source))? {
+        tracing::info!(tmp = %tmp.display(), "removed a stale temp file");
     }
-    let src_digest = match copy_to_temp(src, &tmp, stop) {
+    let src_digest = match copy_to_temp(fs, src, &tmp, stop) {
         Ok(d) => d,
         Err(e) => {
             // Never leave a partial copy eating space on a full archive.
-            let _ = fs::remove_file(&tmp);
+            let _ = fs.unlink(&tmp);
             return Err(e);
         }
     };
     failpoint!("mover::after_copy");
-    sys::rename_noreplace(&tmp, &dst)?;
+    sys::rename_noreplace(fs, &tmp, &dst)?;
     failpoint!("mover::after_rename");
-    sys::fsync_dir(dst_dir)?;
+    sys::fsync_dir(fs, dst_dir)?;
     failpoint!("mover::after_dst_fsync");
 
-    let dst_digest = sys::digest_file(&dst)?;
+    let dst_digest = sys::digest_file(fs, &dst)?;
     if dst_digest != src_digest {
-        fs::remove_file(&dst).map_err(|e| SysError::new("remove bad copy", &dst, e))?;
-        sys::fsync_dir(dst_dir)?;
+        fs.unlink(&dst)
+            .map_err(|e| SysError::new("remove bad copy", &dst, e))?;
+        sys::fsync_dir(fs, dst_dir)?;
         return Err(MoveError::CopyMismatch {
             src: src.to_path_buf(),
             dst,
@@ -259,38 +269,34 @@ pub fn move_file_interruptible(
         reason,
     })?;
     failpoint!("mover::before_unlink");
-    unlink_and_sync(src, src_dir)?;
+    unlink_and_sync(fs, src, src_dir)?;
     Ok(MoveOutcome::Moved {
         bytes: src_digest.len,
     })
 }
 
-fn exists(path: &Path) -> Result<bool, SysError> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(SysError::new("stat", path, e)),
-    }
-}
-
-fn unlink_and_sync(src: &Path, src_dir: &Path) -> Result<(), MoveError> {
-    fs::remove_file(src).map_err(|e| SysError::new("unlink", src, e))?;
+fn unlink_and_sync(fs: &dyn Fs, src: &Path, src_dir: &Path) -> Result<(), MoveError> {
+    fs.unlink(src)
+        .map_err(|e| SysError::new("unlink", src, e))?;
     failpoint!("mover::after_unlink");
-    sys::fsync_dir(src_dir)?;
+    sys::fsync_dir(fs, src_dir)?;
     Ok(())
 }
 
 /// Copies `src` into a new `tmp`, fsyncs it, keeps the source's mtime, and
 /// returns the digest of the bytes read from the source.
-fn copy_to_temp(src: &Path, tmp: &Path, stop: &AtomicBool) -> Result<Digest, MoveError> {
-    let mut input = File::open(src).map_err(|e| SysError::new("open", src, e))?;
-    let meta = input
-        .metadata()
-        .map_err(|e| SysError::new("stat", src, e))?;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
+fn copy_to_temp(
+    fs: &dyn Fs,
+    src: &Path,
+    tmp: &Path,
+    stop: &AtomicBool,
+) -> Result<Digest, MoveError> {
+    let input = fs
+        .open(src, OpenMode::Read)
+        .map_err(|e| SysError::new("open", src, e))?;
+    let meta = fs.stat(src).map_err(|e| SysError::new("stat", src, e))?;
+    let out = fs
+        .open(tmp, OpenMode::CreateNew)
         .map_err(|e| SysError::new("create", tmp, e))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -299,27 +305,22 @@ fn copy_to_temp(src: &Path, tmp: &Path, stop: &AtomicBool) -> Result<Digest, Mov
         if stop.load(Ordering::SeqCst) {
             return Err(MoveError::Interrupted(src.to_path_buf()));
         }
-        let n = match input.read(&mut buf) {
+        let n = match input.read_at(&mut buf, len) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(SysError::new("read", src, e).into()),
         };
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
+        out.write_all_at(&buf[..n], len)
             .map_err(|e| SysError::new("write", tmp, e))?;
         len += n as u64;
     }
-    let mut times = FileTimes::new();
-    if let Ok(m) = meta.modified() {
-        times = times.set_modified(m);
+    if let Some(m) = meta.modified {
+        out.set_times(m, None)
+            .map_err(|e| SysError::new("set times", tmp, e))?;
     }
-    if let Ok(a) = meta.accessed() {
-        times = times.set_accessed(a);
-    }
-    out.set_times(times)
-        .map_err(|e| SysError::new("set times", tmp, e))?;
-    out.sync_all().map_err(|e| SysError::new("fsync", tmp, e))?;
+    out.fsync().map_err(|e| SysError::new("fsync", tmp, e))?;
     Ok(Digest {
         len,
         crc32: hasher.finalize(),
@@ -328,57 +329,56 @@ fn copy_to_temp(src: &Path, tmp: &Path, stop: &AtomicBool) -> Result<Digest, Mov
 
 /// Removes the mover's leftover `*.tmp` files in `dir` (from a crash between
 /// copy and rename). Returns how many were removed. A missing `dir` is fine.
-pub fn clean_stale_temps(dir: &Path) -> Result<usize, SysError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
+pub fn clean_stale_temps(fs: &dyn Fs, dir: &Path) -> Result<usize, SysError> {
+    let names = match fs.read_dir(dir) {
+        Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(SysError::new("read dir", dir, e)),
     };
     let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(|e| SysError::new("read dir", dir, e))?;
-        let name = entry.file_name();
+    for name in names {
         if !name.to_string_lossy().ends_with(TEMP_SUFFIX) {
             continue;
         }
-        let path = entry.path();
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                tracing::info!(tmp = %path.display(), "removed a stale temp file");
-                removed += 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SysError::new("remove stale temp", &path, e)),
+        let path = dir.join(name);
+        if sys::unlink(fs, &path)
+            .map_err(|e| SysError::new("remove stale temp", &path, e.source))?
+        {
+            tracing::info!(tmp = %path.display(), "removed a stale temp file");
+            removed += 1;
         }
     }
     if removed > 0 {
-        sys::fsync_dir(dir)?;
+        sys::fsync_dir(fs, dir)?;
     }
     Ok(removed)
 }
 
 /// Creates `dir` (and missing parents), fsyncing each parent that gained an
 /// entry so the new directories survive a crash.
-pub fn ensure_dir(dir: &Path) -> Result<(), SysError> {
-    if dir.is_dir() {
-        return Ok(());
+pub fn ensure_dir(fs: &dyn Fs, dir: &Path) -> Result<(), SysError> {
+    match fs.stat(dir) {
+        Ok(st) if st.is_dir => return Ok(()),
+        _ => {}
     }
     if let Some(parent) = dir.parent() {
         if !parent.as_os_str().is_empty() {
-            ensure_dir(parent)?;
+            ensure_dir(fs, parent)?;
         }
     }
-    match fs::create_dir(dir) {
+    match fs.create_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(SysError::new("mkdir", dir, e)),
     }
-    sys::fsync_parent(dir)
+    sys::fsync_parent(fs, dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use tiered_sys::{Fault, FaultFs, Op, Rule};
 
     fn ok(_: &Path) -> Result<(), String> {
         Ok(())
@@ -389,7 +389,7 @@ mod tests {
         let src = d.path().join("cmdlog-1.log");
         fs::write(&src, b"some log bytes").unwrap();
         let archive = d.path().join("archived/logs");
-        ensure_dir(&archive).unwrap();
+        ensure_dir(&*sys::real(), &archive).unwrap();
         (d, src, archive)
     }
 
@@ -424,9 +424,14 @@ mod tests {
         let (_d, src, archive) = setup();
         let dst = archive.join("cmdlog-1.log");
         fs::write(&dst, b"some log bytes").unwrap();
-        sys::fsync_log::take();
-        move_file(&src, &archive, &ok).unwrap();
-        let synced = sys::fsync_log::take();
+        let fault = FaultFs::new(sys::real());
+        move_file_on(&fault, &src, &archive, &ok, &AtomicBool::new(false)).unwrap();
+        let synced: Vec<PathBuf> = fault
+            .take_calls()
+            .into_iter()
+            .filter(|(op, _)| matches!(op, Op::Fsync | Op::FsyncDir))
+            .map(|(_, p)| p)
+            .collect();
         let src_dir = src.parent().unwrap().to_path_buf();
         let pos = |p: &Path| synced.iter().position(|x| x == p);
         let (file, dir, source_dir) = (pos(&dst), pos(&archive), pos(&src_dir));
@@ -469,9 +474,12 @@ mod tests {
         let (_d, _src, archive) = setup();
         fs::write(archive.join("x.log.tmp"), b"partial").unwrap();
         fs::write(archive.join("keep.log"), b"whole").unwrap();
-        assert_eq!(clean_stale_temps(&archive).unwrap(), 1);
+        assert_eq!(clean_stale_temps(&*sys::real(), &archive).unwrap(), 1);
         assert!(archive.join("keep.log").exists());
-        assert_eq!(clean_stale_temps(&archive.join("missing")).unwrap(), 0);
+        assert_eq!(
+            clean_stale_temps(&*sys::real(), &archive.join("missing")).unwrap(),
+            0
+        );
     }
 
     #[test]
@@ -483,5 +491,100 @@ mod tests {
         ));
         assert!(e.is_no_space());
         assert!(!MoveError::Injected("x").is_no_space());
+    }
+
+    fn no_temp(dir: &Path) -> bool {
+        fs::read_dir(dir).unwrap().all(|e| {
+            !e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(TEMP_SUFFIX)
+        })
+    }
+
+    /// EXDEV from link(2) (another file system) takes the copy path, which
+    /// keeps the mtime; no root and no second mount needed.
+    #[test]
+    fn cross_device_link_falls_back_to_a_verified_copy() {
+        let (_d, src, archive) = setup();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400);
+        fs::File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fault = FaultFs::new(sys::real());
+        fault.inject(Op::HardLink, Fault::Errno(libc::EXDEV));
+        let out = move_file_on(&fault, &src, &archive, &ok, &AtomicBool::new(false)).unwrap();
+        assert_eq!(out, MoveOutcome::Moved { bytes: 14 });
+        let dst = archive.join("cmdlog-1.log");
+        assert_eq!(fs::read(&dst).unwrap(), b"some log bytes");
+        assert_eq!(fs::metadata(&dst).unwrap().modified().unwrap(), old);
+        assert!(!src.exists() && no_temp(&archive));
+        let calls = fault.take_calls();
+        let at = |op, path: &Path| calls.iter().position(|c| c.0 == op && c.1 == path).unwrap();
+        let tmp = archive.join("cmdlog-1.log.tmp");
+        assert!(at(Op::Fsync, &tmp) < at(Op::RenameNoreplace, &dst));
+        assert!(at(Op::RenameNoreplace, &dst) < at(Op::FsyncDir, &archive));
+        assert!(at(Op::FsyncDir, &archive) < at(Op::Unlink, &src));
+    }
+
+    /// Every syscall of the copy path failing, one at a time: the move
+    /// reports the errno, and the file stays whole in at least one place;
+    /// the next attempt (no fault) finishes the move.
+    #[test]
+    fn a_failing_syscall_at_any_step_keeps_the_file_whole() {
+        let faults = [
+            (Op::Create, libc::ENOSPC),
+            (Op::Write, libc::ENOSPC),
+            (Op::Fsync, libc::EIO),
+            (Op::SetTimes, libc::EIO),
+            (Op::RenameNoreplace, libc::EIO),
+            (Op::FsyncDir, libc::EIO),
+            (Op::Unlink, libc::EIO),
+            (Op::Read, libc::EIO),
+        ];
+        for (op, errno) in faults {
+            let (_d, src, archive) = setup();
+            let dst = archive.join("cmdlog-1.log");
+            let fault = FaultFs::new(sys::real());
+            fault.inject(Op::HardLink, Fault::Errno(libc::EXDEV));
+            fault.inject(op, Fault::Errno(errno));
+            let err =
+                move_file_on(&fault, &src, &archive, &ok, &AtomicBool::new(false)).unwrap_err();
+            assert!(
+                matches!(&err, MoveError::Sys(e) if e.errno() == Some(Errno::from_raw(errno))),
+                "{op:?}: {err}"
+            );
+            assert_eq!(err.is_no_space(), errno == libc::ENOSPC, "{op:?}");
+            let whole = |p: &Path| fs::read(p).ok().as_deref() == Some(&b"some log bytes"[..]);
+            assert!(whole(&src) || whole(&dst), "{op:?}: whole nowhere");
+            if matches!(op, Op::Create | Op::Write) {
+                assert!(no_temp(&archive), "{op:?}: a partial copy left behind");
+            }
+            move_file_on(&fault, &src, &archive, &ok, &AtomicBool::new(false)).unwrap();
+            assert!(!src.exists() && whole(&dst), "{op:?}");
+        }
+    }
+
+    /// A short write followed by a full disk: the partial copy is removed.
+    #[test]
+    fn a_short_write_then_enospc_leaves_no_partial_copy() {
+        let (_d, src, archive) = setup();
+        let fault = FaultFs::new(sys::real());
+        fault.inject(Op::HardLink, Fault::Errno(libc::EXDEV));
+        fault.add_rule(Rule {
+            op: Op::Write,
+            name_suffix: Some(".tmp".into()),
+            skip: 0,
+            times: 1,
+            fault: Fault::ShortWrite,
+        });
+        fault.inject(Op::Write, Fault::Errno(libc::ENOSPC));
+        let err = move_file_on(&fault, &src, &archive, &ok, &AtomicBool::new(false)).unwrap_err();
+        assert!(err.is_no_space(), "{err}");
+        assert!(src.exists() && no_temp(&archive));
+        assert!(!archive.join("cmdlog-1.log").exists());
     }
 }

@@ -22,23 +22,24 @@
 //! archived), `pass::between_moves` (before each archive move).
 
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tiered_engine::history::{self, History, Listing, SealedFile, SnapshotCheck, SnapshotFile};
 use tiered_engine::layout;
-use tiered_engine::segment::{verify_segment, SegmentError};
-use tiered_engine::snapshot::{read_snapshot, verify_snapshot, write_snapshot, SnapshotError};
+use tiered_engine::segment::{verify_segment_on, SegmentError};
+use tiered_engine::snapshot::{
+    read_snapshot_on, verify_snapshot_on, write_snapshot_on, SnapshotError,
+};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mover::{self, MoveError, MoveOutcome};
 use crate::replay::{self, ReplayError};
 use crate::retention::{self, LogInfo, Policy, SnapInfo};
-use crate::sys::{self, SysError};
+use crate::sys::{self, Fs, SysError};
 
 /// What a pass stopped on. Nothing unsafe was done: either nothing was
 /// published/moved/deleted, or a move stopped at a crash-safe point.
@@ -151,12 +152,12 @@ struct FileId {
 }
 
 impl FileId {
-    fn of(path: &Path) -> Option<FileId> {
-        let m = fs::metadata(path).ok()?;
+    fn of(fs: &dyn Fs, path: &Path) -> Option<FileId> {
+        let m = fs.stat(path).ok()?;
         Some(FileId {
             path: path.to_path_buf(),
-            len: m.len(),
-            mtime: m.modified().ok(),
+            len: m.len,
+            mtime: m.modified,
         })
     }
 }
@@ -197,7 +198,18 @@ pub fn run_pass(
     stop: &AtomicBool,
     state: &mut PassState,
 ) -> Result<PassReport, PassError> {
-    match pass_inner(config, metrics, stop, state) {
+    run_pass_on(&sys::real(), config, metrics, stop, state)
+}
+
+/// [`run_pass`] through the file seam `fs`.
+pub fn run_pass_on(
+    fs: &Arc<dyn Fs>,
+    config: &Config,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+    state: &mut PassState,
+) -> Result<PassReport, PassError> {
+    match pass_inner(fs, config, metrics, stop, state) {
         Ok(r) => {
             metrics.pass_ok();
             Ok(r)
@@ -214,6 +226,7 @@ pub fn run_pass(
 }
 
 fn pass_inner(
+    fs_arc: &Arc<dyn Fs>,
     config: &Config,
     metrics: &Metrics,
     stop: &AtomicBool,
@@ -223,15 +236,16 @@ fn pass_inner(
     let archive = config.archive_dir();
     let archive_logs = archive.join(layout::ARCHIVE_LOGS_DIR);
     let archive_snaps = archive.join(layout::ARCHIVE_SNAPSHOTS_DIR);
-    mover::ensure_dir(&archive_logs)?;
-    mover::ensure_dir(&archive_snaps)?;
-    mover::clean_stale_temps(&archive_logs)?;
-    mover::clean_stale_temps(&archive_snaps)?;
-    clean_own_snapshot_temps(dir)?;
-    record_space(config, metrics);
+    let fs = &**fs_arc;
+    mover::ensure_dir(fs, &archive_logs)?;
+    mover::ensure_dir(fs, &archive_snaps)?;
+    mover::clean_stale_temps(fs, &archive_logs)?;
+    mover::clean_stale_temps(fs, &archive_snaps)?;
+    clean_own_snapshot_temps(fs, dir)?;
+    record_space(fs, config, metrics);
 
     let mut report = PassReport::default();
-    let listing = history::scan(dir, &config.archive_dir_name)?;
+    let listing = history::scan_on(fs, dir, &config.archive_dir_name)?;
 
     // --- snapshot
     let newest = listing.snapshots.last().cloned();
@@ -241,7 +255,7 @@ fn pass_inner(
         .iter()
         .filter(|s| s.last_seq > base_seq)
         .collect();
-    let pending_bytes: u64 = pending.iter().map(|s| file_len(&s.path)).sum();
+    let pending_bytes: u64 = pending.iter().map(|s| file_len(fs, &s.path)).sum();
     report.pending_logs = pending.len();
     metrics.pending_logs.set(pending.len() as i64);
 
@@ -249,7 +263,7 @@ fn pass_inner(
     let mut covered = match &newest {
         Some(s) => {
             if !due {
-                verify_newest(&listing, s, state)?;
+                verify_newest(fs_arc, &listing, s, state)?;
             }
             Some(s.last_seq)
         }
@@ -259,29 +273,31 @@ fn pass_inner(
         let started = Instant::now();
         let mut db = match &newest {
             Some(s) => {
-                let (meta, db) = read_snapshot(&s.path).map_err(PassError::SnapshotDamaged)?;
+                let (meta, db) =
+                    read_snapshot_on(fs, &s.path).map_err(PassError::SnapshotDamaged)?;
                 if meta.last_seq != s.last_seq {
                     return Err(PassError::SnapshotNameMismatch {
                         path: s.path.clone(),
                         found: meta.last_seq,
                     });
                 }
-                state.verified = FileId::of(&s.path);
+                state.verified = FileId::of(fs, &s.path);
                 db
             }
             None => tiered_engine::db::Db::new(),
         };
         // The sealed logs only: the open segment is never read here.
-        let history = History::from_listing(tiered_sys::real(), listing.clone(), false);
+        let history = History::from_listing(fs_arc.clone(), listing.clone(), false);
         let logs = pending.len();
         let should_stop = || stop.load(Ordering::SeqCst);
         match replay::replay(&mut db, &history, base_seq, None, &should_stop) {
             Ok(done) => {
                 failpoint!("pass::before_publish");
-                let path = write_snapshot(dir, done.last_seq, &db).map_err(PassError::Publish)?;
-                state.verified = FileId::of(&path);
+                let path =
+                    write_snapshot_on(fs, dir, done.last_seq, &db).map_err(PassError::Publish)?;
+                state.verified = FileId::of(fs, &path);
                 let secs = started.elapsed().as_secs_f64();
-                metrics.snapshot_published(done.last_seq, unix_secs(&path), secs);
+                metrics.snapshot_published(done.last_seq, unix_secs(fs, &path), secs);
                 tracing::info!(path = %path.display(), last_seq = done.last_seq, records = done.records, logs, duration_secs = secs, "snapshot published");
                 report.published = Some(done.last_seq);
                 covered = Some(done.last_seq);
@@ -300,21 +316,21 @@ fn pass_inner(
     report.newest_snapshot = covered;
     if let Some(seq) = covered {
         let path = dir.join(layout::snapshot_name(seq));
-        let path = if path.exists() {
+        let path = if sys::exists(fs, &path).unwrap_or(false) {
             path
         } else {
             archive_snaps.join(layout::snapshot_name(seq))
         };
-        metrics.set_newest_snapshot(seq, unix_secs(&path));
+        metrics.set_newest_snapshot(seq, unix_secs(fs, &path));
     }
 
     // --- archive (the covering snapshot is durable: write_snapshot fsynced
     // its directory, or it was verified above)
     let Some(covered) = covered else {
-        record_archive_size(config, metrics)?;
+        record_archive_size(fs, config, metrics)?;
         return Ok(report);
     };
-    let listing = history::scan(dir, &config.archive_dir_name)?;
+    let listing = history::scan_on(fs, dir, &config.archive_dir_name)?;
     let logs_to_move: Vec<&SealedFile> = listing
         .sealed
         .iter()
@@ -329,44 +345,44 @@ fn pass_inner(
         .copied()
         .collect();
     let log_verifier =
-        |p: &Path| -> Result<(), String> { verify_log_named(p).map_err(|e| e.to_string()) };
+        |p: &Path| -> Result<(), String> { verify_log_named(fs, p).map_err(|e| e.to_string()) };
     for log in logs_to_move {
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        match mover::move_file_interruptible(&log.path, &archive_logs, &log_verifier, stop) {
+        match mover::move_file_on(fs, &log.path, &archive_logs, &log_verifier, stop) {
             Ok(out) => count_move(metrics, &mut report, "log", out),
             Err(MoveError::Interrupted(_)) => {
                 report.interrupted = true;
                 return Ok(report);
             }
-            Err(e) => return Err(archive_failed(config, metrics, e)),
+            Err(e) => return Err(archive_failed(fs, config, metrics, e)),
         }
     }
-    let snap_verifier = |p: &Path| -> Result<(), String> { verify_snapshot_named(p) };
+    let snap_verifier = |p: &Path| -> Result<(), String> { verify_snapshot_named(fs, p) };
     for snap in snaps_to_move {
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
             return Ok(report);
         }
         failpoint!("pass::between_moves");
-        match mover::move_file_interruptible(&snap.path, &archive_snaps, &snap_verifier, stop) {
+        match mover::move_file_on(fs, &snap.path, &archive_snaps, &snap_verifier, stop) {
             Ok(out) => count_move(metrics, &mut report, "snapshot", out),
             Err(MoveError::Interrupted(_)) => {
                 report.interrupted = true;
                 return Ok(report);
             }
-            Err(e) => return Err(archive_failed(config, metrics, e)),
+            Err(e) => return Err(archive_failed(fs, config, metrics, e)),
         }
     }
 
     // --- retention
     if config.retain_days.is_some() || config.retain_bytes.is_some() {
-        report.retention_deleted = apply_retention(config, metrics)?;
+        report.retention_deleted = apply_retention(fs, config, metrics)?;
     }
-    record_archive_size(config, metrics)?;
+    record_archive_size(fs, config, metrics)?;
     Ok(report)
 }
 
@@ -374,9 +390,9 @@ fn pass_inner(
 /// relieves: it runs first (it never needs the file that failed to move),
 /// or every later pass would fail on the same move and nothing would ever
 /// free the space.
-fn archive_failed(config: &Config, metrics: &Metrics, e: MoveError) -> PassError {
+fn archive_failed(fs: &dyn Fs, config: &Config, metrics: &Metrics, e: MoveError) -> PassError {
     if e.is_no_space() && (config.retain_days.is_some() || config.retain_bytes.is_some()) {
-        match apply_retention(config, metrics) {
+        match apply_retention(fs, config, metrics) {
             Ok(deleted) => {
                 tracing::warn!(
                     deleted,
@@ -405,15 +421,16 @@ fn count_move(metrics: &Metrics, report: &mut PassReport, kind: &'static str, ou
 
 /// Verifies the newest snapshot unless the same file was verified before.
 fn verify_newest(
+    fs: &Arc<dyn Fs>,
     listing: &Listing,
     s: &SnapshotFile,
     state: &mut PassState,
 ) -> Result<(), PassError> {
-    let id = FileId::of(&s.path);
+    let id = FileId::of(&**fs, &s.path);
     if id.is_some() && state.verified == id {
         return Ok(());
     }
-    let history = History::from_listing(tiered_sys::real(), listing.clone(), false);
+    let history = History::from_listing(fs.clone(), listing.clone(), false);
     match history.verify_snapshot(s) {
         Ok(_) => {}
         Err(SnapshotCheck::Damaged(e)) => return Err(PassError::SnapshotDamaged(e)),
@@ -427,12 +444,12 @@ fn verify_newest(
 
 /// The format check of an archived log: every record valid, and the records
 /// are exactly the range its name says.
-fn verify_log_named(path: &Path) -> Result<(), SegmentError> {
-    verify_segment(path).map(|_| ())
+fn verify_log_named(fs: &dyn Fs, path: &Path) -> Result<(), SegmentError> {
+    verify_segment_on(fs, path).map(|_| ())
 }
 
-fn verify_snapshot_named(path: &Path) -> Result<(), String> {
-    let meta = verify_snapshot(path).map_err(|e| e.to_string())?;
+fn verify_snapshot_named(fs: &dyn Fs, path: &Path) -> Result<(), String> {
+    let meta = verify_snapshot_on(fs, path).map_err(|e| e.to_string())?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     match layout::classify(name) {
         layout::FileKind::Snapshot { last_seq } if last_seq == meta.last_seq => Ok(()),
@@ -446,63 +463,61 @@ fn verify_snapshot_named(path: &Path) -> Result<(), String> {
 /// Removes `snapshot-*.tmp` files at the top of `dir`: only the snapshotter
 /// writes snapshots there, and it holds the lock, so any such file is left
 /// over from a crash of an earlier run.
-fn clean_own_snapshot_temps(dir: &Path) -> Result<(), SysError> {
-    let entries = fs::read_dir(dir).map_err(|e| SysError::new("read dir", dir, e))?;
+fn clean_own_snapshot_temps(fs: &dyn Fs, dir: &Path) -> Result<(), SysError> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| SysError::new("read dir", dir, e))?;
     let mut removed = false;
-    for entry in entries {
-        let entry = entry.map_err(|e| SysError::new("read dir", dir, e))?;
-        let name = entry.file_name();
+    for name in names {
         if layout::is_snapshot_temp(&name.to_string_lossy()) {
-            let path = entry.path();
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    tracing::info!(tmp = %path.display(), "removed a stale snapshot temp file");
-                    removed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SysError::new("remove stale temp", &path, e)),
+            let path = dir.join(name);
+            if sys::unlink(fs, &path)
+                .map_err(|e| SysError::new("remove stale temp", &path, e.source))?
+            {
+                tracing::info!(tmp = %path.display(), "removed a stale snapshot temp file");
+                removed = true;
             }
         }
     }
     if removed {
-        sys::fsync_dir(dir)?;
+        sys::fsync_dir(fs, dir)?;
     }
     Ok(())
 }
 
-fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+fn file_len(fs: &dyn Fs, path: &Path) -> u64 {
+    fs.stat(path).map(|m| m.len).unwrap_or(0)
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    fs::metadata(path).and_then(|m| m.modified()).ok()
+fn mtime(fs: &dyn Fs, path: &Path) -> Option<SystemTime> {
+    fs.stat(path).ok().and_then(|m| m.modified)
 }
 
-fn unix_secs(path: &Path) -> f64 {
-    mtime(path)
+fn unix_secs(fs: &dyn Fs, path: &Path) -> f64 {
+    mtime(fs, path)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn record_space(config: &Config, metrics: &Metrics) {
-    match sys::statvfs(&config.dir) {
+fn record_space(fs: &dyn Fs, config: &Config, metrics: &Metrics) {
+    match sys::statvfs(fs, &config.dir) {
         Ok(s) => metrics.set_tier_space("primary", s),
         Err(e) => tracing::warn!("{e}"),
     }
-    match sys::statvfs(&config.archive_dir()) {
+    match sys::statvfs(fs, &config.archive_dir()) {
         Ok(s) => metrics.set_tier_space("archive", s),
         Err(e) => tracing::warn!("{e}"),
     }
 }
 
-fn archived_files(listing: &Listing) -> (Vec<SnapInfo>, Vec<LogInfo>) {
+fn archived_files(fs: &dyn Fs, listing: &Listing) -> (Vec<SnapInfo>, Vec<LogInfo>) {
     let snaps = listing
         .snapshots
         .iter()
         .map(|s| SnapInfo {
             last_seq: s.last_seq,
-            mtime: mtime(&s.path).unwrap_or(UNIX_EPOCH),
-            bytes: file_len(&s.path),
+            mtime: mtime(fs, &s.path).unwrap_or(UNIX_EPOCH),
+            bytes: file_len(fs, &s.path),
             archived: s.archived,
             path: s.path.clone(),
         })
@@ -513,7 +528,7 @@ fn archived_files(listing: &Listing) -> (Vec<SnapInfo>, Vec<LogInfo>) {
         .map(|l| LogInfo {
             first_seq: l.first_seq,
             last_seq: l.last_seq,
-            bytes: file_len(&l.path),
+            bytes: file_len(fs, &l.path),
             archived: l.archived,
             path: l.path.clone(),
         })
@@ -521,9 +536,9 @@ fn archived_files(listing: &Listing) -> (Vec<SnapInfo>, Vec<LogInfo>) {
     (snaps, logs)
 }
 
-fn record_archive_size(config: &Config, metrics: &Metrics) -> Result<(), PassError> {
-    let listing = history::scan(&config.dir, &config.archive_dir_name)?;
-    let (snaps, logs) = archived_files(&listing);
+fn record_archive_size(fs: &dyn Fs, config: &Config, metrics: &Metrics) -> Result<(), PassError> {
+    let listing = history::scan_on(fs, &config.dir, &config.archive_dir_name)?;
+    let (snaps, logs) = archived_files(fs, &listing);
     let (files, bytes) = snaps
         .iter()
         .filter(|s| s.archived)
@@ -534,29 +549,25 @@ fn record_archive_size(config: &Config, metrics: &Metrics) -> Result<(), PassErr
     Ok(())
 }
 
-fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassError> {
-    let listing = history::scan(&config.dir, &config.archive_dir_name)?;
-    let (snaps, logs) = archived_files(&listing);
+fn apply_retention(fs: &dyn Fs, config: &Config, metrics: &Metrics) -> Result<usize, PassError> {
+    let listing = history::scan_on(fs, &config.dir, &config.archive_dir_name)?;
+    let (snaps, logs) = archived_files(fs, &listing);
     let policy = Policy {
         retain_days: config.retain_days,
         retain_bytes: config.retain_bytes,
         now: SystemTime::now(),
     };
     let plan = retention::plan(&snaps, &logs, &policy, &mut |s| {
-        verify_snapshot_named(&s.path).is_ok()
+        verify_snapshot_named(fs, &s.path).is_ok()
     });
     if plan.delete.is_empty() {
         return Ok(0);
     }
     let mut dirs = Vec::new();
     for (path, bytes) in &plan.delete {
-        match fs::remove_file(path) {
-            Ok(()) => {
-                metrics.retention_deleted(*bytes);
-                tracing::info!(path = %path.display(), bytes, cut_seq = ?plan.cut_seq, "retention deleted");
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PassError::Retention(SysError::new("unlink", path, e))),
+        if sys::unlink(fs, path).map_err(PassError::Retention)? {
+            metrics.retention_deleted(*bytes);
+            tracing::info!(path = %path.display(), bytes, cut_seq = ?plan.cut_seq, "retention deleted");
         }
         if let Some(p) = path.parent() {
             if !dirs.iter().any(|d: &PathBuf| d == p) {
@@ -565,7 +576,7 @@ fn apply_retention(config: &Config, metrics: &Metrics) -> Result<usize, PassErro
         }
     }
     for d in dirs {
-        sys::fsync_dir(&d).map_err(PassError::Retention)?;
+        sys::fsync_dir(fs, &d).map_err(PassError::Retention)?;
     }
     Ok(plan.delete.len())
 }

@@ -18,18 +18,18 @@
 //! moves away during the restore makes it rescan and start over.
 
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tiered_engine::db::Db;
 use tiered_engine::history::{History, HistoryError, OnDamage, Step, WalkOptions};
-use tiered_engine::snapshot::{write_snapshot, SnapshotError};
+use tiered_engine::snapshot::{write_snapshot_on, SnapshotError};
 
 use crate::config::{validate_archive_dir_name, ConfigError, RestoreConfig, RestoreTarget};
 use crate::mover;
 use crate::replay::{self, ReplayError};
-use crate::sys::SysError;
+use crate::sys::{self, Fs, SysError};
 
 /// How many times a restore starts over when files move under it.
 const ATTEMPTS: usize = 5;
@@ -137,13 +137,18 @@ enum Attempt {
 
 /// Runs a restore (see the module doc).
 pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
+    restore_on(&sys::real(), config)
+}
+
+/// [`restore`] through the file seam `fs`.
+pub fn restore_on(fs: &Arc<dyn Fs>, config: &RestoreConfig) -> Result<Restored, RestoreError> {
     validate_archive_dir_name(&config.archive_dir_name)?;
-    if !config.from.is_dir() {
+    if !fs.stat(&config.from).is_ok_and(|st| st.is_dir) {
         return Err(RestoreError::FromNotADirectory(config.from.clone()));
     }
-    check_into(&config.into, &config.archive_dir_name)?;
+    check_into(&**fs, &config.into, &config.archive_dir_name)?;
     for _ in 0..ATTEMPTS {
-        match attempt(config)? {
+        match attempt(fs, config)? {
             Attempt::Done(r) => return Ok(r),
             Attempt::Vanished => {
                 tracing::info!("a file moved during the restore; rescanning");
@@ -155,26 +160,27 @@ pub fn restore(config: &RestoreConfig) -> Result<Restored, RestoreError> {
 
 /// NEWDIR must not exist, or hold nothing but an empty archive
 /// sub-directory.
-fn check_into(into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
+fn check_into(fs: &dyn Fs, into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
     let not_empty = || RestoreError::IntoNotEmpty(into.to_path_buf());
-    match fs::read_dir(into) {
-        Ok(entries) => {
-            for entry in entries {
-                let entry = entry.map_err(|e| SysError::new("read dir", into, e))?;
-                if entry.file_name() != archive_dir_name {
+    match fs.read_dir(into) {
+        Ok(names) => {
+            for name in names {
+                if name != archive_dir_name {
                     return Err(not_empty());
                 }
                 // Not following a symlink: only a real, empty directory.
-                let path = entry.path();
-                let is_dir = fs::symlink_metadata(&path)
+                let path = into.join(name);
+                let is_dir = fs
+                    .stat(&path)
                     .map_err(|e| SysError::new("stat", &path, e))?
-                    .is_dir();
+                    .is_dir;
                 if !is_dir {
                     return Err(not_empty());
                 }
-                let mut inner =
-                    fs::read_dir(&path).map_err(|e| SysError::new("read dir", &path, e))?;
-                if inner.next().is_some() {
+                let inner = fs
+                    .read_dir(&path)
+                    .map_err(|e| SysError::new("read dir", &path, e))?;
+                if !inner.is_empty() {
                     return Err(not_empty());
                 }
             }
@@ -186,8 +192,9 @@ fn check_into(into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
     }
 }
 
-fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
-    let history = History::scan(&config.from, &config.archive_dir_name)?;
+fn attempt(fs: &Arc<dyn Fs>, config: &RestoreConfig) -> Result<Attempt, RestoreError> {
+    let history = History::scan_on(fs.clone(), &config.from, &config.archive_dir_name)?;
+    let logs = history.logs();
     // `None`: `--latest`, wherever the history ends.
     let target = match config.target {
         RestoreTarget::Seq(n) => Some(n),
@@ -208,7 +215,7 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
             Err(e) => return Err(RestoreError::Timestamps(e)),
         },
     };
-    if target.is_none() && history.snapshots().is_empty() && history.logs().is_empty() {
+    if target.is_none() && history.snapshots().is_empty() && logs.is_empty() {
         return Err(RestoreError::EmptyHistory(config.from.clone()));
     }
     // The newest snapshot at or before the target that reads back whole.
@@ -221,12 +228,9 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
     let (base_seq, mut db) = match base {
         Some((snap, _, db)) => (Some(snap.last_seq), db),
         None => {
-            if target != Some(0) && history.logs().first().map(|l| l.first_seq) != Some(1) {
+            if target != Some(0) && logs.first().map(|l| l.first_seq) != Some(1) {
                 // For `--latest`: as far as the logs' names go.
-                let named_end = history
-                    .logs()
-                    .last()
-                    .map_or(0, |l| l.last_seq.unwrap_or(l.first_seq));
+                let named_end = logs.last().map_or(0, |l| l.last_seq.unwrap_or(l.first_seq));
                 return Err(RestoreError::NoBase {
                     target: target.unwrap_or(named_end),
                 });
@@ -254,10 +258,11 @@ fn attempt(config: &RestoreConfig) -> Result<Attempt, RestoreError> {
         }
     };
     let target = target.unwrap_or(done.last_seq);
-    mover::ensure_dir(&config.into)?;
+    mover::ensure_dir(&**fs, &config.into)?;
     // NEWDIR may have been filled meanwhile by someone else: check again.
-    check_into(&config.into, &config.archive_dir_name)?;
-    let snapshot = write_snapshot(&config.into, target, &db).map_err(RestoreError::Write)?;
+    check_into(&**fs, &config.into, &config.archive_dir_name)?;
+    let snapshot =
+        write_snapshot_on(&**fs, &config.into, target, &db).map_err(RestoreError::Write)?;
     Ok(Attempt::Done(Restored {
         last_seq: target,
         snapshot,

@@ -6,68 +6,64 @@
 //! Every error carries the path and the operation so that a log line alone
 //! tells the operator what failed where.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
 pub use tiered_sys::fs::Space;
-pub use tiered_sys::{errno_of, is_cross_device, is_no_space, SysError};
+use tiered_sys::FileCursor;
+pub use tiered_sys::{errno_of, is_cross_device, is_no_space, real, Fs, OpenMode, SysError};
 
 /// fsyncs a directory so that the names created, renamed or removed in it are
 /// durable.
-pub fn fsync_dir(dir: &Path) -> Result<(), SysError> {
-    tiered_sys::fs::fsync_dir(dir).map_err(|e| SysError::new("fsync dir", dir, e))?;
-    #[cfg(test)]
-    fsync_log::record(dir);
-    Ok(())
+pub fn fsync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), SysError> {
+    fs.fsync_dir(dir)
+        .map_err(|e| SysError::new("fsync dir", dir, e))
 }
 
 /// fsyncs a file's data and metadata.
-pub fn fsync_file(path: &Path) -> Result<(), SysError> {
-    let f = File::open(path).map_err(|e| SysError::new("open", path, e))?;
-    tiered_sys::fs::fsync(&f).map_err(|e| SysError::new("fsync", path, e))?;
-    #[cfg(test)]
-    fsync_log::record(path);
-    Ok(())
-}
-
-/// Unit tests cannot pull the power, so they check the order of durability
-/// steps instead: every successful fsync on this thread is recorded here.
-#[cfg(test)]
-pub mod fsync_log {
-    use std::cell::RefCell;
-    use std::path::{Path, PathBuf};
-
-    thread_local! {
-        static LOG: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
-    }
-
-    pub(crate) fn record(path: &Path) {
-        LOG.with(|l| l.borrow_mut().push(path.to_path_buf()));
-    }
-
-    /// Takes what was recorded on this thread so far.
-    pub fn take() -> Vec<PathBuf> {
-        LOG.with(|l| std::mem::take(&mut *l.borrow_mut()))
-    }
+pub fn fsync_file(fs: &dyn Fs, path: &Path) -> Result<(), SysError> {
+    let f = fs
+        .open(path, OpenMode::Read)
+        .map_err(|e| SysError::new("open", path, e))?;
+    f.fsync().map_err(|e| SysError::new("fsync", path, e))
 }
 
 /// fsyncs the directory that holds `path`.
-pub fn fsync_parent(path: &Path) -> Result<(), SysError> {
+pub fn fsync_parent(fs: &dyn Fs, path: &Path) -> Result<(), SysError> {
     match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => fsync_dir(p),
-        _ => fsync_dir(Path::new(".")),
+        Some(p) if !p.as_os_str().is_empty() => fsync_dir(fs, p),
+        _ => fsync_dir(fs, Path::new(".")),
     }
 }
 
 /// statvfs(2) of `path`.
-pub fn statvfs(path: &Path) -> Result<Space, SysError> {
-    tiered_sys::fs::statvfs(path).map_err(|e| SysError::new("statvfs", path, e))
+pub fn statvfs(fs: &dyn Fs, path: &Path) -> Result<Space, SysError> {
+    fs.statvfs(path)
+        .map_err(|e| SysError::new("statvfs", path, e))
 }
 
 /// rename(2) that never replaces an existing `to` (EEXIST).
-pub fn rename_noreplace(from: &Path, to: &Path) -> Result<(), SysError> {
-    tiered_sys::fs::rename_noreplace(from, to).map_err(|e| SysError::new("rename", to, e))
+pub fn rename_noreplace(fs: &dyn Fs, from: &Path, to: &Path) -> Result<(), SysError> {
+    fs.rename_noreplace(from, to)
+        .map_err(|e| SysError::new("rename", to, e))
+}
+
+/// unlink(2); `Ok(false)` when it was already gone.
+pub fn unlink(fs: &dyn Fs, path: &Path) -> Result<bool, SysError> {
+    match fs.unlink(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(SysError::new("unlink", path, e)),
+    }
+}
+
+/// True when `path` exists (as any kind of file; symlinks not followed).
+pub fn exists(fs: &dyn Fs, path: &Path) -> Result<bool, SysError> {
+    match fs.stat(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(SysError::new("stat", path, e)),
+    }
 }
 
 /// Length and CRC32 of a whole file, the identity the mover compares.
@@ -80,9 +76,11 @@ pub struct Digest {
 }
 
 /// Reads `path` to the end and returns its [`Digest`].
-pub fn digest_file(path: &Path) -> Result<Digest, SysError> {
-    let mut f = File::open(path).map_err(|e| SysError::new("open", path, e))?;
-    digest_reader(&mut f).map_err(|e| SysError::new("read", path, e))
+pub fn digest_file(fs: &dyn Fs, path: &Path) -> Result<Digest, SysError> {
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(|e| SysError::new("open", path, e))?;
+    digest_reader(&mut FileCursor { file, pos: 0 }).map_err(|e| SysError::new("read", path, e))
 }
 
 /// The [`Digest`] of everything `r` yields.
@@ -124,11 +122,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a");
         std::fs::write(&a, b"hello world").unwrap();
-        let da = digest_file(&a).unwrap();
+        let fs = &*real();
+        let da = digest_file(fs, &a).unwrap();
         assert_eq!(da.len, 11);
         std::fs::write(&a, b"hello worle").unwrap();
-        assert_ne!(digest_file(&a).unwrap(), da);
-        let err = digest_file(&d.path().join("missing")).unwrap_err();
+        assert_ne!(digest_file(fs, &a).unwrap(), da);
+        assert!(exists(fs, &a).unwrap());
+        assert!(unlink(fs, &a).unwrap());
+        assert!(!unlink(fs, &a).unwrap());
+        assert!(!exists(fs, &a).unwrap());
+        let err = digest_file(fs, &d.path().join("missing")).unwrap_err();
         assert_eq!(err.errno(), Some(nix::errno::Errno::ENOENT));
         assert!(err.to_string().contains("missing"), "{err}");
     }
@@ -136,8 +139,8 @@ mod tests {
     #[test]
     fn statvfs_reports_a_size() {
         let d = tempfile::tempdir().unwrap();
-        let s = statvfs(d.path()).unwrap();
+        let s = statvfs(&*real(), d.path()).unwrap();
         assert!(s.total_bytes > 0 && s.free_bytes <= s.total_bytes, "{s:?}");
-        fsync_dir(d.path()).unwrap();
+        fsync_dir(&*real(), d.path()).unwrap();
     }
 }

@@ -315,3 +315,78 @@ fn a_log_whose_records_disagree_with_its_name_is_not_archived() {
     assert!(err.to_string().contains("its name says"), "{err}");
     assert!(misnamed.exists(), "the source is kept");
 }
+
+/// A pass through the fault-injecting file seam: a syscall failing at any
+/// step stops the pass with its errno and leaves every file whole; the next
+/// pass finishes the work. The open segment is never opened.
+#[test]
+fn a_failing_syscall_stops_the_pass_and_the_next_pass_finishes() {
+    use tiered_snapshotter::pass::run_pass_on;
+    use tiered_sys::{real, Fault, FaultFs, Op, Rule};
+    let steps = [
+        (Op::Create, ".tmp", libc::ENOSPC),
+        (Op::Fsync, ".tmp", libc::EIO),
+        (Op::Rename, ".snap", libc::EIO),
+        (Op::HardLink, ".log", libc::EIO),
+        (Op::FsyncDir, "logs", libc::EIO),
+        (Op::Unlink, ".log", libc::EIO),
+    ];
+    for (op, suffix, errno) in steps {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = History::new(d.path());
+        h.sealed(10);
+        h.sealed(5);
+        let open = h.open(3);
+        let config = Config::new(d.path());
+        let fault = FaultFs::new(real());
+        fault.add_rule(Rule {
+            op,
+            name_suffix: Some(suffix.into()),
+            skip: 0,
+            times: 1,
+            fault: Fault::Errno(errno),
+        });
+        let fs = fault.handle();
+        let run = || {
+            run_pass_on(
+                &fs,
+                &config,
+                &Metrics::new(),
+                &AtomicBool::new(false),
+                &mut PassState::default(),
+            )
+        };
+        let err = run().unwrap_err();
+        let errno_of = |e: &PassError| match e {
+            PassError::Publish(tiered_engine::snapshot::SnapshotError::Io { source, .. }) => {
+                source.raw_os_error()
+            }
+            PassError::Archive(tiered_snapshotter::mover::MoveError::Sys(e)) => {
+                e.source.raw_os_error()
+            }
+            PassError::Sys(e) => e.source.raw_os_error(),
+            _ => None,
+        };
+        assert_eq!(errno_of(&err), Some(errno), "{op:?}: {err}");
+        assert_eq!(fault.pending_rules(), 0, "{op:?}");
+        // both logs are whole somewhere
+        for (first, last) in [(1, 10), (11, 15)] {
+            let top = d.path().join(log_name(first, last));
+            let arch = d.path().join("archived/logs").join(log_name(first, last));
+            assert!(top.exists() || arch.exists(), "{op:?}: log {first} lost");
+        }
+        let r = run().unwrap();
+        assert_eq!(r.newest_snapshot, Some(15), "{op:?}");
+        assert_eq!(
+            names(&d.path().join("archived/logs")),
+            vec![log_name(1, 10), log_name(11, 15)],
+            "{op:?}"
+        );
+        let (_, db) = read_snapshot(&d.path().join(snap_name(15))).unwrap();
+        assert_same_state(&db, &h.states[15], "after the retry");
+        assert!(
+            fault.take_calls().iter().all(|(_, p)| p != &open),
+            "{op:?}: the open segment was touched"
+        );
+    }
+}

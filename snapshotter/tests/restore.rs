@@ -276,3 +276,53 @@ fn restore_into_a_new_volume_root_beside_its_empty_archive_dir() {
     }
     assert!(names(&full.join("archived")) == vec!["logs".to_string()]);
 }
+
+/// A restore through the fault-injecting file seam: a full disk while the
+/// snapshot is written into NEWDIR leaves no snapshot there (and no temp),
+/// a read error in a needed log stops it with the errno; with the faults
+/// gone it succeeds, reading the source through the seam only.
+#[test]
+fn seam_failures_stop_a_restore_cleanly() {
+    use tiered_snapshotter::restore::restore_on;
+    use tiered_sys::{real, Fault, FaultFs, Op, Rule};
+    let d = tempfile::tempdir().unwrap();
+    let h = history(d.path());
+    let into = tempfile::tempdir().unwrap();
+    let into = into.path().join("new");
+    let c = cfg(d.path(), RestoreTarget::Seq(35), &into);
+    let fault = FaultFs::new(real());
+    let fs = fault.handle();
+
+    fault.add_rule(Rule {
+        op: Op::Write,
+        name_suffix: Some(".tmp".into()),
+        skip: 0,
+        times: 1,
+        fault: Fault::Errno(libc::ENOSPC),
+    });
+    let e = restore_on(&fs, &c).unwrap_err();
+    assert!(
+        matches!(&e, RestoreError::Write(tiered_engine::snapshot::SnapshotError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC)),
+        "{e}"
+    );
+    assert!(names(&into).is_empty(), "{:?}", names(&into));
+
+    fault.add_rule(Rule {
+        op: Op::Read,
+        name_suffix: Some(log_name(31, 37).into()),
+        skip: 0,
+        times: 1,
+        fault: Fault::Errno(libc::EIO),
+    });
+    let e = restore_on(&fs, &c).unwrap_err();
+    assert!(matches!(&e, RestoreError::Replay { target: 35, .. }), "{e}");
+    assert!(names(&into).is_empty());
+
+    fault.take_calls();
+    restore_on(&fs, &c).unwrap();
+    check(&into, 35, &h);
+    assert!(fault
+        .take_calls()
+        .iter()
+        .any(|(op, p)| *op == Op::Open && p.ends_with(log_name(31, 37))));
+}

@@ -16,16 +16,18 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::SystemTime;
 
 use crate::fs::Space;
-use crate::seam::{Fs, FsFile, OpenMode};
+use crate::seam::{Fs, FsFile, OpenMode, Stat};
 
 /// Every call the seam has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// [`Fs::open`] of an existing file ([`OpenMode::Read`], [`OpenMode::ReadWrite`]).
     Open,
+    Stat,
     /// [`Fs::open`] that may create ([`OpenMode::CreateTruncate`], [`OpenMode::CreateNew`]).
     Create,
     ReadDir,
@@ -46,6 +48,7 @@ pub enum Op {
     Fdatasync,
     Fsync,
     Fallocate,
+    SetTimes,
 }
 
 /// What an injected failure does.
@@ -105,6 +108,9 @@ struct State {
 struct Shared {
     inner: Arc<dyn Fs>,
     state: Mutex<State>,
+    /// The current name of every open file, so that a file renamed while
+    /// open is matched and recorded by its new name, as its fd would be.
+    names: Mutex<Vec<Weak<Mutex<PathBuf>>>>,
 }
 
 impl Shared {
@@ -132,6 +138,24 @@ impl Shared {
         Some(fault)
     }
 
+    fn track(&self, path: &Path) -> Arc<Mutex<PathBuf>> {
+        let name = Arc::new(Mutex::new(path.to_path_buf()));
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names.retain(|w| w.strong_count() > 0);
+        names.push(Arc::downgrade(&name));
+        name
+    }
+
+    fn renamed(&self, from: &Path, to: &Path) {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names.iter().filter_map(Weak::upgrade) {
+            let mut n = name.lock().unwrap_or_else(|p| p.into_inner());
+            if *n == from {
+                *n = to.to_path_buf();
+            }
+        }
+    }
+
     fn fail(&self, op: Op, path: &Path) -> io::Result<()> {
         match self.check(op, path) {
             None => Ok(()),
@@ -155,6 +179,7 @@ impl FaultFs {
             shared: Arc::new(Shared {
                 inner,
                 state: Mutex::new(State::default()),
+                names: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -193,25 +218,32 @@ impl FaultFs {
 
 struct FaultFile {
     shared: Arc<Shared>,
-    path: PathBuf,
+    /// Its current name (follows renames).
+    name: Arc<Mutex<PathBuf>>,
     inner: Box<dyn FsFile>,
 }
 
 impl fmt::Debug for FaultFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FaultFile")
-            .field("path", &self.path)
+            .field("path", &self.path())
             .finish()
+    }
+}
+
+impl FaultFile {
+    fn path(&self) -> PathBuf {
+        self.name.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
 impl FsFile for FaultFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.shared.fail(Op::Read, &self.path)?;
+        self.shared.fail(Op::Read, &self.path())?;
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        match self.shared.check(Op::Write, &self.path) {
+        match self.shared.check(Op::Write, &self.path()) {
             None => self.inner.write_at(buf, offset),
             Some(Fault::Errno(e)) => Err(io::Error::from_raw_os_error(e)),
             Some(Fault::ShortWrite) => {
@@ -221,38 +253,47 @@ impl FsFile for FaultFile {
         }
     }
     fn size(&self) -> io::Result<u64> {
-        self.shared.fail(Op::Size, &self.path)?;
+        self.shared.fail(Op::Size, &self.path())?;
         self.inner.size()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.shared.fail(Op::SetLen, &self.path)?;
+        self.shared.fail(Op::SetLen, &self.path())?;
         self.inner.set_len(len)
     }
     fn fdatasync(&self) -> io::Result<()> {
-        self.shared.fail(Op::Fdatasync, &self.path)?;
+        self.shared.fail(Op::Fdatasync, &self.path())?;
         self.inner.fdatasync()
     }
     fn fsync(&self) -> io::Result<()> {
-        self.shared.fail(Op::Fsync, &self.path)?;
+        self.shared.fail(Op::Fsync, &self.path())?;
         self.inner.fsync()
     }
     fn fallocate(&self, len: u64) -> io::Result<bool> {
-        self.shared.fail(Op::Fallocate, &self.path)?;
+        self.shared.fail(Op::Fallocate, &self.path())?;
         self.inner.fallocate(len)
+    }
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()> {
+        self.shared.fail(Op::SetTimes, &self.path())?;
+        self.inner.set_times(modified, accessed)
     }
 }
 
 impl Fs for FaultFs {
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        self.shared.fail(Op::Stat, path)?;
+        self.shared.inner.stat(path)
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
         let op = match mode {
             OpenMode::Read | OpenMode::ReadWrite => Op::Open,
             OpenMode::CreateTruncate | OpenMode::CreateNew => Op::Create,
         };
         self.shared.fail(op, path)?;
+        let inner = self.shared.inner.open(path, mode)?;
         Ok(Box::new(FaultFile {
             shared: self.shared.clone(),
-            path: path.to_path_buf(),
-            inner: self.shared.inner.open(path, mode)?,
+            name: self.shared.track(path),
+            inner,
         }))
     }
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
@@ -265,11 +306,15 @@ impl Fs for FaultFs {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.shared.fail(Op::Rename, to)?;
-        self.shared.inner.rename(from, to)
+        self.shared.inner.rename(from, to)?;
+        self.shared.renamed(from, to);
+        Ok(())
     }
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.shared.fail(Op::RenameNoreplace, to)?;
-        self.shared.inner.rename_noreplace(from, to)
+        self.shared.inner.rename_noreplace(from, to)?;
+        self.shared.renamed(from, to);
+        Ok(())
     }
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.shared.fail(Op::HardLink, to)?;
@@ -347,6 +392,11 @@ mod tests {
                 Box::new(|| fs.open(&p, OpenMode::Read).map(|_| ())),
             ),
             (Op::CreateDir, Box::new(|| fs.create_dir(&d.join("sub")))),
+            (Op::Stat, Box::new(|| fs.stat(&p).map(|_| ()))),
+            (
+                Op::SetTimes,
+                Box::new(|| f.set_times(SystemTime::UNIX_EPOCH, None)),
+            ),
         ] {
             fs.inject(op, Fault::Errno(libc::EIO));
             assert_eq!(errno(call()), Some(Errno::EIO), "{op:?}");
@@ -368,6 +418,25 @@ mod tests {
         assert_eq!(errno(fs.unlink(&p)), Some(Errno::EIO));
         assert!(p.exists() && !d.join("l").exists() && !d.join("r").exists());
         fs.unlink(&p).unwrap();
+    }
+
+    #[test]
+    fn an_open_file_is_known_by_its_current_name() {
+        let (dir, fs) = setup();
+        let (a, b) = (dir.path().join("a.tmp"), dir.path().join("b.open"));
+        let f = fs.open(&a, OpenMode::CreateNew).unwrap();
+        fs.rename(&a, &b).unwrap();
+        fs.add_rule(Rule {
+            op: Op::Fdatasync,
+            name_suffix: Some(".open".into()),
+            skip: 0,
+            times: 1,
+            fault: Fault::Errno(libc::EIO),
+        });
+        assert!(f.fdatasync().is_err());
+        f.fdatasync().unwrap();
+        let calls = fs.take_calls();
+        assert_eq!(calls.last(), Some(&(Op::Fdatasync, b.clone())));
     }
 
     #[test]

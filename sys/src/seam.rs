@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use crate::fs::{self as sysfs, Space};
 
@@ -50,6 +51,8 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     /// Preallocates bytes `0..len` (reads as zeros); `Ok(false)` when the
     /// file system cannot (nothing done).
     fn fallocate(&self, len: u64) -> io::Result<bool>;
+    /// Sets the modification (and access) time, as a copy keeps its source's.
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()>;
 
     /// Writes all of `buf` at `offset`, retrying short writes.
     fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
@@ -84,8 +87,21 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     }
 }
 
+/// What [`Fs::stat`] tells about a name (lstat: a symlink is not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, where the file system keeps one.
+    pub modified: Option<SystemTime>,
+    /// A directory.
+    pub is_dir: bool,
+}
+
 /// Paths and directories.
 pub trait Fs: Send + Sync + fmt::Debug {
+    /// lstat(2) of `path` (ENOENT when it does not exist).
+    fn stat(&self, path: &Path) -> io::Result<Stat>;
     /// Opens (or creates, per `mode`) a file.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>>;
     /// The names in `dir` (not `.` and `..`), in no particular order.
@@ -139,6 +155,13 @@ impl FsFile for File {
     fn fallocate(&self, len: u64) -> io::Result<bool> {
         sysfs::fallocate(self, len)
     }
+    fn set_times(&self, modified: SystemTime, accessed: Option<SystemTime>) -> io::Result<()> {
+        let mut times = std::fs::FileTimes::new().set_modified(modified);
+        if let Some(a) = accessed {
+            times = times.set_accessed(a);
+        }
+        File::set_times(self, times)
+    }
 }
 
 /// `std::io::Read` and `Write` over an [`FsFile`] from a position (for
@@ -171,6 +194,14 @@ impl io::Read for FileCursor {
 }
 
 impl Fs for RealFs {
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(Stat {
+            len: m.len(),
+            modified: m.modified().ok(),
+            is_dir: m.is_dir(),
+        })
+    }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
         let mut o = OpenOptions::new();
         match mode {
@@ -241,6 +272,11 @@ mod tests {
         }
         f.set_len(5).unwrap();
         assert_eq!(f.size().unwrap(), 5);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        f.set_times(t, None).unwrap();
+        let st = fs.stat(&p).unwrap();
+        assert_eq!((st.len, st.modified, st.is_dir), (5, Some(t), false));
+        assert!(fs.stat(dir.path()).unwrap().is_dir);
         fs.create_dir(&dir.path().join("d")).unwrap();
         fs.hard_link(&p, &dir.path().join("d/l")).unwrap();
         fs.rename_noreplace(&p, &dir.path().join("g")).unwrap();

@@ -1,4 +1,5 @@
-//! FLUSHALL [ASYNC | SYNC]
+//! FLUSHALL [ASYNC | SYNC], FLUSHDB [ASYNC | SYNC] (one database: the
+//! same, logged as FLUSHALL)
 //!
 //! ```text
 //!  op 12
@@ -20,12 +21,30 @@ impl Command for FlushAll {
     const EFFECT: Option<EffectSpec> = Some(effect::<FlushAll>());
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        match args.get(1).map(|a| upper(a)) {
-            None => {}
-            Some(a) if args.len() == 2 && (a == b"SYNC" || a == b"ASYNC") => {}
-            _ => return Err(syntax_error()),
-        }
-        Ok(Action::write(FlushAll))
+        parse_flush(args)
+    }
+}
+
+fn parse_flush(args: Vec<Vec<u8>>) -> Result<Action, Reply> {
+    match args.get(1).map(|a| upper(a)) {
+        None => {}
+        Some(a) if args.len() == 2 && (a == b"SYNC" || a == b"ASYNC") => {}
+        _ => return Err(syntax_error()),
+    }
+    Ok(Action::write(FlushAll))
+}
+
+/// FLUSHDB [ASYNC | SYNC]
+pub struct FlushDb;
+
+impl Command for FlushDb {
+    const NAME: &'static str = "flushdb";
+    const ARITY: i64 = -1;
+    const FLAGS: Flags = Flags::WRITE;
+    const EFFECT: Option<EffectSpec> = Some(effect::<FlushAll>());
+
+    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        parse_flush(args)
     }
 }
 

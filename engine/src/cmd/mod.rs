@@ -34,43 +34,74 @@
 pub mod arg;
 pub mod codec;
 mod glob;
+pub mod ldouble;
 
 mod append;
+mod command;
+pub mod config;
+mod config_params;
 mod connection;
+mod copy;
 mod del;
 mod exists;
 mod expire;
+mod expiretime;
 mod flushall;
 mod get;
 mod getdel;
+mod getex;
+mod getrange;
 mod hdel;
+mod hexists;
 mod hget;
 mod hgetall;
 mod hincrby;
+mod hincrbyfloat;
+mod hkeys;
 mod hlen;
+mod hmget;
+mod hmset;
+mod hrandfield;
+mod hscan;
 mod hset;
+mod hsetnx;
 mod incrby;
+mod incrbyfloat;
 mod keys;
+mod lcs;
+mod memory;
 mod mget;
 mod mset;
+mod msetnx;
 mod multi;
+mod object;
 mod persist;
+mod randomkey;
+mod rename;
 mod scan;
 mod server;
 mod set;
+mod setex;
+mod setnx;
+mod setrange;
 mod strlen;
+mod touch;
 mod ttl;
+mod typ;
+mod unlink;
+mod wait;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use append::Append;
 pub use codec::{quote, DecodeError, Decoder};
+pub use connection::ClientFilter;
 pub use del::Del;
 pub use expire::PExpireAt;
 pub use flushall::FlushAll;
@@ -89,6 +120,7 @@ pub use set::{Set, SetCondition};
 use crate::db::Db;
 use crate::record::Record;
 use crate::reply::{self, Reply};
+pub use crate::resp::Protocol;
 
 // ---------------------------------------------------------------- traits
 
@@ -236,20 +268,36 @@ pub struct ReadCtx<'a> {
     pub server: &'a dyn ServerInfo,
 }
 
-/// What INFO needs from the server.
+/// What server commands (INFO, CONFIG, CLIENT) need from the server.
 pub trait ServerInfo {
-    /// INFO text for `section` (lower case, "" or "all"/"everything" = all).
-    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
+    /// INFO text for `sections` (lower case; none: the default ones;
+    /// `default`, `all`, `everything` as Redis reads them).
+    fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String;
+    /// The parameters CONFIG GET/SET read and change.
+    fn config(&self) -> &config::ConfigStore;
+    /// CONFIG RESETSTAT: zero the statistics INFO reports.
+    fn reset_stats(&self);
+    /// CLIENT LIST lines (each ending in a newline) of `ids` (all:
+    /// `None`); the caller `me` is shown running `me_cmd`.
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String;
+    /// CLIENT KILL: closes the matching clients; how many.
+    fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
 }
 
-/// Per-connection state: SCAN cursors, client name, id.
+/// The Redis version the engine answers as (HELLO, INFO).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// Per-connection state: protocol, client name, id. (SCAN cursors are
+/// stateless.)
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
-    scan_cursors: BTreeMap<u64, scan::ScanState>,
-    scan_order: VecDeque<u64>,
-    next_cursor: u64,
+    /// What replies are encoded in (HELLO); the server encodes each reply
+    /// with the protocol in force when the command ran.
+    pub proto: Protocol,
+    /// CLIENT NO-EVICT (shown by CLIENT LIST; the engine evicts nothing).
+    pub no_evict: bool,
 }
 
 impl ConnState {
@@ -258,6 +306,12 @@ impl ConnState {
             id,
             ..Default::default()
         }
+    }
+
+    /// RESET: back to a newly connected client's state (RESP2, no name);
+    /// the id stays.
+    pub fn reset(&mut self) {
+        *self = ConnState::new(self.id);
     }
 }
 
@@ -381,22 +435,38 @@ pub const TABLE: &[Spec] = &[
     spec::<connection::Select>(),
     spec::<connection::Quit>(),
     spec::<connection::Client>(),
+    spec::<connection::Hello>(),
+    spec::<connection::Auth>(),
+    spec::<connection::Reset>(),
     spec::<server::Info>(),
     spec::<server::DbSize>(),
-    spec::<server::CommandCmd>(),
-    spec::<server::Config>(),
+    spec::<command::CommandCmd>(),
+    spec::<server::Time>(),
+    spec::<server::Debug>(),
+    spec::<config::Config>(),
     spec::<flushall::FlushAll>(),
     spec::<get::Get>(),
     spec::<set::Set>(),
     spec::<getdel::GetDel>(),
+    spec::<getex::GetEx>(),
+    spec::<getrange::GetRange>(),
+    spec::<getrange::Substr>(),
+    spec::<setex::SetEx>(),
+    spec::<setex::PSetEx>(),
+    spec::<setex::GetSet>(),
+    spec::<setnx::SetNx>(),
+    spec::<setrange::SetRange>(),
+    spec::<msetnx::MSetNx>(),
     spec::<mget::MGet>(),
     spec::<mset::MSet>(),
     spec::<incrby::Incr>(),
     spec::<incrby::IncrBy>(),
     spec::<incrby::Decr>(),
     spec::<incrby::DecrBy>(),
+    spec::<incrbyfloat::IncrByFloat>(),
     spec::<append::Append>(),
     spec::<strlen::Strlen>(),
+    spec::<lcs::Lcs>(),
     spec::<del::Del>(),
     spec::<exists::Exists>(),
     spec::<expire::Expire>(),
@@ -405,6 +475,21 @@ pub const TABLE: &[Spec] = &[
     spec::<ttl::PTtl>(),
     spec::<persist::Persist>(),
     spec::<keys::KeysCmd>(),
+    spec::<expire::ExpireAt>(),
+    spec::<expire::PExpireAtCmd>(),
+    spec::<expiretime::ExpireTime>(),
+    spec::<expiretime::PExpireTime>(),
+    spec::<typ::Type>(),
+    spec::<rename::Rename>(),
+    spec::<rename::RenameNx>(),
+    spec::<copy::Copy>(),
+    spec::<unlink::Unlink>(),
+    spec::<touch::Touch>(),
+    spec::<randomkey::RandomKey>(),
+    spec::<object::Object>(),
+    spec::<memory::Memory>(),
+    spec::<flushall::FlushDb>(),
+    spec::<wait::Wait>(),
     spec::<scan::Scan>(),
     spec::<hset::HSet>(),
     spec::<hget::HGet>(),
@@ -412,6 +497,16 @@ pub const TABLE: &[Spec] = &[
     spec::<hgetall::HGetAll>(),
     spec::<hlen::HLen>(),
     spec::<hincrby::HIncrBy>(),
+    spec::<hsetnx::HSetNx>(),
+    spec::<hincrbyfloat::HIncrByFloat>(),
+    spec::<hmset::HMSet>(),
+    spec::<hmget::HMGet>(),
+    spec::<hkeys::HKeys>(),
+    spec::<hkeys::HVals>(),
+    spec::<hexists::HExists>(),
+    spec::<hexists::HStrlen>(),
+    spec::<hrandfield::HRandField>(),
+    spec::<hscan::HScan>(),
     spec::<multi::Multi>(),
     spec::<multi::Exec>(),
     spec::<multi::Discard>(),
@@ -490,17 +585,7 @@ pub fn resolve(args: &[Vec<u8>]) -> Result<&'static Spec, (&'static str, Reply)>
         return Err(("unknown", Reply::error("ERR empty command")));
     };
     let Some(spec) = lookup(first) else {
-        let mut msg = format!(
-            "ERR unknown command '{}', with args beginning with: ",
-            String::from_utf8_lossy(&first[..first.len().min(128)])
-        );
-        for a in args.iter().skip(1).take(8) {
-            msg.push_str(&format!(
-                "'{}' ",
-                String::from_utf8_lossy(&a[..a.len().min(128)])
-            ));
-        }
-        return Err(("unknown", Reply::Error(msg)));
+        return Err(("unknown", unknown_command(args)));
     };
     let n = args.len() as i64;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
@@ -530,6 +615,32 @@ pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
         Ok(spec) => (spec.name, spec.parse(args, now_ms)),
         Err((name, reply)) => (name, Action::Reply(reply)),
     }
+}
+
+/// C's `%.*s` of a client argument: up to `max` bytes, stopping at NUL.
+pub(crate) fn c_str(a: &[u8], max: usize) -> &[u8] {
+    let a = &a[..a.len().min(max)];
+    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
+}
+
+/// Redis's text for an unknown command: the name (128 bytes at most) and
+/// the arguments quoted while the list is shorter than 128 bytes.
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    let mut list = Vec::new();
+    for a in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let max = 128 - list.len();
+        list.push(b'\'');
+        list.extend_from_slice(c_str(a, max));
+        list.extend_from_slice(b"' ");
+    }
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str(&args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    Reply::error_bytes(msg)
 }
 
 pub(crate) fn syntax_error() -> Reply {

@@ -1,73 +1,110 @@
 //! SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 //!
-//! Cursors belong to the connection that started the scan (a scan started
-//! elsewhere answers `ERR invalid cursor`).
+//! Stateless: the keyspace is ordered by [`scan_hash`] and the cursor is
+//! the hash of the next key to look at (0: start, and done). Any
+//! connection, and a restarted engine, continues a scan from its cursor.
+//! A call returns whole groups of keys sharing a hash, so every key
+//! present for the whole scan is returned at least once (exactly once when
+//! no two keys share a hash), whatever is added or deleted meanwhile.
 
 use super::arg::{parse_i64, upper};
-use super::{
-    glob_match, not_integer, syntax_error, Action, Command, ConnState, Flags, Read, ReadCtx,
-};
+use super::{glob_match, not_integer, syntax_error, Action, Command, Flags, Read, ReadCtx};
+
 use crate::reply::{self, Reply};
 
 /// Most keys one SCAN call examines.
-const MAX_SCAN_COUNT: usize = 100_000;
+pub const MAX_SCAN_COUNT: usize = 100_000;
 
-/// SCAN cursors kept per connection (oldest dropped first).
-const MAX_SCAN_CURSORS: usize = 8;
-
-/// Where a SCAN is: the keys alive when it started (sorted), and how many
-/// were handed out. A key present for the whole scan is returned exactly
-/// once; a key deleted meanwhile is skipped.
-#[derive(Debug)]
-pub struct ScanState {
-    keys: Vec<Vec<u8>>,
-    pos: usize,
+/// A cursor as Redis reads it (`strtoul`, base 10): optional sign ("-1" is
+/// the largest cursor), digits, nothing else; out of range is invalid.
+pub fn parse_cursor(b: &[u8]) -> Result<u64, Reply> {
+    let invalid = || Reply::error(reply::INVALID_CURSOR);
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if b.is_empty() {
+        return Ok(0);
+    }
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut n: u64 = 0;
+    for &d in digits {
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { n.wrapping_neg() } else { n })
 }
 
-impl ScanState {
-    fn new(keys: Vec<Vec<u8>>) -> ScanState {
-        ScanState { keys, pos: 0 }
-    }
-
-    /// The next (up to) `count` keys.
-    fn next_keys(&mut self, count: usize) -> &[Vec<u8>] {
-        let start = self.pos;
-        self.pos = (self.pos + count).min(self.keys.len());
-        &self.keys[start..self.pos]
-    }
-
-    fn is_done(&self) -> bool {
-        self.pos >= self.keys.len()
-    }
+/// MATCH and COUNT (and TYPE for SCAN) after the cursor, as Redis reads
+/// them.
+pub struct ScanOptions {
+    pub pattern: Option<Vec<u8>>,
+    pub count: usize,
+    pub kind: Option<Vec<u8>>,
 }
 
-impl ConnState {
-    /// Stores where a SCAN stopped; returns the cursor to hand out.
-    fn save_scan(&mut self, state: ScanState) -> u64 {
-        // never 0, which means "start" and "done"
-        self.next_cursor += 1;
-        let c = self.next_cursor;
-        self.scan_cursors.insert(c, state);
-        self.scan_order.push_back(c);
-        while self.scan_order.len() > MAX_SCAN_CURSORS {
-            if let Some(old) = self.scan_order.pop_front() {
-                self.scan_cursors.remove(&old);
-            }
+pub fn parse_options(args: &[Vec<u8>], allow_type: bool) -> Result<ScanOptions, Reply> {
+    let mut o = ScanOptions {
+        pattern: None,
+        count: 10,
+        kind: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1);
+        match (upper(&args[i]).as_slice(), v) {
+            (b"MATCH", Some(v)) => o.pattern = Some(v.clone()),
+            (b"COUNT", Some(v)) => match parse_i64(v) {
+                Some(n) if n >= 1 => o.count = (n as usize).min(MAX_SCAN_COUNT),
+                Some(_) => return Err(syntax_error()),
+                None => return Err(not_integer()),
+            },
+            (b"TYPE", Some(v)) if allow_type => o.kind = Some(v.to_ascii_lowercase()),
+            _ => return Err(syntax_error()),
         }
-        c
+        i += 2;
     }
+    Ok(o)
+}
 
-    fn take_scan(&mut self, c: u64) -> Option<ScanState> {
-        self.scan_order.retain(|&x| x != c);
-        self.scan_cursors.remove(&c)
+/// One step over items ordered by `(hash, item)`: looks at `count` items
+/// from `cursor` on (then at the rest of the last hash's group), keeps
+/// those `keep` accepts; returns them and the next cursor (0: done).
+pub fn step<'a, T: 'a>(
+    items: impl Iterator<Item = (u64, T)>,
+    count: usize,
+    mut keep: impl FnMut(&T) -> bool,
+) -> (Vec<T>, u64) {
+    let mut out = Vec::new();
+    let mut last = None;
+    for (seen, (h, item)) in items.into_iter().enumerate() {
+        if seen >= count && last != Some(h) {
+            return (out, h);
+        }
+        last = Some(h);
+        if keep(&item) {
+            out.push(item);
+        }
     }
+    (out, 0)
+}
+
+/// The reply `[cursor, [items...]]`.
+pub fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(next.to_string().into_bytes()),
+        Reply::Array(items),
+    ])
 }
 
 pub struct Scan {
     cursor: u64,
-    pattern: Option<Vec<u8>>,
-    count: usize,
-    kind: Option<Vec<u8>>,
+    opts: ScanOptions,
 }
 
 impl Command for Scan {
@@ -76,77 +113,93 @@ impl Command for Scan {
     const FLAGS: Flags = Flags::READONLY;
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let cursor = std::str::from_utf8(&args[1])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| Reply::error(reply::INVALID_CURSOR))?;
-        let mut scan = Scan {
-            cursor,
-            pattern: None,
-            count: 10,
-            kind: None,
-        };
-        let mut i = 2;
-        while i < args.len() {
-            let Some(v) = args.get(i + 1) else {
-                return Err(syntax_error());
-            };
-            match upper(&args[i]).as_slice() {
-                b"MATCH" => scan.pattern = Some(v.clone()),
-                b"COUNT" => match parse_i64(v) {
-                    Some(n) if n >= 1 => scan.count = (n as usize).min(MAX_SCAN_COUNT),
-                    Some(_) => return Err(syntax_error()),
-                    None => return Err(not_integer()),
-                },
-                b"TYPE" => scan.kind = Some(v.to_ascii_lowercase()),
-                _ => return Err(syntax_error()),
-            }
-            i += 2;
-        }
-        Ok(Action::read(scan))
+        let cursor = parse_cursor(&args[1])?;
+        let opts = parse_options(&args[2..], true)?;
+        Ok(Action::read(Scan { cursor, opts }))
     }
 }
 
 impl Read for Scan {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
-        let mut state = if self.cursor == 0 {
-            let keys: Vec<Vec<u8>> = ctx
-                .db
-                .iter_after(None, ctx.now_ms)
-                .map(|(k, _)| k.clone())
-                .collect();
-            ScanState::new(keys)
-        } else {
-            match ctx.conn.take_scan(self.cursor) {
-                Some(s) => s,
-                None => {
-                    return Reply::error(
-                        "ERR invalid cursor (SCAN cursors belong to the connection that started the scan)",
-                    )
-                }
-            }
-        };
-        let mut found = Vec::new();
-        for k in state.next_keys(self.count) {
-            let Some(e) = ctx.db.entry(k, ctx.now_ms) else {
-                continue; // deleted since the scan started
-            };
-            let type_ok = self
-                .kind
-                .as_ref()
-                .is_none_or(|t| t == e.value.type_name().as_bytes());
-            if type_ok && self.pattern.as_ref().is_none_or(|p| glob_match(p, k)) {
-                found.push(Reply::Bulk(k.clone()));
-            }
+        let now = ctx.now_ms;
+        let o = &self.opts;
+        let items = ctx.db.scan_from(self.cursor).map(|(h, k, e)| (h, (k, e)));
+        let (found, next) = step(items, o.count, |(k, e)| {
+            !e.is_expired(now)
+                && o.kind
+                    .as_ref()
+                    .is_none_or(|t| t == e.value.type_name().as_bytes())
+                && o.pattern.as_ref().is_none_or(|p| glob_match(p, k))
+        });
+        scan_reply(
+            next,
+            found
+                .into_iter()
+                .map(|(k, _)| Reply::Bulk(k.clone()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{scan_hash, Db, Entry, Value};
+
+    #[test]
+    fn cursors_parse_like_strtoul() {
+        assert_eq!(parse_cursor(b"0"), Ok(0));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"+7"), Ok(7));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b"x",
+            b" 1",
+            b"1 ",
+            b"-",
+            b"0x1",
+        ] {
+            assert_eq!(
+                parse_cursor(bad),
+                Err(Reply::error(reply::INVALID_CURSOR)),
+                "{bad:?}"
+            );
         }
-        let next = if state.is_done() {
-            0
-        } else {
-            ctx.conn.save_scan(state)
-        };
-        Reply::Array(vec![
-            Reply::Bulk(next.to_string().into_bytes()),
-            Reply::Array(found),
-        ])
+    }
+
+    /// Keys present the whole time are returned, with deletes and inserts
+    /// between the calls; the cursor alone carries the position.
+    #[test]
+    fn a_scan_returns_every_key_present_throughout() {
+        let mut db = Db::new();
+        for i in 0..1000 {
+            db.insert_entry(format!("k{i}").into_bytes(), Entry::new(Value::Str(vec![])));
+        }
+        let mut cursor = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut round = 0;
+        loop {
+            let items = db.scan_from(cursor).map(|(h, k, _)| (h, k.clone()));
+            let (found, next) = step(items, 7, |_| true);
+            seen.extend(found);
+            // churn: delete one key of the first half, add a new one
+            db.remove(format!("k{}", round % 500).as_bytes());
+            db.insert_entry(
+                format!("n{round}").into_bytes(),
+                Entry::new(Value::Str(vec![])),
+            );
+            round += 1;
+            if next == 0 {
+                break;
+            }
+            assert!(next > cursor, "cursors only go forward");
+            cursor = next;
+        }
+        for i in 500..1000 {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "k{i} missed");
+        }
+        assert_eq!(scan_hash(b"k1"), scan_hash(b"k1"));
     }
 }

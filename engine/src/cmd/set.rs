@@ -7,7 +7,7 @@
 //!  flags: 1 NX, 2 XX (never both), 4 GET, 8 has expiry, 16 KEEPTTL
 //! ```
 
-use std::collections::hash_map::Entry as Slot;
+use std::collections::btree_map::Entry as Slot;
 
 use super::arg::{expire_at, parse_i64, upper};
 use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
@@ -16,8 +16,9 @@ use crate::db::{Db, Entry, Value};
 use crate::reply::{self, Reply};
 
 /// SET's NX / XX condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SetCondition {
+    #[default]
     Always,
     /// Only if the key does not exist.
     Nx,
@@ -60,43 +61,102 @@ impl Command for Set {
         let mut it = args.into_iter().skip(1);
         let key = it.next().expect("arity checked");
         let value = it.next().expect("arity checked");
-        let mut set = Set::new(key, value);
         let rest: Vec<Vec<u8>> = it.collect();
-        let mut i = 0;
-        while i < rest.len() {
-            let opt = upper(&rest[i]);
-            match opt.as_slice() {
-                b"NX" if set.condition == SetCondition::Always => set.condition = SetCondition::Nx,
-                b"XX" if set.condition == SetCondition::Always => set.condition = SetCondition::Xx,
-                b"GET" => set.get = true,
-                b"KEEPTTL" if set.expire_at_ms.is_none() => set.keep_ttl = true,
-                b"EX" | b"PX" | b"EXAT" | b"PXAT"
-                    if set.expire_at_ms.is_none() && !set.keep_ttl =>
-                {
-                    let Some(amount) = rest.get(i + 1) else {
-                        return Err(syntax_error());
-                    };
-                    if parse_i64(amount).is_none() {
-                        return Err(not_integer());
-                    }
-                    let at = match opt.as_slice() {
-                        b"EX" => expire_at(amount, 1000, now, false),
-                        b"PX" => expire_at(amount, 1, now, false),
-                        b"EXAT" => expire_at(amount, 1000, 0, false),
-                        _ => expire_at(amount, 1, 0, false),
-                    };
-                    let Some(at) = at else {
-                        return Err(reply::invalid_expire("set"));
-                    };
-                    set.expire_at_ms = Some(at);
-                    i += 1;
-                }
-                _ => return Err(syntax_error()),
-            }
-            i += 1;
+        let opts = parse_options(&rest, OptionsOf::Set)?;
+        let mut set = Set::new(key, value);
+        set.condition = opts.condition;
+        set.get = opts.get;
+        set.keep_ttl = opts.keep_ttl;
+        if let Some((unit, amount)) = opts.expire {
+            set.expire_at_ms = Some(expire_ms(unit, amount, now, "set")?);
         }
         Ok(Action::write(set))
     }
+}
+
+/// Which command's options [`parse_options`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OptionsOf {
+    Set,
+    GetEx,
+}
+
+/// The unit of an expiry option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpireUnit {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// SET's and GETEX's options as Redis 7 reads them
+/// (`parseExtendedStringArgumentsOrReply`).
+#[derive(Debug, Default)]
+pub(crate) struct Options<'a> {
+    pub condition: SetCondition,
+    pub get: bool,
+    pub keep_ttl: bool,
+    pub persist: bool,
+    pub expire: Option<(ExpireUnit, &'a [u8])>,
+}
+
+/// Reads the options; syntax errors only (the expiry value is checked by
+/// [`expire_ms`] afterwards, as Redis does). A repeated EX/PX/EXAT/PXAT
+/// of the same unit is allowed: the last wins.
+pub(crate) fn parse_options(rest: &[Vec<u8>], of: OptionsOf) -> Result<Options<'_>, Reply> {
+    let set = of == OptionsOf::Set;
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < rest.len() {
+        let opt = upper(&rest[i]);
+        let next = rest.get(i + 1);
+        let unit = o.expire.map(|(u, _)| u);
+        let other_unit = |u: ExpireUnit| unit.is_some_and(|x| x != u);
+        match opt.as_slice() {
+            b"NX" if set && o.condition != SetCondition::Xx => o.condition = SetCondition::Nx,
+            b"XX" if set && o.condition != SetCondition::Nx => o.condition = SetCondition::Xx,
+            b"GET" if set => o.get = true,
+            b"KEEPTTL" if set && !o.persist && unit.is_none() => o.keep_ttl = true,
+            b"PERSIST" if !set && unit.is_none() && !o.keep_ttl => o.persist = true,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if next.is_some() && !o.keep_ttl && !o.persist => {
+                let u = match opt.as_slice() {
+                    b"EX" => ExpireUnit::Ex,
+                    b"PX" => ExpireUnit::Px,
+                    b"EXAT" => ExpireUnit::ExAt,
+                    _ => ExpireUnit::PxAt,
+                };
+                if other_unit(u) {
+                    return Err(syntax_error());
+                }
+                o.expire = Some((u, next.expect("checked").as_slice()));
+                i += 1;
+            }
+            _ => return Err(syntax_error()),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// The absolute expiry of an EX/PX/EXAT/PXAT value, or Redis's error
+/// (`getExpireMillisecondsOrReply`): not an integer, <= 0, or overflowing.
+pub(crate) fn expire_ms(
+    unit: ExpireUnit,
+    amount: &[u8],
+    now: u64,
+    name: &str,
+) -> Result<u64, Reply> {
+    if parse_i64(amount).is_none() {
+        return Err(not_integer());
+    }
+    let at = match unit {
+        ExpireUnit::Ex => expire_at(amount, 1000, now, false),
+        ExpireUnit::Px => expire_at(amount, 1, now, false),
+        ExpireUnit::ExAt => expire_at(amount, 1000, 0, false),
+        ExpireUnit::PxAt => expire_at(amount, 1, 0, false),
+    };
+    at.ok_or_else(|| reply::invalid_expire(name))
 }
 
 impl Effect for Set {

@@ -1,0 +1,108 @@
+//! INCRBYFLOAT key increment
+//!
+//! Computed in software with Redis's x87 `long double` precision
+//! ([`super::ldouble`]), so the live apply and every replay produce the same
+//! bytes on any machine. Logged as the increment's text: the result is a
+//! function of the state and the increment.
+//!
+//! ```text
+//!  op 22 | key:bytes | increment:bytes
+//! ```
+
+use super::codec::{put_bytes, quote, DecodeError, Decoder};
+use super::ldouble::LDouble;
+use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
+use crate::db::{Db, Entry, Value};
+use crate::reply::{self, Reply};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncrByFloat {
+    pub key: Vec<u8>,
+    pub increment: Vec<u8>,
+}
+
+impl Command for IncrByFloat {
+    const NAME: &'static str = "incrbyfloat";
+    const ARITY: i64 = 3;
+    const FLAGS: Flags = Flags::WRITE;
+    const KEYS: Keys = Keys::ONE;
+    const EFFECT: Option<EffectSpec> = Some(effect::<IncrByFloat>());
+
+    fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        let increment = args.swap_remove(2);
+        Ok(Action::write(IncrByFloat {
+            key: args.swap_remove(1),
+            increment,
+        }))
+    }
+}
+
+impl IncrByFloat {
+    /// The new value's text, or the error (Redis's order: type, value,
+    /// increment, NaN/Infinity).
+    fn result(&self, current: Option<&Value>) -> Result<Vec<u8>, Reply> {
+        let value = match current {
+            None => LDouble::ZERO,
+            Some(Value::Str(s)) => LDouble::parse(s).ok_or_else(not_float)?,
+            Some(_) => return Err(Reply::error(reply::WRONGTYPE)),
+        };
+        let incr = LDouble::parse(&self.increment).ok_or_else(not_float)?;
+        value
+            .plus(incr)
+            .to_human()
+            .map(String::into_bytes)
+            .ok_or_else(|| Reply::error(reply::NAN_OR_INFINITY))
+    }
+}
+
+fn not_float() -> Reply {
+    Reply::error(reply::NOT_FLOAT)
+}
+
+impl Effect for IncrByFloat {
+    const OP: u8 = 22;
+    const NAME: &'static str = "INCRBYFLOAT";
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        put_bytes(out, &self.key);
+        put_bytes(out, &self.increment);
+    }
+
+    fn decode_body(d: &mut Decoder<'_>) -> Result<IncrByFloat, DecodeError> {
+        Ok(IncrByFloat {
+            key: d.bytes()?,
+            increment: d.bytes()?,
+        })
+    }
+
+    fn may_fail(&self) -> bool {
+        true
+    }
+
+    fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
+        self.result(db.get(&self.key, now_ms)).err()
+    }
+
+    fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
+        let new = match self.result(db.get(&self.key, now_ms)) {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        match db.live_mut(&self.key, now_ms) {
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => s.clone_from(&new),
+            _ => db.insert_entry(self.key, Entry::new(Value::Str(new.clone()))),
+        }
+        Reply::Bulk(new)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "INCRBYFLOAT {} {}",
+            quote(&self.key),
+            quote(&self.increment)
+        )
+    }
+}
