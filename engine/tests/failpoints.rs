@@ -305,3 +305,48 @@ fn a_writer_panic_poisons_the_engine() {
     assert_eq!(rec.last_seq, 1);
     scenario.teardown();
 }
+
+/// A read on another connection that sees a write not yet durable is held
+/// until that write's fsync is done: while the fsync is paused, the GET of
+/// the written key gets no reply; once it completes, the GET answers.
+#[test]
+fn a_read_of_a_write_not_yet_durable_waits_for_its_fsync_on_any_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let (running, mut con) = start(dir.path()).await;
+        assert_eq!(set(&mut con, "x", "0").await.unwrap(), "OK");
+        fail::cfg("segment::fsync", "pause").unwrap();
+        let mut writer = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+        writer
+            .write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut reader = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+        reader
+            .write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nx\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_millis(500), reader.read(&mut buf)).await;
+        // resume the fsync before asserting, so a failure does not hang
+        fail::cfg("segment::fsync", "off").unwrap();
+        assert!(
+            early.is_err(),
+            "a reply before the write is durable: {early:?}"
+        );
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf))
+            .await
+            .expect("the read is released once the write is durable")
+            .unwrap();
+        assert_eq!(&buf[..n], b"$1\r\n1\r\n");
+        let n = tokio::time::timeout(Duration::from_secs(10), writer.read(&mut buf))
+            .await
+            .expect("the write is acknowledged")
+            .unwrap();
+        assert_eq!(&buf[..n], b"+OK\r\n");
+    });
+    scenario.teardown();
+}
