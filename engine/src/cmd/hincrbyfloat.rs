@@ -55,7 +55,7 @@ impl HIncrByFloat {
         };
         let incr = LDouble::parse(&self.increment).ok_or_else(|| Reply::error(reply::NOT_FLOAT))?;
         value
-            .add(incr)
+            .plus(incr)
             .to_human()
             .map(String::into_bytes)
             .ok_or_else(|| Reply::error(reply::NAN_OR_INFINITY))

@@ -48,7 +48,7 @@ impl IncrByFloat {
         };
         let incr = LDouble::parse(&self.increment).ok_or_else(not_float)?;
         value
-            .add(incr)
+            .plus(incr)
             .to_human()
             .map(String::into_bytes)
             .ok_or_else(|| Reply::error(reply::NAN_OR_INFINITY))

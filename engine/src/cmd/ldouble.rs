@@ -347,7 +347,7 @@ impl LDouble {
     // -------------------------------------------------------- add
 
     /// `self + o`, rounded to 64 bits (half to even).
-    pub fn add(self, o: LDouble) -> LDouble {
+    pub fn plus(self, o: LDouble) -> LDouble {
         use LDouble::*;
         match (self, o) {
             (Nan, _) | (_, Nan) => Nan,
@@ -457,7 +457,7 @@ mod tests {
 
     fn incr(a: &str, b: &str) -> Option<String> {
         LDouble::parse(a.as_bytes())?
-            .add(LDouble::parse(b.as_bytes())?)
+            .plus(LDouble::parse(b.as_bytes())?)
             .to_human()
     }
 

@@ -81,13 +81,11 @@ pub fn step<'a, T: 'a>(
     mut keep: impl FnMut(&T) -> bool,
 ) -> (Vec<T>, u64) {
     let mut out = Vec::new();
-    let mut seen = 0;
     let mut last = None;
-    for (h, item) in items {
+    for (seen, (h, item)) in items.enumerate() {
         if seen >= count && last != Some(h) {
             return (out, h);
         }
-        seen += 1;
         last = Some(h);
         if keep(&item) {
             out.push(item);
