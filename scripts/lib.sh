@@ -38,6 +38,24 @@ wait_for() {
   done
 }
 
+# spawn_detached LOG CMD...: starts CMD in its own session (so that the end
+# of the calling script, or a kill of its process group, does not take it
+# along), output to LOG, with no file descriptor but 0-2 inherited. The last
+# part matters for a daemon: a script run under `flock /tmp/tiered-docker.lock`
+# holds the lock on an inherited descriptor, and a dockerd that kept it would
+# hold the lock for as long as it runs, blocking every other test.
+spawn_detached() {
+  local log=$1 fd
+  shift
+  (
+    for fd in "/proc/$BASHPID/fd/"*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+    done
+    exec setsid nohup "$@" </dev/null >"$log" 2>&1
+  ) &
+}
+
 # Make sure a Docker daemon answers: install docker.io and start the daemon
 # if needed (through systemd where systemd runs, else a detached dockerd).
 # It never stops or restarts a daemon that runs. Under CI=true a daemon that
@@ -56,9 +74,7 @@ ensure_docker() {
       return 0
     fi
     log "starting dockerd"
-    # setsid: its own session, so that the end of the calling script (or a
-    # kill of its process group) does not take the shared daemon with it.
-    (setsid nohup dockerd >/var/log/tiered-dockerd.log 2>&1 &)
+    spawn_detached /var/log/tiered-dockerd.log dockerd
     wait_for 60 docker info || die "dockerd did not answer within 60s (see /var/log/tiered-dockerd.log)"
   fi
 }
@@ -77,9 +93,10 @@ TIERED_RUNTIME_NOSTART_PKGS=(docker-registry)
 # The tests and benchmarks on top: busybox for test images, redis-server
 # (a reference server for the benchmark, an occupant of 6379 for a test),
 # prometheus and promtool (the monitoring test), ss (iproute2: who listens),
-# and the linter of every bash script (shellcheck, run by scripts/test.sh).
+# the linter of every bash script (shellcheck, run by scripts/test.sh), and
+# fuse3 (fusermount3: the power-loss tests mount tools/lossyfs).
 # shellcheck disable=SC2034
-TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck)
+TIERED_TEST_PKGS=(busybox-static iproute2 shellcheck fuse3)
 # shellcheck disable=SC2034
 TIERED_TEST_NOSTART_PKGS=(redis-server prometheus)
 

@@ -4,6 +4,7 @@
 #
 #   busybox-static           test images built FROM scratch, no pull
 #   iproute2                 ss: who listens on a port
+#   fuse3                    fusermount3: the power-loss tests mount tiered-lossyfs
 #   the shell linter         shellcheck: scripts/test.sh lints every bash script
 #   redis-server, prometheus the reference server of the engine benchmark,
 #                            Prometheus and promtool of the monitoring test

@@ -1,9 +1,10 @@
 //! tiered-engine: the write-ahead command log, the snapshot format, the
 //! key-value state machine and its Redis-protocol (RESP2) server.
 //!
-//! Every state-changing command is framed as a record, written to the open
-//! segment of the command log and made durable (one fdatasync per group of
-//! commands) before it is applied and acknowledged. At start the state is
+//! Every state-changing command is executed against the state, its effect
+//! framed as a record, written to the open segment of the command log and
+//! made durable (one fdatasync per group of commands) before it, or any
+//! reply that may show it, is sent. At start the state is
 //! rebuilt from the newest valid snapshot plus the records after it.
 //!
 //! # Layout
@@ -21,6 +22,9 @@
 //! The engine:
 //! - [`config`]: flags, defaults, bounds.
 //! - [`server`]: start-up, the RESP listener, connections, shutdown ([`run`]).
+//! - [`exec`]: the execution core: commands executed in order against the
+//!   state, their effects queued for the log, replies held until durable;
+//!   transactions (MULTI/EXEC/WATCH).
 //! - [`writer`]: group commit, rotation, poisoning.
 //! - [`cmd`]: one file per command (parse, log payload, apply, reply) and
 //!   the command table; [`reply`]: replies and their error texts.
@@ -33,9 +37,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod clients;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod exec;
 pub mod history;
 pub mod inspect;
 pub mod layout;

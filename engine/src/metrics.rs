@@ -181,6 +181,18 @@ impl Metrics {
         }
     }
 
+    /// (command, ok replies, error replies) of every known command, for
+    /// INFO commandstats.
+    pub fn command_counts(&self) -> Vec<(&'static str, u64, u64)> {
+        let mut v: Vec<_> = self
+            .command_counters
+            .iter()
+            .map(|(n, (o, e))| (*n, o.get(), e.get()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -1,9 +1,12 @@
-//! RESP2 codec: requests (multibulk or inline) in, replies out.
+//! RESP codec: requests (multibulk or inline) in, replies out in RESP2 or
+//! RESP3 ([`Protocol`], chosen per connection by HELLO).
 //!
 //! ```text
 //!  request  *<argc>\r\n  argc × ( $<len>\r\n <len bytes> \r\n )
 //!           or an inline line: words separated by spaces, ending in \n
 //!  replies  +OK\r\n   -ERR msg\r\n   :42\r\n   $3\r\nfoo\r\n   $-1\r\n   *2\r\n…
+//!  RESP3    _\r\n (null)   %1\r\n… (map)   ~2\r\n… (set)   ,1.5\r\n (double)
+//!           #t\r\n   (123\r\n (big number)   =7\r\ntxt:abc\r\n (verbatim)   >2\r\n… (push)
 //! ```
 //!
 //! Every count and length a client sends is bounded before anything is
@@ -143,9 +146,8 @@ fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, Proto
         if buf.len() < start + len + 2 {
             return Ok(None);
         }
-        if &buf[start + len..start + len + 2] != b"\r\n" {
-            return Err(ProtocolError("bulk string not terminated by CRLF".into()));
-        }
+        // Redis skips the two bytes after a bulk string without looking at
+        // them; so does the engine, to read what Redis reads.
         st.spans.push((start, len));
         st.total = total;
         st.pos = start + len + 2;
@@ -160,7 +162,9 @@ fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, Proto
 
 fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
     let limit = buf.len().min(MAX_INLINE_BYTES + 1);
-    let Some(nl) = buf[..limit].iter().position(|&b| b == b'\n') else {
+    // Redis looks for the newline with strchr: a NUL before it hides it
+    let end = buf[..limit].iter().position(|&b| b == b'\n' || b == 0);
+    let Some(nl) = end.filter(|&i| buf[i] == b'\n') else {
         if buf.len() > MAX_INLINE_BYTES {
             return Err(ProtocolError("too big inline request".into()));
         }
@@ -168,12 +172,98 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
     };
     let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let args = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_vec())
-        .collect();
+    let args =
+        split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
     Ok(Some((args, nl + 1)))
+}
+
+/// Redis's `sdssplitargs`: words separated by blanks; `"…"` with `\xHH`,
+/// `\n`, `\r`, `\t`, `\b`, `\a` and `\<any>` escapes; `'…'` with `\'`.
+/// A closing quote must be followed by a blank or the end; an unterminated
+/// quote is `None`. The line ends at a NUL byte, as a C string does.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let line = line
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(line, |n| &line[..n]);
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    // C's isspace
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut args = Vec::new();
+    let mut p = 0;
+    loop {
+        while p < line.len() && space(line[p]) {
+            p += 1;
+        }
+        if p >= line.len() {
+            return Some(args);
+        }
+        let (mut inq, mut insq) = (false, false);
+        let mut cur = Vec::new();
+        loop {
+            let c = at(p);
+            if inq {
+                if c == b'\\'
+                    && at(p + 1) == b'x'
+                    && hex(at(p + 2)).is_some()
+                    && hex(at(p + 3)).is_some()
+                {
+                    cur.push(hex(at(p + 2))? * 16 + hex(at(p + 3))?);
+                    p += 3;
+                } else if c == b'\\' && at(p + 1) != 0 {
+                    p += 1;
+                    cur.push(match at(p) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if at(p + 1) != 0 && !space(at(p + 1)) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                }
+            } else if insq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    p += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if at(p + 1) != 0 && !space(at(p + 1)) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        if c != 0 {
+                            p += 1;
+                        }
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    _ => cur.push(c),
+                }
+            }
+            p += 1;
+        }
+        args.push(cur);
+    }
 }
 
 /// Appends the decimal digits of `n` without allocating.
@@ -195,42 +285,170 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// The protocol a connection speaks (`HELLO 2|3`); replies are encoded
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Protocol {
+    /// The number HELLO reports.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// Formats a double as C's `printf("%.17g")` does (what Redis sends for
+/// doubles), `inf`/`-inf` for infinities.
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    const P: i32 = 17;
+    let sci = format!("{:.*e}", (P - 1) as usize, d);
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    fn trim(s: &str) -> &str {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
+    }
+    if !(-4..P).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", trim(mantissa), sign, exp.abs())
+    } else {
+        trim(&format!("{:.*}", (P - 1 - exp) as usize, d)).to_string()
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, kind: u8, n: i64) {
+    out.push(kind);
+    push_int(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_bulk(out: &mut Vec<u8>, b: &[u8]) {
+    push_line(out, b'$', b.len() as i64);
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends the RESP2 encoding of `reply` to `out`.
 pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
+    encode(reply, Protocol::Resp2, out)
+}
+
+/// Appends the encoding of `reply` for `proto` to `out`. RESP2 gets the
+/// RESP3 types as Redis 7 downgrades them: a map as a flat array, a set and
+/// a push as an array, a double, big number and verbatim string as a bulk
+/// string, a boolean as `:1`/`:0`, the nulls as `$-1` / `*-1`.
+pub fn encode(reply: &Reply, proto: Protocol, out: &mut Vec<u8>) {
+    let v3 = proto == Protocol::Resp3;
     match reply {
         Reply::Ok => out.extend_from_slice(b"+OK\r\n"),
+        Reply::Nil if v3 => out.extend_from_slice(b"_\r\n"),
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
-        Reply::Int(n) => {
-            out.push(b':');
-            push_int(out, *n);
-            out.extend_from_slice(b"\r\n");
-        }
-        Reply::Bulk(b) => {
-            out.push(b'$');
-            push_int(out, b.len() as i64);
-            out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(b);
-            out.extend_from_slice(b"\r\n");
-        }
-        Reply::Array(items) => {
-            out.push(b'*');
-            push_int(out, items.len() as i64);
-            out.extend_from_slice(b"\r\n");
+        Reply::NilArray if v3 => out.extend_from_slice(b"_\r\n"),
+        Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
+        Reply::Int(n) => push_line(out, b':', *n),
+        Reply::Bulk(b) => push_bulk(out, b),
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
+            let kind = match reply {
+                Reply::Set(_) if v3 => b'~',
+                Reply::Push(_) if v3 => b'>',
+                _ => b'*',
+            };
+            push_line(out, kind, items.len() as i64);
             for i in items {
-                encode_reply(i, out);
+                encode(i, proto, out);
             }
         }
+        Reply::Map(pairs) => {
+            if v3 {
+                push_line(out, b'%', pairs.len() as i64);
+            } else {
+                push_line(out, b'*', 2 * pairs.len() as i64);
+            }
+            for (k, v) in pairs {
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Pairs(pairs) => {
+            if v3 {
+                push_line(out, b'*', pairs.len() as i64);
+            } else {
+                push_line(out, b'*', 2 * pairs.len() as i64);
+            }
+            for (k, v) in pairs {
+                if v3 {
+                    push_line(out, b'*', 2);
+                }
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Double(d) => {
+            let s = format_double(*d);
+            if v3 {
+                out.push(b',');
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                push_bulk(out, s.as_bytes());
+            }
+        }
+        Reply::Bool(b) if v3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Reply::Bool(b) => push_line(out, b':', *b as i64),
+        Reply::BigNumber(n) if v3 => {
+            out.push(b'(');
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::BigNumber(n) => push_bulk(out, n.as_bytes()),
+        Reply::Verbatim(format, text) if v3 => {
+            push_line(out, b'=', text.len() as i64 + 4);
+            let f = format.as_bytes();
+            for i in 0..3 {
+                out.push(f.get(i).copied().unwrap_or(b' '));
+            }
+            out.push(b':');
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Verbatim(_, text) => push_bulk(out, text),
         Reply::Status(s) => {
             out.push(b'+');
             out.extend(s.bytes().filter(|&b| b != b'\r' && b != b'\n'));
             out.extend_from_slice(b"\r\n");
         }
-        Reply::Error(s) => {
-            out.push(b'-');
-            out.extend(s.bytes().filter(|&b| b != b'\r' && b != b'\n'));
-            out.extend_from_slice(b"\r\n");
-        }
+        Reply::Error(s) => push_error(out, s.as_bytes()),
+        Reply::ErrorBytes(s) => push_error(out, s),
     }
+}
+
+/// `-<msg>\r\n`, CR and LF inside mapped to spaces as Redis does.
+fn push_error(out: &mut Vec<u8>, msg: &[u8]) {
+    out.push(b'-');
+    out.extend(
+        msg.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -317,12 +535,23 @@ mod tests {
     }
 
     #[test]
+    fn the_two_bytes_after_a_bulk_string_are_skipped_as_redis_does() {
+        assert_eq!(
+            parse_command(b"*1\r\n$4\r\nPINGxx*1").unwrap(),
+            Some((args(&["PING"]), 14))
+        );
+        assert_eq!(
+            parse_command(b"*1\r\n$3\r\nabcd\r\n").unwrap(),
+            Some((args(&["abc"]), 13))
+        );
+    }
+
+    #[test]
     fn malformed_and_oversized_input_is_a_protocol_error() {
         for bad in [
             &b"*x\r\n"[..],
             b"*1\r\n:1\r\n",
             b"*1\r\n$-5\r\n",
-            b"*1\r\n$3\r\nabcd\r\n",
             b"*99999999999\r\n",
             b"*1\r\n$99999999999\r\n",
             b"*1\r\n$+3\r\nabc\r\n",
@@ -414,7 +643,95 @@ mod tests {
         );
         assert_eq!(
             out,
-            b"*8\r\n:-9223372036854775808\r\n:0\r\n+OK\r\n$-1\r\n:-3\r\n$2\r\nhi\r\n+PONG\r\n-ERR badthing\r\n".to_vec()
+            b"*8\r\n:-9223372036854775808\r\n:0\r\n+OK\r\n$-1\r\n:-3\r\n$2\r\nhi\r\n+PONG\r\n-ERR bad  thing\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn doubles_format_like_printf_17g() {
+        for (d, want) in [
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (3.0, "3"),
+            (-2.25, "-2.25"),
+            (1e17, "1e+17"),
+            (1e16, "10000000000000000"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (1e-300, "1e-300"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+        ] {
+            assert_eq!(format_double(d), want, "{d:e}");
+        }
+    }
+
+    #[test]
+    fn resp3_types_and_their_resp2_downgrade() {
+        let reply = Reply::Array(vec![
+            Reply::Map(vec![(Reply::text("a"), Reply::Int(1))]),
+            Reply::Set(vec![Reply::text("x")]),
+            Reply::Double(1.5),
+            Reply::Double(f64::NEG_INFINITY),
+            Reply::Bool(true),
+            Reply::Bool(false),
+            Reply::BigNumber("12345678901234567890".into()),
+            Reply::Verbatim("txt", b"hi".to_vec()),
+            Reply::Push(vec![Reply::text("m")]),
+            Reply::Nil,
+            Reply::NilArray,
+        ]);
+        let mut v3 = Vec::new();
+        encode(&reply, Protocol::Resp3, &mut v3);
+        assert_eq!(
+            String::from_utf8(v3).unwrap(),
+            "*11\r\n%1\r\n$1\r\na\r\n:1\r\n~1\r\n$1\r\nx\r\n,1.5\r\n,-inf\r\n#t\r\n#f\r\n\
+             (12345678901234567890\r\n=6\r\ntxt:hi\r\n>1\r\n$1\r\nm\r\n_\r\n_\r\n"
+        );
+        let mut v2 = Vec::new();
+        encode(&reply, Protocol::Resp2, &mut v2);
+        assert_eq!(
+            String::from_utf8(v2).unwrap(),
+            "*11\r\n*2\r\n$1\r\na\r\n:1\r\n*1\r\n$1\r\nx\r\n$3\r\n1.5\r\n$4\r\n-inf\r\n:1\r\n:0\r\n\
+             $20\r\n12345678901234567890\r\n$2\r\nhi\r\n*1\r\n$1\r\nm\r\n$-1\r\n*-1\r\n"
+        );
+        let mut e = Vec::new();
+        encode(
+            &Reply::error_bytes(b"ERR x\xff\ny".to_vec()),
+            Protocol::Resp3,
+            &mut e,
+        );
+        assert_eq!(e, b"-ERR x\xff y\r\n".to_vec());
+    }
+
+    #[test]
+    fn inline_quoting_like_sdssplitargs() {
+        let ok = |line: &str, want: &[&[u8]]| {
+            let got = split_args(line.as_bytes()).unwrap();
+            let want: Vec<Vec<u8>> = want.iter().map(|w| w.to_vec()).collect();
+            assert_eq!(got, want, "{line:?}");
+        };
+        ok("set a b", &[b"set", b"a", b"b"]);
+        ok("  set \"a b\"  'c d' ", &[b"set", b"a b", b"c d"]);
+        ok("x \"\\x41\\x4a\\n\\q\\\"\"", &[b"x", b"AJ\nq\""]);
+        ok("x '\\'' '\\x41'", &[b"x", b"'", b"\\x41"]);
+        ok("x \"\"", &[b"x", b""]);
+        ok("a\x0bb", &[b"a\x0bb"]);
+        ok("ab\"c d\"", &[b"abc d"]);
+        ok("a \0 b", &[b"a"]);
+        for bad in [
+            "set \"\"\"test-key\"\"\" v",
+            "a \"b",
+            "a 'b",
+            "a \"b\"c",
+            "a 'b'c",
+        ] {
+            assert_eq!(split_args(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert!(parse_command(b"set \"a\r\n").is_err());
+        assert_eq!(parse_command(b"ping\0\n").unwrap(), None);
     }
 }

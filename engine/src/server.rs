@@ -6,11 +6,13 @@
 //! connection to finish; then the log writer drains what is queued and seals
 //! the open segment.
 //!
-//! A connection parses every complete request in its buffer (pipelining):
-//! writes are queued to the log writer without waiting, and their replies
-//! are awaited in order before the next read runs (a read sees the writes
-//! before it on the same connection) and before replies are flushed.
+//! A connection parses every complete request in its buffer (pipelining)
+//! and has the execution core ([`crate::exec`]) execute them in order
+//! against the state; their replies are held, in order, until the log
+//! position each may show is durable, while the connection goes on reading
+//! and executing (a bounded number of replies may be held).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,13 +22,14 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, Action, ConnState, ReadCtx, ServerInfo};
+use crate::cmd::{self, ConnState, ServerInfo};
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
+use crate::exec::{Core, Held, Session};
 use crate::layout;
 use crate::metrics::Metrics;
 use crate::recovery::{self, RecoveryError};
@@ -34,12 +37,13 @@ use crate::reply::Reply;
 use crate::resp;
 use crate::segment::{self, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
 use crate::sys::{self, LockError};
-use crate::writer::{self, Health, Log, SharedDb, WriteRequest, Writer, WriterError};
+use crate::writer::{self, Health, Log, LogQueue, SharedDb, Writer, WriterError};
 
-/// Queued write requests (all connections together).
-const WRITE_QUEUE: usize = 4096;
-/// Requests handled from one buffer before replies are flushed.
+/// Requests executed at once (under the state's lock) from one buffer.
 const MAX_PIPELINE: usize = 1024;
+/// Replies a connection holds (waiting for durability) before it stops
+/// reading more requests.
+const MAX_HELD: usize = 16 * MAX_PIPELINE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -84,12 +88,22 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// What the log writer reports (durable position, segments, poison).
     pub health: Arc<Health>,
+    /// Executes commands and queues their effects for the log writer.
+    pub core: Core,
     recovered: Recovered,
     next_client: AtomicU64,
     started: Instant,
     dir: PathBuf,
     listen: SocketAddr,
     reserve_bytes: u64,
+    /// CONFIG GET/SET's parameters.
+    config: cmd::config::ConfigStore,
+    /// The connected clients (CLIENT LIST/KILL).
+    clients: crate::clients::Clients,
+    stats_base: std::sync::Mutex<StatsBase>,
+    /// 40 hex digits, new at every start (INFO run_id, master_replid).
+    run_id: String,
+    started_unix: u64,
 }
 
 fn file_name(p: &Path) -> String {
@@ -98,33 +112,168 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// INFO's default sections (no argument, or `default`); `all` and
+/// `everything` add commandstats.
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "module_list",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Bytes as Redis's `bytesToHuman` writes them.
+fn human_bytes(n: u64) -> String {
+    let f = n as f64;
+    const K: f64 = 1024.0;
+    if f < K {
+        format!("{n}B")
+    } else if f < K * K {
+        format!("{:.2}K", f / K)
+    } else if f < K * K * K {
+        format!("{:.2}M", f / (K * K))
+    } else if f < K * K * K * K {
+        format!("{:.2}G", f / (K * K * K))
+    } else {
+        format!("{:.2}T", f / (K * K * K * K))
+    }
+}
+
+/// (resident bytes, user CPU seconds, system CPU seconds) of this process,
+/// from /proc (zeros where it is not available).
+fn process_usage() -> (u64, f64, f64) {
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096);
+    let (user, sys) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields after the command name in parentheses; utime and stime
+            // are the 14th and 15th, in clock ticks (100 per second)
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                f.get(11)?.parse::<f64>().ok()? / 100.0,
+                f.get(12)?.parse::<f64>().ok()? / 100.0,
+            ))
+        })
+        .unwrap_or((0.0, 0.0));
+    (rss, user, sys)
+}
+
+impl Shared {
+    /// `# Keyspace`: keys, keys with an expiry, and their mean remaining
+    /// time to live in ms (exact, where Redis estimates it).
+    fn keyspace_info(&self, db: &Db, now_ms: u64, out: &mut String) {
+        out.push_str("# Keyspace\r\n");
+        // keys held in memory, expired ones not yet purged included
+        out.push_str(&format!("stored_keys:{}\r\n", db.len()));
+        let (mut keys, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
+        for (_, e) in db.iter_unordered() {
+            if e.is_expired(now_ms) {
+                continue;
+            }
+            keys += 1;
+            if let Some(at) = e.expire_at_ms {
+                expires += 1;
+                ttl_sum += u128::from(at.saturating_sub(now_ms));
+            }
+        }
+        if keys > 0 {
+            let avg = if expires > 0 {
+                ttl_sum / u128::from(expires)
+            } else {
+                0
+            };
+            out.push_str(&format!(
+                "db0:keys={keys},expires={expires},avg_ttl={avg}\r\n"
+            ));
+        }
+    }
+}
+
 impl ServerInfo for Shared {
-    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String {
-        let all = matches!(section, "" | "all" | "everything" | "default");
+    fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String {
+        let mut wanted: Vec<&str> = Vec::new();
+        let mut all = false;
+        if sections.is_empty() {
+            wanted.extend(DEFAULT_SECTIONS);
+        }
+        for s in sections {
+            match s.as_str() {
+                "default" => wanted.extend(DEFAULT_SECTIONS),
+                "all" | "everything" => all = true,
+                other => wanted.push(other),
+            }
+        }
+        let want = |name: &str| all || wanted.contains(&name);
         let st = &self.recovered;
         let (open_segment, last_sealed) = self.health.segments();
+        let uptime = self.started.elapsed().as_secs();
+        let (rss, cpu_user, cpu_sys) = process_usage();
+        let cfg = |name: &str| self.config.get(name).unwrap_or_default();
         let mut out = String::new();
-        if all || section == "server" {
-            out.push_str(&format!(
-                "# Server\r\nredis_version:7.0.0\r\ntiered_engine_version:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
-                env!("CARGO_PKG_VERSION"),
+        let section = |out: &mut String, name: &str, body: String| {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(name);
+            out.push_str("\r\n");
+            out.push_str(&body);
+        };
+        if want("server") {
+            section(&mut out, "# Server", format!(
+                "redis_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\ntiered_engine_version:{}\r\n",
+                cmd::REDIS_VERSION,
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                usize::BITS,
                 std::process::id(),
+                self.run_id,
                 self.listen.port(),
-                self.started.elapsed().as_secs()
+                now_ms * 1000,
+                uptime,
+                uptime / 86_400,
+                cfg("hz"),
+                cfg("hz"),
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                env!("CARGO_PKG_VERSION"),
             ));
         }
-        if all || section == "clients" {
-            out.push_str(&format!(
-                "# Clients\r\nconnected_clients:{}\r\n\r\n",
-                self.metrics.connected_clients.get()
+        if want("clients") {
+            section(&mut out, "# Clients", format!(
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                self.metrics.connected_clients.get(),
+                cfg("maxclients"),
             ));
         }
-        if all || section == "persistence" {
+        if want("memory") {
+            let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
+            section(&mut out, "# Memory", format!(
+                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                human_bytes(rss),
+                human_bytes(rss),
+                human_bytes(rss),
+                human_bytes(maxmemory),
+                cfg("maxmemory-policy"),
+            ));
+        }
+        if want("persistence") {
             let free = sys::free_bytes(&self.dir)
                 .map(|f| f.to_string())
                 .unwrap_or_default();
-            out.push_str(&format!(
-                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:always\r\npersistence_dir:{}\r\nlast_seq:{}\r\nopen_segment:{}\r\nlast_sealed_segment:{}\r\nlast_snapshot_loaded:{}\r\nrecovery_replayed_commands:{}\r\nrecovery_duration_ms:{}\r\nrotations:{}\r\nlogged_records:{}\r\nwrites_failed:{}\r\nwrites_failed_reason:{}\r\ndisk_free_bytes:{}\r\ndisk_reserve_bytes:{}\r\n\r\n",
+            let poisoned = self.health.is_poisoned();
+            section(&mut out, "# Persistence", format!(
+                "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_write_status:{}\r\nappendfsync:always\r\npersistence_dir:{}\r\nlast_seq:{}\r\nopen_segment:{}\r\nlast_sealed_segment:{}\r\nlast_snapshot_loaded:{}\r\nrecovery_replayed_commands:{}\r\nrecovery_duration_ms:{}\r\nrotations:{}\r\nlogged_records:{}\r\nwrites_failed:{}\r\nwrites_failed_reason:{}\r\ndisk_free_bytes:{}\r\ndisk_reserve_bytes:{}\r\n",
+                self.started_unix,
+                if poisoned { "err" } else { "ok" },
                 self.dir.display(),
                 self.health.last_seq(),
                 file_name(&open_segment),
@@ -134,28 +283,128 @@ impl ServerInfo for Shared {
                 st.recovery_ms,
                 self.metrics.rotations.get(),
                 self.metrics.logged_records.get(),
-                self.health.is_poisoned() as u8,
+                poisoned as u8,
                 self.health.poison_cause().unwrap_or_default(),
                 free,
                 self.reserve_bytes,
             ));
         }
-        if all || section == "keyspace" {
-            out.push_str("# Keyspace\r\n");
-            // keys held in memory, expired ones not yet purged included
-            out.push_str(&format!("stored_keys:{}\r\n", db.len()));
-            let keys = db.live_len(now_ms);
-            if keys > 0 {
-                let expires = db
-                    .iter_unordered()
-                    .filter(|(_, e)| e.expire_at_ms.is_some() && !e.is_expired(now_ms))
-                    .count();
-                out.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
+        let counts = self.command_counts();
+        if want("stats") {
+            let (calls, errors) = counts
+                .iter()
+                .fold((0, 0), |(c, e), (_, o, x)| (c + o + x, e + x));
+            let conns = self.next_client.load(Ordering::Relaxed)
+                - 1
+                - self
+                    .stats_base
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .connections;
+            section(&mut out, "# Stats", format!(
+                "total_connections_received:{conns}\r\ntotal_commands_processed:{calls}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{errors}\r\ntotal_reads_processed:{calls}\r\ntotal_writes_processed:{calls}\r\n",
+            ));
+        }
+        if want("replication") {
+            section(&mut out, "# Replication", format!(
+                "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                self.run_id,
+            ));
+        }
+        if want("cpu") {
+            section(&mut out, "# CPU", format!(
+                "used_cpu_sys:{cpu_sys:.6}\r\nused_cpu_user:{cpu_user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
+            ));
+        }
+        if want("module_list") || want("modules") {
+            section(&mut out, "# Modules", String::new());
+        }
+        if want("commandstats") {
+            let mut body = String::new();
+            for (name, ok, err) in &counts {
+                if ok + err > 0 {
+                    body.push_str(&format!(
+                        "cmdstat_{name}:calls={},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls={err}\r\n",
+                        ok + err
+                    ));
+                }
             }
-            out.push_str("\r\n");
+            section(&mut out, "# Commandstats", body);
+        }
+        if want("errorstats") {
+            section(&mut out, "# Errorstats", String::new());
+        }
+        if want("cluster") {
+            section(&mut out, "# Cluster", "cluster_enabled:0\r\n".into());
+        }
+        if want("keyspace") {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            self.keyspace_info(db, now_ms, &mut out);
         }
         out
     }
+
+    fn config(&self) -> &cmd::config::ConfigStore {
+        &self.config
+    }
+
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String {
+        self.clients.list(ids, me, me_cmd)
+    }
+
+    fn client_kill(&self, filter: &cmd::ClientFilter, me: u64) -> usize {
+        self.clients.kill(filter, me)
+    }
+
+    fn reset_stats(&self) {
+        let mut base = self.stats_base.lock().unwrap_or_else(|p| p.into_inner());
+        base.connections = self.next_client.load(Ordering::Relaxed) - 1;
+        base.commands = self
+            .metrics
+            .command_counts()
+            .into_iter()
+            .map(|(n, o, e)| (n, (o, e)))
+            .collect();
+    }
+}
+
+/// Counter values at the last CONFIG RESETSTAT (INFO reports the
+/// difference; the Prometheus counters keep counting).
+#[derive(Debug, Default)]
+struct StatsBase {
+    connections: u64,
+    commands: std::collections::HashMap<&'static str, (u64, u64)>,
+}
+
+impl Shared {
+    /// (command, ok, errors) since the last CONFIG RESETSTAT.
+    fn command_counts(&self) -> Vec<(&'static str, u64, u64)> {
+        let base = self.stats_base.lock().unwrap_or_else(|p| p.into_inner());
+        self.metrics
+            .command_counts()
+            .into_iter()
+            .map(|(n, o, e)| {
+                let (bo, be) = base.commands.get(n).copied().unwrap_or((0, 0));
+                (n, o.saturating_sub(bo), e.saturating_sub(be))
+            })
+            .collect()
+    }
+}
+
+/// A run id: 40 hex digits from the clock, the pid and a std hasher's
+/// random keys.
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(40);
+    for i in 0..3u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(now_ms() ^ u64::from(std::process::id()) ^ i);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
 }
 
 fn now_ms() -> u64 {
@@ -303,10 +552,22 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         recovered.last_seq,
         seg.path().to_path_buf(),
     ));
+    let db: SharedDb = Arc::new(RwLock::new(recovered.db));
+    let queue = Arc::new(LogQueue::new(
+        recovered.last_seq + 1,
+        recovered.last_timestamp_ms,
+    ));
     let shared = Arc::new(Shared {
-        db: Arc::new(RwLock::new(recovered.db)),
+        db: db.clone(),
         metrics: metrics.clone(),
         health: health.clone(),
+        core: Core::new(
+            db,
+            queue.clone(),
+            health.clone(),
+            dir.clone(),
+            config.reserve_bytes,
+        ),
         recovered: Recovered {
             snapshot_loaded: recovered.snapshot.clone(),
             replayed: recovered.replayed,
@@ -317,9 +578,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         dir: dir.clone(),
         listen: addr,
         reserve_bytes: config.reserve_bytes,
+        config: cmd::config::ConfigStore::new(&[
+            ("port", addr.port().to_string()),
+            ("bind", addr.ip().to_string()),
+            ("dir", dir.display().to_string()),
+            ("maxclients", config.max_clients.to_string()),
+        ]),
+        stats_base: Default::default(),
+        clients: Default::default(),
+        run_id: run_id(),
+        started_unix: now_ms() / 1000,
     });
 
-    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let prealloc = if config.preallocate {
         config.rotate_bytes
     } else {
@@ -329,17 +599,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         seg,
         dir.clone(),
         prealloc,
-        config.reserve_bytes,
         config.rotate_bytes,
         config.rotate_interval,
         recovered.last_timestamp_ms,
     );
+    let writer_stop = CancellationToken::new();
     let writer = tokio::spawn(writer::run(
         Writer {
             db: shared.db.clone(),
+            queue,
             health,
+            stop: writer_stop.clone(),
         },
-        rx,
         log,
     ));
     metrics.ready.set(1);
@@ -348,7 +619,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let task = tokio::spawn(serve(
         listener,
         shared.clone(),
-        tx,
+        writer_stop,
         writer,
         shutdown,
         config.max_clients,
@@ -365,7 +636,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
 async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<WriteRequest>,
+    writer_stop: CancellationToken,
     mut writer: tokio::task::JoinHandle<Result<(), WriterError>>,
     shutdown: CancellationToken,
     max_clients: usize,
@@ -396,15 +667,21 @@ async fn serve(
         };
         while conns.try_join_next().is_some() {}
         let shared = shared.clone();
-        let tx = tx.clone();
         let stop = conn_shutdown.clone();
         conns.spawn(async move {
             let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
             shared.metrics.connected_clients.inc();
             tracing::debug!(%peer, id, "client connected");
-            if let Err(e) = connection(&shared, socket, tx, stop, id).await {
+            let laddr = socket.local_addr().unwrap_or(peer);
+            let fd = {
+                use std::os::fd::AsRawFd;
+                socket.as_raw_fd()
+            };
+            let client = shared.clients.add(id, peer, laddr, fd);
+            if let Err(e) = connection(&shared, socket, stop, &client).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
+            shared.clients.remove(id);
             shared.metrics.connected_clients.dec();
             drop(permit);
         });
@@ -412,7 +689,6 @@ async fn serve(
     drop(listener);
     // Connections finish what they have read; then the writer drains.
     conn_shutdown.cancel();
-    drop(tx);
     let grace = tokio::time::sleep(Duration::from_secs(10));
     tokio::pin!(grace);
     loop {
@@ -424,6 +700,7 @@ async fn serve(
             }
         }
     }
+    writer_stop.cancel();
     let result = match writer_done {
         Some(r) => r,
         None => writer.await,
@@ -442,72 +719,37 @@ async fn serve(
     result
 }
 
-enum Pending {
-    Ready(&'static str, Reply),
-    /// A run of writes not yet handed to the log writer.
-    Unsent(Vec<&'static str>, Vec<Box<dyn cmd::Write>>, Vec<Vec<u8>>),
-    Waiting(Vec<&'static str>, oneshot::Receiver<Vec<Reply>>),
-}
-
-fn count(shared: &Shared, name: &'static str, reply: &Reply, out: &mut Vec<u8>) {
-    shared
-        .metrics
-        .command(name, !matches!(reply, Reply::Error(_)));
-    resp::encode_reply(reply, out);
-}
-
-/// Hands every unsent run of writes to the log writer, in order.
-async fn send_pending(shared: &Shared, pending: &mut [Pending], tx: &mpsc::Sender<WriteRequest>) {
-    for p in pending.iter_mut() {
-        if !matches!(p, Pending::Unsent(..)) {
-            continue;
-        }
-        let Pending::Unsent(names, cmds, payloads) =
-            std::mem::replace(p, Pending::Ready("unknown", Reply::Nil))
-        else {
-            unreachable!("checked above");
-        };
-        let (reply, rx) = oneshot::channel();
-        let n = cmds.len();
-        *p = match tx
-            .send(WriteRequest {
-                cmds,
-                payloads,
-                reply,
-            })
-            .await
-        {
-            Ok(()) => Pending::Waiting(names, rx),
-            Err(_) => {
-                let (tx1, rx1) = oneshot::channel();
-                let _ = tx1.send(vec![Reply::Error(shared.health.poison_message()); n]);
-                Pending::Waiting(names, rx1)
-            }
-        };
-    }
-}
-
-/// Sends unsent writes, then resolves every queued reply in order into
-/// `out`, counting them.
-async fn flush_pending(
+fn count(
     shared: &Shared,
-    pending: &mut Vec<Pending>,
-    tx: &mpsc::Sender<WriteRequest>,
+    name: &'static str,
+    reply: &Reply,
+    proto: resp::Protocol,
     out: &mut Vec<u8>,
 ) {
-    send_pending(shared, pending, tx).await;
-    for p in pending.drain(..) {
-        match p {
-            Pending::Ready(n, r) => count(shared, n, &r, out),
-            Pending::Waiting(names, rx) => {
-                let replies = rx.await.unwrap_or_else(|_| {
-                    vec![Reply::Error(shared.health.poison_message()); names.len()]
-                });
-                for (n, r) in names.into_iter().zip(replies) {
-                    count(shared, n, &r, out);
-                }
-            }
-            Pending::Unsent(..) => unreachable!("sent above"),
+    shared.metrics.command(name, !reply.is_error());
+    resp::encode(reply, proto, out);
+}
+
+/// Moves the held replies whose log position is durable to `out`, in
+/// order, each in the protocol in force when its command ran. Once the log
+/// is poisoned, a reply whose position never became durable gets the poison
+/// error instead.
+fn release(
+    shared: &Shared,
+    held: &mut VecDeque<Held>,
+    durable: writer::Durable,
+    out: &mut Vec<u8>,
+) {
+    while let Some(h) = held.front() {
+        if h.need > durable.seq && !durable.poisoned {
+            break;
+        }
+        let h = held.pop_front().expect("front exists");
+        if h.need > durable.seq {
+            let err = Reply::Error(shared.health.poison_message());
+            count(shared, h.name, &err, h.proto, out);
+        } else {
+            count(shared, h.name, &h.reply, h.proto, out);
         }
     }
 }
@@ -515,123 +757,111 @@ async fn flush_pending(
 async fn connection(
     shared: &Arc<Shared>,
     mut socket: TcpStream,
-    tx: mpsc::Sender<WriteRequest>,
     stop: CancellationToken,
-    id: u64,
+    client: &crate::clients::Client,
+) -> std::io::Result<()> {
+    let mut session = Session::new(ConnState::new(client.id));
+    let r = serve_connection(shared, &mut socket, stop, &mut session, client).await;
+    shared.core.end_session(&mut session);
+    r
+}
+
+async fn serve_connection(
+    shared: &Arc<Shared>,
+    socket: &mut TcpStream,
+    stop: CancellationToken,
+    session: &mut Session,
+    client: &crate::clients::Client,
 ) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
+    let mut durable = shared.health.subscribe();
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut conn = ConnState::new(id);
+    let mut held: VecDeque<Held> = VecDeque::new();
     // progress through a command that is not complete yet
     let mut partial = resp::Partial::default();
+    // QUIT, a protocol error or shutdown: no more requests are read
+    let mut closing = false;
     loop {
-        let mut close = false;
-        let mut handled = 0;
-        // one clock read per buffer of requests
-        let now = now_ms();
-        while handled < MAX_PIPELINE {
-            let (args, used) = match resp::parse_command_resumable(&inbuf, &mut partial) {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => {
-                    pending.push(Pending::Ready("unknown", Reply::Error(format!("ERR {e}"))));
-                    close = true;
-                    break;
+        // Execute what is buffered, a bounded batch at a time.
+        while !closing && held.len() < MAX_HELD {
+            let mut reqs = Vec::new();
+            let mut protocol_error = None;
+            while reqs.len() < MAX_PIPELINE {
+                match resp::parse_command_resumable(&inbuf, &mut partial) {
+                    Ok(Some((args, used))) => {
+                        inbuf.advance(used);
+                        if !args.is_empty() {
+                            reqs.push(args);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(Reply::Error(format!("ERR {e}")));
+                        break;
+                    }
                 }
-            };
-            inbuf.advance(used);
-            if args.is_empty() {
-                continue;
             }
-            handled += 1;
-            let (name, action) = cmd::parse(args, now);
-            match action {
-                Action::Reply(r) => pending.push(Pending::Ready(name, r)),
-                Action::Quit => {
-                    pending.push(Pending::Ready(name, Reply::Ok));
-                    close = true;
-                    break;
+            if reqs.is_empty() && protocol_error.is_none() {
+                break;
+            }
+            if !reqs.is_empty() {
+                let before = held.len();
+                if shared
+                    .core
+                    .execute(session, reqs, shared.as_ref(), &mut held)
+                {
+                    closing = true;
                 }
-                Action::Write(command) => {
-                    if shared.health.is_poisoned() {
-                        pending.push(Pending::Ready(
-                            name,
-                            Reply::Error(shared.health.poison_message()),
-                        ));
-                        continue;
-                    }
-                    // Refuse, without logging, what would fail against the
-                    // durable state, but only when no earlier write of ours
-                    // (sent or still unsent in this pipeline) is pending: the
-                    // state does not include those yet.
-                    if !pending
-                        .iter()
-                        .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
-                        && command.may_fail()
-                    {
-                        let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
-                        if let Some(e) = command.precheck(&db, now) {
-                            drop(db);
-                            pending.push(Pending::Ready(name, e));
-                            continue;
-                        }
-                    }
-                    let mut payload = Vec::with_capacity(32);
-                    command.encode_into(&mut payload);
-                    match pending.last_mut() {
-                        Some(Pending::Unsent(names, cmds, payloads)) => {
-                            names.push(name);
-                            cmds.push(command);
-                            payloads.push(payload);
-                        }
-                        _ => {
-                            pending.push(Pending::Unsent(vec![name], vec![command], vec![payload]))
-                        }
-                    }
+                // what CLIENT LIST shows (name, protocol, last command)
+                if held.len() > before {
+                    let last = held.back().map_or("", |h| h.name);
+                    client.refresh(&session.conn, last);
                 }
-                Action::Read(f) => {
-                    if pending
-                        .iter()
-                        .any(|p| matches!(p, Pending::Waiting(..) | Pending::Unsent(..)))
-                    {
-                        flush_pending(shared, &mut pending, &tx, &mut out).await;
-                    }
-                    let reply = {
-                        let db = shared.db.read().unwrap_or_else(|p| p.into_inner());
-                        f.read(&mut ReadCtx {
-                            db: &db,
-                            now_ms: now,
-                            conn: &mut conn,
-                            server: shared.as_ref(),
-                        })
-                    };
-                    pending.push(Pending::Ready(name, reply));
+            }
+            if let Some(e) = protocol_error {
+                if !closing {
+                    held.push_back(Held {
+                        need: 0,
+                        name: "unknown",
+                        reply: e,
+                        proto: session.conn.proto,
+                    });
                 }
+                closing = true;
             }
         }
-        flush_pending(shared, &mut pending, &tx, &mut out).await;
+        let d = *durable.borrow_and_update();
+        release(shared, &mut held, d, &mut out);
         if !out.is_empty() {
             socket.write_all(&out).await?;
             out.clear();
         }
-        if close {
+        if client.kill.is_cancelled() {
             return Ok(());
         }
-        if handled == MAX_PIPELINE {
-            continue; // more may be buffered
+        if closing && held.is_empty() {
+            return Ok(());
         }
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(inbuf.len().max(16 * 1024));
         }
+        let reading = !closing && held.len() < MAX_HELD;
         tokio::select! {
-            r = socket.read_buf(&mut inbuf) => {
+            r = socket.read_buf(&mut inbuf), if reading => {
                 if r? == 0 {
-                    return Ok(());
+                    closing = true;
                 }
             }
-            _ = stop.cancelled() => return Ok(()),
+            r = durable.changed(), if !held.is_empty() => {
+                if r.is_err() {
+                    // the writer is gone: nothing more becomes durable
+                    let d = writer::Durable { seq: d.seq, poisoned: true };
+                    release(shared, &mut held, d, &mut out);
+                }
+            }
+            _ = stop.cancelled(), if reading => closing = true,
+            _ = client.kill.cancelled() => return Ok(()),
         }
     }
 }

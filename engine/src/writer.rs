@@ -1,18 +1,21 @@
 //! The log writer: group commit, rotation, poisoning.
 //!
-//! One task owns the open segment. It takes every write request queued by
-//! all connections (up to [`MAX_BATCH`]), frames them as consecutive records,
-//! writes them with one `write` and makes them durable with one `fdatasync`,
-//! and only then applies them to the state (in order) and answers each
-//! client. Reads are served from the state, so they never see a command whose
-//! record is not durable.
+//! Execute-then-log: connections execute commands against the state in the
+//! order they read them (see [`crate::exec`]) and append the effect each
+//! write produced to the [`LogQueue`], which numbers it (its log position).
+//! One task owns the open segment: it takes everything queued, frames it as
+//! consecutive records, writes them with one `write` and makes them durable
+//! with one `fdatasync` (group commit), then publishes the new durable
+//! position through [`Health::subscribe`]. A connection holds each reply
+//! until the log position current when it was executed is durable, so no
+//! reply, on any connection, shows state that is not durable.
 //!
 //! A failed write or fdatasync (EIO, ENOSPC, a short write) poisons the log:
-//! the page cache can no longer be trusted, so the batch is answered with an
-//! error, no later write is accepted, and the engine shuts down with a
-//! non-zero exit. Below the free-space reserve, writes are refused with a
-//! clear error before anything is written (not poisoned: it clears when
-//! space is freed).
+//! the page cache can no longer be trusted, and the state in memory holds
+//! effects that never became durable, so every reply held behind the failure
+//! gets the error, the engine refuses every later command, and it shuts down
+//! with a non-zero exit. The free-space reserve is checked before execution
+//! (see [`crate::exec`]).
 //!
 //! A panic in the writer task poisons the log the same way (its cause is
 //! logged and shown to clients): the writer catches it, so nothing queued is
@@ -34,14 +37,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::cmd::Write;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::record;
-use crate::reply::Reply;
 use crate::segment::{PreparedFile, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
 use crate::sys::{self, Fs};
 
@@ -57,6 +59,16 @@ pub struct Health {
     poisoned: AtomicBool,
     last_seq: AtomicU64,
     files: Mutex<HealthFiles>,
+    durable: watch::Sender<Durable>,
+}
+
+/// The durable log position and the poison flag, as connections wait on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// Every record up to this sequence number is durable.
+    pub seq: u64,
+    /// The log failed: nothing after `seq` will ever be durable.
+    pub poisoned: bool,
 }
 
 #[derive(Default)]
@@ -76,6 +88,11 @@ impl Health {
                 open_segment,
                 ..Default::default()
             }),
+            durable: watch::channel(Durable {
+                seq: last_seq,
+                poisoned: false,
+            })
+            .0,
         };
         h.set_last_seq(last_seq);
         h
@@ -96,10 +113,17 @@ impl Health {
 
     /// Refuses every write from now on; `/healthz` fails.
     pub fn poison(&self, client_message: String) {
+        self.files().cause = Some(client_message);
         self.poisoned.store(true, Ordering::SeqCst);
         self.metrics.writes_failed.set(1);
         self.metrics.ready.set(0);
-        self.files().cause = Some(client_message);
+        self.durable.send_modify(|d| d.poisoned = true);
+    }
+
+    /// Follows the durable position (and poisoning): replies are released
+    /// when it reaches their log position.
+    pub fn subscribe(&self) -> watch::Receiver<Durable> {
+        self.durable.subscribe()
     }
 
     /// The error a refused write gets.
@@ -122,6 +146,7 @@ impl Health {
     fn set_last_seq(&self, seq: u64) {
         self.last_seq.store(seq, Ordering::SeqCst);
         self.metrics.sequence_number.set(seq as i64);
+        self.durable.send_modify(|d| d.seq = d.seq.max(seq));
     }
 
     /// The open segment and the last sealed one.
@@ -140,22 +165,90 @@ impl Health {
 /// Expired keys removed from memory per tick (bounds the pause).
 const MAX_PURGE: usize = 10_000;
 
-/// A group commit takes requests until it holds at least this many records.
-pub const MAX_BATCH: usize = 4096;
-
-/// State-changing commands of one connection, waiting to be logged together
-/// (a run of pipelined writes), answered with one reply per command.
-pub struct WriteRequest {
-    pub cmds: Vec<Box<dyn Write>>,
-    /// The payload of each command, encoded by the connection task.
-    pub payloads: Vec<Vec<u8>>,
-    pub reply: oneshot::Sender<Vec<Reply>>,
+/// Effects executed but not yet handed to the log, in execution order, and
+/// the clock of execution. Connections lock it while they hold the state's
+/// write lock (lock order: state, then queue), so log order is execution
+/// order.
+pub struct LogQueue {
+    inner: Mutex<Queued>,
+    ready: Notify,
 }
 
-impl WriteRequest {
-    fn fail(self, msg: &str) {
-        let n = self.cmds.len();
-        let _ = self.reply.send(vec![Reply::Error(msg.to_string()); n]);
+/// The queue's contents; see [`LogQueue::lock`].
+pub struct Queued {
+    /// The sequence number the next queued effect gets.
+    next_seq: u64,
+    /// The time of the last execution (and of the purge): executions get
+    /// non-decreasing times, which are their records' timestamps.
+    last_ts: u64,
+    /// (timestamp, payload) of seq `next_seq - records.len()` onwards.
+    records: Vec<(u64, Vec<u8>)>,
+    /// Payload bytes queued (metrics, bounds).
+    bytes: usize,
+}
+
+impl Queued {
+    /// "Now" for an execution: the wall clock, never before an earlier
+    /// execution or purge (replay uses it as the time of each record).
+    pub fn now(&mut self) -> u64 {
+        self.last_ts = now_ms().max(self.last_ts);
+        self.last_ts
+    }
+
+    /// Queues the payload of an effect applied at `ts` (from
+    /// [`Queued::now`]); returns its log position.
+    pub fn push(&mut self, ts: u64, payload: Vec<u8>) -> u64 {
+        debug_assert!(ts <= self.last_ts);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += payload.len();
+        self.records.push((ts, payload));
+        seq
+    }
+
+    /// The log position of the last executed effect: a reply computed now
+    /// may show it, so it is held until that position is durable.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl LogQueue {
+    /// An empty queue whose first effect gets `next_seq`.
+    pub fn new(next_seq: u64, last_ts: u64) -> LogQueue {
+        LogQueue {
+            inner: Mutex::new(Queued {
+                next_seq,
+                last_ts,
+                records: Vec::new(),
+                bytes: 0,
+            }),
+            ready: Notify::new(),
+        }
+    }
+
+    /// Locks the queue (after the state's lock, never before it).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the writer: something was queued.
+    pub fn notify(&self) {
+        self.ready.notify_one();
+    }
+
+    /// Takes everything queued: the first record's sequence number and the
+    /// records.
+    fn take(&self) -> (u64, Vec<(u64, Vec<u8>)>) {
+        let mut q = self.lock();
+        let records = std::mem::take(&mut q.records);
+        q.bytes = 0;
+        (q.next_seq - records.len() as u64, records)
     }
 }
 
@@ -201,7 +294,6 @@ pub struct Log {
     pub seg: SegmentWriter,
     pub dir: PathBuf,
     pub prealloc_bytes: u64,
-    pub reserve_bytes: u64,
     pub rotate_bytes: u64,
     pub rotate_interval: Duration,
     /// The next segment file being prepared in the background.
@@ -234,7 +326,6 @@ impl Log {
         seg: SegmentWriter,
         dir: PathBuf,
         prealloc_bytes: u64,
-        reserve_bytes: u64,
         rotate_bytes: u64,
         rotate_interval: Duration,
         last_ts: u64,
@@ -243,7 +334,6 @@ impl Log {
             seg,
             dir,
             prealloc_bytes,
-            reserve_bytes,
             rotate_bytes,
             rotate_interval,
             prepared: None,
@@ -262,14 +352,17 @@ impl Log {
 
 enum Outcome {
     Durable { bytes: u64, fsync: Duration },
-    Refused { free: u64 },
     Failed(WriterError),
 }
 
-/// What the writer works on besides the log: the state and its report.
+/// What the writer works on besides the log: the state (for the purge of
+/// expired keys), the queue of executed effects, its report, and when to
+/// stop (after the connections are done: it then drains the queue).
 pub struct Writer {
     pub db: SharedDb,
+    pub queue: Arc<LogQueue>,
     pub health: Arc<Health>,
+    pub stop: CancellationToken,
 }
 
 /// Polls a future, turning a panic inside it into an error.
@@ -296,141 +389,108 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// Runs the writer until every sender is dropped (clean shutdown: the open
-/// segment is sealed) or the log is poisoned by an error or a panic
-/// (returns the error).
-pub async fn run(
-    w: Writer,
-    mut rx: mpsc::Receiver<WriteRequest>,
-    log: Log,
-) -> Result<(), WriterError> {
-    let result = CatchUnwind(Box::pin(run_log(&w, &mut rx, log))).await;
+/// Runs the writer until `stop` (clean shutdown: what is queued is logged,
+/// the open segment is sealed) or until the log is poisoned by an error or
+/// a panic (returns the error).
+pub async fn run(w: Writer, log: Log) -> Result<(), WriterError> {
+    let result = CatchUnwind(Box::pin(run_log(&w, log))).await;
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(poison(&w.health, e, &mut rx)),
+        Ok(Err(e)) => Err(poison(&w.health, e)),
         Err(panic) => {
             let e = WriterError::Panicked {
                 message: panic_message(panic.as_ref()),
             };
-            Err(poison(&w.health, e, &mut rx))
+            Err(poison(&w.health, e))
         }
     }
 }
 
-async fn run_log(
-    w: &Writer,
-    rx: &mut mpsc::Receiver<WriteRequest>,
-    mut log: Log,
-) -> Result<(), WriterError> {
-    let mut batch: Vec<WriteRequest> = Vec::with_capacity(256);
+async fn run_log(w: &Writer, mut log: Log) -> Result<(), WriterError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let tick_every = log.rotate_interval.min(Duration::from_millis(250));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            first = rx.recv() => {
-                let Some(first) = first else {
-                    break;
-                };
-                let mut records = first.cmds.len();
-                batch.push(first);
-                // Let the connections that are ready right now queue their
-                // writes too, so they share this fsync.
-                tokio::task::yield_now().await;
-                while records < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(req) => {
-                            records += req.cmds.len();
-                            batch.push(req);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let (l, b) = commit(w, log, buf, &mut batch).await?;
-                log = l;
-                buf = b;
-                if log.seg.len() >= log.rotate_bytes {
-                    log = rotate(&w.health, log).await?;
-                }
-            }
+        let stopping = tokio::select! {
+            _ = w.queue.ready.notified() => false,
+            _ = w.stop.cancelled() => true,
             _ = tick.tick() => {
                 // Drop expired keys from memory (they are already invisible).
-                // Later records get timestamps >= this time, so replaying
+                // Later executions get times >= this time, so replaying
                 // them (without the purge) sees those keys expired too.
-                let purge_at = now_ms().max(log.last_ts);
-                log.last_ts = purge_at;
-                let purged = w
-                    .db
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .purge_expired(purge_at, MAX_PURGE);
+                let purged = {
+                    let mut db = w.db.write().unwrap_or_else(|p| p.into_inner());
+                    let purge_at = w.queue.lock().now();
+                    db.purge_expired(purge_at, MAX_PURGE)
+                };
                 if purged > 0 {
                     tracing::debug!(purged, "expired keys removed from memory");
                 }
                 if !log.seg.is_empty() && log.seg.created().elapsed() >= log.rotate_interval {
                     log = rotate(&w.health, log).await?;
                 }
+                continue;
             }
+        };
+        // Let the connections that are ready right now execute and queue
+        // their writes too, so they share this fsync.
+        if !stopping {
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let (first, records) = w.queue.take();
+            if records.is_empty() {
+                break;
+            }
+            let (l, b) = commit(w, log, buf, first, records).await?;
+            log = l;
+            buf = b;
+            if log.seg.len() >= log.rotate_bytes {
+                log = rotate(&w.health, log).await?;
+            }
+            if !stopping {
+                break;
+            }
+        }
+        if stopping {
+            break;
         }
     }
     close(log).await
 }
 
-fn poison(health: &Health, e: WriterError, rx: &mut mpsc::Receiver<WriteRequest>) -> WriterError {
+fn poison(health: &Health, e: WriterError) -> WriterError {
     let msg = e.client_message();
-    tracing::error!(error = %e, "command log poisoned: refusing every write from now on");
-    health.poison(msg.clone());
-    rx.close();
-    while let Ok(req) = rx.try_recv() {
-        req.fail(&msg);
-    }
+    tracing::error!(error = %e, "command log poisoned: refusing every command from now on");
+    health.poison(msg);
     e
 }
 
-fn fail_batch(batch: &mut Vec<WriteRequest>, msg: &str) {
-    for req in batch.drain(..) {
-        req.fail(msg);
-    }
-}
-
-/// Logs, syncs and applies one batch. Returns the log and buffer back; on a
-/// failure the batch is answered with the error and the log is gone.
+/// Logs and syncs one batch of executed effects, then publishes the new
+/// durable position. Returns the log and buffer back; on a failure the log
+/// is gone (the caller poisons).
 async fn commit(
     w: &Writer,
     mut log: Log,
     mut buf: Vec<u8>,
-    batch: &mut Vec<WriteRequest>,
+    first: u64,
+    records: Vec<(u64, Vec<u8>)>,
 ) -> Result<(Log, Vec<u8>), WriterError> {
     fail::fail_point!("writer::commit");
-    let ts = now_ms().max(log.last_ts);
-    let payloads: Vec<Vec<u8>> = batch
-        .iter_mut()
-        .flat_map(|r| std::mem::take(&mut r.payloads))
-        .collect();
-    let n = payloads.len() as u64;
+    assert_eq!(
+        first,
+        log.seg.next_seq(),
+        "executed effects and the log disagree on the sequence"
+    );
+    let n = records.len() as u64;
+    let ts_last = records.last().map(|r| r.0).unwrap_or(log.last_ts);
     let joined = tokio::task::spawn_blocking(move || {
         let outcome = (|| {
-            if log.reserve_bytes > 0 {
-                let free = match sys::free_bytes(&log.dir) {
-                    Ok(f) => f,
-                    Err(source) => {
-                        return Outcome::Failed(WriterError::Io {
-                            op: "statvfs",
-                            path: log.dir.clone(),
-                            source,
-                        })
-                    }
-                };
-                if free < log.reserve_bytes {
-                    return Outcome::Refused { free };
-                }
-            }
             buf.clear();
-            let first = log.seg.next_seq();
             let salt = log.seg.salt();
-            for (i, p) in payloads.iter().enumerate() {
-                record::encode_parts(salt, first + i as u64, ts, p, &mut buf);
+            for (i, (ts, p)) in records.iter().enumerate() {
+                record::encode_parts(salt, first + i as u64, *ts, p, &mut buf);
             }
             if let Err(source) = log.seg.append(&buf, n) {
                 return Outcome::Failed(WriterError::Io {
@@ -457,59 +517,23 @@ async fn commit(
     .await;
     let (mut log, buf, outcome) = match joined {
         Ok(x) => x,
-        Err(e) => {
-            // The segment writer was lost with the task: nothing can be
-            // written any more.
-            let err = WriterError::Task(e.to_string());
-            fail_batch(batch, &err.client_message());
-            return Err(err);
-        }
+        // The segment writer was lost with the task: nothing can be
+        // written any more.
+        Err(e) => return Err(WriterError::Task(e.to_string())),
     };
     match outcome {
         Outcome::Durable { bytes, fsync } => {
-            log.last_ts = ts;
+            log.last_ts = ts_last;
             let m = w.health.metrics();
             m.fsync_duration.observe(fsync.as_secs_f64());
             m.batch_size.observe(n as f64);
             m.logged_records.inc_by(n);
             m.logged_bytes.inc_by(bytes);
             m.open_segment_bytes.set(log.seg.len() as i64);
-            let last_seq = log.seg.next_seq() - 1;
-            let mut replies = Vec::with_capacity(batch.len());
-            {
-                let mut db = w.db.write().unwrap_or_else(|p| p.into_inner());
-                for req in batch.drain(..) {
-                    let r: Vec<Reply> = req
-                        .cmds
-                        .into_iter()
-                        .map(|c| c.apply_boxed(&mut db, ts))
-                        .collect();
-                    replies.push((req.reply, r));
-                }
-            }
-            w.health.set_last_seq(last_seq);
-            for (tx, reply) in replies {
-                let _ = tx.send(reply);
-            }
+            w.health.set_last_seq(log.seg.next_seq() - 1);
             Ok((log, buf))
         }
-        Outcome::Refused { free } => {
-            let msg = format!(
-                "ERR disk almost full: {free} bytes free on the persistence volume, below the reserve of {} bytes; write refused, nothing logged (reads still work)",
-                log.reserve_bytes
-            );
-            tracing::warn!(
-                free,
-                reserve = log.reserve_bytes,
-                "write refused: free space below the reserve"
-            );
-            fail_batch(batch, &msg);
-            Ok((log, buf))
-        }
-        Outcome::Failed(e) => {
-            fail_batch(batch, &e.client_message());
-            Err(e)
-        }
+        Outcome::Failed(e) => Err(e),
     }
 }
 
@@ -538,7 +562,6 @@ async fn rotate(health: &Health, mut log: Log) -> Result<Log, WriterError> {
         seg,
         dir,
         prealloc_bytes,
-        reserve_bytes,
         rotate_bytes,
         rotate_interval,
         last_ts,
@@ -560,7 +583,6 @@ async fn rotate(health: &Health, mut log: Log) -> Result<Log, WriterError> {
         seg,
         dir,
         prealloc_bytes,
-        reserve_bytes,
         rotate_bytes,
         rotate_interval,
         last_ts,

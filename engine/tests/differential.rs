@@ -15,10 +15,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, Engine};
+use common::{Engine, Redis};
 
 /// A tiny seeded PRNG (splitmix64): the stream depends on the seed only.
 struct Rng(u64);
@@ -50,6 +49,12 @@ enum Frame {
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Array(Option<Vec<Frame>>),
+    /// RESP3 `_`.
+    Null,
+    /// A RESP3 aggregate other than an array: `%` (a map, as its 2n
+    /// elements), `~` (set), `>` (push).
+    Agg(u8, Vec<Frame>),
+    /// Other RESP3 types (`,` `#` `(`, and `=` `!` with their payload).
     Other(u8, Vec<u8>),
 }
 
@@ -79,15 +84,26 @@ fn read_frame(r: &mut impl BufRead) -> Frame {
             buf.truncate(n as usize);
             Frame::Bulk(Some(buf))
         }
-        b'*' | b'%' | b'~' | b'>' => {
+        b'*' => {
             let n = num(&rest);
             if n < 0 {
                 return Frame::Array(None);
             }
-            let n = if kind == b'%' { n * 2 } else { n };
             Frame::Array(Some((0..n).map(|_| read_frame(r)).collect()))
         }
-        b'_' => Frame::Bulk(None),
+        b'%' | b'~' | b'>' => {
+            let n = num(&rest);
+            let n = if kind == b'%' { n * 2 } else { n };
+            Frame::Agg(kind, (0..n).map(|_| read_frame(r)).collect())
+        }
+        b'=' | b'!' => {
+            let n = num(&rest) as usize;
+            let mut buf = vec![0; n + 2];
+            r.read_exact(&mut buf).unwrap();
+            buf.truncate(n);
+            Frame::Other(kind, buf)
+        }
+        b'_' => Frame::Null,
         other => Frame::Other(other, rest),
     }
 }
@@ -144,46 +160,6 @@ impl Conn {
         }
         self.w.write_all(&out).unwrap();
         read_frame(&mut self.r)
-    }
-}
-
-/// A redis-server on a free port with no persistence, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (scripts/deps.sh --test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -569,19 +545,142 @@ fn gen_command(rng: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     cmd
 }
 
+/// Connection and server commands whose replies do not depend on which
+/// server answers: PING, ECHO, SELECT, CLIENT names, AUTH, HELLO errors,
+/// CONFIG SET/GET of parameters both report alike, unknown commands.
+fn gen_connection_command(rng: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
+    // tuning parameters (redis-server and the engine start alike); not
+    // maxmemory or timeout, which would change what redis-server does
+    const PARAMS: &[&str] = &[
+        "hz",
+        "hash-max-ziplist-entries",
+        "hash-max-listpack-value",
+        "list-max-listpack-size",
+        "set-max-intset-entries",
+        "maxmemory-policy",
+        "loglevel",
+        "activerehashing",
+        "lazyfree-lazy-user-del",
+        "stream-node-max-bytes",
+        "notify-keyspace-events",
+    ];
+    let value = |rng: &mut Rng| -> Vec<u8> {
+        b(rng.pick(&[
+            "10",
+            "0",
+            "-2",
+            "-1",
+            "128",
+            "1mb",
+            "2gb",
+            "5%",
+            "x",
+            "yes",
+            "no",
+            "warning",
+            "",
+            "KEA",
+            "allkeys-lru",
+            "noeviction",
+            "99999999999",
+        ]))
+    };
+    match rng.below(12) {
+        0 => (vec![b("PING")], Cmp::Exact),
+        1 => (vec![b("PING"), value(rng)], Cmp::Exact),
+        2 => (
+            vec![
+                // not another database: redis-server has 16 and would switch
+                b("SELECT"),
+                b(rng.pick(&["0", "x", "-1", "99999999999"])),
+            ],
+            Cmp::Exact,
+        ),
+        3 => (vec![b("CLIENT"), b("GETNAME")], Cmp::Exact),
+        4 => (
+            vec![
+                b("CLIENT"),
+                b("SETNAME"),
+                b(rng.pick(&["conn", "", "a b", "x\ny"])),
+            ],
+            Cmp::Exact,
+        ),
+        5 => {
+            let mut a = vec![b("CONFIG"), b("SET")];
+            for _ in 0..1 + rng.below(2) {
+                a.extend([b(rng.pick(PARAMS)), value(rng)]);
+            }
+            if rng.chance(5) {
+                a.push(b("nosuch-param"));
+            }
+            (a, Cmp::Exact)
+        }
+        6 => {
+            let mut a = vec![b("CONFIG"), b("GET")];
+            for _ in 0..1 + rng.below(2) {
+                a.push(b(rng.pick(PARAMS)));
+            }
+            (a, Cmp::UnorderedPairs)
+        }
+        7 => (
+            vec![
+                b(rng.pick(&["NOSUCH", "GET|", "CONFIG|GET"])),
+                value(rng),
+                value(rng),
+            ],
+            Cmp::Exact,
+        ),
+        8 => (
+            vec![b("HELLO"), b(rng.pick(&["1", "4", "x", "-3"]))],
+            Cmp::Exact,
+        ),
+        9 => (
+            vec![b("AUTH"), b(rng.pick(&["default", "nobody"])), b("pw")],
+            Cmp::Exact,
+        ),
+        10 => (
+            vec![
+                b("CONFIG"),
+                b(rng.pick(&["nope", "GET", "SET", "RESETSTAT x"])),
+            ],
+            Cmp::Exact,
+        ),
+        _ => (
+            vec![b("CLIENT"), b(rng.pick(&["nope", "ID x", "NO-EVICT"]))],
+            Cmp::Exact,
+        ),
+    }
+}
+
 fn normalize(f: Frame, cmp: Cmp) -> Frame {
     match (cmp, f) {
         (Cmp::Unordered, Frame::Array(Some(mut xs))) => {
             xs.sort();
             Frame::Array(Some(xs))
         }
-        (Cmp::UnorderedPairs, Frame::Array(Some(xs))) => {
-            let mut pairs: Vec<Vec<Frame>> = xs.chunks(2).map(|c| c.to_vec()).collect();
-            pairs.sort();
-            Frame::Array(Some(pairs.concat()))
+        (Cmp::Unordered, Frame::Agg(k, mut xs)) => {
+            xs.sort();
+            Frame::Agg(k, xs)
         }
+        (Cmp::UnorderedPairs, Frame::Array(Some(xs))) => Frame::Array(Some(sort_pairs(xs))),
+        (Cmp::UnorderedPairs, Frame::Agg(k, xs)) => Frame::Agg(k, sort_pairs(xs)),
         (_, f) => f,
     }
+}
+
+fn sort_pairs(mut xs: Vec<Frame>) -> Vec<Frame> {
+    // RESP3 sends pairs as 2-element arrays (HRANDFIELD … WITHVALUES)
+    if !xs.is_empty()
+        && xs
+            .iter()
+            .all(|x| matches!(x, Frame::Array(Some(p)) if p.len() == 2))
+    {
+        xs.sort();
+        return xs;
+    }
+    let mut pairs: Vec<Vec<Frame>> = xs.chunks(2).map(|c| c.to_vec()).collect();
+    pairs.sort();
+    pairs.concat()
 }
 
 fn same(cmp: Cmp, e: &Frame, r: &Frame) -> bool {
@@ -601,7 +700,12 @@ fn fmt_frame(f: &Frame) -> String {
         Frame::Simple(s) => format!("+{}", t(s)),
         Frame::Error(s) => format!("-{}", t(s)),
         Frame::Int(i) => format!(":{i}"),
-        Frame::Bulk(None) | Frame::Array(None) => "(nil)".into(),
+        Frame::Bulk(None) | Frame::Array(None) | Frame::Null => "(nil)".into(),
+        Frame::Agg(k, xs) => format!(
+            "{}[{}]",
+            *k as char,
+            xs.iter().map(fmt_frame).collect::<Vec<_>>().join(", ")
+        ),
         Frame::Bulk(Some(v)) => t(v),
         Frame::Array(Some(xs)) => format!(
             "[{}]",
@@ -620,6 +724,17 @@ fn show(args: &[Vec<u8>]) -> String {
 
 #[test]
 fn random_commands_reply_like_redis_server() {
+    differential(false);
+}
+
+/// The same, on connections switched to RESP3 (`HELLO 3`): maps, sets,
+/// nulls and doubles where Redis sends them.
+#[test]
+fn random_commands_reply_like_redis_server_in_resp3() {
+    differential(true);
+}
+
+fn differential(resp3: bool) {
     let ops: usize = std::env::var("TIERED_DIFF_OPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -633,18 +748,30 @@ fn random_commands_reply_like_redis_server() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    println!("differential: seed {seed} ({ops} ops; TIERED_DIFF_SEED={seed} replays it)");
+    println!(
+        "differential: seed {seed} ({ops} ops, resp{}; TIERED_DIFF_SEED={seed} replays it)",
+        if resp3 { 3 } else { 2 }
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path(), &[]);
     let redis = Redis::start();
     let mut e = Conn::open(engine.port);
     let mut r = Conn::open(redis.port);
+    if resp3 {
+        for c in [&mut e, &mut r] {
+            assert!(matches!(c.call(&[b("HELLO"), b("3")]), Frame::Agg(b'%', _)));
+        }
+    }
 
     let mut rng = Rng(seed);
     let mut mismatches = Vec::new();
     for i in 0..ops {
-        let (args, cmp) = gen_command(&mut rng);
+        let (args, cmp) = if rng.chance(8) {
+            gen_connection_command(&mut rng)
+        } else {
+            gen_command(&mut rng)
+        };
         let (fe, fr) = match cmp {
             Cmp::ScanAll(at) => (e.scan_all(&args, at), r.scan_all(&args, at)),
             _ => (e.call(&args), r.call(&args)),

@@ -10,6 +10,9 @@
 //!   with the real implementation [`RealFs`].
 //! - [`fault`]: [`FaultFs`], a wrapper around any [`Fs`] that fails chosen
 //!   calls (EIO, ENOSPC, EXDEV, short writes) and records every call.
+//! - [`sim`]: [`SimFs`], an in-memory disk that keeps unsynced data and
+//!   directory entries apart from synced ones and loses, keeps or tears them
+//!   at a seeded simulated power cut ([`SimFs::crash`]).
 //! - [`names`]: the one validation of a directory name given on a command
 //!   line (`--archive-dir-name`).
 //!
@@ -21,9 +24,11 @@ pub mod fault;
 pub mod fs;
 pub mod names;
 pub mod seam;
+pub mod sim;
 
 pub use fault::{Fault, FaultFs, Op, Rule};
 pub use fs::{
     errno_of, is_cross_device, is_no_space, lock_exclusive, FileLock, LockError, Space, SysError,
 };
 pub use seam::{real, FileCursor, Fs, FsFile, OpenMode, RealFs, Stat};
+pub use sim::{CrashReport, SimFs, SimOptions};

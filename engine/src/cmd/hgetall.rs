@@ -24,10 +24,10 @@ impl Command for HGetAll {
 impl Read for HGetAll {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         match ctx.db.get(&self.key, ctx.now_ms) {
-            None => Reply::Array(vec![]),
-            Some(Value::Hash(h)) => Reply::Array(
+            None => Reply::Map(vec![]),
+            Some(Value::Hash(h)) => Reply::Map(
                 h.iter()
-                    .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
+                    .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
                     .collect(),
             ),
             Some(Value::Str(_)) => Reply::error(reply::WRONGTYPE),

@@ -86,14 +86,18 @@ impl Read for HRandField {
             idx.truncate(count as usize);
             idx
         };
-        let mut out = Vec::with_capacity(picks.len() * 2);
-        for i in picks {
-            let (f, v) = fields[i];
-            out.push(Reply::Bulk(f.clone()));
-            if self.with_values {
-                out.push(Reply::Bulk(v.clone()));
-            }
+        if self.with_values {
+            let pairs = picks.into_iter().map(|i| {
+                let (f, v) = fields[i];
+                (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))
+            });
+            return Reply::Pairs(pairs.collect());
         }
-        Reply::Array(out)
+        Reply::Array(
+            picks
+                .into_iter()
+                .map(|i| Reply::Bulk(fields[i].0.clone()))
+                .collect(),
+        )
     }
 }

@@ -9,8 +9,8 @@ use super::{glob_match, Action, Command, Flags, Keys, Read, ReadCtx};
 use crate::db::scan_hash;
 use crate::reply::Reply;
 
-/// A field and its value.
-type Pair<'a> = (&'a Vec<u8>, &'a Vec<u8>);
+/// A field and its value, borrowed from the hash.
+type Field<'a> = (&'a Vec<u8>, &'a Vec<u8>);
 
 pub struct HScan {
     key: Vec<u8>,
@@ -48,7 +48,7 @@ impl Read for HScan {
             Ok(o) => o,
         };
         let matches = |f: &[u8]| o.pattern.as_ref().is_none_or(|p| glob_match(p, f));
-        let pairs = |found: Vec<Pair<'_>>| -> Vec<Reply> {
+        let pairs = |found: Vec<(&Vec<u8>, &Vec<u8>)>| -> Vec<Reply> {
             found
                 .into_iter()
                 .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
@@ -58,7 +58,7 @@ impl Read for HScan {
             let found = h.iter().filter(|(f, _)| matches(f)).collect();
             return scan_reply(0, pairs(found));
         }
-        let mut items: Vec<(u64, Pair<'_>)> = h
+        let mut items: Vec<(u64, Field<'_>)> = h
             .iter()
             .map(|(f, v)| (scan_hash(f), (f, v)))
             .filter(|(hash, _)| *hash >= self.cursor)

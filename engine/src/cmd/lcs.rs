@@ -159,11 +159,9 @@ fn lcs(a: &[u8], b: &[u8], o: &LcsOptions) -> Reply {
         }
     }
     if o.idx {
-        Reply::Array(vec![
-            Reply::Bulk(b"matches".to_vec()),
-            Reply::Array(matches),
-            Reply::Bulk(b"len".to_vec()),
-            Reply::Int(i64::from(total)),
+        Reply::Map(vec![
+            (Reply::Bulk(b"matches".to_vec()), Reply::Array(matches)),
+            (Reply::Bulk(b"len".to_vec()), Reply::Int(i64::from(total))),
         ])
     } else if o.len {
         Reply::Int(i64::from(total))
@@ -197,15 +195,16 @@ mod tests {
         let range = |x: i64, y: i64| Reply::Array(vec![Reply::Int(x), Reply::Int(y)]);
         assert_eq!(
             lcs(a, b, &idx),
-            Reply::Array(vec![
-                Reply::Bulk(b"matches".to_vec()),
-                Reply::Array(vec![Reply::Array(vec![
-                    range(4, 7),
-                    range(5, 8),
-                    Reply::Int(4)
-                ])]),
-                Reply::Bulk(b"len".to_vec()),
-                Reply::Int(6),
+            Reply::Map(vec![
+                (
+                    Reply::Bulk(b"matches".to_vec()),
+                    Reply::Array(vec![Reply::Array(vec![
+                        range(4, 7),
+                        range(5, 8),
+                        Reply::Int(4)
+                    ])])
+                ),
+                (Reply::Bulk(b"len".to_vec()), Reply::Int(6)),
             ])
         );
     }

@@ -12,10 +12,12 @@
 //!   effect (EXPIRE 10 -> `PExpireAt` with an absolute time, INCR ->
 //!   `IncrBy 1`): its payload (`encode_body` / `decode_body`, the bytes drawn
 //!   in its file), and `apply`, the one function that changes the state, run
-//!   live after the record is durable and again by every replay. Applying is
+//!   live when the command is executed (its payload is then logged, and its
+//!   reply held until the record is durable) and again by every replay. Applying is
 //!   total and deterministic given the state, the effect and the record's
 //!   timestamp, so a replay reproduces the state and the replies served.
-//! - [`Read`]: a read, run against the durable state.
+//! - [`Read`]: a read, run against the state; its reply is held until
+//!   every effect executed before it is durable.
 //!
 //! A log payload is `op u8 | body`; the op selects the effect through the
 //! registry built from [`TABLE`] ([`apply_payload`], [`decode_payload`],
@@ -35,6 +37,9 @@ mod glob;
 pub mod ldouble;
 
 mod append;
+mod command;
+pub mod config;
+mod config_params;
 mod connection;
 mod copy;
 mod del;
@@ -68,6 +73,7 @@ mod memory;
 mod mget;
 mod mset;
 mod msetnx;
+mod multi;
 mod object;
 mod persist;
 mod randomkey;
@@ -95,6 +101,7 @@ use std::sync::OnceLock;
 
 pub use append::Append;
 pub use codec::{quote, DecodeError, Decoder};
+pub use connection::ClientFilter;
 pub use del::Del;
 pub use expire::PExpireAt;
 pub use flushall::FlushAll;
@@ -106,12 +113,14 @@ pub use hset::HSet;
 pub use incrby::IncrBy;
 pub use mget::MAX_MGET_REPLY_BYTES;
 pub use mset::MSet;
+pub use multi::{Transaction, Txn};
 pub use persist::Persist;
 pub use set::{Set, SetCondition};
 
 use crate::db::Db;
 use crate::record::Record;
 use crate::reply::{self, Reply};
+pub use crate::resp::Protocol;
 
 // ---------------------------------------------------------------- traits
 
@@ -220,7 +229,8 @@ impl<T: Effect> Write for T {
     }
 }
 
-/// A read, run against the durable state.
+/// A read, run against the state (its reply is held until what it may show
+/// is durable).
 pub trait Read: Send {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply;
 }
@@ -229,12 +239,15 @@ pub trait Read: Send {
 pub enum Action {
     /// Answered without the state (PING, errors).
     Reply(Reply),
-    /// A state change: logged, made durable, applied, answered.
+    /// A state change: applied, logged, answered once durable.
     Write(Box<dyn Write>),
-    /// Served from the durable state.
+    /// Served from the state, answered once what it shows is durable.
     Read(Box<dyn Read>),
     /// Reply OK and close the connection.
     Quit,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: run by the execution core,
+    /// which owns the connection's transaction state.
+    Txn(Txn),
 }
 
 impl Action {
@@ -255,17 +268,36 @@ pub struct ReadCtx<'a> {
     pub server: &'a dyn ServerInfo,
 }
 
-/// What INFO needs from the server.
+/// What server commands (INFO, CONFIG, CLIENT) need from the server.
 pub trait ServerInfo {
-    /// INFO text for `section` (lower case, "" or "all"/"everything" = all).
-    fn info(&self, section: &str, db: &Db, now_ms: u64) -> String;
+    /// INFO text for `sections` (lower case; none: the default ones;
+    /// `default`, `all`, `everything` as Redis reads them).
+    fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String;
+    /// The parameters CONFIG GET/SET read and change.
+    fn config(&self) -> &config::ConfigStore;
+    /// CONFIG RESETSTAT: zero the statistics INFO reports.
+    fn reset_stats(&self);
+    /// CLIENT LIST lines (each ending in a newline) of `ids` (all:
+    /// `None`); the caller `me` is shown running `me_cmd`.
+    fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String;
+    /// CLIENT KILL: closes the matching clients; how many.
+    fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
 }
 
-/// Per-connection state: client name, id. (SCAN cursors are stateless.)
+/// The Redis version the engine answers as (HELLO, INFO).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// Per-connection state: protocol, client name, id. (SCAN cursors are
+/// stateless.)
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub id: u64,
     pub name: Option<Vec<u8>>,
+    /// What replies are encoded in (HELLO); the server encodes each reply
+    /// with the protocol in force when the command ran.
+    pub proto: Protocol,
+    /// CLIENT NO-EVICT (shown by CLIENT LIST; the engine evicts nothing).
+    pub no_evict: bool,
 }
 
 impl ConnState {
@@ -274,6 +306,12 @@ impl ConnState {
             id,
             ..Default::default()
         }
+    }
+
+    /// RESET: back to a newly connected client's state (RESP2, no name);
+    /// the id stays.
+    pub fn reset(&mut self) {
+        *self = ConnState::new(self.id);
     }
 }
 
@@ -397,10 +435,15 @@ pub const TABLE: &[Spec] = &[
     spec::<connection::Select>(),
     spec::<connection::Quit>(),
     spec::<connection::Client>(),
+    spec::<connection::Hello>(),
+    spec::<connection::Auth>(),
+    spec::<connection::Reset>(),
     spec::<server::Info>(),
     spec::<server::DbSize>(),
-    spec::<server::CommandCmd>(),
-    spec::<server::Config>(),
+    spec::<command::CommandCmd>(),
+    spec::<server::Time>(),
+    spec::<server::Debug>(),
+    spec::<config::Config>(),
     spec::<flushall::FlushAll>(),
     spec::<get::Get>(),
     spec::<set::Set>(),
@@ -464,6 +507,11 @@ pub const TABLE: &[Spec] = &[
     spec::<hexists::HStrlen>(),
     spec::<hrandfield::HRandField>(),
     spec::<hscan::HScan>(),
+    spec::<multi::Multi>(),
+    spec::<multi::Exec>(),
+    spec::<multi::Discard>(),
+    spec::<multi::Watch>(),
+    spec::<multi::Unwatch>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
@@ -529,37 +577,70 @@ fn effect_of(payload: &[u8]) -> Result<EffectSpec, DecodeError> {
 
 // ---------------------------------------------------------------- dispatch
 
+/// The table line of a request (its name looked up, its arity checked), or
+/// the error reply as Redis words it, with the metrics label ("unknown"
+/// for unknown commands, so the label set stays bounded).
+pub fn resolve(args: &[Vec<u8>]) -> Result<&'static Spec, (&'static str, Reply)> {
+    let Some(first) = args.first() else {
+        return Err(("unknown", Reply::error("ERR empty command")));
+    };
+    let Some(spec) = lookup(first) else {
+        return Err(("unknown", unknown_command(args)));
+    };
+    let n = args.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err((spec.name, Reply::arity(spec.name)));
+    }
+    Ok(spec)
+}
+
+impl Spec {
+    /// Parses a request already [`resolve`]d to this line.
+    pub fn parse(&self, args: Vec<Vec<u8>>, now_ms: u64) -> Action {
+        let action = (self.parse)(args, now_ms).unwrap_or_else(Action::Reply);
+        debug_assert!(
+            !matches!(action, Action::Write(_)) || self.flags.contains(Flags::WRITE),
+            "{} writes without the WRITE flag",
+            self.name
+        );
+        action
+    }
+}
+
 /// Parses a request's arguments into an action. Returns the lower-case
 /// command name for metrics ("unknown" for unknown commands, so the label
 /// set stays bounded).
 pub fn parse(args: Vec<Vec<u8>>, now_ms: u64) -> (&'static str, Action) {
-    let Some(first) = args.first() else {
-        return ("unknown", Action::Reply(Reply::error("ERR empty command")));
-    };
-    let Some(spec) = lookup(first) else {
-        let mut msg = format!(
-            "ERR unknown command '{}', with args beginning with: ",
-            String::from_utf8_lossy(&first[..first.len().min(128)])
-        );
-        for a in args.iter().skip(1).take(8) {
-            msg.push_str(&format!(
-                "'{}' ",
-                String::from_utf8_lossy(&a[..a.len().min(128)])
-            ));
-        }
-        return ("unknown", Action::Reply(Reply::Error(msg)));
-    };
-    let n = args.len() as i64;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return (spec.name, Action::Reply(Reply::arity(spec.name)));
+    match resolve(&args) {
+        Ok(spec) => (spec.name, spec.parse(args, now_ms)),
+        Err((name, reply)) => (name, Action::Reply(reply)),
     }
-    let action = (spec.parse)(args, now_ms).unwrap_or_else(Action::Reply);
-    debug_assert!(
-        !matches!(action, Action::Write(_)) || spec.flags.contains(Flags::WRITE),
-        "{} writes without the WRITE flag",
-        spec.name
-    );
-    (spec.name, action)
+}
+
+/// C's `%.*s` of a client argument: up to `max` bytes, stopping at NUL.
+pub(crate) fn c_str(a: &[u8], max: usize) -> &[u8] {
+    let a = &a[..a.len().min(max)];
+    a.iter().position(|&b| b == 0).map_or(a, |n| &a[..n])
+}
+
+/// Redis's text for an unknown command: the name (128 bytes at most) and
+/// the arguments quoted while the list is shorter than 128 bytes.
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    let mut list = Vec::new();
+    for a in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let max = 128 - list.len();
+        list.push(b'\'');
+        list.extend_from_slice(c_str(a, max));
+        list.extend_from_slice(b"' ");
+    }
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_str(&args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&list);
+    Reply::error_bytes(msg)
 }
 
 pub(crate) fn syntax_error() -> Reply {

@@ -82,7 +82,7 @@ pub fn step<'a, T: 'a>(
 ) -> (Vec<T>, u64) {
     let mut out = Vec::new();
     let mut last = None;
-    for (seen, (h, item)) in items.enumerate() {
+    for (seen, (h, item)) in items.into_iter().enumerate() {
         if seen >= count && last != Some(h) {
             return (out, h);
         }

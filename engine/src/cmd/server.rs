@@ -1,13 +1,11 @@
-//! Server commands: INFO, DBSIZE, and enough of COMMAND and CONFIG GET for
-//! redis-cli and redis-benchmark.
+//! Server commands: INFO, DBSIZE, TIME, DEBUG.
 
-use super::arg::upper;
-use super::{command_names, glob_match, Action, Command, Flags, Read, ReadCtx};
+use super::{Action, Command, Flags, Read, ReadCtx};
 use crate::reply::Reply;
 
-/// INFO [section]
+/// INFO [section …]
 pub struct Info {
-    section: String,
+    sections: Vec<String>,
 }
 
 impl Command for Info {
@@ -16,19 +14,21 @@ impl Command for Info {
     const FLAGS: Flags = Flags::READONLY;
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let section = args
-            .get(1)
+        let sections = args[1..]
+            .iter()
             .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
-            .unwrap_or_default();
-        Ok(Action::read(Info { section }))
+            .collect();
+        Ok(Action::read(Info { sections }))
     }
 }
 
 impl Read for Info {
+    /// A verbatim string in RESP3, a bulk string in RESP2, as Redis sends.
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
-        Reply::Bulk(
+        Reply::Verbatim(
+            "txt",
             ctx.server
-                .info(&self.section, ctx.db, ctx.now_ms)
+                .info(&self.sections, ctx.db, ctx.now_ms)
                 .into_bytes(),
         )
     }
@@ -53,65 +53,37 @@ impl Read for DbSize {
     }
 }
 
-/// COMMAND [COUNT | DOCS | INFO name...]
-pub struct CommandCmd;
+/// TIME: seconds and microseconds of the server clock.
+pub struct Time;
 
-impl Command for CommandCmd {
-    const NAME: &'static str = "command";
-    const ARITY: i64 = -1;
+impl Command for Time {
+    const NAME: &'static str = "time";
+    const ARITY: i64 = 1;
     const FLAGS: Flags = Flags::NONE;
 
-    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let sub = args.get(1).map(|a| upper(a));
-        let reply = match sub.as_deref() {
-            None | Some(b"DOCS") => Reply::Array(vec![]),
-            Some(b"COUNT") => Reply::Int(command_names().count() as i64),
-            Some(b"INFO") => Reply::Array(args[2..].iter().map(|_| Reply::Nil).collect()),
-            Some(_) => {
-                return Err(Reply::error(
-                    "ERR unknown subcommand of 'command' (supported: COUNT, DOCS, INFO)",
-                ))
-            }
-        };
-        Ok(Action::Reply(reply))
+    fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(Action::Reply(Reply::Array(vec![
+            Reply::text(now.as_secs().to_string()),
+            Reply::text(now.subsec_micros().to_string()),
+        ])))
     }
 }
 
-/// What CONFIG GET reports: the engine's durability in Redis terms.
-const CONFIG: &[(&str, &str)] = &[
-    ("appendonly", "yes"),
-    ("appendfsync", "always"),
-    ("save", ""),
-    ("databases", "1"),
-];
+/// DEBUG: refused as Redis 7 refuses it by default (`enable-debug-command
+/// no`, which cannot be changed at run time).
+pub struct Debug;
 
-/// CONFIG GET pattern... | RESETSTAT
-pub struct Config;
-
-impl Command for Config {
-    const NAME: &'static str = "config";
+impl Command for Debug {
+    const NAME: &'static str = "debug";
     const ARITY: i64 = -2;
     const FLAGS: Flags = Flags::NONE;
 
-    fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let sub = upper(&args[1]);
-        match sub.as_slice() {
-            b"GET" if args.len() >= 3 => {
-                let mut out = Vec::new();
-                for (k, v) in CONFIG {
-                    if args[2..]
-                        .iter()
-                        .any(|p| glob_match(&p.to_ascii_lowercase(), k.as_bytes()))
-                    {
-                        out.push(Reply::Bulk(k.as_bytes().to_vec()));
-                        out.push(Reply::Bulk(v.as_bytes().to_vec()));
-                    }
-                }
-                Ok(Action::Reply(Reply::Array(out)))
-            }
-            b"GET" => Err(Reply::arity("config|get")),
-            b"RESETSTAT" => Ok(Action::Reply(Reply::Ok)),
-            _ => Err(Reply::error("ERR only CONFIG GET and CONFIG RESETSTAT are supported (configure the engine with its command-line flags)")),
-        }
+    fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        Err(Reply::error(
+            "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ))
     }
 }

@@ -168,3 +168,72 @@ pub fn metric(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> 
             prometheus_parse::Value::Summary(_) => f64::NAN,
         })
 }
+
+/// A redis-server (the reference) on a free port with no persistence and
+/// one database (as the engine), killed on drop.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            // the engine has database 0 only
+            .args(["--databases", "1"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (scripts/deps.sh --test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `request` on a fresh connection, then `ECHO <marker>`, and returns
+/// every byte answered before the marker's reply (which is RESP2 and RESP3
+/// alike). The connection is closed after.
+pub fn session(port: u16, request: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    const MARK: &[u8] = b"$15\r\n--end-of-test--\r\n";
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    s.write_all(b"*2\r\n$4\r\nECHO\r\n$15\r\n--end-of-test--\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(MARK) {
+        let n = s.read(&mut buf).expect("reply before the timeout");
+        assert!(
+            n > 0,
+            "connection closed; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    got.truncate(got.len() - MARK.len());
+    got
+}

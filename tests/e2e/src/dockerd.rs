@@ -144,21 +144,32 @@ fn start(manager: &Manager) -> Result<()> {
         Manager::Service => {
             Cmd::new("service").args(["docker", "start"]).run()?;
         }
-        Manager::Process { cmdline, .. } => {
-            eprintln!("starting {} (log: {DOCKERD_LOG})", cmdline.join(" "));
-            // Its own session, detached from the test: no process of the test
-            // stays its parent or holds its output open.
-            Cmd::new("sh")
-                .args([
-                    "-c",
-                    "cd / && setsid nohup \"$@\" >>\"$LOG\" 2>&1 </dev/null &",
-                    "sh",
-                ])
-                .args(cmdline)
-                .env("LOG", DOCKERD_LOG)
-                .run()?;
-        }
+        Manager::Process { cmdline, .. } => spawn_detached(cmdline)?,
     }
+    Ok(())
+}
+
+/// Starts `cmdline` (a dockerd) in its own session, detached from the test
+/// (no process of the test stays its parent or holds its output open), from
+/// `/`, its output appended to [`DOCKERD_LOG`], and with no inherited file
+/// descriptor but 0-2: a daemon that inherited the fd of a
+/// `flock /tmp/tiered-docker.lock` (a test run under `flock -x … cmd`) would
+/// hold the lock as long as it runs and block every other test.
+pub fn spawn_detached(cmdline: &[String]) -> Result<()> {
+    eprintln!("starting {} (log: {DOCKERD_LOG})", cmdline.join(" "));
+    let script = r#"
+        cd / || exit 1
+        for fd in /proc/self/fd/*; do
+          fd=${fd##*/}
+          if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null; fi
+        done
+        setsid nohup "$@" >>"$LOG" 2>&1 </dev/null &
+    "#;
+    Cmd::new("bash")
+        .args(["-c", script, "bash"])
+        .args(cmdline)
+        .env("LOG", DOCKERD_LOG)
+        .run()?;
     Ok(())
 }
 

@@ -58,13 +58,7 @@ pub fn ensure_docker() -> anyhow::Result<()> {
     if docker_answers() {
         return Ok(());
     }
-    eprintln!("starting dockerd");
-    Cmd::new("sh")
-        .args([
-            "-c",
-            "setsid nohup dockerd >/var/log/tiered-dockerd.log 2>&1 </dev/null &",
-        ])
-        .run()?;
+    crate::dockerd::spawn_detached(&["dockerd".to_owned()])?;
     crate::wait::wait_for(Duration::from_secs(60), "dockerd to answer", docker_answers)
         .context("see /var/log/tiered-dockerd.log")?;
     Ok(())
