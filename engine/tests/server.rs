@@ -941,3 +941,121 @@ fn lists_survive_a_restart() {
     assert_eq!(after, before);
     assert!(e.terminate().success());
 }
+
+/// Everything a client can see of the keyspace: per key its type, value
+/// and absolute expiry.
+async fn visible_state(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut keys: Vec<String> = q(c, &["KEYS", "*"]).await.unwrap();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let t: String = q(c, &["TYPE", &k]).await.unwrap();
+        let v = if t == "hash" {
+            let mut all: Vec<(String, String)> = q::<HashMap<String, String>>(c, &["HGETALL", &k])
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+            all.sort();
+            format!("{all:?}")
+        } else {
+            q::<String>(c, &["GET", &k]).await.unwrap()
+        };
+        let at: i64 = q(c, &["PEXPIRETIME", &k]).await.unwrap();
+        out.push(format!("{k} {t} {v} {at}"));
+    }
+    out
+}
+
+/// The effects added with the client issue are logged and replayed: the
+/// state after kill -9 and a restart is the state served before. And a
+/// SCAN started on one connection continues on another and across the
+/// restart (the cursor is the position).
+#[test]
+fn new_effects_survive_kill9_and_scan_cursors_survive_connections_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p");
+    let e = Engine::start(&data, &[]);
+    let rt = rt();
+    let (before, cursor, first_half) = rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        let cmds: &[&[&str]] = &[
+            &["SETNX", "sn", "1"],
+            &["SETEX", "se", "1000", "v"],
+            &["PSETEX", "pse", "900000", "v"],
+            &["GETSET", "sn", "2"],
+            &["GETEX", "se", "PERSIST"],
+            &["SET", "ge", "x"],
+            &["GETEX", "ge", "EX", "500"],
+            &["SETRANGE", "sr", "4", "ab"],
+            &["MSETNX", "m1", "1", "m2", "2"],
+            &["EXPIRE", "m1", "100", "NX"],
+            &["PEXPIRE", "m1", "200000", "GT"],
+            &["EXPIREAT", "m2", "4000000000"],
+            &["PEXPIREAT", "m2", "4000000000000", "LT"],
+            &["RENAME", "m2", "r2"],
+            &["RENAMENX", "r2", "sn"],
+            &["COPY", "r2", "c2"],
+            &["COPY", "sn", "c2", "REPLACE"],
+            &["UNLINK", "pse"],
+            &["HSETNX", "h", "a", "1"],
+            &["HMSET", "h", "b", "2", "c", "3"],
+            &["INCRBYFLOAT", "f", "10.5"],
+            &["INCRBYFLOAT", "f", "0.1"],
+            &["HINCRBYFLOAT", "h", "a", "1.25"],
+            &["SET", "gone", "1"],
+            &["FLUSHDB"],
+        ];
+        // FLUSHDB last would leave nothing: run it first, then the rest
+        let _: redis::Value = q(&mut c, cmds[cmds.len() - 1]).await.unwrap();
+        for cmd in &cmds[..cmds.len() - 1] {
+            let _: redis::Value = q(&mut c, cmd).await.unwrap();
+        }
+        assert_eq!(q::<String>(&mut c, &["GET", "f"]).await.unwrap(), "10.6");
+        for i in 0..200 {
+            let _: () = c.set(format!("scan:{i:03}"), i).await.unwrap();
+        }
+        let (cursor, batch): (String, Vec<String>) =
+            q(&mut c, &["SCAN", "0", "MATCH", "scan:*", "COUNT", "50"])
+                .await
+                .unwrap();
+        assert_ne!(cursor, "0");
+        // continued on another connection
+        let mut c2 = e.client().get_multiplexed_async_connection().await.unwrap();
+        let (cursor, more): (String, Vec<String>) = q(
+            &mut c2,
+            &["SCAN", &cursor, "MATCH", "scan:*", "COUNT", "50"],
+        )
+        .await
+        .unwrap();
+        assert_ne!(cursor, "0");
+        (visible_state(&mut c).await, cursor, [batch, more].concat())
+    });
+    e.kill9();
+    let e = Engine::start(&data, &[]);
+    rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        assert_eq!(visible_state(&mut c).await, before);
+        let mut seen = first_half;
+        let mut cursor = cursor;
+        loop {
+            let (next, batch): (String, Vec<String>) =
+                q(&mut c, &["SCAN", &cursor, "MATCH", "scan:*", "COUNT", "50"])
+                    .await
+                    .unwrap();
+            seen.extend(batch);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen,
+            (0..200).map(|i| format!("scan:{i:03}")).collect::<Vec<_>>()
+        );
+        let bad = q::<redis::Value>(&mut c, &["SCAN", "x"]).await;
+        assert_eq!(err_text(bad), "ERR invalid cursor");
+    });
+}

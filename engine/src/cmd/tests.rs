@@ -144,6 +144,73 @@ fn all_effects() -> Vec<Box<dyn Write>> {
             head: true,
             count: 5,
         }),
+        Box::new(setnx::SetNx {
+            key: b("sn"),
+            value: b("1"),
+        }),
+        Box::new(getex::GetEx {
+            key: b("sn"),
+            at_ms: Some(90_000),
+        }),
+        Box::new(getex::GetEx {
+            key: b("sn"),
+            at_ms: None,
+        }),
+        Box::new(setrange::SetRange {
+            key: b("sr"),
+            offset: 3,
+            value: b("xy"),
+        }),
+        Box::new(msetnx::MSetNx {
+            pairs: vec![(b("x1"), b("1")), (b("sn"), b("2"))],
+        }),
+        Box::new(expire::PExpireAtIf {
+            key: b("sr"),
+            at_ms: 80_000,
+            cond: 1,
+        }),
+        Box::new(expire::PExpireAtIf {
+            key: b("sr"),
+            at_ms: 70_000,
+            cond: 2 | 8,
+        }),
+        Box::new(rename::Rename {
+            key: b("sr"),
+            new_key: b("sr2"),
+            nx: false,
+        }),
+        Box::new(rename::Rename {
+            key: b("sr2"),
+            new_key: b("sn"),
+            nx: true,
+        }),
+        Box::new(copy::Copy {
+            source: b("sr2"),
+            destination: b("sn"),
+            replace: true,
+        }),
+        Box::new(hsetnx::HSetNx {
+            key: b("h"),
+            field: b("n"),
+            value: b("1.5"),
+        }),
+        Box::new(hmset::HMSet(HSet {
+            key: b("h2"),
+            pairs: vec![(b("a"), b("1"))],
+        })),
+        Box::new(incrbyfloat::IncrByFloat {
+            key: b("fl"),
+            increment: b("10.5"),
+        }),
+        Box::new(incrbyfloat::IncrByFloat {
+            key: b("fl"),
+            increment: b("0.1"),
+        }),
+        Box::new(hincrbyfloat::HIncrByFloat {
+            key: b("h"),
+            field: b("n"),
+            increment: b("-0.25"),
+        }),
         Box::new(FlushAll),
     ]
 }
@@ -346,6 +413,83 @@ fn payload_bytes_are_unchanged() {
             .concat(),
         ),
         (&["flushall"], vec![12]),
+        (&["flushdb"], vec![12]),
+        (&["unlink", "a"], vec![4, 1, 0, 0, 0, 1, 0, 0, 0, b'a']),
+        (
+            &["setex", "k", "1", "v"],
+            [
+                &[1u8, 8][..],
+                &1_100u64.to_le_bytes(),
+                &[1, 0, 0, 0, b'k'],
+                &[1, 0, 0, 0, b'v'],
+            ]
+            .concat(),
+        ),
+        (
+            &["getset", "k", "v"],
+            [&[1u8, 4][..], &[1, 0, 0, 0, b'k'], &[1, 0, 0, 0, b'v']].concat(),
+        ),
+        (
+            &["setnx", "k", "v"],
+            vec![13, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v'],
+        ),
+        (
+            &["getex", "k", "pxat", "7"],
+            [&[14u8, 1, 0, 0, 0, b'k', 1][..], &7u64.to_le_bytes()].concat(),
+        ),
+        (&["getex", "k", "persist"], vec![14, 1, 0, 0, 0, b'k', 0]),
+        (
+            &["setrange", "k", "2", "v"],
+            [
+                &[15u8, 1, 0, 0, 0, b'k'][..],
+                &2u64.to_le_bytes(),
+                &[1, 0, 0, 0, b'v'],
+            ]
+            .concat(),
+        ),
+        (
+            &["msetnx", "a", "1"],
+            vec![16, 1, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'1'],
+        ),
+        (
+            &["expireat", "k", "3"],
+            [&[7u8, 1, 0, 0, 0, b'k'][..], &3_000u64.to_le_bytes()].concat(),
+        ),
+        (
+            &["pexpire", "k", "5", "xx", "gt"],
+            [
+                &[17u8, 1, 0, 0, 0, b'k'][..],
+                &105u64.to_le_bytes(),
+                &[2 | 4],
+            ]
+            .concat(),
+        ),
+        (
+            &["renamenx", "a", "b"],
+            vec![18, 1, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'],
+        ),
+        (
+            &["copy", "a", "b", "replace"],
+            vec![19, 1, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'],
+        ),
+        (
+            &["hsetnx", "h", "f", "v"],
+            vec![20, 1, 0, 0, 0, b'h', 1, 0, 0, 0, b'f', 1, 0, 0, 0, b'v'],
+        ),
+        (
+            &["hmset", "h", "f", "v"],
+            vec![
+                21, 1, 0, 0, 0, b'h', 1, 0, 0, 0, 1, 0, 0, 0, b'f', 1, 0, 0, 0, b'v',
+            ],
+        ),
+        (
+            &["incrbyfloat", "k", "1"],
+            vec![22, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'1'],
+        ),
+        (
+            &["hincrbyfloat", "h", "f", "1"],
+            vec![23, 1, 0, 0, 0, b'h', 1, 0, 0, 0, b'f', 1, 0, 0, 0, b'1'],
+        ),
         (
             &["lpushx", "k", "v"],
             vec![24, 1, 0, 0, 0, b'k', 3, 1, 0, 0, 0, 1, 0, 0, 0, b'v'],
@@ -513,6 +657,79 @@ fn replay_is_deterministic_and_gives_the_served_replies() {
 }
 
 // ---------------------------------------------------------------- semantics
+
+/// The commands of the client issue, applied to one state (the
+/// differential test compares them with redis-server; this pins the
+/// state-dependent branches without a server).
+#[test]
+fn key_and_string_commands_of_redis_7() {
+    let mut db = Db::new();
+    let run = |db: &mut Db, args: &[&str], now: u64| -> Reply {
+        match parse(a(args), now).1 {
+            Action::Write(w) => w.apply_boxed(db, now),
+            Action::Reply(r) => r,
+            Action::Read(_) | Action::Quit | Action::Txn(_) => panic!("{args:?} is not a write"),
+        }
+    };
+    assert_eq!(run(&mut db, &["setnx", "k", "1"], 0), Reply::Int(1));
+    assert_eq!(run(&mut db, &["setnx", "k", "2"], 0), Reply::Int(0));
+    assert_eq!(
+        run(&mut db, &["set", "k", "9", "nx", "get"], 0),
+        Reply::Bulk(b("1"))
+    );
+    assert_eq!(
+        run(&mut db, &["set", "k", "v", "ex", "10", "ex", "20"], 0),
+        Reply::Ok,
+        "a repeated EX: the last wins"
+    );
+    assert_eq!(db.entry(b"k", 0).unwrap().expire_at_ms, Some(20_000));
+    assert_eq!(
+        run(&mut db, &["set", "k", "v", "px", "1", "ex", "2"], 0),
+        Reply::error(reply::SYNTAX)
+    );
+    assert_eq!(
+        run(&mut db, &["set", "k", "v", "ex", "x", "ex"], 0),
+        Reply::error(reply::SYNTAX)
+    );
+    assert_eq!(run(&mut db, &["expire", "k", "30", "gt"], 0), Reply::Int(1));
+    assert_eq!(run(&mut db, &["expire", "k", "5", "gt"], 0), Reply::Int(0));
+    assert_eq!(run(&mut db, &["expire", "k", "40", "nx"], 0), Reply::Int(0));
+    assert!(run(&mut db, &["expire", "k", "40", "nx", "xx"], 0).is_error());
+    assert_eq!(run(&mut db, &["rename", "k", "k2"], 0), Reply::Ok);
+    assert_eq!(
+        db.entry(b"k2", 0).unwrap().expire_at_ms,
+        Some(30_000),
+        "the TTL moves along"
+    );
+    assert_eq!(
+        run(&mut db, &["rename", "k", "k2"], 0),
+        Reply::error(reply::NO_SUCH_KEY)
+    );
+    assert_eq!(run(&mut db, &["copy", "k2", "k3"], 0), Reply::Int(1));
+    assert_eq!(run(&mut db, &["copy", "k2", "k3"], 0), Reply::Int(0));
+    assert_eq!(
+        run(&mut db, &["setrange", "k3", "5", "ab"], 0),
+        Reply::Int(7)
+    );
+    assert_eq!(db.get(b"k3", 0), Some(&Value::Str(b"v\0\0\0\0ab".to_vec())));
+    assert_eq!(
+        run(&mut db, &["incrbyfloat", "f", "10.5"], 0),
+        Reply::Bulk(b("10.5"))
+    );
+    assert_eq!(
+        run(&mut db, &["incrbyfloat", "f", "0.1"], 0),
+        Reply::Bulk(b("10.6"))
+    );
+    assert_eq!(
+        run(&mut db, &["incrbyfloat", "f", "+inf"], 0),
+        Reply::error(reply::NAN_OR_INFINITY)
+    );
+    assert_eq!(
+        run(&mut db, &["getex", "k3", "pxat", "1"], 0),
+        Reply::Bulk(b"v\0\0\0\0ab".to_vec())
+    );
+    assert_eq!(db.get(b"k3", 5), None, "deleted by a past PXAT");
+}
 
 /// APPEND cannot grow a string past what a snapshot entry holds (a
 /// snapshot written of such a state could not be read back).
