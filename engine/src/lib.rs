@@ -1,5 +1,5 @@
 //! tiered-engine: the write-ahead command log, the snapshot format, the
-//! key-value state machine and its Redis-protocol (RESP2) server.
+//! key-value state machine and its Redis-protocol (RESP2 and RESP3) server.
 //!
 //! Every state-changing command is executed against the state, its effect
 //! framed as a record, written to the open segment of the command log and
@@ -29,7 +29,8 @@
 //! - [`writer`]: group commit, rotation, poisoning.
 //! - [`cmd`]: one file per command (parse, log payload, apply, reply) and
 //!   the command table; [`reply`]: replies and their error texts.
-//! - [`resp`]: RESP2 codec.
+//! - [`resp`]: the RESP codec (requests; replies in RESP2 or RESP3).
+//! - [`clients`]: the registry of connected clients (CLIENT LIST/KILL).
 //! - [`metrics`]: Prometheus metrics, `/metrics` and `/healthz`.
 //! - [`inspect`]: the `verify` and `dump` subcommands.
 //! - [`sys`]: the syscall seam: the durability syscalls and the file seam
