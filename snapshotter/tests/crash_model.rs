@@ -2,7 +2,8 @@
 //! the simulated disk (`tiered_sys::SimFs`), issue 14.
 //!
 //! Each seed drives one history through a few power cuts. Between cuts, a
-//! random workload: group commits of SETs (the command log's write path:
+//! random workload: group commits of SETs, some of them one MULTI/EXEC
+//! record (the command log's write path:
 //! one batch, one fdatasync), rotations (seal, next segment), snapshotter
 //! passes (`run_pass_on`: snapshot, archival moves, retention by size).
 //! The cut comes at a random step, maybe in the middle of it (every call
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tiered_engine::cmd::{Set, Write};
+use tiered_engine::cmd::{Set, Transaction, Write};
 use tiered_engine::db::{Db, Value};
 use tiered_engine::history;
 use tiered_engine::record;
@@ -161,17 +162,32 @@ fn run_seed(seed: u64) -> Stats {
                     let n = 1 + rng.below(8);
                     let mut after = model.clone();
                     let mut buf = Vec::new();
+                    // now and then the writes are one MULTI/EXEC: one record
+                    let txn = n > 1 && rng.below(3) == 0;
+                    let mut txn_payloads = Vec::new();
                     for _ in 0..n {
                         let k = rng.below(KEYS);
                         let v = format!("v{seq}-{}", "x".repeat(rng.below(300) as usize));
                         let mut p = Vec::new();
                         Set::new(key(k), v.clone()).encode_into(&mut p);
-                        record::encode_parts(w.salt(), seq, 1_000 + seq, &p, &mut buf);
+                        if txn {
+                            txn_payloads.push(p);
+                        } else {
+                            record::encode_parts(w.salt(), seq, 1_000 + seq, &p, &mut buf);
+                            seq += 1;
+                        }
                         after.insert(k, v.into_bytes());
-                        seq += 1;
                     }
+                    let records = if txn {
+                        let p = Transaction::payload(&txn_payloads);
+                        record::encode_parts(w.salt(), seq, 1_000 + seq, &p, &mut buf);
+                        seq += 1;
+                        1
+                    } else {
+                        n
+                    };
                     let unsynced = cutting && rng.below(2) == 0;
-                    let acked = w.append(&buf, n).is_ok() && !unsynced && w.sync().is_ok();
+                    let acked = w.append(&buf, records).is_ok() && !unsynced && w.sync().is_ok();
                     if acked {
                         model = after;
                     } else {
