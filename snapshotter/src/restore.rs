@@ -160,6 +160,11 @@ pub fn restore_on(fs: &Arc<dyn Fs>, config: &RestoreConfig) -> Result<Restored, 
 
 /// NEWDIR must not exist, or hold nothing but an empty archive
 /// sub-directory.
+/// The file in which the plugin records, in a volume's archive dir, which
+/// volume it belongs to (`tiered-plugin`'s `index::VOLUME_ID_FILE`): a new
+/// volume's archive dir holds only that, and is empty of history.
+pub const VOLUME_ID_FILE: &str = ".tiered-volume";
+
 fn check_into(fs: &dyn Fs, into: &Path, archive_dir_name: &str) -> Result<(), RestoreError> {
     let not_empty = || RestoreError::IntoNotEmpty(into.to_path_buf());
     match fs.read_dir(into) {
@@ -180,7 +185,7 @@ fn check_into(fs: &dyn Fs, into: &Path, archive_dir_name: &str) -> Result<(), Re
                 let inner = fs
                     .read_dir(&path)
                     .map_err(|e| SysError::new("read dir", &path, e))?;
-                if !inner.is_empty() {
+                if inner.iter().any(|n| n != VOLUME_ID_FILE) {
                     return Err(not_empty());
                 }
             }

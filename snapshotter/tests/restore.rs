@@ -247,6 +247,18 @@ fn restore_into_a_new_volume_root_beside_its_empty_archive_dir() {
     assert_eq!(meta.last_seq, 20);
     assert_same_state(&db, &h.states[20], "restore beside archived/");
 
+    // A new tiered volume's archive dir holds the plugin's identity file:
+    // still empty of history, so a restore goes beside it.
+    let tagged = out.path().join("tagged");
+    fs::create_dir_all(tagged.join("archived")).unwrap();
+    fs::write(tagged.join("archived/.tiered-volume"), b"uuid\n").unwrap();
+    let r = restore(&cfg(d.path(), RestoreTarget::Seq(20), &tagged)).unwrap();
+    assert_eq!(r.last_seq, 20);
+    assert_eq!(
+        names(&tagged.join("archived")),
+        vec![".tiered-volume".to_string()]
+    );
+
     // ... but a second restore into it is refused: it has data now.
     let err = restore(&cfg(d.path(), RestoreTarget::Seq(5), &root)).unwrap_err();
     assert!(matches!(err, RestoreError::IntoNotEmpty(_)), "{err}");
