@@ -14,7 +14,7 @@
 #
 # The Rust toolchain is not installed here: `scripts/up.sh --check` says
 # whether it is there at the right version and how to get it.
-# Packages already installed are left as they are. No service is stopped,
+# Packages already installed are left as they are. No host service is halted,
 # disabled, restarted or reconfigured.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
