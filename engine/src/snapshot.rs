@@ -12,10 +12,13 @@
 //!  | 1 str   | 0 or 1      |  if has_exp = 1    |           | 2: n u32, n × (field, value)  |
 //!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
 //!  | 3 list  |             |                    |           | 3: n u32 (> 0), n × value     |
-//!  |         |             |                    |           |    (head to tail)             |
+//!  | 4 set   |             |                    |           |    (head to tail)             |
+//!  |         |             |                    |           | 4: n u32 (> 0), n × member    |
+//!  |         |             |                    |           |    (strictly increasing)      |
 //!  +---------+-------------+--------------------+-----------+-------------------------------+
 //!  trailer: crc u32 LE = CRC32(every byte before it)
-//!  version 1 files (no lists) load unchanged; version 2 adds kind 3.
+//!  version 1 files (no lists) load unchanged; version 2 adds kind 3;
+//!  version 3 adds kind 4.
 //!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
 //! ```
 //!
@@ -25,14 +28,15 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, Entry, Hash, List, Value};
+use crate::db::{Db, Entry, Hash, List, Members, Value};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
 use crate::sys::{self, FileCursor, Fs, OpenMode};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
-pub const SNAPSHOT_VERSION: u32 = 2;
-/// Versions this build reads (1: strings and hashes; 2: lists too).
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// Versions this build reads (1: strings and hashes; 2: lists too; 3:
+/// sets too).
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=SNAPSHOT_VERSION;
 pub const SNAPSHOT_HEADER_BYTES: u64 = 48;
 const TRAILER_BYTES: u64 = 4;
@@ -122,6 +126,7 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
             Value::Str(_) => 1u8,
             Value::Hash(_) => 2u8,
             Value::List(_) => 3u8,
+            Value::Set(_) => 4u8,
         };
         w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
         if let Some(t) = entry.expire_at_ms {
@@ -141,6 +146,12 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
                 w.write_all(&(list.len() as u32).to_le_bytes())?;
                 for v in list {
                     put_bytes(w, v)?;
+                }
+            }
+            Value::Set(members) => {
+                w.write_all(&(members.len() as u32).to_le_bytes())?;
+                for m in members {
+                    put_bytes(w, m)?;
                 }
             }
         }
@@ -374,6 +385,24 @@ fn parse(
                     l.push_back(r.bytes()?);
                 }
                 Value::List(l)
+            }
+            4 if version >= 3 => {
+                let n = r.u32()?;
+                if n == 0 {
+                    return Err(r.corrupt("empty set"));
+                }
+                if u64::from(n) > (r.body_len - r.offset) / 4 {
+                    return Err(r.corrupt(format!("{n} set members cannot fit")));
+                }
+                let mut m = Members::new();
+                for _ in 0..n {
+                    let v = r.bytes()?;
+                    if m.last().is_some_and(|p| *p >= v) {
+                        return Err(r.corrupt("set members out of order"));
+                    }
+                    m.insert(v);
+                }
+                Value::Set(m)
             }
             other => return Err(r.corrupt(format!("bad entry kind {other}"))),
         };

@@ -944,10 +944,11 @@ impl ServerInfo for NoServer {
 fn run(db: &mut Db, args: &[&str]) -> Reply {
     match parse(a(args), 0).1 {
         Action::Reply(r) => r,
-        Action::Write(w) => {
+        Action::Write(mut w) => {
             if let Some(e) = w.precheck(db, 0) {
                 return e;
             }
+            w.settle(db, 0);
             w.apply_boxed(db, 0)
         }
         Action::Read(r) => {
