@@ -6,6 +6,9 @@ use super::*;
 use crate::db::{Value, MAX_STRING_BYTES};
 use crate::reply::{HASH_NOT_INTEGER, NOT_INTEGER, OVERFLOW, STRING_TOO_LONG, WRONGTYPE};
 
+// per family, in tests/<family>.rs
+mod sets;
+
 fn a(v: &[&str]) -> Vec<Vec<u8>> {
     v.iter().map(|s| s.as_bytes().to_vec()).collect()
 }
