@@ -520,6 +520,71 @@ mod tests {
         ));
     }
 
+    /// A file of `version` holding one entry `s` of `kind` (a list or a
+    /// set: n, then the members) with an expiry.
+    fn version_3_set_file(version: u32, kind: u8, members: &[&[u8]]) -> Vec<u8> {
+        let mut f = b"TIERSNAP".to_vec();
+        f.extend_from_slice(&version.to_le_bytes());
+        f.extend_from_slice(&[0; 4]);
+        f.extend_from_slice(&9u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&[kind, 1]);
+        f.extend_from_slice(&5_000u64.to_le_bytes());
+        f.extend_from_slice(&[1, 0, 0, 0, b's']);
+        f.extend_from_slice(&(members.len() as u32).to_le_bytes());
+        for m in members {
+            f.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            f.extend_from_slice(m);
+        }
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn sets_are_kind_4_of_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(layout::snapshot_name(9));
+        std::fs::write(&p, version_3_set_file(3, 4, &[b"1", b"ab"])).unwrap();
+        let (meta, db) = read_snapshot(&p).unwrap();
+        assert_eq!((meta.last_seq, meta.entries), (9, 1));
+        let want = Members::from([b"1".to_vec(), b"ab".to_vec()]);
+        assert_eq!(db.get(b"s", 0), Some(&Value::Set(want.clone())));
+        assert_eq!(db.entry(b"s", 0).unwrap().expire_at_ms, Some(5_000));
+        // the writer produces exactly these bytes (but the creation time)
+        let mut expected = version_3_set_file(3, 4, &[b"1", b"ab"]);
+        let q = write_snapshot(dir.path(), 9, &db).unwrap();
+        assert_eq!(q, p);
+        let written = std::fs::read(&q).unwrap();
+        let n = written.len();
+        assert_eq!(n, expected.len());
+        expected[24..32].copy_from_slice(&written[24..32]);
+        assert_eq!(written[..n - 4], expected[..n - 4]);
+        // not a version 2 kind; empty and unordered sets are refused
+        for bad in [
+            version_3_set_file(2, 4, &[b"1", b"ab"]),
+            version_3_set_file(3, 4, &[]),
+            version_3_set_file(3, 4, &[b"ab", b"1"]),
+            version_3_set_file(3, 4, &[b"1", b"1"]),
+            version_3_set_file(3, 6, &[b"1"]),
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(
+                matches!(read_snapshot(&p), Err(SnapshotError::Corrupt { .. })),
+                "{:?}",
+                read_snapshot(&p)
+            );
+        }
+        // a version 2 file (a list: the same layout as a set) still loads
+        std::fs::write(&p, version_3_set_file(2, 3, &[b"x"])).unwrap();
+        assert!(matches!(
+            read_snapshot(&p).unwrap().1.get(b"s", 0),
+            Some(Value::List(_))
+        ));
+    }
+
     #[test]
     fn round_trip_atomic_publish() {
         let dir = tempfile::tempdir().unwrap();
