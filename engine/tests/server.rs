@@ -985,7 +985,8 @@ fn sets_survive_kill9_with_spop_replayed_as_logged() {
         assert_eq!(q::<String>(&mut c, &["TYPE", "s"]).await.unwrap(), "set");
         sets(&mut c).await
     });
-    assert_eq!(before[0].len(), 4, "{before:?}");
+    // 8 members, 3 popped, "a" moved unless it was popped
+    assert!((4..=5).contains(&before[0].len()), "{before:?}");
     assert!(before[3].is_empty() && before[5].is_empty(), "{before:?}");
     e.kill9();
     let e = Engine::start(&data, &[]);
