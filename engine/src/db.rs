@@ -25,12 +25,17 @@ pub type Hash = BTreeMap<Vec<u8>, Vec<u8>>;
 /// in the state: a command that empties a list removes the key.
 pub type List = std::collections::VecDeque<Vec<u8>>;
 
+/// A set value: its members in byte order. Never empty in the state: a
+/// command that empties a set removes the key.
+pub type Members = std::collections::BTreeSet<Vec<u8>>;
+
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Vec<u8>),
     Hash(Hash),
     List(List),
+    Set(Members),
 }
 
 impl Value {
@@ -40,6 +45,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
         }
     }
 }
@@ -235,6 +241,28 @@ impl Db {
                 value: Value::List(l),
                 ..
             }) => Ok(Some(l)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// The live set at `key` (None when absent), or [`WrongType`].
+    pub fn get_set(&self, key: &[u8], now_ms: u64) -> Result<Option<&Members>, WrongType> {
+        match self.get(key, now_ms) {
+            None => Ok(None),
+            Some(Value::Set(s)) => Ok(Some(s)),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// The live set at `key` for changing it (None when absent), or
+    /// [`WrongType`]. Whoever empties it removes the key.
+    pub fn set_mut(&mut self, key: &[u8], now_ms: u64) -> Result<Option<&mut Members>, WrongType> {
+        match self.live_mut(key, now_ms) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => Ok(Some(s)),
             Some(_) => Err(WrongType),
         }
     }

@@ -278,7 +278,7 @@ impl Core {
                     if let Some(msg) = ctx.refused {
                         Held::now(spec.name, Reply::error(msg))
                     } else {
-                        let (reply, payload) = ctx.apply(affected, w);
+                        let (reply, payload) = ctx.apply(affected, w, MAX_RECORD_BYTES as usize);
                         if let Some(p) = payload {
                             q.push(now, p);
                         }
@@ -340,20 +340,32 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Applies a write (unless it fails its precheck against the state it
-    /// runs on: then nothing is applied or logged); returns its reply and
-    /// the payload to log. Watchers of keys it changes become dirty.
+    /// runs on, or its settled payload is longer than `budget` bytes: then
+    /// nothing is applied or logged); returns its reply and the payload to
+    /// log. Watchers of keys it changes become dirty.
     fn apply(
         &mut self,
         affected: Option<Vec<Vec<u8>>>,
-        w: Box<dyn cmd::Write>,
+        mut w: Box<dyn cmd::Write>,
+        budget: usize,
     ) -> (Reply, Option<Vec<u8>>) {
         if w.may_fail() {
             if let Some(e) = w.precheck(self.db, self.now) {
                 return (e, None);
             }
         }
+        w.settle(self.db, self.now);
         let mut payload = Vec::with_capacity(32);
         w.encode_into(&mut payload);
+        if payload.len() > budget {
+            return (
+                Reply::Error(format!(
+                    "ERR effect too large to log ({} bytes, at most {budget}); nothing applied",
+                    payload.len()
+                )),
+                None,
+            );
+        }
         let before: Vec<(Vec<u8>, Option<Entry>)> = affected
             .into_iter()
             .flatten()
@@ -448,30 +460,34 @@ impl Ctx<'_> {
             let spec = match cmd::resolve(&args) {
                 Ok(spec) => spec,
                 Err((_, reply)) => {
-                    actions.push((None, Action::Reply(reply)));
+                    actions.push((None, Action::Reply(reply), 0));
                     continue;
                 }
             };
             let affected = self.watches.affected(spec, &args);
             let action = spec.parse(args, self.now);
+            let mut estimate = 0;
             if let Action::Write(w) = &action {
                 if let Some(msg) = self.refused {
                     return Reply::error(msg);
                 }
                 let mut p = Vec::new();
                 w.encode_into(&mut p);
+                estimate = p.len();
                 bytes += p.len() + 4;
             }
-            actions.push((affected, action));
+            actions.push((affected, action, estimate));
         }
         if bytes + 16 > MAX_RECORD_BYTES as usize {
             return Reply::Error(format!(
                 "ERR transaction too large to log as one record ({bytes} bytes, at most {MAX_RECORD_BYTES}); nothing applied"
             ));
         }
+        // what settling (SPOP's picks) may add to the estimated payloads
+        let mut room = MAX_RECORD_BYTES as usize - 16 - bytes;
         let mut replies = Vec::with_capacity(actions.len());
         let mut payloads = Vec::new();
-        for (affected, action) in actions {
+        for (affected, action, estimate) in actions {
             let reply = match action {
                 Action::Reply(r) => r,
                 Action::Read(r) => r.read(&mut ReadCtx {
@@ -481,7 +497,11 @@ impl Ctx<'_> {
                     server,
                 }),
                 Action::Write(w) => {
-                    let (reply, payload) = self.apply(affected, w);
+                    let budget = estimate + room;
+                    let (reply, payload) = self.apply(affected, w, budget);
+                    if let Some(p) = &payload {
+                        room = budget - p.len();
+                    }
                     payloads.extend(payload);
                     reply
                 }

@@ -178,6 +178,13 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
                         }
                         writeln!(out, "{s}{exp}")?
                     }
+                    Value::Set(m) => {
+                        let mut s = format!("SADD {}", esc(k));
+                        for v in m {
+                            s.push_str(&format!(" {}", esc(v)));
+                        }
+                        writeln!(out, "{s}{exp}")?
+                    }
                 }
             }
             Ok(())

@@ -12,10 +12,13 @@
 //!  | 1 str   | 0 or 1      |  if has_exp = 1    |           | 2: n u32, n × (field, value)  |
 //!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
 //!  | 3 list  |             |                    |           | 3: n u32 (> 0), n × value     |
-//!  |         |             |                    |           |    (head to tail)             |
+//!  | 4 set   |             |                    |           |    (head to tail)             |
+//!  |         |             |                    |           | 4: n u32 (> 0), n × member    |
+//!  |         |             |                    |           |    (strictly increasing)      |
 //!  +---------+-------------+--------------------+-----------+-------------------------------+
 //!  trailer: crc u32 LE = CRC32(every byte before it)
-//!  version 1 files (no lists) load unchanged; version 2 adds kind 3.
+//!  version 1 files (no lists) load unchanged; version 2 adds kind 3;
+//!  version 3 adds kind 4.
 //!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
 //! ```
 //!
@@ -25,14 +28,15 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, Entry, Hash, List, Value};
+use crate::db::{Db, Entry, Hash, List, Members, Value};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
 use crate::sys::{self, FileCursor, Fs, OpenMode};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
-pub const SNAPSHOT_VERSION: u32 = 2;
-/// Versions this build reads (1: strings and hashes; 2: lists too).
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// Versions this build reads (1: strings and hashes; 2: lists too; 3:
+/// sets too).
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=SNAPSHOT_VERSION;
 pub const SNAPSHOT_HEADER_BYTES: u64 = 48;
 const TRAILER_BYTES: u64 = 4;
@@ -122,6 +126,7 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
             Value::Str(_) => 1u8,
             Value::Hash(_) => 2u8,
             Value::List(_) => 3u8,
+            Value::Set(_) => 4u8,
         };
         w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
         if let Some(t) = entry.expire_at_ms {
@@ -141,6 +146,12 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
                 w.write_all(&(list.len() as u32).to_le_bytes())?;
                 for v in list {
                     put_bytes(w, v)?;
+                }
+            }
+            Value::Set(members) => {
+                w.write_all(&(members.len() as u32).to_le_bytes())?;
+                for m in members {
+                    put_bytes(w, m)?;
                 }
             }
         }
@@ -375,6 +386,24 @@ fn parse(
                 }
                 Value::List(l)
             }
+            4 if version >= 3 => {
+                let n = r.u32()?;
+                if n == 0 {
+                    return Err(r.corrupt("empty set"));
+                }
+                if u64::from(n) > (r.body_len - r.offset) / 4 {
+                    return Err(r.corrupt(format!("{n} set members cannot fit")));
+                }
+                let mut m = Members::new();
+                for _ in 0..n {
+                    let v = r.bytes()?;
+                    if m.last().is_some_and(|p| *p >= v) {
+                        return Err(r.corrupt("set members out of order"));
+                    }
+                    m.insert(v);
+                }
+                Value::Set(m)
+            }
             other => return Err(r.corrupt(format!("bad entry kind {other}"))),
         };
         prev_key = Some(key.clone());
@@ -488,6 +517,71 @@ mod tests {
         assert!(matches!(
             read_snapshot(&p),
             Err(SnapshotError::Corrupt { .. })
+        ));
+    }
+
+    /// A file of `version` holding one entry `s` of `kind` (a list or a
+    /// set: n, then the members) with an expiry.
+    fn version_3_set_file(version: u32, kind: u8, members: &[&[u8]]) -> Vec<u8> {
+        let mut f = b"TIERSNAP".to_vec();
+        f.extend_from_slice(&version.to_le_bytes());
+        f.extend_from_slice(&[0; 4]);
+        f.extend_from_slice(&9u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&[kind, 1]);
+        f.extend_from_slice(&5_000u64.to_le_bytes());
+        f.extend_from_slice(&[1, 0, 0, 0, b's']);
+        f.extend_from_slice(&(members.len() as u32).to_le_bytes());
+        for m in members {
+            f.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            f.extend_from_slice(m);
+        }
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn sets_are_kind_4_of_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(layout::snapshot_name(9));
+        std::fs::write(&p, version_3_set_file(3, 4, &[b"1", b"ab"])).unwrap();
+        let (meta, db) = read_snapshot(&p).unwrap();
+        assert_eq!((meta.last_seq, meta.entries), (9, 1));
+        let want = Members::from([b"1".to_vec(), b"ab".to_vec()]);
+        assert_eq!(db.get(b"s", 0), Some(&Value::Set(want.clone())));
+        assert_eq!(db.entry(b"s", 0).unwrap().expire_at_ms, Some(5_000));
+        // the writer produces exactly these bytes (but the creation time)
+        let mut expected = version_3_set_file(3, 4, &[b"1", b"ab"]);
+        let q = write_snapshot(dir.path(), 9, &db).unwrap();
+        assert_eq!(q, p);
+        let written = std::fs::read(&q).unwrap();
+        let n = written.len();
+        assert_eq!(n, expected.len());
+        expected[24..32].copy_from_slice(&written[24..32]);
+        assert_eq!(written[..n - 4], expected[..n - 4]);
+        // not a version 2 kind; empty and unordered sets are refused
+        for bad in [
+            version_3_set_file(2, 4, &[b"1", b"ab"]),
+            version_3_set_file(3, 4, &[]),
+            version_3_set_file(3, 4, &[b"ab", b"1"]),
+            version_3_set_file(3, 4, &[b"1", b"1"]),
+            version_3_set_file(3, 6, &[b"1"]),
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(
+                matches!(read_snapshot(&p), Err(SnapshotError::Corrupt { .. })),
+                "{:?}",
+                read_snapshot(&p)
+            );
+        }
+        // a version 2 file (a list: the same layout as a set) still loads
+        std::fs::write(&p, version_3_set_file(2, 3, &[b"x"])).unwrap();
+        assert!(matches!(
+            read_snapshot(&p).unwrap().1.get(b"s", 0),
+            Some(Value::List(_))
         ));
     }
 

@@ -942,6 +942,67 @@ fn lists_survive_a_restart() {
     assert!(e.terminate().success());
 }
 
+/// Set writes are logged as their effects, SPOP as the members it took:
+/// after kill -9 the log replays into the sets that were served, and
+/// `dump` shows what each SPOP removed.
+#[test]
+fn sets_survive_kill9_with_spop_replayed_as_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("p");
+    let e = Engine::start(&data, &[]);
+    let rt = rt();
+    let script: &[&[&str]] = &[
+        &["SADD", "s", "1", "2", "3", "4", "5", "a", "b", "c"],
+        &["SPOP", "s"],
+        &["SPOP", "s", "2"],
+        &["SADD", "t", "x", "2", "3"],
+        &["SMOVE", "s", "t", "a"],
+        &["SREM", "t", "x"],
+        &["SINTERSTORE", "i", "s", "t"],
+        &["SUNIONSTORE", "u", "s", "t"],
+        &["SDIFFSTORE", "d", "s", "t"],
+        &["SPOP", "u", "1000"],
+        &["SADD", "gone", "1"],
+        &["SPOP", "gone"],
+    ];
+    let sets = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let mut out = Vec::new();
+            for k in ["s", "t", "i", "u", "d", "gone"] {
+                let mut v: Vec<String> = q(&mut c, &["SMEMBERS", k]).await.unwrap();
+                v.sort();
+                out.push(v);
+            }
+            out
+        }
+    };
+    let before = rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        for cmd in script {
+            let _: redis::Value = q(&mut c, cmd).await.unwrap();
+        }
+        assert_eq!(q::<String>(&mut c, &["TYPE", "s"]).await.unwrap(), "set");
+        sets(&mut c).await
+    });
+    // 8 members, 3 popped, "a" moved unless it was popped
+    assert!((4..=5).contains(&before[0].len()), "{before:?}");
+    assert!(before[3].is_empty() && before[5].is_empty(), "{before:?}");
+    e.kill9();
+    let e = Engine::start(&data, &[]);
+    let after = rt.block_on(async {
+        let mut c = e.client().get_multiplexed_async_connection().await.unwrap();
+        sets(&mut c).await
+    });
+    assert_eq!(after, before);
+    assert!(e.terminate().success());
+    let dump = run_bin(&["dump", "--dir", data.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains("SPOP \"s\" 2 -> \""), "{text}");
+    assert!(text.contains("SPOP \"u\" (every member)"), "{text}");
+    assert!(text.contains("SINTERSTORE \"i\" \"s\" \"t\""), "{text}");
+}
+
 /// Everything a client can see of the keyspace: per key its type, value
 /// and absolute expiry.
 async fn visible_state(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {

@@ -390,3 +390,65 @@ fn a_failing_syscall_stops_the_pass_and_the_next_pass_finishes() {
         );
     }
 }
+
+/// Sets go through a pass like any value: the engine's set effects (SPOP
+/// as the members it removed, the STORE commands as their operation) are
+/// replayed into a version 3 snapshot holding the sets.
+#[test]
+fn set_effects_are_replayed_into_the_snapshot() {
+    use tiered_engine::cmd::{sets::SetOp, Effect, SAdd, SPop, SStore};
+    use tiered_engine::db::{Members, Value};
+    use tiered_engine::record::{self, Record};
+    use tiered_engine::segment::SegmentWriter;
+
+    let d = tempfile::tempdir().unwrap();
+    let b = |s: &str| s.as_bytes().to_vec();
+    let payloads = [
+        SAdd {
+            key: b("s"),
+            members: vec![b("1"), b("2"), b("a"), b("b")],
+        }
+        .encode(),
+        SAdd {
+            key: b("t"),
+            members: vec![b("2"), b("b"), b("z")],
+        }
+        .encode(),
+        SPop {
+            key: b("s"),
+            count: Some(1),
+            members: vec![b("a")],
+            every: false,
+        }
+        .encode(),
+        SStore {
+            op: SetOp::Inter,
+            destination: b("i"),
+            keys: vec![b("s"), b("t")],
+        }
+        .encode(),
+    ];
+    let mut w = SegmentWriter::create(d.path(), 1, 0).unwrap();
+    let mut buf = Vec::new();
+    let mut want = tiered_engine::db::Db::new();
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let rec = Record {
+            seq: i as u64 + 1,
+            timestamp_ms: T0_MS + i as u64,
+            payload,
+        };
+        want.apply_logged(&rec).unwrap();
+        record::encode(w.salt(), &rec, &mut buf);
+    }
+    w.append(&buf, 4).unwrap();
+    w.sync().unwrap();
+    w.seal().unwrap();
+
+    let r = pass(&Config::new(d.path())).unwrap();
+    assert_eq!(r.published, Some(4));
+    let (_, db) = read_snapshot(&d.path().join(snap_name(4))).unwrap();
+    assert_same_state(&db, &want, "snapshot 4");
+    let set = |v: &[&str]| Some(Value::Set(v.iter().map(|s| b(s)).collect::<Members>()));
+    assert_eq!(db.get(b"s", 0).cloned(), set(&["1", "2", "b"]));
+    assert_eq!(db.get(b"i", 0).cloned(), set(&["2", "b"]));
+}

@@ -19,7 +19,7 @@ pub struct HRandField {
 }
 
 /// A random number (no dependency: std's randomly keyed hasher).
-fn random(i: u64) -> u64 {
+pub(super) fn random(i: u64) -> u64 {
     RandomState::new().hash_one(i)
 }
 

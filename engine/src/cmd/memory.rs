@@ -59,6 +59,7 @@ impl Read for Memory {
                 .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
                 .sum(),
             Value::List(l) => l.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
+            Value::Set(m) => m.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
         };
         Reply::Int((KEY_OVERHEAD + self.key.len() + value) as i64)
     }

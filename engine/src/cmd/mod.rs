@@ -97,6 +97,18 @@ mod typ;
 mod unlink;
 mod wait;
 
+// sets
+mod sadd;
+mod scombine;
+pub mod sets;
+mod smove;
+mod spop;
+mod srandmember;
+mod sread;
+mod srem;
+mod sscan;
+mod sstore;
+
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
@@ -125,7 +137,12 @@ pub use multi::{Transaction, Txn};
 pub use persist::Persist;
 pub use pop::Pop;
 pub use push::Push;
+pub use sadd::SAdd;
 pub use set::{Set, SetCondition};
+pub use smove::SMove;
+pub use spop::SPop;
+pub use srem::SRem;
+pub use sstore::SStore;
 
 use crate::db::Db;
 use crate::record::Record;
@@ -185,6 +202,12 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
         None
     }
 
+    /// Settles a choice the effect leaves to the state it runs on (which
+    /// members SPOP removes), so that what is logged is what was done:
+    /// called once, live, after [`Effect::precheck`] and before the
+    /// payload is encoded; never on replay, which applies what was logged.
+    fn settle(&mut self, _db: &Db, _now_ms: u64) {}
+
     /// The whole payload: `op | body`.
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(32);
@@ -216,6 +239,7 @@ pub trait Write: Send + std::fmt::Debug {
     fn encode_into(&self, out: &mut Vec<u8>);
     fn may_fail(&self) -> bool;
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply>;
+    fn settle(&mut self, db: &Db, now_ms: u64);
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
     fn describe(&self) -> String;
 }
@@ -230,6 +254,9 @@ impl<T: Effect> Write for T {
     }
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         Effect::precheck(self, db, now_ms)
+    }
+    fn settle(&mut self, db: &Db, now_ms: u64) {
+        Effect::settle(self, db, now_ms)
     }
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply {
         (*self).apply(db, now_ms)
@@ -539,6 +566,24 @@ pub const TABLE: &[Spec] = &[
     spec::<multi::Discard>(),
     spec::<multi::Watch>(),
     spec::<multi::Unwatch>(),
+    // sets
+    spec::<sadd::SAdd>(),
+    spec::<srem::SRem>(),
+    spec::<sread::SCard>(),
+    spec::<sread::SIsMemberCmd>(),
+    spec::<sread::SMIsMember>(),
+    spec::<sread::SMembers>(),
+    spec::<spop::SPop>(),
+    spec::<srandmember::SRandMember>(),
+    spec::<smove::SMove>(),
+    spec::<scombine::SInter>(),
+    spec::<scombine::SUnion>(),
+    spec::<scombine::SDiff>(),
+    spec::<scombine::SInterCard>(),
+    spec::<sstore::SInterStore>(),
+    spec::<sstore::SUnionStore>(),
+    spec::<sstore::SDiffStore>(),
+    spec::<sscan::SScan>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

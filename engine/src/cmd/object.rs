@@ -7,7 +7,7 @@
 
 use super::arg::{parse_i64, upper};
 use super::{Action, Command, Flags, Keys, Read, ReadCtx};
-use crate::db::{Hash, Value};
+use crate::db::{Hash, Members, Value};
 use crate::reply::Reply;
 
 /// Redis's `OBJ_SHARED_BULKHDR_LEN`-free rule: strings of at most 44
@@ -21,6 +21,17 @@ pub fn encoding(v: &Value) -> &'static str {
         Value::Hash(_) => "hashtable",
         // Redis 7.0 keeps every list in a quicklist
         Value::List(_) => "quicklist",
+        Value::Set(m) => set_encoding(m, super::sets::DEFAULT_MAX_INTSET_ENTRIES),
+    }
+}
+
+/// `intset` or `hashtable` (Redis 7.0 has no listpack sets) with
+/// `set-max-intset-entries` at `max_intset`.
+pub fn set_encoding(m: &Members, max_intset: u64) -> &'static str {
+    if super::sets::is_intset(m.iter(), max_intset) {
+        "intset"
+    } else {
+        "hashtable"
     }
 }
 
@@ -112,7 +123,14 @@ impl Read for Object {
             return Reply::Nil;
         };
         match self.sub {
-            Sub::Encoding => Reply::Bulk(encoding(v).as_bytes().to_vec()),
+            Sub::Encoding => Reply::Bulk(
+                match v {
+                    Value::Set(m) => set_encoding(m, super::sets::max_intset_entries(ctx.server)),
+                    _ => encoding(v),
+                }
+                .as_bytes()
+                .to_vec(),
+            ),
             Sub::Freq => Reply::error(NO_LFU),
             Sub::IdleTime => Reply::Int(0),
             Sub::RefCount => match v {

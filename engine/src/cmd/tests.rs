@@ -6,6 +6,9 @@ use super::*;
 use crate::db::{Value, MAX_STRING_BYTES};
 use crate::reply::{HASH_NOT_INTEGER, NOT_INTEGER, OVERFLOW, STRING_TOO_LONG, WRONGTYPE};
 
+// per family, in tests/<family>.rs
+mod sets;
+
 fn a(v: &[&str]) -> Vec<Vec<u8>> {
     v.iter().map(|s| s.as_bytes().to_vec()).collect()
 }
@@ -944,10 +947,11 @@ impl ServerInfo for NoServer {
 fn run(db: &mut Db, args: &[&str]) -> Reply {
     match parse(a(args), 0).1 {
         Action::Reply(r) => r,
-        Action::Write(w) => {
+        Action::Write(mut w) => {
             if let Some(e) = w.precheck(db, 0) {
                 return e;
             }
+            w.settle(db, 0);
             w.apply_boxed(db, 0)
         }
         Action::Read(r) => {
