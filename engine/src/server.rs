@@ -291,6 +291,7 @@ impl ServerInfo for Shared {
         }
         let counts = self.command_counts();
         if want("stats") {
+            let pubsub = self.core.pubsub.counts();
             let (calls, errors) = counts
                 .iter()
                 .fold((0, 0), |(c, e), (_, o, x)| (c + o + x, e + x));
@@ -302,7 +303,9 @@ impl ServerInfo for Shared {
                     .unwrap_or_else(|p| p.into_inner())
                     .connections;
             section(&mut out, "# Stats", format!(
-                "total_connections_received:{conns}\r\ntotal_commands_processed:{calls}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{errors}\r\ntotal_reads_processed:{calls}\r\ntotal_writes_processed:{calls}\r\n",
+                "total_connections_received:{conns}\r\ntotal_commands_processed:{calls}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{errors}\r\ntotal_reads_processed:{calls}\r\ntotal_writes_processed:{calls}\r\n",
+                pubsub.0,
+                pubsub.1,
             ));
         }
         if want("replication") {
@@ -727,7 +730,10 @@ fn count(
     proto: resp::Protocol,
     out: &mut Vec<u8>,
 ) {
-    shared.metrics.command(name, !reply.is_error());
+    if !name.is_empty() {
+        // (pub/sub messages have no command)
+        shared.metrics.command(name, !reply.is_error());
+    }
     resp::encode(reply, proto, out);
 }
 
@@ -762,6 +768,7 @@ async fn connection(
     client: &crate::clients::Client,
 ) -> std::io::Result<()> {
     let mut session = Session::new(ConnState::new(client.id));
+    session.pubsub.peer = client.addr.to_string();
     let r = serve_connection(shared, &mut socket, stop, &mut session, client).await;
     shared.core.end_session(&mut session);
     r
@@ -838,7 +845,7 @@ async fn serve_connection(
             socket.write_all(&out).await?;
             out.clear();
         }
-        if client.kill.is_cancelled() {
+        if client.kill.is_cancelled() || session.pubsub.overflowed() {
             return Ok(());
         }
         if closing && held.is_empty() {
@@ -860,6 +867,9 @@ async fn serve_connection(
                     let d = writer::Durable { seq: d.seq, poisoned: true };
                     release(shared, &mut held, d, &mut out);
                 }
+            }
+            Some(m) = session.pubsub.recv() => {
+                session.pubsub.take(m, &mut held, session.conn.proto);
             }
             _ = stop.cancelled(), if reading => closing = true,
             _ = client.kill.cancelled() => return Ok(()),

@@ -8,6 +8,7 @@ use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetDel {
@@ -59,6 +60,13 @@ impl Effect for GetDel {
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(_) => match db.remove(&self.key) {
+                Some(e) if db.notifies(class::GENERIC) => {
+                    db.notify(class::GENERIC, "del", &self.key);
+                    match e.value {
+                        Value::Str(s) => Reply::Bulk(s),
+                        _ => Reply::Nil,
+                    }
+                }
                 Some(Entry {
                     value: Value::Str(s),
                     ..

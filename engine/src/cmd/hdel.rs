@@ -8,6 +8,7 @@ use super::codec::{describe_words, put_bytes, put_list, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HDel {
@@ -75,8 +76,12 @@ impl Effect for HDel {
             }
             Some(_) => return Reply::error(reply::WRONGTYPE),
         };
+        if removed > 0 {
+            db.notify(class::HASH, "hdel", &self.key);
+        }
         if now_empty {
             db.remove(&self.key);
+            db.notify(class::GENERIC, "del", &self.key);
         }
         Reply::Int(removed)
     }

@@ -9,6 +9,7 @@ use super::codec::{put_bytes, put_i64, quote, DecodeError, Decoder};
 use super::{effect, not_integer, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HIncrBy {
@@ -98,6 +99,7 @@ impl Effect for HIncrBy {
         {
             h.insert(self.field, new.to_string().into_bytes());
         }
+        db.notify(class::HASH, "hincrby", &self.key);
         Reply::Int(new)
     }
 

@@ -10,6 +10,7 @@ use super::ldouble::LDouble;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HIncrByFloat {
@@ -103,6 +104,7 @@ impl Effect for HIncrByFloat {
         {
             h.insert(self.field, new.clone());
         }
+        db.notify(class::HASH, "hincrbyfloat", &self.key);
         Reply::Bulk(new)
     }
 

@@ -8,6 +8,7 @@ use super::codec::{put_bytes, put_pairs, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Pairs, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HSet {
@@ -80,6 +81,7 @@ impl Effect for HSet {
                 added += 1;
             }
         }
+        db.notify(class::HASH, "hset", &self.key);
         Reply::Int(added)
     }
 

@@ -12,6 +12,7 @@ use super::pop::pop_n;
 use super::{effect, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, List, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LMove {
@@ -122,6 +123,8 @@ impl Effect for LMove {
             Ok(Some(l)) => l.push_back(v.clone()),
             _ => return Reply::error(reply::WRONGTYPE),
         }
+        let event = if self.to_head { "lpush" } else { "rpush" };
+        db.notify(class::LIST, event, &self.destination);
         Reply::Bulk(v)
     }
 

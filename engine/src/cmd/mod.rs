@@ -81,6 +81,7 @@ mod multi;
 mod object;
 mod persist;
 mod pop;
+mod pubsub;
 mod push;
 mod randomkey;
 mod rename;
@@ -258,6 +259,9 @@ pub enum Action {
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: run by the execution core,
     /// which owns the connection's transaction state.
     Txn(Txn),
+    /// Pub/sub, MONITOR, CLIENT REPLY, RESET: run by the execution core
+    /// against the connection's subscriptions ([`crate::pubsub`]).
+    PubSub(crate::pubsub::Op),
 }
 
 impl Action {
@@ -539,6 +543,17 @@ pub const TABLE: &[Spec] = &[
     spec::<multi::Discard>(),
     spec::<multi::Watch>(),
     spec::<multi::Unwatch>(),
+    // pubsub
+    spec::<pubsub::Subscribe>(),
+    spec::<pubsub::PSubscribe>(),
+    spec::<pubsub::SSubscribe>(),
+    spec::<pubsub::Unsubscribe>(),
+    spec::<pubsub::PUnsubscribe>(),
+    spec::<pubsub::SUnsubscribe>(),
+    spec::<pubsub::Publish>(),
+    spec::<pubsub::SPublish>(),
+    spec::<pubsub::PubSubCmd>(),
+    spec::<pubsub::Monitor>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

@@ -9,6 +9,7 @@ use super::list::{check_list, positive_count};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pop {
@@ -64,6 +65,9 @@ pub fn pop_n(db: &mut Db, key: &[u8], head: bool, n: u64, now_ms: u64) -> Option
         v.reverse();
         v
     };
+    if n > 0 {
+        db.notify(class::LIST, if head { "lpop" } else { "rpop" }, key);
+    }
     db.drop_if_empty_list(key);
     Some(out)
 }

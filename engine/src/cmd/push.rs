@@ -10,6 +10,7 @@ use super::list::check_list;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, List, Value};
 use crate::reply::{self, Reply};
+use crate::pubsub::class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
@@ -104,7 +105,9 @@ impl Effect for Push {
                 l.push_back(e);
             }
         }
-        Reply::Int(l.len() as i64)
+        let n = l.len() as i64;
+        db.notify(class::LIST, if self.head { "lpush" } else { "rpush" }, &self.key);
+        Reply::Int(n)
     }
 
     fn describe(&self) -> String {
