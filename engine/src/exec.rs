@@ -262,9 +262,7 @@ impl Core {
                 Held::now(spec.name, r).emit(out, s);
                 continue;
             }
-            if let Some(line) = self.pubsub.monitor_line(s, spec, &args) {
-                self.pubsub.feed_monitors(line, q.last_seq());
-            }
+
             if let Some(m) = s.multi.as_mut() {
                 if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
                     m.cmds.push(args);
@@ -272,6 +270,7 @@ impl Core {
                     continue;
                 }
             }
+            let mut monitor = self.pubsub.monitor_line(s, spec, &args);
             let affected = watches.affected(spec, &args);
             let fresh = crate::pubsub::NewKeys::probe(&db, spec, &args, now);
             let mut ctx = Ctx {
@@ -298,6 +297,9 @@ impl Core {
                         } else {
                             h.emit(out, s);
                         }
+                    }
+                    if let Some(line) = monitor.take() {
+                        self.pubsub.feed_monitors(line, q.last_seq());
                     }
                     continue;
                 }
@@ -328,6 +330,9 @@ impl Core {
             };
             held.emit(out, s);
             self.pubsub.flush(&mut db, fresh, q.last_seq());
+            if let Some(line) = monitor {
+                self.pubsub.feed_monitors(line, q.last_seq());
+            }
         }
         let queued = q.last_seq() > queued_before;
         drop(watches);

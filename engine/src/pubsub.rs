@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{glob_match, ServerInfo, Spec};
 use crate::db::Db;
@@ -143,7 +144,11 @@ impl Db {
 /// One message on its way to a subscriber.
 #[derive(Debug)]
 enum Msg {
-    Push { need: u64, reply: Reply, bytes: usize },
+    Push {
+        need: u64,
+        reply: Reply,
+        bytes: usize,
+    },
     /// The subscriber fell too far behind: close it.
     Overflow,
 }
@@ -152,7 +157,8 @@ enum Msg {
 #[derive(Debug, Default)]
 struct OutState {
     bytes: AtomicUsize,
-    closed: AtomicBool,
+    /// Cancelled when the subscriber fell too far behind.
+    closed: CancellationToken,
 }
 
 /// The sending end of a connection's queue.
@@ -165,13 +171,13 @@ struct Outbox {
 
 impl Outbox {
     fn send(&self, need: u64, reply: Reply, limit: u64) {
-        if self.state.closed.load(Ordering::Relaxed) {
+        if self.state.closed.is_cancelled() {
             return;
         }
         let bytes = approx_bytes(&reply);
         let total = self.state.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if limit > 0 && total as u64 > limit {
-            self.state.closed.store(true, Ordering::Relaxed);
+            self.state.closed.cancel();
             tracing::info!(
                 client = self.id,
                 queued = total,
@@ -304,7 +310,13 @@ impl Local {
 
     /// True once the subscriber fell too far behind: close it.
     pub fn overflowed(&self) -> bool {
-        self.out.state.closed.load(Ordering::Relaxed)
+        self.out.state.closed.is_cancelled()
+    }
+
+    /// Resolves once the subscriber fell too far behind (a connection
+    /// blocked writing to a client that does not read selects on it).
+    pub async fn overflow(&self) {
+        self.out.state.closed.cancelled().await
     }
 
     /// Waits for the next message (the connection task selects on it).
@@ -453,7 +465,9 @@ pub fn repr(b: &[u8], out: &mut String) {
 /// The `pubsub` hard limit of a `client-output-buffer-limit` value.
 fn pubsub_hard_limit(v: &str) -> Option<u64> {
     let words: Vec<&str> = v.split_whitespace().collect();
-    let i = words.iter().position(|w| w.eq_ignore_ascii_case("pubsub"))?;
+    let i = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("pubsub"))?;
     let w = words.get(i + 1)?.to_ascii_lowercase();
     let digits = w.bytes().take_while(u8::is_ascii_digit).count();
     let n: u64 = w[..digits].parse().ok()?;
@@ -767,11 +781,26 @@ impl PubSub {
                 bulk("pong"),
                 Reply::Bulk(args.get(1).cloned().unwrap_or_default()),
             ])),
-            "ping" | "subscribe" | "ssubscribe" | "unsubscribe" | "sunsubscribe"
-            | "psubscribe" | "punsubscribe" | "quit" | "reset" => None,
-            name => Some(Reply::Error(format!(
-                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
-            ))),
+            "ping" | "subscribe" | "ssubscribe" | "unsubscribe" | "sunsubscribe" | "psubscribe"
+            | "punsubscribe" | "quit" | "reset" => None,
+            name => {
+                // a container command is named with its subcommand
+                let full = match (name, args.get(1)) {
+                    (
+                        "client" | "config" | "pubsub" | "object" | "memory" | "command",
+                        Some(sub),
+                    ) => {
+                        format!(
+                            "{name}|{}",
+                            String::from_utf8_lossy(sub).to_ascii_lowercase()
+                        )
+                    }
+                    _ => name.to_string(),
+                };
+                Some(Reply::Error(format!(
+                    "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                )))
+            }
         }
     }
 
@@ -830,8 +859,7 @@ impl PubSub {
             loop {
                 tick.tick().await;
                 let Some(ps) = me.upgrade() else { return };
-                if ps.mask.load(Ordering::Relaxed) & class::EXPIRED == 0
-                    || ps.subscriptions() == 0
+                if ps.mask.load(Ordering::Relaxed) & class::EXPIRED == 0 || ps.subscriptions() == 0
                 {
                     continue;
                 }
@@ -880,7 +908,9 @@ mod tests {
         assert_ne!(parse_classes("KA") & class::LIST, 0);
         assert_eq!(parse_classes("El"), class::KEYEVENT | class::LIST);
         assert_eq!(
-            pubsub_hard_limit("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+            pubsub_hard_limit(
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+            ),
             Some(33554432)
         );
         assert_eq!(pubsub_hard_limit("pubsub 1mb 0 0"), Some(1 << 20));

@@ -752,6 +752,11 @@ fn release(
             break;
         }
         let h = held.pop_front().expect("front exists");
+        if h.need > durable.seq && h.name.is_empty() {
+            // a keyspace notification (or MONITOR line) of a write that
+            // never became durable: dropped
+            continue;
+        }
         if h.need > durable.seq {
             let err = Reply::Error(shared.health.poison_message());
             count(shared, h.name, &err, h.proto, out);
@@ -842,7 +847,11 @@ async fn serve_connection(
         let d = *durable.borrow_and_update();
         release(shared, &mut held, d, &mut out);
         if !out.is_empty() {
-            socket.write_all(&out).await?;
+            tokio::select! {
+                r = socket.write_all(&out) => r?,
+                // a subscriber too far behind is closed even while blocked
+                _ = session.pubsub.overflow() => return Ok(()),
+            }
             out.clear();
         }
         if client.kill.is_cancelled() || session.pubsub.overflowed() {

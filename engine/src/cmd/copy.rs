@@ -8,8 +8,8 @@ use super::arg::{parse_i64, upper};
 use super::codec::{put_bytes, put_u8, quote, DecodeError, Decoder};
 use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
-use crate::reply::Reply;
 use crate::pubsub::class;
+use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copy {

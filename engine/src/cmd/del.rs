@@ -7,8 +7,8 @@
 use super::codec::{describe_words, put_list, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
-use crate::reply::Reply;
 use crate::pubsub::class;
+use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Del {

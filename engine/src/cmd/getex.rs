@@ -13,8 +13,8 @@ use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
 use super::set::{expire_ms, parse_options, OptionsOf};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys, Read, ReadCtx};
 use crate::db::{Db, Entry, Value};
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetEx {

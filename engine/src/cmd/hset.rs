@@ -7,8 +7,8 @@
 use super::codec::{put_bytes, put_pairs, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Pairs, Value};
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HSet {

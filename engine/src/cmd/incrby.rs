@@ -8,8 +8,8 @@ use super::arg::parse_i64;
 use super::codec::{put_bytes, put_i64, quote, DecodeError, Decoder};
 use super::{effect, not_integer, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncrBy {

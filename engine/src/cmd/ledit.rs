@@ -13,8 +13,8 @@ use super::codec::{put_bytes, put_i64, put_u8, quote, DecodeError, Decoder};
 use super::list::{check_list, index, range, ErrAfterLookup, INDEX_RANGE};
 use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, List};
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 /// Runs `f` on the list at `key` (WRONGTYPE when another type is there,
 /// `missing` when absent), then removes the key if it emptied.
@@ -362,13 +362,14 @@ impl Effect for LInsert {
     }
 
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
-        with_list(db, &self.key, now_ms, Reply::Int(0), "linsert", |l| {
-            match l.iter().position(|e| *e == self.pivot) {
-                None => Reply::Int(-1),
-                Some(i) => {
-                    l.insert(i + usize::from(self.after), self.element);
-                    Reply::Int(l.len() as i64)
-                }
+        with_list(db, &self.key, now_ms, Reply::Int(0), "linsert", |l| match l
+            .iter()
+            .position(|e| *e == self.pivot)
+        {
+            None => Reply::Int(-1),
+            Some(i) => {
+                l.insert(i + usize::from(self.after), self.element);
+                Reply::Int(l.len() as i64)
             }
         })
     }

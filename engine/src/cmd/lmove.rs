@@ -11,8 +11,8 @@ use super::list::{at_least_one, check_list, side};
 use super::pop::pop_n;
 use super::{effect, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, List, Value};
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LMove {

@@ -9,8 +9,8 @@ use super::codec::{put_bytes, put_list, put_u8, quote, DecodeError, Decoder};
 use super::list::check_list;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, List, Value};
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
@@ -106,7 +106,11 @@ impl Effect for Push {
             }
         }
         let n = l.len() as i64;
-        db.notify(class::LIST, if self.head { "lpush" } else { "rpush" }, &self.key);
+        db.notify(
+            class::LIST,
+            if self.head { "lpush" } else { "rpush" },
+            &self.key,
+        );
         Reply::Int(n)
     }
 

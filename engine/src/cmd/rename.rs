@@ -8,8 +8,8 @@
 use super::codec::{put_bytes, put_u8, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
-use crate::reply::{self, Reply};
 use crate::pubsub::class;
+use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rename {

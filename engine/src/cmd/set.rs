@@ -241,7 +241,9 @@ impl Effect for Set {
             expire_at_ms,
         };
         let set_reply = if get { Reply::Nil } else { Reply::Ok };
-        let notify = db.notifies(class::STRING | class::GENERIC).then(|| key.clone());
+        let notify = db
+            .notifies(class::STRING | class::GENERIC)
+            .then(|| key.clone());
         let mut set = true;
         let reply = match db.slot(key) {
             // absent, or expired (which is absent)
