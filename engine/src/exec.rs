@@ -288,10 +288,12 @@ impl Core {
                     break;
                 }
                 Action::PubSub(op) => {
-                    // subscription confirmations are pushes: never silenced
-                    let mut name = spec.name;
-                    for (r, push) in self.pubsub.run(op, s, server) {
-                        let h = Held::now(std::mem::take(&mut name), r);
+                    // subscription confirmations are pushes: never silenced;
+                    // the last reply is counted as the command (metrics)
+                    let replies = self.pubsub.run(op, s, server);
+                    let last = replies.len().saturating_sub(1);
+                    for (i, (r, push)) in replies.into_iter().enumerate() {
+                        let h = Held::now(if i == last { spec.name } else { "" }, r);
                         if push {
                             h.push(out, s.conn.proto);
                         } else {

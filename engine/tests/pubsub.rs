@@ -332,7 +332,7 @@ fn keyspace_notifications_name_the_key_and_the_event_as_redis() {
         sub.call(&["PSUBSCRIBE", "__key*__:*"]),
         "[psubscribe, __key*__:*, 1]"
     );
-    let mut expect = |sub: &mut Conn, key: &str, event: &str| {
+    let expect = |sub: &mut Conn, key: &str, event: &str| {
         assert_eq!(
             sub.read(),
             format!("[pmessage, __key*__:*, __keyspace@0__:{key}, {event}]")
@@ -407,7 +407,7 @@ fn keyspace_notifications_name_the_key_and_the_event_as_redis() {
 fn keyspace_notifications_are_delivered_only_for_durable_writes() {
     let fault = FaultFs::new(real());
     let s = Server::start(Some(&fault));
-    let (mut sub, mut c, mut p) = (s.conn(), s.conn(), s.conn());
+    let (mut sub, mut c) = (s.conn(), s.conn());
     c.call(&["CONFIG", "SET", "notify-keyspace-events", "K$"]);
     sub.call(&["SUBSCRIBE", "__keyspace@0__:k", "plain"]);
     sub.read();
