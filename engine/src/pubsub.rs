@@ -292,6 +292,15 @@ impl Local {
         self.count() + self.shard.len() > 0
     }
 
+    /// (channels, patterns, shard channels) subscribed, and MONITOR (CLIENT
+    /// LIST).
+    pub fn state(&self) -> ([usize; 3], bool) {
+        (
+            [self.channels.len(), self.patterns.len(), self.shard.len()],
+            self.monitor,
+        )
+    }
+
     /// Whether the next reply is dropped (CLIENT REPLY), advancing SKIP.
     pub fn silenced(&mut self) -> bool {
         match self.reply {

@@ -830,6 +830,8 @@ async fn serve_connection(
                 if held.len() > before {
                     let last = held.back().map_or("", |h| h.name);
                     client.refresh(&session.conn, last);
+                    let (subs, monitor) = session.pubsub.state();
+                    client.refresh_pubsub(subs, monitor);
                 }
             }
             if let Some(e) = protocol_error {

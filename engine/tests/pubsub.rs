@@ -193,6 +193,13 @@ fn subscribers_on_other_connections_get_messages_of_channels_and_patterns() {
     assert_eq!(p.call(&["PUBSUB", "CHANNELS", "b*"]), "[b]");
     assert_eq!(p.call(&["PUBSUB", "NUMSUB", "a", "x"]), "[a, 1, x, 0]");
     assert_eq!(p.call(&["PUBSUB", "NUMPAT"]), "2");
+    let list = p.call(&["CLIENT", "LIST"]);
+    assert!(
+        list.contains("flags=P db=0 sub=2 psub=1 ssub=0")
+            && list.contains("flags=P db=0 sub=0 psub=1 ssub=0")
+            && list.contains("flags=N db=0 sub=0 psub=0 ssub=0"),
+        "{list}"
+    );
     assert!(p
         .call(&["INFO", "stats"])
         .contains("pubsub_channels:2\r\npubsub_patterns:2"));
@@ -438,6 +445,7 @@ fn monitor_shows_each_command_in_redis_line_format() {
     let s = Server::start(None);
     let (mut m, mut c) = (s.conn(), s.conn());
     assert_eq!(m.call(&["MONITOR"]), "OK");
+    assert!(c.call(&["CLIENT", "LIST"]).contains("flags=O "));
     c.call(&["SET", "k", "a \"q\"\n\x01"]);
     c.call(&["GET", "k"]);
     c.call(&["CONFIG", "GET", "port"]); // admin: not shown
@@ -450,6 +458,7 @@ fn monitor_shows_each_command_in_redis_line_format() {
         assert_eq!(micros.len(), 6, "{line}");
         assert_eq!(rest, format!("[0 127.0.0.1:{port}] {want}"));
     };
+    re(&m.read(), r#""CLIENT" "LIST""#);
     re(&m.read(), r#""SET" "k" "a \"q\"\n\x01""#);
     re(&m.read(), r#""GET" "k""#);
     re(&m.read(), r#""AUTH" "(redacted)" "(redacted)""#);
