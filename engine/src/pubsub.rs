@@ -928,6 +928,85 @@ mod tests {
         assert_eq!(s, r#""a\"b\\\n\x01""#);
     }
 
+    struct Server(crate::cmd::config::ConfigStore);
+
+    impl ServerInfo for Server {
+        fn info(&self, _: &[String], _: &Db, _: u64) -> String {
+            String::new()
+        }
+        fn config(&self) -> &crate::cmd::config::ConfigStore {
+            &self.0
+        }
+        fn reset_stats(&self) {}
+        fn client_list(&self, _: Option<&[u64]>, _: u64, _: &str) -> String {
+            String::new()
+        }
+        fn client_kill(&self, _: &crate::cmd::ClientFilter, _: u64) -> usize {
+            0
+        }
+    }
+
+    fn req(s: &str) -> Vec<Vec<u8>> {
+        s.split(' ').map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    /// What a subscriber's connection holds: each message with the log
+    /// position it waits for (the writer is not running here: nothing is
+    /// durable beyond position 0).
+    #[test]
+    fn a_keyspace_notification_waits_for_its_write_and_a_message_for_nothing() {
+        use crate::cmd::ConnState;
+        use crate::exec::Core;
+        let db: SharedDb = Arc::new(std::sync::RwLock::new(Db::new()));
+        let queue = Arc::new(LogQueue::new(1, 0));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let health = Arc::new(crate::writer::Health::new(metrics, 0, "x".into()));
+        let core = Core::new(db, queue, health, std::env::temp_dir(), 0);
+        let server = Server(crate::cmd::config::ConfigStore::new(&[]));
+        let (mut sub, mut w) = (
+            Session::new(ConnState::new(1)),
+            Session::new(ConnState::new(2)),
+        );
+        let mut out = VecDeque::new();
+        let cfg = req("CONFIG SET notify-keyspace-events KE$");
+        core.execute(&mut w, vec![cfg], &server, &mut out);
+        let s = req("PSUBSCRIBE __key*");
+        core.execute(&mut sub, vec![s, req("SUBSCRIBE plain")], &server, &mut out);
+        out.clear();
+        let reqs = vec![req("SET k v"), req("PUBLISH plain m"), req("SET k w")];
+        core.execute(&mut w, reqs, &server, &mut out);
+        let needs: Vec<u64> = out.iter().map(|h| h.need).collect();
+        assert_eq!(needs, [1, 0, 2], "replies: SET, PUBLISH, SET");
+        let mut held = VecDeque::new();
+        sub.pubsub.drain_into(&mut held, Protocol::Resp2);
+        let got: Vec<(u64, String)> = held
+            .iter()
+            .map(|h| {
+                let Reply::Push(v) = &h.reply else {
+                    panic!("{h:?}")
+                };
+                let Reply::Bulk(ch) = &v[v.len() - 2] else {
+                    panic!()
+                };
+                (h.need, String::from_utf8_lossy(ch).into_owned())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "__keyspace@0__:k".to_string()),
+                (1, "__keyevent@0__:set".to_string()),
+                (0, "plain".to_string()),
+                (2, "__keyspace@0__:k".to_string()),
+                (2, "__keyevent@0__:set".to_string()),
+            ]
+        );
+        assert!(
+            held.iter().all(|h| h.name.is_empty()),
+            "not counted as commands"
+        );
+    }
+
     #[test]
     fn events_are_collected_only_for_enabled_classes() {
         let mut db = Db::new();
