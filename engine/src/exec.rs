@@ -501,11 +501,12 @@ impl Ctx<'_> {
             let spec = match cmd::resolve(&args) {
                 Ok(spec) => spec,
                 Err((_, reply)) => {
-                    actions.push((None, Action::Reply(reply)));
+                    actions.push((None, Action::Reply(reply), None));
                     continue;
                 }
             };
             let affected = self.watches.affected(spec, &args);
+            let monitor = self.pubsub.monitor_line(s, spec, &args);
             let action = spec.parse(args, self.now);
             if let Action::Write(w) = &action {
                 if let Some(msg) = self.refused {
@@ -515,7 +516,7 @@ impl Ctx<'_> {
                 w.encode_into(&mut p);
                 bytes += p.len() + 4;
             }
-            actions.push((affected, action));
+            actions.push((affected, action, monitor));
         }
         if bytes + 16 > MAX_RECORD_BYTES as usize {
             return Reply::Error(format!(
@@ -524,7 +525,9 @@ impl Ctx<'_> {
         }
         let mut replies = Vec::with_capacity(actions.len());
         let mut payloads = Vec::new();
-        for (affected, action) in actions {
+        let mut monitor_lines = Vec::new();
+        for (affected, action, monitor) in actions {
+            monitor_lines.extend(monitor);
             let reply = match action {
                 Action::Reply(r) => r,
                 Action::Read(r) => r.read(&mut ReadCtx {
@@ -566,6 +569,9 @@ impl Ctx<'_> {
             _ => {
                 q.push(self.now, Transaction::payload(&payloads));
             }
+        }
+        for line in monitor_lines {
+            self.pubsub.feed_monitors(line, q.last_seq());
         }
         Reply::Array(replies)
     }

@@ -462,6 +462,13 @@ fn monitor_shows_each_command_in_redis_line_format() {
     re(&m.read(), r#""SET" "k" "a \"q\"\n\x01""#);
     re(&m.read(), r#""GET" "k""#);
     re(&m.read(), r#""AUTH" "(redacted)" "(redacted)""#);
+    // a transaction: MULTI, its commands when EXEC runs them, then EXEC
+    for cmd in [&["MULTI"][..], &["INCR", "n"], &["EXEC"]] {
+        c.call(cmd);
+    }
+    re(&m.read(), r#""MULTI""#);
+    re(&m.read(), r#""INCR" "n""#);
+    re(&m.read(), r#""EXEC""#);
     assert_eq!(m.call(&["RESET"]), "RESET");
     c.call(&["PING"]);
     assert_eq!(m.call(&["PING"]), "PONG", "no more lines after RESET");
