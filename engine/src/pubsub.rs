@@ -528,7 +528,9 @@ impl PubSub {
             0
         };
         db.events.mask = mask;
-        self.mask.store(mask, Ordering::Relaxed);
+        if self.mask.load(Ordering::Relaxed) != mask {
+            self.mask.store(mask, Ordering::Relaxed);
+        }
     }
 
     /// Publishes the keyspace events collected in `db` (of writes up to log
@@ -829,10 +831,18 @@ impl PubSub {
             now.subsec_micros(),
             s.pubsub.peer
         );
-        let redact = matches!(spec.name, "auth" | "hello");
+        // Redis's redactClientCommandArgument: AUTH's arguments, HELLO's
+        // AUTH username and password
+        let hello_auth = (spec.name == "hello")
+            .then(|| args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")))
+            .flatten();
         for (i, a) in args.iter().enumerate() {
             line.push(' ');
-            if redact && i > 0 {
+            let redact = match spec.name {
+                "auth" => i > 0,
+                _ => hello_auth.is_some_and(|at| at > 1 && (i == at + 1 || i == at + 2)),
+            };
+            if redact {
                 line.push_str("\"(redacted)\"");
             } else {
                 repr(a, &mut line);

@@ -450,6 +450,7 @@ fn monitor_shows_each_command_in_redis_line_format() {
     c.call(&["GET", "k"]);
     c.call(&["CONFIG", "GET", "port"]); // admin: not shown
     c.call(&["AUTH", "default", "secret"]);
+    c.call(&["HELLO", "2", "AUTH", "default", "secret"]);
     let port = c.w.local_addr().unwrap().port();
     let re = |line: &str, want: &str| {
         let (ts, rest) = line.split_once(' ').unwrap();
@@ -462,6 +463,7 @@ fn monitor_shows_each_command_in_redis_line_format() {
     re(&m.read(), r#""SET" "k" "a \"q\"\n\x01""#);
     re(&m.read(), r#""GET" "k""#);
     re(&m.read(), r#""AUTH" "(redacted)" "(redacted)""#);
+    re(&m.read(), r#""HELLO" "2" "AUTH" "(redacted)" "(redacted)""#);
     // a transaction: MULTI, its commands when EXEC runs them, then EXEC
     for cmd in [&["MULTI"][..], &["INCR", "n"], &["EXEC"]] {
         c.call(cmd);
