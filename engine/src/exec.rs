@@ -497,16 +497,17 @@ impl Ctx<'_> {
         // is refused before anything is applied.
         let mut actions = Vec::with_capacity(m.cmds.len());
         let mut bytes = 0usize;
+        let mut monitor_lines = Vec::new();
         for args in m.cmds {
             let spec = match cmd::resolve(&args) {
                 Ok(spec) => spec,
                 Err((_, reply)) => {
-                    actions.push((None, Action::Reply(reply), None));
+                    actions.push((None, Action::Reply(reply)));
                     continue;
                 }
             };
             let affected = self.watches.affected(spec, &args);
-            let monitor = self.pubsub.monitor_line(s, spec, &args);
+            monitor_lines.extend(self.pubsub.monitor_line(s, spec, &args));
             let action = spec.parse(args, self.now);
             if let Action::Write(w) = &action {
                 if let Some(msg) = self.refused {
@@ -516,7 +517,7 @@ impl Ctx<'_> {
                 w.encode_into(&mut p);
                 bytes += p.len() + 4;
             }
-            actions.push((affected, action, monitor));
+            actions.push((affected, action));
         }
         if bytes + 16 > MAX_RECORD_BYTES as usize {
             return Reply::Error(format!(
@@ -525,9 +526,7 @@ impl Ctx<'_> {
         }
         let mut replies = Vec::with_capacity(actions.len());
         let mut payloads = Vec::new();
-        let mut monitor_lines = Vec::new();
-        for (affected, action, monitor) in actions {
-            monitor_lines.extend(monitor);
+        for (affected, action) in actions {
             let reply = match action {
                 Action::Reply(r) => r,
                 Action::Read(r) => r.read(&mut ReadCtx {
