@@ -26,6 +26,9 @@ pub struct Client {
     last_active: Mutex<Instant>,
     proto: AtomicU8,
     no_evict: AtomicBool,
+    /// Channels, patterns, shard channels subscribed; MONITOR.
+    subs: [std::sync::atomic::AtomicUsize; 3],
+    monitor: AtomicBool,
     /// Cancelled by CLIENT KILL: the connection closes after its replies.
     pub kill: CancellationToken,
 }
@@ -39,6 +42,14 @@ impl Client {
         self.proto
             .store(conn.proto.version() as u8, Ordering::Relaxed);
         self.no_evict.store(conn.no_evict, Ordering::Relaxed);
+    }
+
+    /// Copies the subscription counts and MONITOR state CLIENT LIST shows.
+    pub fn refresh_pubsub(&self, subs: [usize; 3], monitor: bool) {
+        for (a, n) in self.subs.iter().zip(subs) {
+            a.store(n, Ordering::Relaxed);
+        }
+        self.monitor.store(monitor, Ordering::Relaxed);
     }
 
     /// Redis's CLIENT LIST line (without the newline). `cmd` overrides the
@@ -58,18 +69,34 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .elapsed()
             .as_secs();
-        let flags = if self.no_evict.load(Ordering::Relaxed) {
-            "e"
-        } else {
-            "N"
-        };
+        let subs: Vec<usize> = self
+            .subs
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
+        let mut flags = String::new();
+        if self.monitor.load(Ordering::Relaxed) {
+            flags.push('O');
+        }
+        if subs.iter().any(|&n| n > 0) {
+            flags.push('P');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
             self.fd,
             self.created.elapsed().as_secs(),
+            subs[0],
+            subs[1],
+            subs[2],
             cmd.unwrap_or(if last_cmd.is_empty() { "NULL" } else { last_cmd }),
             self.proto.load(Ordering::Relaxed),
         )
@@ -100,6 +127,8 @@ impl Clients {
             last_active: Mutex::new(Instant::now()),
             proto: AtomicU8::new(2),
             no_evict: AtomicBool::new(false),
+            subs: Default::default(),
+            monitor: AtomicBool::new(false),
             kill: CancellationToken::new(),
         });
         self.map().insert(id, c.clone());

@@ -171,6 +171,8 @@ fn lookup(key: &[u8]) -> (u64, &[u8]) {
 pub struct Db {
     map: BTreeMap<Pos, Entry>,
     expiries: std::collections::BinaryHeap<std::cmp::Reverse<(u64, Vec<u8>)>>,
+    /// Keyspace events of the command executing ([`Db::notify`]).
+    pub(crate) events: crate::pubsub::Events,
 }
 
 /// Two states are equal when they hold the same entries (the expiry heap is
@@ -272,6 +274,7 @@ impl Db {
         let at: &dyn AsPos = &lookup(key);
         if matches!(self.map.get(at), Some(Entry { value: Value::List(l), .. }) if l.is_empty()) {
             self.map.remove(at);
+            self.notify(crate::pubsub::class::GENERIC, "del", key);
         }
     }
 
@@ -369,6 +372,7 @@ impl Db {
             let at: &dyn AsPos = &lookup(&key);
             if self.map.get(at).is_some_and(|e| e.expire_at_ms == Some(t)) {
                 self.map.remove(at);
+                self.notify(crate::pubsub::class::EXPIRED, "expired", &key);
                 removed += 1;
             }
         }
@@ -380,6 +384,7 @@ impl Db {
         let at: &dyn AsPos = &lookup(key);
         if self.map.get(at).is_some_and(|e| e.is_expired(now_ms)) {
             self.map.remove(at);
+            self.notify(crate::pubsub::class::EXPIRED, "expired", key);
         }
         self.map.get_mut(at)
     }

@@ -113,6 +113,8 @@ pub struct Session {
     /// Watched keys and whether each was alive when watched.
     watched: Vec<(Vec<u8>, bool)>,
     dirty: Arc<AtomicBool>,
+    /// Subscriptions, MONITOR, CLIENT REPLY and the queue of messages.
+    pub pubsub: crate::pubsub::Local,
 }
 
 /// Commands queued after MULTI.
@@ -126,6 +128,7 @@ struct TxQueue {
 impl Session {
     pub fn new(conn: ConnState) -> Session {
         Session {
+            pubsub: crate::pubsub::Local::new(conn.id),
             conn,
             multi: None,
             watched: Vec::new(),
@@ -141,6 +144,8 @@ pub struct Core {
     pub queue: Arc<LogQueue>,
     pub health: Arc<Health>,
     watches: Mutex<Watches>,
+    /// Pub/sub subscriptions, keyspace notifications, MONITOR.
+    pub pubsub: Arc<crate::pubsub::PubSub>,
     dir: PathBuf,
     reserve_bytes: u64,
 }
@@ -153,11 +158,14 @@ impl Core {
         dir: PathBuf,
         reserve_bytes: u64,
     ) -> Core {
+        let pubsub = Arc::new(crate::pubsub::PubSub::default());
+        pubsub.start_purger(&db, &queue);
         Core {
             db,
             queue,
             health,
             watches: Mutex::new(Watches::default()),
+            pubsub,
             dir,
             reserve_bytes,
         }
@@ -170,6 +178,7 @@ impl Core {
     /// Forgets a closed connection's watches.
     pub fn end_session(&self, s: &mut Session) {
         self.watches().unwatch(s);
+        self.pubsub.disconnect(&mut s.pubsub);
     }
 
     /// The error writes get while the volume is below the free-space
@@ -223,6 +232,8 @@ impl Core {
         let now = q.now();
         let queued_before = q.last_seq();
         let mut quit = false;
+        self.pubsub.prepare(&mut db, server);
+        s.pubsub.drain_into(out, s.conn.proto);
         for args in reqs {
             let spec = match cmd::resolve(&args) {
                 Ok(spec) => spec,
@@ -230,40 +241,69 @@ impl Core {
                     if let Some(m) = s.multi.as_mut() {
                         m.failed = true;
                     }
-                    Held::now(name, reply).push(out, s.conn.proto);
+                    Held::now(name, reply).emit(out, s);
                     continue;
                 }
             };
             if self.health.is_poisoned() {
                 if spec.name == "quit" {
-                    Held::now(spec.name, Reply::Ok).push(out, s.conn.proto);
+                    Held::now(spec.name, Reply::Ok).emit(out, s);
                     quit = true;
                     break;
                 }
                 let msg = self.health.poison_message();
-                Held::now(spec.name, Reply::Error(msg)).push(out, s.conn.proto);
+                Held::now(spec.name, Reply::Error(msg)).emit(out, s);
                 continue;
             }
+            if let Some(r) = self.pubsub.gate(s, spec, &args) {
+                if let (true, Some(m)) = (r.is_error(), s.multi.as_mut()) {
+                    m.failed = true;
+                }
+                Held::now(spec.name, r).emit(out, s);
+                continue;
+            }
+
             if let Some(m) = s.multi.as_mut() {
                 if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
                     m.cmds.push(args);
-                    Held::now(spec.name, Reply::Status("QUEUED".into())).push(out, s.conn.proto);
+                    Held::now(spec.name, Reply::Status("QUEUED".into())).emit(out, s);
                     continue;
                 }
             }
+            let mut monitor = self.pubsub.monitor_line(s, spec, &args);
             let affected = watches.affected(spec, &args);
+            let fresh = crate::pubsub::NewKeys::probe(&db, spec, &args, now);
             let mut ctx = Ctx {
                 db: &mut db,
                 now,
                 watches: &mut watches,
                 refused: refused.as_deref(),
+                pubsub: &self.pubsub,
             };
             let held = match spec.parse(args, now) {
                 Action::Reply(r) => Held::now(spec.name, r),
                 Action::Quit => {
-                    Held::now(spec.name, Reply::Ok).push(out, s.conn.proto);
+                    Held::now(spec.name, Reply::Ok).emit(out, s);
                     quit = true;
                     break;
+                }
+                Action::PubSub(op) => {
+                    // subscription confirmations are pushes: never silenced;
+                    // the last reply is counted as the command (metrics)
+                    let replies = self.pubsub.run(op, s, server);
+                    let last = replies.len().saturating_sub(1);
+                    for (i, (r, push)) in replies.into_iter().enumerate() {
+                        let h = Held::now(if i == last { spec.name } else { "" }, r);
+                        if push {
+                            h.push(out, s.conn.proto);
+                        } else {
+                            h.emit(out, s);
+                        }
+                    }
+                    if let Some(line) = monitor.take() {
+                        self.pubsub.feed_monitors(line, q.last_seq());
+                    }
+                    continue;
                 }
                 Action::Read(r) => {
                     let reply = r.read(&mut ReadCtx {
@@ -290,7 +330,11 @@ impl Core {
                     Held::at(q.last_seq(), spec.name, reply)
                 }
             };
-            held.push(out, s.conn.proto);
+            held.emit(out, s);
+            self.pubsub.flush(&mut db, fresh, q.last_seq());
+            if let Some(line) = monitor {
+                self.pubsub.feed_monitors(line, q.last_seq());
+            }
         }
         let queued = q.last_seq() > queued_before;
         drop(watches);
@@ -328,6 +372,14 @@ impl Held {
         self.proto = proto;
         out.push_back(self);
     }
+
+    /// Appends the reply of a command of `s` to `out`, unless CLIENT REPLY
+    /// silences it.
+    fn emit(self, out: &mut VecDeque<Held>, s: &mut Session) {
+        if !s.pubsub.silenced() {
+            self.push(out, s.conn.proto);
+        }
+    }
 }
 
 /// What one execution works on.
@@ -336,6 +388,7 @@ struct Ctx<'a> {
     now: u64,
     watches: &'a mut Watches,
     refused: Option<&'a str>,
+    pubsub: &'a crate::pubsub::PubSub,
 }
 
 impl Ctx<'_> {
@@ -456,6 +509,7 @@ impl Ctx<'_> {
         // is refused before anything is applied.
         let mut actions = Vec::with_capacity(m.cmds.len());
         let mut bytes = 0usize;
+        let mut monitor_lines = Vec::new();
         for args in m.cmds {
             let spec = match cmd::resolve(&args) {
                 Ok(spec) => spec,
@@ -465,6 +519,7 @@ impl Ctx<'_> {
                 }
             };
             let affected = self.watches.affected(spec, &args);
+            monitor_lines.extend(self.pubsub.monitor_line(s, spec, &args));
             let action = spec.parse(args, self.now);
             let mut estimate = 0;
             if let Action::Write(w) = &action {
@@ -505,6 +560,19 @@ impl Ctx<'_> {
                     payloads.extend(payload);
                     reply
                 }
+                Action::PubSub(op) => {
+                    let mut r: Vec<Reply> = self
+                        .pubsub
+                        .run(op, s, server)
+                        .into_iter()
+                        .map(|(r, _)| r)
+                        .collect();
+                    if r.len() == 1 {
+                        r.pop().expect("one")
+                    } else {
+                        Reply::Array(r)
+                    }
+                }
                 // UNWATCH is queued (the keys are unwatched already);
                 // the other transaction commands and QUIT never are.
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
@@ -520,6 +588,9 @@ impl Ctx<'_> {
             _ => {
                 q.push(self.now, Transaction::payload(&payloads));
             }
+        }
+        for line in monitor_lines {
+            self.pubsub.feed_monitors(line, q.last_seq());
         }
         Reply::Array(replies)
     }

@@ -49,6 +49,7 @@ pub mod history;
 pub mod inspect;
 pub mod layout;
 pub mod metrics;
+pub mod pubsub;
 pub mod record;
 pub mod recovery;
 pub mod reply;

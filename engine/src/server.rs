@@ -291,6 +291,7 @@ impl ServerInfo for Shared {
         }
         let counts = self.command_counts();
         if want("stats") {
+            let pubsub = self.core.pubsub.counts();
             let (calls, errors) = counts
                 .iter()
                 .fold((0, 0), |(c, e), (_, o, x)| (c + o + x, e + x));
@@ -302,7 +303,9 @@ impl ServerInfo for Shared {
                     .unwrap_or_else(|p| p.into_inner())
                     .connections;
             section(&mut out, "# Stats", format!(
-                "total_connections_received:{conns}\r\ntotal_commands_processed:{calls}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{errors}\r\ntotal_reads_processed:{calls}\r\ntotal_writes_processed:{calls}\r\n",
+                "total_connections_received:{conns}\r\ntotal_commands_processed:{calls}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:0\r\nexpired_keys:0\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{errors}\r\ntotal_reads_processed:{calls}\r\ntotal_writes_processed:{calls}\r\n",
+                pubsub.0,
+                pubsub.1,
             ));
         }
         if want("replication") {
@@ -727,7 +730,10 @@ fn count(
     proto: resp::Protocol,
     out: &mut Vec<u8>,
 ) {
-    shared.metrics.command(name, !reply.is_error());
+    if !name.is_empty() {
+        // (pub/sub messages have no command)
+        shared.metrics.command(name, !reply.is_error());
+    }
     resp::encode(reply, proto, out);
 }
 
@@ -746,6 +752,11 @@ fn release(
             break;
         }
         let h = held.pop_front().expect("front exists");
+        if h.need > durable.seq && h.name.is_empty() {
+            // a keyspace notification (or MONITOR line) of a write that
+            // never became durable: dropped
+            continue;
+        }
         if h.need > durable.seq {
             let err = Reply::Error(shared.health.poison_message());
             count(shared, h.name, &err, h.proto, out);
@@ -762,6 +773,7 @@ async fn connection(
     client: &crate::clients::Client,
 ) -> std::io::Result<()> {
     let mut session = Session::new(ConnState::new(client.id));
+    session.pubsub.peer = client.addr.to_string();
     let r = serve_connection(shared, &mut socket, stop, &mut session, client).await;
     shared.core.end_session(&mut session);
     r
@@ -818,6 +830,8 @@ async fn serve_connection(
                 if held.len() > before {
                     let last = held.back().map_or("", |h| h.name);
                     client.refresh(&session.conn, last);
+                    let (subs, monitor) = session.pubsub.state();
+                    client.refresh_pubsub(subs, monitor);
                 }
             }
             if let Some(e) = protocol_error {
@@ -835,10 +849,14 @@ async fn serve_connection(
         let d = *durable.borrow_and_update();
         release(shared, &mut held, d, &mut out);
         if !out.is_empty() {
-            socket.write_all(&out).await?;
+            tokio::select! {
+                r = socket.write_all(&out) => r?,
+                // a subscriber too far behind is closed even while blocked
+                _ = session.pubsub.overflow() => return Ok(()),
+            }
             out.clear();
         }
-        if client.kill.is_cancelled() {
+        if client.kill.is_cancelled() || session.pubsub.overflowed() {
             return Ok(());
         }
         if closing && held.is_empty() {
@@ -860,6 +878,9 @@ async fn serve_connection(
                     let d = writer::Durable { seq: d.seq, poisoned: true };
                     release(shared, &mut held, d, &mut out);
                 }
+            }
+            Some(m) = session.pubsub.recv() => {
+                session.pubsub.take(m, &mut held, session.conn.proto);
             }
             _ = stop.cancelled(), if reading => closing = true,
             _ = client.kill.cancelled() => return Ok(()),

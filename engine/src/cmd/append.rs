@@ -7,6 +7,7 @@
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value, MAX_STRING_BYTES};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,7 @@ impl Effect for Append {
         match db.live_mut(&self.key, now_ms) {
             None => {
                 let n = self.value.len() as i64;
+                db.notify(class::STRING, "append", &self.key);
                 db.insert_entry(self.key, Entry::new(Value::Str(self.value)));
                 Reply::Int(n)
             }
@@ -80,7 +82,9 @@ impl Effect for Append {
                     return Reply::error(reply::STRING_TOO_LONG);
                 }
                 s.extend_from_slice(&self.value);
-                Reply::Int(s.len() as i64)
+                let n = s.len() as i64;
+                db.notify(class::STRING, "append", &self.key);
+                Reply::Int(n)
             }
         }
     }

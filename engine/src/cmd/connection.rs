@@ -111,15 +111,9 @@ impl Command for Reset {
     const ARITY: i64 = 1;
     const FLAGS: Flags = Flags::NONE;
 
+    /// Run by the core: subscriptions, MONITOR and CLIENT REPLY end too.
     fn parse(_args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        Ok(Action::read(Reset))
-    }
-}
-
-impl Read for Reset {
-    fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
-        ctx.conn.reset();
-        Reply::Status("RESET".into())
+        Ok(Action::PubSub(crate::pubsub::Op::Reset))
     }
 }
 
@@ -217,6 +211,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client library name or version (kept for CLIENT LIST).",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "HELP",
@@ -283,6 +279,7 @@ impl Command for Client {
             b"KILL" => Some((-3, "client|kill")),
             b"NO-EVICT" => Some((3, "client|no-evict")),
             b"SETINFO" => Some((4, "client|setinfo")),
+            b"REPLY" => Some((3, "client|reply")),
             b"HELP" => Some((2, "client|help")),
             _ => None,
         };
@@ -325,6 +322,16 @@ impl Command for Client {
                     )));
                 }
                 return Ok(Action::Reply(Reply::Ok));
+            }
+            b"REPLY" => {
+                use crate::pubsub::{Op, ReplyMode};
+                let mode = match upper(&args[2]).as_slice() {
+                    b"ON" => ReplyMode::On,
+                    b"OFF" => ReplyMode::Off,
+                    b"SKIP" => ReplyMode::Skip(2),
+                    _ => return Err(Reply::error(reply::SYNTAX)),
+                };
+                return Ok(Action::PubSub(Op::ClientReply(mode)));
             }
             b"NO-EVICT" => match upper(&args[2]).as_slice() {
                 b"ON" => Client::NoEvict(true),

@@ -8,6 +8,7 @@ use super::arg::{parse_i64, upper};
 use super::codec::{put_bytes, put_u8, quote, DecodeError, Decoder};
 use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,7 @@ impl Effect for Copy {
         if db.live_mut(&self.destination, now_ms).is_some() && !self.replace {
             return Reply::Int(0);
         }
+        db.notify(class::GENERIC, "copy_to", &self.destination);
         db.insert_entry(self.destination, entry);
         Reply::Int(1)
     }

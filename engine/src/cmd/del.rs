@@ -7,6 +7,7 @@
 use super::codec::{describe_words, put_list, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,7 @@ impl Effect for Del {
         for k in &self.keys {
             if db.live_mut(k, now_ms).is_some() {
                 db.remove(k);
+                db.notify(class::GENERIC, "del", k);
                 n += 1;
             }
         }

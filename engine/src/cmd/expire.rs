@@ -11,6 +11,7 @@ use super::arg::{expire_at, parse_i64};
 use super::codec::{put_bytes, put_u64, quote, DecodeError, Decoder};
 use super::{effect, not_integer, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,8 +192,10 @@ impl Effect for PExpireAt {
         }
         if self.at_ms <= now_ms {
             db.remove(&self.key);
+            db.notify(class::GENERIC, "del", &self.key);
         } else {
             db.set_expire_at(&self.key, self.at_ms);
+            db.notify(class::GENERIC, "expire", &self.key);
         }
         Reply::Int(1)
     }

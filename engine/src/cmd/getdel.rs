@@ -7,6 +7,7 @@
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,13 @@ impl Effect for GetDel {
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(_) => match db.remove(&self.key) {
+                Some(e) if db.notifies(class::GENERIC) => {
+                    db.notify(class::GENERIC, "del", &self.key);
+                    match e.value {
+                        Value::Str(s) => Reply::Bulk(s),
+                        _ => Reply::Nil,
+                    }
+                }
                 Some(Entry {
                     value: Value::Str(s),
                     ..

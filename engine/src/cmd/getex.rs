@@ -13,6 +13,7 @@ use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
 use super::set::{expire_ms, parse_options, OptionsOf};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys, Read, ReadCtx};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +108,9 @@ impl Effect for GetEx {
                 expire_at_ms,
             }) => {
                 let s = s.clone();
-                if self.at_ms.is_none() {
-                    *expire_at_ms = None;
+                let persisted = self.at_ms.is_none() && expire_at_ms.take().is_some();
+                if persisted {
+                    db.notify(class::GENERIC, "persist", &self.key);
                 }
                 s
             }
@@ -116,9 +118,11 @@ impl Effect for GetEx {
         match self.at_ms {
             Some(t) if t <= now_ms => {
                 db.remove(&self.key);
+                db.notify(class::GENERIC, "del", &self.key);
             }
             Some(t) => {
                 db.set_expire_at(&self.key, t);
+                db.notify(class::GENERIC, "expire", &self.key);
             }
             None => {}
         }

@@ -7,6 +7,7 @@
 use super::codec::{describe_words, put_bytes, put_list, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +78,12 @@ impl Effect for HDel {
             }
             Some(_) => return Reply::error(reply::WRONGTYPE),
         };
+        if removed > 0 {
+            db.notify(class::HASH, "hdel", &self.key);
+        }
         if now_empty {
             db.remove(&self.key);
+            db.notify(class::GENERIC, "del", &self.key);
         }
         Reply::Int(removed)
     }

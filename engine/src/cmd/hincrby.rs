@@ -8,6 +8,7 @@ use super::arg::parse_i64;
 use super::codec::{put_bytes, put_i64, quote, DecodeError, Decoder};
 use super::{effect, not_integer, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,7 @@ impl Effect for HIncrBy {
         {
             h.insert(self.field, new.to_string().into_bytes());
         }
+        db.notify(class::HASH, "hincrby", &self.key);
         Reply::Int(new)
     }
 

@@ -9,6 +9,7 @@ use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::ldouble::LDouble;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,7 @@ impl Effect for HIncrByFloat {
         {
             h.insert(self.field, new.clone());
         }
+        db.notify(class::HASH, "hincrbyfloat", &self.key);
         Reply::Bulk(new)
     }
 

@@ -7,6 +7,7 @@
 use super::codec::{put_bytes, put_pairs, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Pairs, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ impl Effect for HSet {
                 added += 1;
             }
         }
+        db.notify(class::HASH, "hset", &self.key);
         Reply::Int(added)
     }
 

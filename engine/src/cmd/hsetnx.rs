@@ -7,6 +7,7 @@
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Hash, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,7 @@ impl Effect for HSetNx {
             None => {
                 let mut h = Hash::new();
                 h.insert(self.field, self.value);
+                db.notify(class::HASH, "hset", &self.key);
                 db.insert_entry(self.key, Entry::new(Value::Hash(h)));
                 Reply::Int(1)
             }
@@ -76,6 +78,7 @@ impl Effect for HSetNx {
                     return Reply::Int(0);
                 }
                 h.insert(self.field, self.value);
+                db.notify(class::HASH, "hset", &self.key);
                 Reply::Int(1)
             }
             Some(_) => Reply::error(reply::WRONGTYPE),

@@ -8,6 +8,7 @@ use super::arg::parse_i64;
 use super::codec::{put_bytes, put_i64, quote, DecodeError, Decoder};
 use super::{effect, not_integer, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,7 @@ impl Effect for IncrBy {
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
         match db.live_mut(&self.key, now_ms) {
             None => {
+                db.notify(class::STRING, "incrby", &self.key);
                 db.insert_entry(
                     self.key,
                     Entry::new(Value::Str(self.delta.to_string().into_bytes())),
@@ -145,6 +147,7 @@ impl Effect for IncrBy {
                     return Reply::error(reply::OVERFLOW);
                 };
                 *s = new.to_string().into_bytes();
+                db.notify(class::STRING, "incrby", &self.key);
                 Reply::Int(new)
             }
         }

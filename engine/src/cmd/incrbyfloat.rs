@@ -13,6 +13,7 @@ use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::ldouble::LDouble;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +94,9 @@ impl Effect for IncrByFloat {
                 value: Value::Str(s),
                 ..
             }) => s.clone_from(&new),
-            _ => db.insert_entry(self.key, Entry::new(Value::Str(new.clone()))),
+            _ => db.insert_entry(self.key.clone(), Entry::new(Value::Str(new.clone()))),
         }
+        db.notify(class::STRING, "incrbyfloat", &self.key);
         Reply::Bulk(new)
     }
 

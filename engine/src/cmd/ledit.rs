@@ -13,6 +13,7 @@ use super::codec::{put_bytes, put_i64, put_u8, quote, DecodeError, Decoder};
 use super::list::{check_list, index, range, ErrAfterLookup, INDEX_RANGE};
 use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, List};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 /// Runs `f` on the list at `key` (WRONGTYPE when another type is there,
@@ -22,6 +23,7 @@ fn with_list(
     key: &[u8],
     now_ms: u64,
     missing: Reply,
+    event: &'static str,
     f: impl FnOnce(&mut List) -> Reply,
 ) -> Reply {
     let r = match db.list_mut(key, now_ms) {
@@ -29,6 +31,10 @@ fn with_list(
         Ok(None) => return missing,
         Ok(Some(l)) => f(l),
     };
+    // LREM that removed nothing, LINSERT without the pivot: no event
+    if !r.is_error() && !matches!(r, Reply::Int(n) if n <= 0) {
+        db.notify(class::LIST, event, key);
+    }
     db.drop_if_empty_list(key);
     r
 }
@@ -110,7 +116,7 @@ impl Effect for LSet {
         if let Some(e) = self.check(db, now_ms) {
             return e;
         }
-        with_list(db, &self.key, now_ms, Reply::Ok, |l| {
+        with_list(db, &self.key, now_ms, Reply::Ok, "lset", |l| {
             if let Some(i) = index(l.len(), self.index) {
                 l[i] = self.element;
             }
@@ -183,7 +189,7 @@ impl Effect for LTrim {
     }
 
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
-        with_list(db, &self.key, now_ms, Reply::Ok, |l| {
+        with_list(db, &self.key, now_ms, Reply::Ok, "ltrim", |l| {
             match range(l.len(), self.start, self.stop) {
                 None => l.clear(),
                 Some((a, b)) => {
@@ -254,7 +260,7 @@ impl Effect for LRem {
     }
 
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
-        with_list(db, &self.key, now_ms, Reply::Int(0), |l| {
+        with_list(db, &self.key, now_ms, Reply::Int(0), "lrem", |l| {
             let limit = match self.count {
                 0 => usize::MAX,
                 c => c.unsigned_abs().min(usize::MAX as u64) as usize,
@@ -356,13 +362,14 @@ impl Effect for LInsert {
     }
 
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
-        with_list(db, &self.key, now_ms, Reply::Int(0), |l| {
-            match l.iter().position(|e| *e == self.pivot) {
-                None => Reply::Int(-1),
-                Some(i) => {
-                    l.insert(i + usize::from(self.after), self.element);
-                    Reply::Int(l.len() as i64)
-                }
+        with_list(db, &self.key, now_ms, Reply::Int(0), "linsert", |l| match l
+            .iter()
+            .position(|e| *e == self.pivot)
+        {
+            None => Reply::Int(-1),
+            Some(i) => {
+                l.insert(i + usize::from(self.after), self.element);
+                Reply::Int(l.len() as i64)
             }
         })
     }

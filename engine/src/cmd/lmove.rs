@@ -11,6 +11,7 @@ use super::list::{at_least_one, check_list, side};
 use super::pop::pop_n;
 use super::{effect, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, List, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +123,8 @@ impl Effect for LMove {
             Ok(Some(l)) => l.push_back(v.clone()),
             _ => return Reply::error(reply::WRONGTYPE),
         }
+        let event = if self.to_head { "lpush" } else { "rpush" };
+        db.notify(class::LIST, event, &self.destination);
         Reply::Bulk(v)
     }
 

@@ -81,6 +81,7 @@ mod multi;
 mod object;
 mod persist;
 mod pop;
+mod pubsub;
 mod push;
 mod randomkey;
 mod rename;
@@ -285,6 +286,9 @@ pub enum Action {
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: run by the execution core,
     /// which owns the connection's transaction state.
     Txn(Txn),
+    /// Pub/sub, MONITOR, CLIENT REPLY, RESET: run by the execution core
+    /// against the connection's subscriptions ([`crate::pubsub`]).
+    PubSub(crate::pubsub::Op),
 }
 
 impl Action {
@@ -584,6 +588,17 @@ pub const TABLE: &[Spec] = &[
     spec::<sstore::SUnionStore>(),
     spec::<sstore::SDiffStore>(),
     spec::<sscan::SScan>(),
+    // pubsub
+    spec::<pubsub::Subscribe>(),
+    spec::<pubsub::PSubscribe>(),
+    spec::<pubsub::SSubscribe>(),
+    spec::<pubsub::Unsubscribe>(),
+    spec::<pubsub::PUnsubscribe>(),
+    spec::<pubsub::SUnsubscribe>(),
+    spec::<pubsub::Publish>(),
+    spec::<pubsub::SPublish>(),
+    spec::<pubsub::PubSubCmd>(),
+    spec::<pubsub::Monitor>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::codec::{put_pairs, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Pairs, Value};
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,7 @@ impl Effect for MSet {
 
     fn apply(self, db: &mut Db, _now_ms: u64) -> Reply {
         for (k, v) in self.pairs {
+            db.notify(class::STRING, "set", &k);
             db.insert_entry(k, Entry::new(Value::Str(v)));
         }
         Reply::Ok

@@ -7,6 +7,7 @@
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,7 @@ impl Effect for Persist {
         match db.live_mut(&self.key, now_ms) {
             Some(e) if e.expire_at_ms.is_some() => {
                 e.expire_at_ms = None;
+                db.notify(class::GENERIC, "persist", &self.key);
                 Reply::Int(1)
             }
             _ => Reply::Int(0),

@@ -8,6 +8,7 @@ use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
 use super::list::{check_list, positive_count};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,9 @@ pub fn pop_n(db: &mut Db, key: &[u8], head: bool, n: u64, now_ms: u64) -> Option
         v.reverse();
         v
     };
+    if n > 0 {
+        db.notify(class::LIST, if head { "lpop" } else { "rpop" }, key);
+    }
     db.drop_if_empty_list(key);
     Some(out)
 }

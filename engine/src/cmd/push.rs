@@ -9,6 +9,7 @@ use super::codec::{put_bytes, put_list, put_u8, quote, DecodeError, Decoder};
 use super::list::check_list;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, List, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +105,13 @@ impl Effect for Push {
                 l.push_back(e);
             }
         }
-        Reply::Int(l.len() as i64)
+        let n = l.len() as i64;
+        db.notify(
+            class::LIST,
+            if self.head { "lpush" } else { "rpush" },
+            &self.key,
+        );
+        Reply::Int(n)
     }
 
     fn describe(&self) -> String {

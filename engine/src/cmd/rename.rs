@@ -8,6 +8,7 @@
 use super::codec::{put_bytes, put_u8, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +105,8 @@ impl Effect for Rename {
             return Reply::Int(0);
         }
         let entry = db.remove(&self.key).expect("live");
+        db.notify(class::GENERIC, "rename_from", &self.key);
+        db.notify(class::GENERIC, "rename_to", &self.new_key);
         db.insert_entry(self.new_key, entry);
         done
     }

@@ -13,6 +13,7 @@ use super::arg::{expire_at, parse_i64, upper};
 use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
 use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 /// SET's NX / XX condition.
@@ -240,22 +241,30 @@ impl Effect for Set {
             expire_at_ms,
         };
         let set_reply = if get { Reply::Nil } else { Reply::Ok };
-        match db.slot(key) {
+        let notify = db
+            .notifies(class::STRING | class::GENERIC)
+            .then(|| key.clone());
+        let mut set = true;
+        let reply = match db.slot(key) {
             // absent, or expired (which is absent)
             Slot::Vacant(v) => {
                 if condition == SetCondition::Xx {
-                    return Reply::Nil;
+                    set = false;
+                    Reply::Nil
+                } else {
+                    v.insert(fresh(expire_at_ms));
+                    set_reply
                 }
-                v.insert(fresh(expire_at_ms));
-                set_reply
             }
             Slot::Occupied(mut o) if o.get().is_expired(now_ms) => {
                 if condition == SetCondition::Xx {
                     o.remove();
-                    return Reply::Nil;
+                    set = false;
+                    Reply::Nil
+                } else {
+                    *o.get_mut() = fresh(expire_at_ms);
+                    set_reply
                 }
-                *o.get_mut() = fresh(expire_at_ms);
-                set_reply
             }
             Slot::Occupied(mut o) => {
                 let is_hash = matches!(
@@ -283,7 +292,14 @@ impl Effect for Set {
                     (false, _) => Reply::Ok,
                 }
             }
+        };
+        if let (true, Some(k)) = (set, notify) {
+            db.notify(class::STRING, "set", &k);
+            if expire_at_ms.is_some() {
+                db.notify(class::GENERIC, "expire", &k);
+            }
         }
+        reply
     }
 
     fn describe(&self) -> String {

@@ -7,6 +7,7 @@
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value};
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,7 @@ impl Effect for SetNx {
         if db.live_mut(&self.key, now_ms).is_some() {
             return Reply::Int(0);
         }
+        db.notify(class::STRING, "set", &self.key);
         db.insert_entry(self.key, Entry::new(Value::Str(self.value)));
         Reply::Int(1)
     }

@@ -8,6 +8,7 @@ use super::arg::parse_i64;
 use super::codec::{put_bytes, put_u64, quote, DecodeError, Decoder};
 use super::{effect, not_integer, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Value, MAX_STRING_BYTES};
+use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +88,7 @@ impl Effect for SetRange {
                 let mut s = vec![0; self.offset as usize];
                 s.extend_from_slice(&self.value);
                 let n = s.len() as i64;
+                db.notify(class::STRING, "setrange", &self.key);
                 db.insert_entry(self.key, Entry::new(Value::Str(s)));
                 Reply::Int(n)
             }
@@ -110,7 +112,9 @@ impl Effect for SetRange {
                     s.resize(end, 0);
                 }
                 s[off..end].copy_from_slice(&self.value);
-                Reply::Int(s.len() as i64)
+                let n = s.len() as i64;
+                db.notify(class::STRING, "setrange", &self.key);
+                Reply::Int(n)
             }
         }
     }
