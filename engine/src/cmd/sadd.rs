@@ -8,6 +8,7 @@ use super::codec::{describe_words, put_bytes, put_list, quote, DecodeError, Deco
 use super::sets::check_set;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Members, Value};
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +73,14 @@ impl Effect for SAdd {
                 // an empty SADD is refused by its arity; a decoded one
                 // leaves no empty set behind
                 if n > 0 {
-                    db.insert_entry(self.key, Entry::new(Value::Set(s)));
+                    db.insert_entry(self.key.clone(), Entry::new(Value::Set(s)));
                 }
                 n
             }
         };
+        if added > 0 {
+            db.notify(class::SET, "sadd", &self.key);
+        }
         Reply::Int(added as i64)
     }
 

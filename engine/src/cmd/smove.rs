@@ -8,6 +8,7 @@ use super::codec::{put_bytes, quote, DecodeError, Decoder};
 use super::sets::check_set;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Members, Value};
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,17 +84,25 @@ impl Effect for SMove {
         }
         if src.is_empty() {
             db.remove(&self.source);
+            db.notify(class::SET, "srem", &self.source);
+            db.notify(class::GENERIC, "del", &self.source);
+        } else {
+            db.notify(class::SET, "srem", &self.source);
         }
-        match db.set_mut(&self.destination, now_ms) {
-            Ok(Some(dst)) => {
-                dst.insert(self.member);
+        let added = match db.set_mut(&self.destination, now_ms) {
+            Ok(Some(dst)) => dst.insert(self.member),
+            Ok(None) => {
+                db.insert_entry(
+                    self.destination.clone(),
+                    Entry::new(Value::Set(Members::from([self.member]))),
+                );
+                true
             }
-            Ok(None) => db.insert_entry(
-                self.destination,
-                Entry::new(Value::Set(Members::from([self.member]))),
-            ),
             // checked above: the source's removal changed no type
             Err(e) => return e.into(),
+        };
+        if added {
+            db.notify(class::SET, "sadd", &self.destination);
         }
         Reply::Int(1)
     }

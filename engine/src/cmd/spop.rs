@@ -22,6 +22,7 @@ use super::list::positive_count;
 use super::sets::{at_indexes, check_set, distinct_indexes, set_reply, DEFAULT_MAX_INTSET_ENTRIES};
 use super::{effect, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 /// Most member bytes (4 of framing each) one partial SPOP logs.
@@ -147,11 +148,20 @@ impl Effect for SPop {
         if self.every {
             let set = std::mem::take(set);
             db.remove(&self.key);
+            db.notify(class::SET, "spop", &self.key);
+            db.notify(class::GENERIC, "del", &self.key);
             return set_reply(set.iter().collect(), DEFAULT_MAX_INTSET_ENTRIES);
         }
         let removed: Vec<Vec<u8>> = self.members.into_iter().filter(|m| set.remove(m)).collect();
-        if set.is_empty() {
+        let emptied = set.is_empty();
+        if emptied {
             db.remove(&self.key);
+        }
+        if !removed.is_empty() {
+            db.notify(class::SET, "spop", &self.key);
+            if emptied {
+                db.notify(class::GENERIC, "del", &self.key);
+            }
         }
         match self.count {
             Some(_) => Reply::Set(removed.into_iter().map(Reply::Bulk).collect()),

@@ -8,6 +8,7 @@ use super::codec::{describe_words, put_bytes, put_list, quote, DecodeError, Deco
 use super::sets::check_set;
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +40,19 @@ pub fn remove_members<'m>(
     key: &[u8],
     members: impl IntoIterator<Item = &'m Vec<u8>>,
     now_ms: u64,
+    event: &'static str,
 ) -> Option<usize> {
     let s = db.set_mut(key, now_ms).ok()??;
     let removed = members.into_iter().filter(|m| s.remove(*m)).count();
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    if emptied {
         db.remove(key);
+    }
+    if removed > 0 {
+        db.notify(class::SET, event, key);
+        if emptied {
+            db.notify(class::GENERIC, "del", key);
+        }
     }
     Some(removed)
 }
@@ -76,7 +85,7 @@ impl Effect for SRem {
         if let Some(e) = check_set(db, &self.key, now_ms) {
             return e;
         }
-        let removed = remove_members(db, &self.key, &self.members, now_ms).unwrap_or(0);
+        let removed = remove_members(db, &self.key, &self.members, now_ms, "srem").unwrap_or(0);
         Reply::Int(removed as i64)
     }
 

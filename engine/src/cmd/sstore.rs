@@ -14,6 +14,7 @@ use super::codec::{put_bytes, put_list, put_u8, quote, DecodeError, Decoder};
 use super::sets::{combine, sets_at, SetOp};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::{Db, Entry, Members, Value};
+use crate::pubsub::class;
 use crate::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +100,18 @@ impl Effect for SStore {
             Err(e) => return e.into(),
             Ok(members) => members.into_iter().cloned().collect(),
         };
-        db.remove(&self.destination);
+        let existed = db.remove(&self.destination).is_some();
         let n = result.len();
         if n > 0 {
+            let event = match self.op {
+                SetOp::Inter => "sinterstore",
+                SetOp::Union => "sunionstore",
+                SetOp::Diff => "sdiffstore",
+            };
+            db.notify(class::SET, event, &self.destination);
             db.insert_entry(self.destination, Entry::new(Value::Set(result)));
+        } else if existed {
+            db.notify(class::GENERIC, "del", &self.destination);
         }
         Reply::Int(n as i64)
     }
