@@ -26,6 +26,8 @@ pub struct Client {
     last_active: Mutex<Instant>,
     proto: AtomicU8,
     no_evict: AtomicBool,
+    /// Waiting in a blocking command (flag `b`).
+    blocked: AtomicBool,
     /// Cancelled by CLIENT KILL: the connection closes after its replies.
     pub kill: CancellationToken,
 }
@@ -39,6 +41,11 @@ impl Client {
         self.proto
             .store(conn.proto.version() as u8, Ordering::Relaxed);
         self.no_evict.store(conn.no_evict, Ordering::Relaxed);
+    }
+
+    /// Marks the connection waiting in a blocking command (or not).
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
     }
 
     /// Redis's CLIENT LIST line (without the newline). `cmd` overrides the
@@ -58,11 +65,16 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .elapsed()
             .as_secs();
-        let flags = if self.no_evict.load(Ordering::Relaxed) {
-            "e"
-        } else {
-            "N"
-        };
+        let mut flags = String::new();
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
             "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
@@ -100,6 +112,7 @@ impl Clients {
             last_active: Mutex::new(Instant::now()),
             proto: AtomicU8::new(2),
             no_evict: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             kill: CancellationToken::new(),
         });
         self.map().insert(id, c.clone());

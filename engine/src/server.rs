@@ -249,9 +249,10 @@ impl ServerInfo for Shared {
         }
         if want("clients") {
             section(&mut out, "# Clients", format!(
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                 self.metrics.connected_clients.get(),
                 cfg("maxclients"),
+                self.core.blocking.count(),
             ));
         }
         if want("memory") {
@@ -356,6 +357,10 @@ impl ServerInfo for Shared {
 
     fn client_kill(&self, filter: &cmd::ClientFilter, me: u64) -> usize {
         self.clients.kill(filter, me)
+    }
+
+    fn client_unblock(&self, id: u64, error: bool) -> bool {
+        self.core.blocking.unblock(id, error)
     }
 
     fn reset_stats(&self) {
@@ -785,7 +790,8 @@ async fn serve_connection(
     let mut closing = false;
     loop {
         // Execute what is buffered, a bounded batch at a time.
-        while !closing && held.len() < MAX_HELD {
+        // (a blocked connection executes nothing until it is answered)
+        while !closing && held.len() < MAX_HELD && !session.is_blocked() {
             let mut reqs = Vec::new();
             let mut protocol_error = None;
             while reqs.len() < MAX_PIPELINE {
@@ -815,10 +821,13 @@ async fn serve_connection(
                     closing = true;
                 }
                 // what CLIENT LIST shows (name, protocol, last command)
-                if held.len() > before {
-                    let last = held.back().map_or("", |h| h.name);
+                if held.len() > before || session.is_blocked() {
+                    let last = session
+                        .blocked_on()
+                        .unwrap_or_else(|| held.back().map_or("", |h| h.name));
                     client.refresh(&session.conn, last);
                 }
+                client.set_blocked(session.is_blocked());
             }
             if let Some(e) = protocol_error {
                 if !closing {
@@ -831,6 +840,10 @@ async fn serve_connection(
                 }
                 closing = true;
             }
+        }
+        if closing {
+            // a closing connection stops waiting in a blocking command
+            held.extend(shared.core.stop_waiting(session));
         }
         let d = *durable.borrow_and_update();
         release(shared, &mut held, d, &mut out);
@@ -860,6 +873,11 @@ async fn serve_connection(
                     let d = writer::Durable { seq: d.seq, poisoned: true };
                     release(shared, &mut held, d, &mut out);
                 }
+            }
+            h = shared.core.unblocked(session), if session.is_blocked() => {
+                // served, unblocked or timed out: then what it read after
+                closing |= shared.core.resume(session, h, shared.as_ref(), &mut held);
+                client.set_blocked(session.is_blocked());
             }
             _ = stop.cancelled(), if reading => closing = true,
             _ = client.kill.cancelled() => return Ok(()),

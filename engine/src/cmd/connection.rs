@@ -213,6 +213,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -263,6 +265,8 @@ pub enum Client {
     /// The filter, and whether the old one-address form was used.
     Kill(ClientFilter, bool),
     NoEvict(bool),
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the id, and whether ERROR.
+    Unblock(u64, bool),
 }
 
 impl Command for Client {
@@ -281,6 +285,7 @@ impl Command for Client {
             b"INFO" => Some((2, "client|info")),
             b"LIST" => Some((-2, "client|list")),
             b"KILL" => Some((-3, "client|kill")),
+            b"UNBLOCK" => Some((-3, "client|unblock")),
             b"NO-EVICT" => Some((3, "client|no-evict")),
             b"SETINFO" => Some((4, "client|setinfo")),
             b"HELP" => Some((2, "client|help")),
@@ -399,6 +404,20 @@ impl Command for Client {
                 }
                 Client::Kill(f, false)
             }
+            b"UNBLOCK" => {
+                let id = parse_i64(&args[2]).ok_or_else(|| Reply::error(reply::NOT_INTEGER))?;
+                let error = match args.get(3).map(|a| upper(a)) {
+                    None => false,
+                    Some(o) if o == b"TIMEOUT" && n == 4 => false,
+                    Some(o) if o == b"ERROR" && n == 4 => true,
+                    _ => {
+                        return Err(Reply::error(
+                            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                        ))
+                    }
+                };
+                Client::Unblock(id as u64, error)
+            }
             _ => unreachable!("every subcommand with an arity is handled"),
         };
         Ok(Action::read(c))
@@ -441,6 +460,7 @@ impl Read for Client {
                 ctx.conn.no_evict = on;
                 Reply::Ok
             }
+            Client::Unblock(id, error) => Reply::Int(i64::from(ctx.server.client_unblock(id, error))),
         }
     }
 }
