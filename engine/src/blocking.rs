@@ -613,12 +613,11 @@ mod tests {
         assert_eq!(log.len(), 2);
         assert_eq!(
             cmd::describe_payload(&log[0]).unwrap(),
-            cmd::Pop {
+            Effect::describe(&cmd::Pop {
                 key: b"q".to_vec(),
                 head: true,
                 count: None
-            }
-            .describe()
+            })
         );
         assert!(db.get(b"q", 0).is_none());
     }
@@ -718,7 +717,7 @@ mod tests {
         assert_eq!(err(b""), "ERR timeout is not a float or out of range");
         assert_eq!(err(b" 1"), "ERR timeout is not a float or out of range");
         assert_eq!(err(b"nan"), "ERR timeout is not a float or out of range");
-        assert_eq!(err(b"9223372036854775"), "ERR timeout is out of range");
+        assert_eq!(err(b"9223371000000000"), "ERR timeout is out of range");
         assert_eq!(err(b"inf"), "ERR timeout is negative");
         assert_eq!(err(b"1e400"), "ERR timeout is negative");
         assert_eq!(err(b"1e5000"), "ERR timeout is not a float or out of range");

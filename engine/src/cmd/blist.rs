@@ -260,7 +260,7 @@ impl Command for BLMPop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::{self, Effect, Write};
+    use crate::cmd::{self, Effect};
 
     fn args(s: &str) -> Vec<Vec<u8>> {
         s.split(' ').map(|a| a.as_bytes().to_vec()).collect()
@@ -319,13 +319,13 @@ mod tests {
         let mut db = db_with("l", &["a", "b", "c"]);
         let (r, log) = now(&block("BLPOP none l 0"), &mut db);
         assert_eq!(r, Reply::Array(vec![b("l"), b("a")]));
-        assert_eq!(log.as_deref(), Some("LPOP l"));
+        assert_eq!(log.as_deref(), Some("LPOP \"l\""));
         let (r, log) = now(&block("BRPOP l 1.5"), &mut db);
         assert_eq!(r, Reply::Array(vec![b("l"), b("c")]));
-        assert_eq!(log.as_deref(), Some("RPOP l"));
+        assert_eq!(log.as_deref(), Some("RPOP \"l\""));
         let (r, log) = now(&block("BLMPOP 0 2 x l RIGHT COUNT 5"), &mut db);
         assert_eq!(r, Reply::Array(vec![b("l"), Reply::Array(vec![b("b")])]));
-        assert_eq!(log.as_deref(), Some("LMPOP 1 l RIGHT COUNT 5"));
+        assert_eq!(log.as_deref(), Some("LMPOP 1 \"l\" RIGHT COUNT 5"));
         // empty: the timeout replies
         assert_eq!(now(&block("BLPOP l 0"), &mut db), (Reply::NilArray, None));
         assert_eq!(
@@ -334,7 +334,7 @@ mod tests {
         );
         let mut db = db_with("s", &["x"]);
         let (r, log) = now(&block("BRPOPLPUSH s d 0"), &mut db);
-        assert_eq!((r, log.as_deref()), (b("x"), Some("LMOVE s d RIGHT LEFT")));
+        assert_eq!((r, log.as_deref()), (b("x"), Some("LMOVE \"s\" \"d\" RIGHT LEFT")));
     }
 
     #[test]
