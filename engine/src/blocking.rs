@@ -428,7 +428,8 @@ impl Registry {
                 reply: w.op.timeout_reply(),
                 proto: w.proto,
             },
-            None => p.rx.try_recv().unwrap_or_else(|_| Held {
+            // (never: a waiter is answered before it is removed)
+            None => p.rx.try_recv().unwrap_or(Held {
                 need: 0,
                 name: p.name,
                 reply: Reply::NilArray,
@@ -703,10 +704,7 @@ mod tests {
     fn timeouts_parse_like_redis() {
         assert_eq!(parse_timeout(b"0"), Ok(None));
         assert_eq!(parse_timeout(b"0.0001"), Ok(None));
-        assert_eq!(
-            parse_timeout(b"0.5"),
-            Ok(Some(Duration::from_millis(500)))
-        );
+        assert_eq!(parse_timeout(b"0.5"), Ok(Some(Duration::from_millis(500))));
         assert_eq!(parse_timeout(b"1e1"), Ok(Some(Duration::from_secs(10))));
         let err = |s: &[u8]| match parse_timeout(s) {
             Err(Reply::Error(e)) => e,

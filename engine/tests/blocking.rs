@@ -44,7 +44,9 @@ impl Conn {
 
     fn read(&mut self) -> String {
         let mut line = String::new();
-        self.r.read_line(&mut line).expect("a reply before the timeout");
+        self.r
+            .read_line(&mut line)
+            .expect("a reply before the timeout");
         assert!(!line.is_empty(), "connection closed");
         let line = line.trim_end().to_string();
         let (kind, rest) = line.split_at(1);
@@ -61,8 +63,9 @@ impl Conn {
                 self.r.read_exact(&mut b).unwrap();
                 String::from_utf8_lossy(&b[..n]).into_owned()
             }
-            "*" => {
+            "*" | "%" => {
                 let n: usize = rest.parse().unwrap();
+                let n = if kind == "%" { 2 * n } else { n };
                 let items: Vec<String> = (0..n).map(|_| self.read()).collect();
                 format!("[{}]", items.join(" "))
             }
@@ -139,7 +142,10 @@ fn served_now_blocked_then_served_timeouts_and_wrong_types() {
     let t = Instant::now();
     assert_eq!(w.cmd(&["BLPOP", "none", "0.2"]), "nil");
     assert!(t.elapsed() >= Duration::from_millis(190));
-    assert_eq!(w.cmd(&["BLMOVE", "none", "d", "LEFT", "RIGHT", "0.1"]), "nil");
+    assert_eq!(
+        w.cmd(&["BLMOVE", "none", "d", "LEFT", "RIGHT", "0.1"]),
+        "nil"
+    );
     assert_eq!(w.cmd(&["BLMPOP", "0.1", "2", "a", "b", "LEFT"]), "nil");
     wait_blocked(&mut c, 0);
     // RESP3: `_`
@@ -166,7 +172,10 @@ fn served_now_blocked_then_served_timeouts_and_wrong_types() {
     );
 
     // argument errors, as Redis words them
-    assert_eq!(c.cmd(&["BLPOP", "k", "-1"]), "(error) ERR timeout is negative");
+    assert_eq!(
+        c.cmd(&["BLPOP", "k", "-1"]),
+        "(error) ERR timeout is negative"
+    );
     assert_eq!(
         c.cmd(&["BLPOP", "k", "abc"]),
         "(error) ERR timeout is not a float or out of range"
@@ -286,7 +295,10 @@ fn multi_disconnect_pipeline_and_client_unblock() {
     p.send(&["BLMPOP", "0", "1", "u", "LEFT"]);
     wait_blocked(&mut c, 1);
     let line = c.cmd(&["CLIENT", "LIST", "ID", &id]);
-    assert!(line.contains("flags=b") && line.contains("cmd=blmpop"), "{line}");
+    assert!(
+        line.contains("flags=b") && line.contains("cmd=blmpop"),
+        "{line}"
+    );
     assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id]), ":1");
     assert_eq!(p.read(), "nil");
     assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id]), ":0");

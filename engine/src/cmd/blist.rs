@@ -8,7 +8,7 @@
 //! `LMOVE` (op 30) or `LMPOP` (op 31) of the one key it popped from.
 
 use super::list::side;
-use super::{syntax_error, Action, Command, Flags, Keys, LMPop, LMove, Pop};
+use super::{effect, syntax_error, Action, Command, EffectSpec, Flags, Keys, LMPop, LMove, Pop};
 use crate::blocking::{parse_timeout, Attempt, Block, Blocking, Served};
 use crate::db::Db;
 use crate::reply::{self, Reply};
@@ -79,7 +79,10 @@ fn parse_bpop(mut args: Vec<Vec<u8>>, head: bool) -> Result<Action, Reply> {
     let timeout = parse_timeout(args.last().expect("arity"))?;
     args.pop();
     args.remove(0);
-    Ok(Action::Block(Block::new(BPop { keys: args, head }, timeout)))
+    Ok(Action::Block(Block::new(
+        BPop { keys: args, head },
+        timeout,
+    )))
 }
 
 pub struct BLPop;
@@ -89,6 +92,7 @@ impl Command for BLPop {
     const ARITY: i64 = -3;
     const FLAGS: Flags = Flags::WRITE;
     const KEYS: Keys = Keys::range(1, -2, 1);
+    const EFFECT: Option<EffectSpec> = Some(effect::<Pop>());
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         parse_bpop(args, true)
@@ -102,6 +106,7 @@ impl Command for BRPop {
     const ARITY: i64 = -3;
     const FLAGS: Flags = Flags::WRITE;
     const KEYS: Keys = Keys::range(1, -2, 1);
+    const EFFECT: Option<EffectSpec> = Some(effect::<Pop>());
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         parse_bpop(args, false)
@@ -162,6 +167,7 @@ impl Command for BLMove {
     const ARITY: i64 = 6;
     const FLAGS: Flags = Flags::WRITE;
     const KEYS: Keys = Keys::range(1, 2, 1);
+    const EFFECT: Option<EffectSpec> = Some(effect::<LMove>());
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         let (Some(from_head), Some(to_head)) = (side(&args[3]), side(&args[4])) else {
@@ -190,6 +196,7 @@ impl Command for BRPopLPush {
     const ARITY: i64 = 4;
     const FLAGS: Flags = Flags::WRITE;
     const KEYS: Keys = Keys::range(1, 2, 1);
+    const EFFECT: Option<EffectSpec> = Some(effect::<LMove>());
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         let timeout = parse_timeout(&args[3])?;
@@ -248,6 +255,7 @@ impl Command for BLMPop {
     const FLAGS: Flags = Flags::WRITE;
     // movable keys, like LMPOP
     const KEYS: Keys = Keys::NONE;
+    const EFFECT: Option<EffectSpec> = Some(effect::<LMPop>());
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         let timeout = parse_timeout(&args[1])?;
@@ -334,7 +342,10 @@ mod tests {
         );
         let mut db = db_with("s", &["x"]);
         let (r, log) = now(&block("BRPOPLPUSH s d 0"), &mut db);
-        assert_eq!((r, log.as_deref()), (b("x"), Some("LMOVE \"s\" \"d\" RIGHT LEFT")));
+        assert_eq!(
+            (r, log.as_deref()),
+            (b("x"), Some("LMOVE \"s\" \"d\" RIGHT LEFT"))
+        );
     }
 
     #[test]
@@ -360,7 +371,9 @@ mod tests {
             Attempt::Wait
         ));
         assert!(matches!(
-            block("BLMOVE l str LEFT LEFT 0").op.attempt(&db, 0, Some(b"l")),
+            block("BLMOVE l str LEFT LEFT 0")
+                .op
+                .attempt(&db, 0, Some(b"l")),
             Attempt::Fail(_)
         ));
     }
@@ -372,11 +385,17 @@ mod tests {
             other => panic!("{s}: {other:?}"),
         };
         assert_eq!(err("BLPOP l -1"), "ERR timeout is negative");
-        assert_eq!(err("BLPOP l x"), "ERR timeout is not a float or out of range");
+        assert_eq!(
+            err("BLPOP l x"),
+            "ERR timeout is not a float or out of range"
+        );
         assert_eq!(err("BLMOVE a b UP LEFT x"), "ERR syntax error");
         assert_eq!(err("BLMOVE a b LEFT LEFT -1"), "ERR timeout is negative");
         assert_eq!(err("BLMPOP -1 1 l LEFT"), "ERR timeout is negative");
-        assert_eq!(err("BLMPOP 0 0 l LEFT"), "ERR numkeys should be greater than 0");
+        assert_eq!(
+            err("BLMPOP 0 0 l LEFT"),
+            "ERR numkeys should be greater than 0"
+        );
         assert_eq!(err("BLMPOP 0 1 l UP"), "ERR syntax error");
         assert_eq!(
             err("BLMPOP 0 1 l LEFT COUNT 0"),

@@ -460,7 +460,9 @@ impl Read for Client {
                 ctx.conn.no_evict = on;
                 Reply::Ok
             }
-            Client::Unblock(id, error) => Reply::Int(i64::from(ctx.server.client_unblock(id, error))),
+            Client::Unblock(id, error) => {
+                Reply::Int(i64::from(ctx.server.client_unblock(id, error)))
+            }
         }
     }
 }
