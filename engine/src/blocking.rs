@@ -208,6 +208,11 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     Ok(Some(Duration::from_millis(ms as u64)))
 }
 
+/// Writes whose key positions do not name every key they may fill (SORT
+/// … STORE destination): after them every waited key is looked at. (A
+/// `MOVABLE_KEYS` flag in the table, where there is one, says the same.)
+pub const WRITES_OUTSIDE_KEYS: &[&str] = &["sort"];
+
 /// Keys a command's writes may have filled, to serve their waiters after
 /// it. Collects nothing while nobody waits.
 #[derive(Debug, Default)]
@@ -228,15 +233,18 @@ impl Ready {
         }
     }
 
-    /// Notes the keys of a write of `spec` with `args` (every waited key
-    /// for a write without key positions).
+    /// Notes the keys of a command of `spec` with `args` that may write:
+    /// its key positions; every waited key for a command without key
+    /// positions that is not read-only (FLUSHALL, LMPOP, EXEC, EVAL…) or
+    /// one that writes keys outside its key positions
+    /// ([`WRITES_OUTSIDE_KEYS`]).
     pub fn note(&mut self, spec: &Spec, args: &[Vec<u8>]) {
-        if !self.on || !spec.flags.contains(Flags::WRITE) {
+        if !self.on || spec.flags.contains(Flags::READONLY) {
             return;
         }
-        if spec.keys.first == 0 {
+        if spec.keys.first == 0 || WRITES_OUTSIDE_KEYS.contains(&spec.name) {
             self.all = true;
-        } else {
+        } else if spec.flags.contains(Flags::WRITE) {
             for k in spec.keys.of(args) {
                 self.push(k);
             }
@@ -474,6 +482,10 @@ impl Registry {
             let Some(ids) = inner.by_key.get(&key) else {
                 continue;
             };
+            // nobody is served from a key that does not exist
+            if db.entry(&key, now_ms).is_none() {
+                continue;
+            }
             let ids: Vec<u64> = ids.iter().copied().collect();
             for id in ids {
                 let Some(w) = inner.waiters.get(&id) else {
@@ -698,6 +710,10 @@ mod tests {
         let mut on = Ready::new(true);
         on.note(get, &[b"get".to_vec(), b"k".to_vec()]);
         assert!(on.is_empty());
+        // no key positions and not read-only: every waited key
+        let flush = cmd::lookup(b"flushall").unwrap();
+        on.note(flush, &[b"flushall".to_vec()]);
+        assert!(on.all);
     }
 
     #[test]
