@@ -417,7 +417,8 @@ impl Core {
                     let reply = ctx.txn(s, t, server, &mut q);
                     Held::at(q.last_seq(), spec.name, reply)
                 }
-                Action::Block(_) => unreachable!("resolved above"),
+                // (resolved above)
+                Action::Block(b) => Held::now(spec.name, b.op.timeout_reply()),
             };
             held.push(out, s.conn.proto);
             if !ready.is_empty() {
@@ -635,7 +636,8 @@ impl Ctx<'_> {
                 // the other transaction commands and QUIT never are.
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
                 Action::Txn(_) => Reply::error("ERR command not allowed inside a transaction"),
-                Action::Block(_) => unreachable!("resolved above"),
+                // (resolved above)
+                Action::Block(b) => b.op.timeout_reply(),
             };
             replies.push(reply);
         }

@@ -405,11 +405,18 @@ impl Command for Client {
                 Client::Kill(f, false)
             }
             b"UNBLOCK" => {
+                if n > 4 {
+                    let mut msg =
+                        b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+                    msg.extend_from_slice(c_str(&args[1], usize::MAX));
+                    msg.extend_from_slice(b"'. Try CLIENT HELP.");
+                    return Err(Reply::error_bytes(msg));
+                }
                 let id = parse_i64(&args[2]).ok_or_else(|| Reply::error(reply::NOT_INTEGER))?;
                 let error = match args.get(3).map(|a| upper(a)) {
                     None => false,
-                    Some(o) if o == b"TIMEOUT" && n == 4 => false,
-                    Some(o) if o == b"ERROR" && n == 4 => true,
+                    Some(o) if o == b"TIMEOUT" => false,
+                    Some(o) if o == b"ERROR" => true,
                     _ => {
                         return Err(Reply::error(
                             "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
