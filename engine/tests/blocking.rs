@@ -348,6 +348,113 @@ fn kill9_after_a_served_pop_replays_it_exactly_once() {
     assert_eq!(c.cmd(&["LRANGE", "jobs", "0", "-1"]), "[j2]");
 }
 
+/// Producers push, consumers BLPOP on one queue, concurrently: every
+/// job is consumed exactly once. Then the same under a kill -9: no job a
+/// consumer received is back in the queue after the replay, none is
+/// received twice.
+#[test]
+fn concurrent_producers_and_consumers_exactly_once_and_after_kill9() {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |port: u16, per_producer: usize, stop: Arc<AtomicBool>| {
+        let consumers: Vec<_> = (0..5)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let mut c = Conn::open(port);
+                    loop {
+                        c.send(&["BLPOP", "q", "0.3"]);
+                        let mut line = String::new();
+                        match c.r.read_line(&mut line) {
+                            Ok(n) if n > 0 => {}
+                            _ => return got, // the engine is gone
+                        }
+                        if line.starts_with("*-1") {
+                            if stop.load(Ordering::SeqCst) {
+                                return got;
+                            }
+                            continue;
+                        }
+                        let mut item = String::new();
+                        for _ in 0..4 {
+                            item.clear();
+                            if c.r.read_line(&mut item).unwrap_or(0) == 0 {
+                                return got;
+                            }
+                        }
+                        got.push(item.trim_end().to_string());
+                    }
+                })
+            })
+            .collect();
+        let producers: Vec<_> = (0..3)
+            .map(|p| {
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut c = Conn::open(port);
+                    for j in 0..per_producer {
+                        let job = format!("p{p}-{j}");
+                        c.send(&["RPUSH", "q", &job]);
+                        let mut line = String::new();
+                        match c.r.read_line(&mut line) {
+                            Ok(n) if n > 0 => acked.push(job),
+                            _ => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let pushed: Vec<String> = producers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        stop.store(true, Ordering::SeqCst);
+        let got: Vec<String> = consumers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        (pushed, got)
+    };
+
+    let e = Engine::start(&data, &[]);
+    let (pushed, got) = run(e.port, 300, Arc::new(AtomicBool::new(false)));
+    assert_eq!(pushed.len(), 900);
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "a job consumed twice");
+    assert_eq!(unique, pushed.iter().collect::<HashSet<_>>());
+    let mut c = Conn::open(e.port);
+    assert_eq!(c.cmd(&["LLEN", "q"]), ":0");
+    drop(c);
+
+    // a kill -9 while jobs flow
+    let port = e.port;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        e.kill9();
+    });
+    let (_pushed, got) = run(port, 100_000, Arc::new(AtomicBool::new(false)));
+    killer.join().unwrap();
+    assert!(!got.is_empty(), "no job consumed before the kill");
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "a job consumed twice");
+    let e = Engine::start(&data, &[]);
+    let mut c = Conn::open(e.port);
+    let left = c.cmd(&["LRANGE", "q", "0", "-1"]);
+    let left = left.trim_start_matches('[').trim_end_matches(']');
+    for job in left.split(' ').filter(|j| !j.is_empty()) {
+        assert!(
+            !unique.contains(&job.to_string()),
+            "{job} was received by a consumer and is back after the replay"
+        );
+    }
+}
+
 /// A work queue with redis-py: a consumer BLPOPs while a producer LPUSHes
 /// (two clients, each job consumed once, in order).
 #[test]
