@@ -29,7 +29,7 @@
 //! applies the recorded pops; nothing is logged for a timeout.
 //!
 //! Inside MULTI/EXEC (and scripts) a blocking command is its non-blocking
-//! variant: [`Block::now`] gives the write, the error, or the timeout reply
+//! variant: [`Block::now`] gives the write, the error, or its empty reply
 //! when there is nothing to pop.
 //!
 //! The connection task waits for its reply, its deadline (a tokio timer;
@@ -53,7 +53,7 @@
 //! only when it holds the right type with elements) and returns
 //! [`Attempt::Serve`] with the pop's effect (e.g. the zset pop effect for
 //! that key), the keys it changes and `prefix: Some(key)` to answer
-//! `[key, member, score]`; `timeout_reply` is `Reply::NilArray`. Nothing in
+//! `[key, member, score]`; the default `timeout_reply` (a null array) fits. Nothing in
 //! the core changes: ZADD and friends already note their keys.
 
 use std::collections::{HashMap, VecDeque};
@@ -80,9 +80,18 @@ pub trait Blocking: Send + std::fmt::Debug + 'static {
     /// Tries to serve against `db`. `ready`: the key that just became
     /// ready (`None`: the command's own execution, any of its keys).
     fn attempt(&self, db: &Db, now_ms: u64, ready: Option<&[u8]>) -> Attempt;
-    /// The reply when nothing was served: at the timeout, or at once
-    /// inside MULTI/EXEC or a script.
-    fn timeout_reply(&self) -> Reply;
+    /// The reply to a blocked client that was not served (its timeout,
+    /// CLIENT UNBLOCK): Redis 7.0 answers a null array to every blocked
+    /// list or sorted-set pop.
+    fn timeout_reply(&self) -> Reply {
+        Reply::NilArray
+    }
+    /// The reply when there is nothing to pop and blocking is not allowed
+    /// (inside MULTI/EXEC or a script): the non-blocking variant's (BLMOVE:
+    /// a null bulk).
+    fn empty_reply(&self) -> Reply {
+        self.timeout_reply()
+    }
 }
 
 /// What [`Blocking::attempt`] found.
@@ -160,7 +169,7 @@ impl Block {
         match self.op.attempt(db, now_ms, None) {
             Attempt::Serve(s) => Action::Write(Box::new(s)),
             Attempt::Fail(r) => Action::Reply(r),
-            Attempt::Wait => Action::Reply(self.op.timeout_reply()),
+            Attempt::Wait => Action::Reply(self.op.empty_reply()),
         }
     }
 

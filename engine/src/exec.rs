@@ -637,7 +637,7 @@ impl Ctx<'_> {
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
                 Action::Txn(_) => Reply::error("ERR command not allowed inside a transaction"),
                 // (resolved above)
-                Action::Block(b) => b.op.timeout_reply(),
+                Action::Block(b) => b.op.empty_reply(),
             };
             replies.push(reply);
         }

@@ -69,10 +69,6 @@ impl Blocking for BPop {
             }),
         }
     }
-
-    fn timeout_reply(&self) -> Reply {
-        Reply::NilArray
-    }
 }
 
 fn parse_bpop(mut args: Vec<Vec<u8>>, head: bool) -> Result<Action, Reply> {
@@ -155,7 +151,9 @@ impl Blocking for BMove {
         }
     }
 
-    fn timeout_reply(&self) -> Reply {
+    /// Blocked, its timeout is a null array (Redis 7.0); not allowed to
+    /// block (MULTI), a null bulk like LMOVE's.
+    fn empty_reply(&self) -> Reply {
         Reply::Nil
     }
 }
@@ -241,10 +239,6 @@ impl Blocking for BMPop {
             }),
         }
     }
-
-    fn timeout_reply(&self) -> Reply {
-        Reply::NilArray
-    }
 }
 
 pub struct BLMPop;
@@ -258,9 +252,10 @@ impl Command for BLMPop {
     const EFFECT: Option<EffectSpec> = Some(effect::<LMPop>());
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
-        let timeout = parse_timeout(&args[1])?;
-        args.remove(1);
+        // Redis parses numkeys, the keys, LEFT|RIGHT and COUNT first
+        let timeout = args.remove(1);
         let lmpop = LMPop::parse_args(&args)?;
+        let timeout = parse_timeout(&timeout)?;
         Ok(Action::Block(Block::new(BMPop(lmpop), timeout)))
     }
 }
