@@ -223,7 +223,8 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
 pub const WRITES_OUTSIDE_KEYS: &[&str] = &["sort"];
 
 /// Keys a command's writes may have filled, to serve their waiters after
-/// it. Collects nothing while nobody waits.
+/// it (when it logged something: a command that logged nothing changed
+/// nothing). Collects nothing while nobody waits.
 #[derive(Debug, Default)]
 pub struct Ready {
     on: bool,
@@ -269,6 +270,12 @@ impl Ready {
 
     pub fn is_empty(&self) -> bool {
         !self.all && self.keys.is_empty()
+    }
+
+    /// Forgets what was noted (a command that changed nothing).
+    pub fn clear(&mut self) {
+        self.all = false;
+        self.keys.clear();
     }
 }
 

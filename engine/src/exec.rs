@@ -356,6 +356,7 @@ impl Core {
             }
             let affected = watches.affected(spec, &args);
             ready.note(spec, &args);
+            let logged_before = q.last_seq();
             let mut ctx = Ctx {
                 db: &mut db,
                 now,
@@ -421,9 +422,11 @@ impl Core {
                 Action::Block(b) => Held::now(spec.name, b.op.timeout_reply()),
             };
             held.push(out, s.conn.proto);
-            if !ready.is_empty() {
+            // only a command that logged something changed the state
+            if !ready.is_empty() && q.last_seq() > logged_before {
                 self.serve_blocked(&mut db, &mut q, &mut watches, now, &mut ready);
             }
+            ready.clear();
         }
         let queued = q.last_seq() > queued_before;
         drop(watches);
