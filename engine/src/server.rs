@@ -44,6 +44,9 @@ const MAX_PIPELINE: usize = 1024;
 /// Replies a connection holds (waiting for durability) before it stops
 /// reading more requests.
 const MAX_HELD: usize = 16 * MAX_PIPELINE;
+/// Bytes a connection blocked in BLPOP & co reads ahead (executed once it
+/// is answered) before it stops reading.
+const MAX_BLOCKED_INPUT: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -860,7 +863,10 @@ async fn serve_connection(
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(inbuf.len().max(16 * 1024));
         }
-        let reading = !closing && held.len() < MAX_HELD;
+        // (a blocked connection reads to see its socket close, up to a bound)
+        let reading = !closing
+            && held.len() < MAX_HELD
+            && !(session.is_blocked() && inbuf.len() >= MAX_BLOCKED_INPUT);
         tokio::select! {
             r = socket.read_buf(&mut inbuf), if reading => {
                 if r? == 0 {
@@ -879,7 +885,7 @@ async fn serve_connection(
                 closing |= shared.core.resume(session, h, shared.as_ref(), &mut held);
                 client.set_blocked(session.is_blocked());
             }
-            _ = stop.cancelled(), if reading => closing = true,
+            _ = stop.cancelled(), if reading || session.is_blocked() => closing = true,
             _ = client.kill.cancelled() => return Ok(()),
         }
     }
