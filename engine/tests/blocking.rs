@@ -314,6 +314,23 @@ fn multi_disconnect_pipeline_and_client_unblock() {
     assert_eq!(p.cmd(&["PING"]), "PONG");
 }
 
+/// SIGTERM with a client blocked forever: the engine closes it and stops
+/// cleanly, at once.
+#[test]
+fn shutdown_closes_a_blocked_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(dir.path(), &[]);
+    let mut c = Conn::open(e.port);
+    let mut w = Conn::open(e.port);
+    w.send(&["BLPOP", "never", "0"]);
+    wait_blocked(&mut c, 1);
+    let t = Instant::now();
+    assert!(e.terminate().success());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let mut line = String::new();
+    assert_eq!(w.r.read_line(&mut line).unwrap_or(0), 0, "{line}");
+}
+
 /// The log's records as `dump` prints them.
 fn dump(dir: &Path) -> String {
     let out = run_bin(&["dump", "--dir", dir.to_str().unwrap()]);
