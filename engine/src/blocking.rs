@@ -56,7 +56,7 @@
 //! `[key, member, score]`; the default `timeout_reply` (a null array) fits. Nothing in
 //! the core changes: ZADD and friends already note their keys.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -232,6 +232,8 @@ pub struct Ready {
     /// or a script's).
     all: bool,
     keys: VecDeque<Vec<u8>>,
+    /// The keys in `keys`.
+    queued: HashSet<Vec<u8>>,
 }
 
 impl Ready {
@@ -263,9 +265,16 @@ impl Ready {
 
     /// Notes one key.
     pub fn push(&mut self, key: &[u8]) {
-        if self.on && !self.keys.iter().any(|k| k == key) {
+        if self.on && !self.queued.contains(key) {
+            self.queued.insert(key.to_vec());
             self.keys.push_back(key.to_vec());
         }
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let k = self.keys.pop_front()?;
+        self.queued.remove(&k);
+        Some(k)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -276,6 +285,7 @@ impl Ready {
     pub fn clear(&mut self) {
         self.all = false;
         self.keys.clear();
+        self.queued.clear();
     }
 }
 
@@ -301,7 +311,10 @@ impl Inner {
         let w = self.waiters.remove(&id)?;
         for k in &w.keys {
             if let Some(q) = self.by_key.get_mut(k) {
-                q.retain(|i| *i != id);
+                // (a served waiter is found at the front: O(1))
+                if let Some(at) = q.iter().position(|i| *i == id) {
+                    q.remove(at);
+                }
                 if q.is_empty() {
                     self.by_key.remove(k);
                 }
@@ -494,21 +507,27 @@ impl Registry {
                 ready.push(&k);
             }
         }
-        while let Some(key) = ready.keys.pop_front() {
-            let Some(ids) = inner.by_key.get(&key) else {
-                continue;
-            };
-            // nobody is served from a key that does not exist
-            if db.entry(&key, now_ms).is_none() {
-                continue;
-            }
-            let ids: Vec<u64> = ids.iter().copied().collect();
-            for id in ids {
+        while let Some(key) = ready.pop() {
+            // the key's waiters in order; a served one leaves the queue, so
+            // the next one is then at the same place
+            let mut at = 0;
+            loop {
+                // nobody is served from a key that does not exist
+                if db.entry(&key, now_ms).is_none() {
+                    break;
+                }
+                let Some(&id) = inner.by_key.get(&key).and_then(|q| q.get(at)) else {
+                    break;
+                };
                 let Some(w) = inner.waiters.get(&id) else {
+                    at += 1;
                     continue;
                 };
                 let (reply, need) = match w.op.attempt(db, now_ms, Some(&key)) {
-                    Attempt::Wait => continue,
+                    Attempt::Wait => {
+                        at += 1;
+                        continue;
+                    }
                     Attempt::Fail(r) => (r, apply(db, None).1),
                     Attempt::Serve(s) => {
                         for k in &s.keys {
@@ -688,6 +707,28 @@ mod tests {
         let h = p.rx.try_recv().unwrap();
         assert_eq!(h.proto, Protocol::Resp3);
         assert_eq!(bulk(&h.reply), "k v");
+    }
+
+    #[tokio::test]
+    async fn many_waiters_are_served_in_order_in_one_pass() {
+        let r = Registry::default();
+        let mut db = Db::new();
+        let n = 5000;
+        let mut pend: Vec<Pending> = (0..n)
+            .map(|id| r.register(id, block(&["q"]), "blpop", Protocol::Resp2, vec![]))
+            .collect();
+        let vals: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+        push(&mut db, "q", &refs);
+        let mut ready = Ready::new(true);
+        ready.all = true;
+        let t = std::time::Instant::now();
+        serve(&r, &mut db, &mut ready, &mut Vec::new());
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        for (i, p) in pend.iter_mut().enumerate() {
+            assert_eq!(bulk(&p.rx.try_recv().unwrap().reply), format!("q {i}"));
+        }
+        assert_eq!(r.count(), 0);
     }
 
     #[tokio::test]
