@@ -29,6 +29,8 @@ pub struct Client {
     /// Channels, patterns, shard channels subscribed; MONITOR.
     subs: [std::sync::atomic::AtomicUsize; 3],
     monitor: AtomicBool,
+    /// Waiting in a blocking command (flag `b`).
+    blocked: AtomicBool,
     /// Cancelled by CLIENT KILL: the connection closes after its replies.
     pub kill: CancellationToken,
 }
@@ -50,6 +52,11 @@ impl Client {
             a.store(n, Ordering::Relaxed);
         }
         self.monitor.store(monitor, Ordering::Relaxed);
+    }
+
+    /// Marks the connection waiting in a blocking command (or not).
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
     }
 
     /// Redis's CLIENT LIST line (without the newline). `cmd` overrides the
@@ -80,6 +87,9 @@ impl Client {
         }
         if subs.iter().any(|&n| n > 0) {
             flags.push('P');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
         }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
@@ -129,6 +139,7 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             subs: Default::default(),
             monitor: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             kill: CancellationToken::new(),
         });
         self.map().insert(id, c.clone());

@@ -28,12 +28,18 @@
 //! after applying, keyless writes like FLUSHALL against every watched key)
 //! marks its watchers dirty, and EXEC also fails when a key that was alive
 //! at WATCH time is gone (expired or purged).
+//!
+//! Blocking commands (BLPOP…) are served here too, by the hooks of
+//! [`crate::blocking`]: a write notes the keys it may fill, and after each
+//! top-level command the waiters of those keys are served in the same
+//! execution (their pops logged like any write).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::blocking::{Attempt, Pending, Ready, Registry};
 use crate::cmd::{self, Action, ConnState, Flags, ReadCtx, ServerInfo, Spec, Transaction, Txn};
 use crate::db::{Db, Entry};
 use crate::record::MAX_RECORD_BYTES;
@@ -92,6 +98,19 @@ impl Watches {
         )
     }
 
+    /// The watched keys among `keys` (None when nobody watches).
+    fn among(&self, keys: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        if self.by_key.is_empty() {
+            return None;
+        }
+        Some(
+            keys.iter()
+                .filter(|k| self.by_key.contains_key(*k))
+                .cloned()
+                .collect(),
+        )
+    }
+
     fn unwatch(&mut self, s: &mut Session) {
         for (k, _) in s.watched.drain(..) {
             if let Some(ws) = self.by_key.get_mut(&k) {
@@ -115,6 +134,8 @@ pub struct Session {
     dirty: Arc<AtomicBool>,
     /// Subscriptions, MONITOR, CLIENT REPLY and the queue of messages.
     pub pubsub: crate::pubsub::Local,
+    /// Waiting in a blocking command ([`crate::blocking`]).
+    blocked: Option<Pending>,
 }
 
 /// Commands queued after MULTI.
@@ -133,8 +154,39 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             dirty: Arc::new(AtomicBool::new(false)),
+            blocked: None,
         }
     }
+
+    /// Waiting in a blocking command: nothing more is executed until
+    /// [`Core::unblocked`] answers it.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
+    }
+
+    /// The blocking command it waits in.
+    pub fn blocked_on(&self) -> Option<&'static str> {
+        self.blocked.as_ref().map(Pending::name)
+    }
+
+    /// What a connection waits on between requests, borrowed apart so that
+    /// both can be awaited at once: its blocking command
+    /// ([`Core::unblocked`]) and its subscriptions' messages.
+    pub fn waiting(&mut self) -> (Waiting<'_>, &mut crate::pubsub::Local) {
+        (
+            Waiting {
+                id: self.conn.id,
+                blocked: &mut self.blocked,
+            },
+            &mut self.pubsub,
+        )
+    }
+}
+
+/// A session's blocking command, as [`Core::unblocked`] waits on it.
+pub struct Waiting<'a> {
+    id: u64,
+    blocked: &'a mut Option<Pending>,
 }
 
 /// The state, the log queue and what is shared between connections to
@@ -143,6 +195,8 @@ pub struct Core {
     pub db: SharedDb,
     pub queue: Arc<LogQueue>,
     pub health: Arc<Health>,
+    /// Clients waiting in blocking commands.
+    pub blocking: Registry,
     watches: Mutex<Watches>,
     /// Pub/sub subscriptions, keyspace notifications, MONITOR.
     pub pubsub: Arc<crate::pubsub::PubSub>,
@@ -164,6 +218,7 @@ impl Core {
             db,
             queue,
             health,
+            blocking: Registry::default(),
             watches: Mutex::new(Watches::default()),
             pubsub,
             dir,
@@ -175,10 +230,75 @@ impl Core {
         self.watches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets a closed connection's watches.
+    /// Forgets a closed connection's watches and stops its waiting.
     pub fn end_session(&self, s: &mut Session) {
+        self.stop_waiting(s);
         self.watches().unwatch(s);
         self.pubsub.disconnect(&mut s.pubsub);
+    }
+
+    /// The reply of a blocked session: served, unblocked (CLIENT UNBLOCK)
+    /// or its timeout (never ready when the session is not blocked).
+    /// `waiting` is the session's [`Session::waiting`].
+    pub async fn unblocked(&self, waiting: Waiting<'_>) -> Held {
+        match waiting.blocked.as_mut() {
+            Some(p) => self.blocking.wait(waiting.id, p).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Resumes a blocked session answered `h`: `h` goes to `out`, then
+    /// the requests read after the blocking one are executed (as
+    /// [`Core::execute`]; true: the connection is to close).
+    pub fn resume(
+        &self,
+        s: &mut Session,
+        h: Held,
+        server: &dyn ServerInfo,
+        out: &mut VecDeque<Held>,
+    ) -> bool {
+        let rest = s.blocked.take().map(|p| p.rest).unwrap_or_default();
+        out.push_back(h);
+        !rest.is_empty() && self.execute(s, rest, server, out)
+    }
+
+    /// A closing session stops waiting; the reply it was served in the
+    /// meantime, if any.
+    pub fn stop_waiting(&self, s: &mut Session) -> Option<Held> {
+        let mut p = s.blocked.take()?;
+        self.blocking.cancel(s.conn.id, &mut p)
+    }
+
+    /// Serves the waiters of the keys in `ready` (after a command), each
+    /// serve applied and queued for the log like a write.
+    fn serve_blocked(
+        &self,
+        db: &mut Db,
+        q: &mut crate::writer::Queued,
+        watches: &mut Watches,
+        now: u64,
+        ready: &mut Ready,
+    ) {
+        self.blocking.serve(db, now, ready, |db, served| {
+            let Some(served) = served else {
+                return (Reply::Nil, q.last_seq());
+            };
+            let affected = watches.among(&served.keys);
+            let mut nested = Ready::default();
+            let mut ctx = Ctx {
+                db,
+                now,
+                watches,
+                refused: None,
+                pubsub: &self.pubsub,
+                ready: &mut nested,
+            };
+            let (reply, payload) = ctx.apply(affected, Box::new(served), MAX_RECORD_BYTES as usize);
+            if let Some(p) = payload {
+                q.push(now, p);
+            }
+            (reply, q.last_seq())
+        });
     }
 
     /// The error writes get while the volume is below the free-space
@@ -234,7 +354,10 @@ impl Core {
         let mut quit = false;
         self.pubsub.prepare(&mut db, server);
         s.pubsub.drain_into(out, s.conn.proto);
-        for args in reqs {
+        // keys written while someone waits in a blocking command
+        let mut ready = Ready::new(self.blocking.count() > 0);
+        let mut reqs = reqs.into_iter();
+        while let Some(args) = reqs.next() {
             let spec = match cmd::resolve(&args) {
                 Ok(spec) => spec,
                 Err((name, reply)) => {
@@ -273,14 +396,40 @@ impl Core {
             let mut monitor = self.pubsub.monitor_line(s, spec, &args);
             let affected = watches.affected(spec, &args);
             let fresh = crate::pubsub::NewKeys::probe(&db, spec, &args, now);
+            ready.note(spec, &args);
+            let logged_before = q.last_seq();
             let mut ctx = Ctx {
                 db: &mut db,
                 now,
                 watches: &mut watches,
                 refused: refused.as_deref(),
                 pubsub: &self.pubsub,
+                ready: &mut ready,
             };
-            let held = match spec.parse(args, now) {
+            let action = match spec.parse(args, now) {
+                // a blocking command: served now, an error, or the
+                // connection waits and executes nothing more
+                Action::Block(b) => match b.op.attempt(ctx.db, now, None) {
+                    Attempt::Serve(served) => Action::Write(Box::new(served)),
+                    Attempt::Fail(e) => {
+                        Held::at(q.last_seq(), spec.name, e).emit(out, s);
+                        continue;
+                    }
+                    Attempt::Wait => {
+                        let rest = reqs.by_ref().collect();
+                        s.blocked = Some(self.blocking.register(
+                            s.conn.id,
+                            b,
+                            spec.name,
+                            s.conn.proto,
+                            rest,
+                        ));
+                        break;
+                    }
+                },
+                a => a,
+            };
+            let held = match action {
                 Action::Reply(r) => Held::now(spec.name, r),
                 Action::Quit => {
                     Held::now(spec.name, Reply::Ok).emit(out, s);
@@ -329,12 +478,21 @@ impl Core {
                     let reply = ctx.txn(s, t, server, &mut q);
                     Held::at(q.last_seq(), spec.name, reply)
                 }
+                // (resolved above)
+                Action::Block(b) => Held::now(spec.name, b.op.timeout_reply()),
             };
             held.emit(out, s);
             self.pubsub.flush(&mut db, fresh, q.last_seq());
             if let Some(line) = monitor {
                 self.pubsub.feed_monitors(line, q.last_seq());
             }
+            // only a command that logged something changed the state
+            if !ready.is_empty() && q.last_seq() > logged_before {
+                self.serve_blocked(&mut db, &mut q, &mut watches, now, &mut ready);
+                // the served pops' keyspace events
+                self.pubsub.flush(&mut db, None, q.last_seq());
+            }
+            ready.clear();
         }
         let queued = q.last_seq() > queued_before;
         drop(watches);
@@ -389,6 +547,8 @@ struct Ctx<'a> {
     watches: &'a mut Watches,
     refused: Option<&'a str>,
     pubsub: &'a crate::pubsub::PubSub,
+    /// Keys written, for the waiters of blocking commands.
+    ready: &'a mut Ready,
 }
 
 impl Ctx<'_> {
@@ -520,16 +680,26 @@ impl Ctx<'_> {
             };
             let affected = self.watches.affected(spec, &args);
             monitor_lines.extend(self.pubsub.monitor_line(s, spec, &args));
+            self.ready.note(spec, &args);
             let action = spec.parse(args, self.now);
-            let mut estimate = 0;
-            if let Action::Write(w) = &action {
+            if matches!(action, Action::Write(_) | Action::Block(_)) {
                 if let Some(msg) = self.refused {
                     return Reply::error(msg);
                 }
-                let mut p = Vec::new();
-                w.encode_into(&mut p);
-                estimate = p.len();
-                bytes += p.len() + 4;
+            }
+            let mut estimate = 0;
+            match &action {
+                Action::Write(w) => {
+                    let mut p = Vec::new();
+                    w.encode_into(&mut p);
+                    estimate = p.len();
+                    bytes += p.len() + 4;
+                }
+                Action::Block(b) => {
+                    estimate = b.log_bytes_estimate();
+                    bytes += estimate;
+                }
+                _ => {}
             }
             actions.push((affected, action, estimate));
         }
@@ -543,6 +713,11 @@ impl Ctx<'_> {
         let mut replies = Vec::with_capacity(actions.len());
         let mut payloads = Vec::new();
         for (affected, action, estimate) in actions {
+            // a blocking command in a transaction does not block
+            let action = match action {
+                Action::Block(b) => b.now(self.db, self.now),
+                a => a,
+            };
             let reply = match action {
                 Action::Reply(r) => r,
                 Action::Read(r) => r.read(&mut ReadCtx {
@@ -577,6 +752,8 @@ impl Ctx<'_> {
                 // the other transaction commands and QUIT never are.
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
                 Action::Txn(_) => Reply::error("ERR command not allowed inside a transaction"),
+                // (resolved above)
+                Action::Block(b) => b.op.empty_reply(),
             };
             replies.push(reply);
         }

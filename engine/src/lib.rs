@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod blocking;
 pub mod clients;
 pub mod cmd;
 pub mod config;

@@ -44,6 +44,9 @@ const MAX_PIPELINE: usize = 1024;
 /// Replies a connection holds (waiting for durability) before it stops
 /// reading more requests.
 const MAX_HELD: usize = 16 * MAX_PIPELINE;
+/// Bytes a connection blocked in BLPOP & co reads ahead (executed once it
+/// is answered) before it stops reading.
+const MAX_BLOCKED_INPUT: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -249,9 +252,10 @@ impl ServerInfo for Shared {
         }
         if want("clients") {
             section(&mut out, "# Clients", format!(
-                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                 self.metrics.connected_clients.get(),
                 cfg("maxclients"),
+                self.core.blocking.count(),
             ));
         }
         if want("memory") {
@@ -359,6 +363,10 @@ impl ServerInfo for Shared {
 
     fn client_kill(&self, filter: &cmd::ClientFilter, me: u64) -> usize {
         self.clients.kill(filter, me)
+    }
+
+    fn client_unblock(&self, id: u64, error: bool) -> bool {
+        self.core.blocking.unblock(id, error)
     }
 
     fn reset_stats(&self) {
@@ -797,7 +805,8 @@ async fn serve_connection(
     let mut closing = false;
     loop {
         // Execute what is buffered, a bounded batch at a time.
-        while !closing && held.len() < MAX_HELD {
+        // (a blocked connection executes nothing until it is answered)
+        while !closing && held.len() < MAX_HELD && !session.is_blocked() {
             let mut reqs = Vec::new();
             let mut protocol_error = None;
             while reqs.len() < MAX_PIPELINE {
@@ -827,12 +836,15 @@ async fn serve_connection(
                     closing = true;
                 }
                 // what CLIENT LIST shows (name, protocol, last command)
-                if held.len() > before {
-                    let last = held.back().map_or("", |h| h.name);
+                if held.len() > before || session.is_blocked() {
+                    let last = session
+                        .blocked_on()
+                        .unwrap_or_else(|| held.back().map_or("", |h| h.name));
                     client.refresh(&session.conn, last);
                     let (subs, monitor) = session.pubsub.state();
                     client.refresh_pubsub(subs, monitor);
                 }
+                client.set_blocked(session.is_blocked());
             }
             if let Some(e) = protocol_error {
                 if !closing {
@@ -845,6 +857,10 @@ async fn serve_connection(
                 }
                 closing = true;
             }
+        }
+        if closing {
+            // a closing connection stops waiting in a blocking command
+            held.extend(shared.core.stop_waiting(session));
         }
         let d = *durable.borrow_and_update();
         release(shared, &mut held, d, &mut out);
@@ -865,7 +881,12 @@ async fn serve_connection(
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(inbuf.len().max(16 * 1024));
         }
-        let reading = !closing && held.len() < MAX_HELD;
+        // (a blocked connection reads to see its socket close, up to a bound)
+        let reading = !closing
+            && held.len() < MAX_HELD
+            && !(session.is_blocked() && inbuf.len() >= MAX_BLOCKED_INPUT);
+        let blocked = session.is_blocked();
+        let (waiting, subs) = session.waiting();
         tokio::select! {
             r = socket.read_buf(&mut inbuf), if reading => {
                 if r? == 0 {
@@ -879,10 +900,15 @@ async fn serve_connection(
                     release(shared, &mut held, d, &mut out);
                 }
             }
-            Some(m) = session.pubsub.recv() => {
+            Some(m) = subs.recv() => {
                 session.pubsub.take(m, &mut held, session.conn.proto);
             }
-            _ = stop.cancelled(), if reading => closing = true,
+            h = shared.core.unblocked(waiting), if blocked => {
+                // served, unblocked or timed out: then what it read after
+                closing |= shared.core.resume(session, h, shared.as_ref(), &mut held);
+                client.set_blocked(session.is_blocked());
+            }
+            _ = stop.cancelled(), if reading || blocked => closing = true,
             _ = client.kill.cancelled() => return Ok(()),
         }
     }

@@ -661,10 +661,51 @@ fn gen_set(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
     cmd
 }
 
+/// Blocking list pops, with timeouts that end (never 0: a wait with
+/// nothing to pop would last forever on both servers): served at once
+/// when the key holds a list, else the timeout reply after at most 20 ms.
+fn gen_blocking(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
+    let timeout = b(rng.pick(&["0.01", "0.02", ".01", "-1", "x", "1e-2"]));
+    let a = match rng.below(5) {
+        0 | 1 => {
+            let mut a = vec![b(rng.pick(&["BLPOP", "BRPOP", "blpop"])), k];
+            for _ in 0..rng.below(3) {
+                a.push(key(rng));
+            }
+            a.push(timeout);
+            a
+        }
+        2 => vec![
+            b("BLMOVE"),
+            k,
+            key(rng),
+            b(rng.pick(&["LEFT", "right", "up"])),
+            b(rng.pick(&["left", "RIGHT"])),
+            timeout,
+        ],
+        3 => vec![b("BRPOPLPUSH"), k, key(rng), timeout],
+        _ => {
+            let mut a = vec![b("BLMPOP"), timeout, b(rng.pick(&["1", "2", "0", "x"])), k];
+            for _ in 0..rng.below(2) {
+                a.push(key(rng));
+            }
+            a.push(b(rng.pick(&["LEFT", "right", "bogus"])));
+            if rng.chance(50) {
+                a.extend([b("COUNT"), b(rng.pick(&["1", "3", "0", "x"]))]);
+            }
+            a
+        }
+    };
+    (a, Cmp::Exact)
+}
+
 fn gen_command(rng: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     let k = key(rng);
     if rng.chance(15) {
         return gen_set(rng, k);
+    }
+    if rng.chance(3) {
+        return gen_blocking(rng, k);
     }
     if rng.chance(20) {
         let cmd = gen_list(rng, k);

@@ -207,6 +207,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -259,6 +261,8 @@ pub enum Client {
     /// The filter, and whether the old one-address form was used.
     Kill(ClientFilter, bool),
     NoEvict(bool),
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the id, and whether ERROR.
+    Unblock(u64, bool),
 }
 
 impl Command for Client {
@@ -277,6 +281,7 @@ impl Command for Client {
             b"INFO" => Some((2, "client|info")),
             b"LIST" => Some((-2, "client|list")),
             b"KILL" => Some((-3, "client|kill")),
+            b"UNBLOCK" => Some((-3, "client|unblock")),
             b"NO-EVICT" => Some((3, "client|no-evict")),
             b"SETINFO" => Some((4, "client|setinfo")),
             b"REPLY" => Some((3, "client|reply")),
@@ -406,6 +411,27 @@ impl Command for Client {
                 }
                 Client::Kill(f, false)
             }
+            b"UNBLOCK" => {
+                if n > 4 {
+                    let mut msg =
+                        b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+                    msg.extend_from_slice(c_str(&args[1], usize::MAX));
+                    msg.extend_from_slice(b"'. Try CLIENT HELP.");
+                    return Err(Reply::error_bytes(msg));
+                }
+                let id = parse_i64(&args[2]).ok_or_else(|| Reply::error(reply::NOT_INTEGER))?;
+                let error = match args.get(3).map(|a| upper(a)) {
+                    None => false,
+                    Some(o) if o == b"TIMEOUT" => false,
+                    Some(o) if o == b"ERROR" => true,
+                    _ => {
+                        return Err(Reply::error(
+                            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                        ))
+                    }
+                };
+                Client::Unblock(id as u64, error)
+            }
             _ => unreachable!("every subcommand with an arity is handled"),
         };
         Ok(Action::read(c))
@@ -447,6 +473,9 @@ impl Read for Client {
             Client::NoEvict(on) => {
                 ctx.conn.no_evict = on;
                 Reply::Ok
+            }
+            Client::Unblock(id, error) => {
+                Reply::Int(i64::from(ctx.server.client_unblock(id, error)))
             }
         }
     }

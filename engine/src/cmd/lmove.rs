@@ -158,6 +158,14 @@ impl Command for LMPop {
     const EFFECT: Option<EffectSpec> = Some(effect::<LMPop>());
 
     fn parse(args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        Ok(Action::write(LMPop::parse_args(&args)?))
+    }
+}
+
+impl LMPop {
+    /// `numkeys key [key ...] LEFT|RIGHT [COUNT count]` from `args[1]` on
+    /// (BLMPOP passes its arguments after the timeout).
+    pub(crate) fn parse_args(args: &[Vec<u8>]) -> Result<LMPop, Reply> {
         let numkeys = at_least_one(&args[1], "ERR numkeys should be greater than 0")?;
         let where_at = match usize::try_from(numkeys).ok().and_then(|n| n.checked_add(2)) {
             Some(i) if i < args.len() => i,
@@ -177,11 +185,11 @@ impl Command for LMPop {
                 return Err(syntax_error());
             }
         }
-        Ok(Action::write(LMPop {
+        Ok(LMPop {
             keys: args[2..where_at].to_vec(),
             head,
             count: count.unwrap_or(1),
-        }))
+        })
     }
 }
 

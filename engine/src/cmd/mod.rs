@@ -37,6 +37,7 @@ mod glob;
 pub mod ldouble;
 
 mod append;
+mod blist;
 mod command;
 pub mod config;
 mod config_params;
@@ -289,6 +290,10 @@ pub enum Action {
     /// Pub/sub, MONITOR, CLIENT REPLY, RESET: run by the execution core
     /// against the connection's subscriptions ([`crate::pubsub`]).
     PubSub(crate::pubsub::Op),
+    /// A blocking command (BLPOP…): served now, or the connection waits
+    /// ([`crate::blocking`]); inside MULTI/EXEC or a script it is its
+    /// non-blocking variant, [`crate::blocking::Block::now`].
+    Block(crate::blocking::Block),
 }
 
 impl Action {
@@ -323,6 +328,11 @@ pub trait ServerInfo {
     fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String;
     /// CLIENT KILL: closes the matching clients; how many.
     fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
+    /// CLIENT UNBLOCK: answers blocked client `id` with its timeout reply
+    /// (or, `error`, the UNBLOCKED error); false when it is not blocked.
+    fn client_unblock(&self, _id: u64, _error: bool) -> bool {
+        false
+    }
 }
 
 /// The Redis version the engine answers as (HELLO, INFO).
@@ -599,6 +609,12 @@ pub const TABLE: &[Spec] = &[
     spec::<pubsub::SPublish>(),
     spec::<pubsub::PubSubCmd>(),
     spec::<pubsub::Monitor>(),
+    // blocking
+    spec::<blist::BLPop>(),
+    spec::<blist::BRPop>(),
+    spec::<blist::BLMove>(),
+    spec::<blist::BRPopLPush>(),
+    spec::<blist::BLMPop>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

@@ -671,7 +671,11 @@ fn key_and_string_commands_of_redis_7() {
         match parse(a(args), now).1 {
             Action::Write(w) => w.apply_boxed(db, now),
             Action::Reply(r) => r,
-            Action::Read(_) | Action::Quit | Action::Txn(_) | Action::PubSub(_) => {
+            Action::Read(_)
+            | Action::Quit
+            | Action::Txn(_)
+            | Action::PubSub(_)
+            | Action::Block(_) => {
                 panic!("{args:?} is not a write")
             }
         }
