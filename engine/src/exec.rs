@@ -245,11 +245,25 @@ impl Core {
                 continue;
             }
             if let Some(m) = s.multi.as_mut() {
-                if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
+                if spec.flags.contains(Flags::NO_MULTI) {
+                    m.failed = true;
+                    let e = Reply::error("ERR Command not allowed inside a transaction");
+                    Held::now(spec.name, e).push(out, s.conn.proto);
+                    continue;
+                }
+                if !matches!(
+                    spec.name,
+                    "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+                ) {
                     m.cmds.push(args);
                     Held::now(spec.name, Reply::Status("QUEUED".into())).push(out, s.conn.proto);
                     continue;
                 }
+            }
+            if spec.name == "reset" {
+                // RESET also ends the connection's transaction and watches
+                s.multi = None;
+                watches.unwatch(s);
             }
             let affected = watches.affected(spec, &args);
             let mut ctx = Ctx {

@@ -37,6 +37,11 @@ mod glob;
 pub mod ldouble;
 
 mod append;
+mod bitcount;
+mod bitfield;
+mod bitop;
+mod bitpos;
+mod bits;
 mod command;
 pub mod config;
 mod config_params;
@@ -48,6 +53,7 @@ mod expire;
 mod expiretime;
 mod flushall;
 mod get;
+mod getbit;
 mod getdel;
 mod getex;
 mod getrange;
@@ -87,9 +93,11 @@ mod rename;
 mod scan;
 mod server;
 mod set;
+mod setbit;
 mod setex;
 mod setnx;
 mod setrange;
+mod shutdown;
 mod strlen;
 mod touch;
 mod ttl;
@@ -292,6 +300,11 @@ pub trait ServerInfo {
     fn client_list(&self, ids: Option<&[u64]>, me: u64, me_cmd: &str) -> String;
     /// CLIENT KILL: closes the matching clients; how many.
     fn client_kill(&self, filter: &ClientFilter, me: u64) -> usize;
+    /// SHUTDOWN: stops the server cleanly (connections finish, the log is
+    /// closed); false when this server cannot be stopped from a client.
+    fn shutdown(&self) -> bool {
+        false
+    }
 }
 
 /// The Redis version the engine answers as (HELLO, INFO).
@@ -338,9 +351,15 @@ impl Flags {
     pub const WRITE: Flags = Flags(1);
     /// Reads the state.
     pub const READONLY: Flags = Flags(2);
+    /// Refused inside MULTI (Redis's `no-multi`: SAVE, SHUTDOWN).
+    pub const NO_MULTI: Flags = Flags(4);
 
     pub const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
     }
 }
 
@@ -539,6 +558,16 @@ pub const TABLE: &[Spec] = &[
     spec::<multi::Discard>(),
     spec::<multi::Watch>(),
     spec::<multi::Unwatch>(),
+    // compat: bit commands, SORT, DUMP/RESTORE, SAVE/SHUTDOWN
+    spec::<setbit::SetBit>(),
+    spec::<getbit::GetBit>(),
+    spec::<bitcount::BitCount>(),
+    spec::<bitpos::BitPos>(),
+    spec::<bitop::BitOp>(),
+    spec::<bitfield::BitFieldCmd>(),
+    spec::<bitfield::BitFieldRo>(),
+    spec::<shutdown::Save>(),
+    spec::<shutdown::Shutdown>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
