@@ -80,7 +80,7 @@ impl Watches {
         if self.by_key.is_empty() || !spec.flags.contains(Flags::WRITE) {
             return None;
         }
-        if spec.keys.first == 0 {
+        if spec.keys.first == 0 || spec.flags.contains(Flags::MOVABLE_KEYS) {
             return Some(self.by_key.keys().cloned().collect());
         }
         Some(

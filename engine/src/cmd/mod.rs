@@ -98,6 +98,7 @@ mod setex;
 mod setnx;
 mod setrange;
 mod shutdown;
+mod sort;
 mod strlen;
 mod touch;
 mod ttl;
@@ -353,6 +354,9 @@ impl Flags {
     pub const READONLY: Flags = Flags(2);
     /// Refused inside MULTI (Redis's `no-multi`: SAVE, SHUTDOWN).
     pub const NO_MULTI: Flags = Flags(4);
+    /// Options name more keys than [`Keys`] gives (SORT … STORE dest):
+    /// WATCH compares every watched key around such a write.
+    pub const MOVABLE_KEYS: Flags = Flags(8);
 
     pub const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
@@ -568,6 +572,8 @@ pub const TABLE: &[Spec] = &[
     spec::<bitfield::BitFieldRo>(),
     spec::<shutdown::Save>(),
     spec::<shutdown::Shutdown>(),
+    spec::<sort::Sort>(),
+    spec::<sort::SortRo>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
