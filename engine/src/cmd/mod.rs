@@ -48,6 +48,7 @@ mod config_params;
 mod connection;
 mod copy;
 mod del;
+mod dump;
 mod exists;
 mod expire;
 mod expiretime;
@@ -89,7 +90,9 @@ mod persist;
 mod pop;
 mod push;
 mod randomkey;
+mod rdb;
 mod rename;
+mod restore;
 mod scan;
 mod server;
 mod set;
@@ -574,6 +577,8 @@ pub const TABLE: &[Spec] = &[
     spec::<shutdown::Shutdown>(),
     spec::<sort::Sort>(),
     spec::<sort::SortRo>(),
+    spec::<dump::Dump>(),
+    spec::<restore::Restore>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
