@@ -376,9 +376,20 @@ impl Ctx<'_> {
                 (k, e)
             })
             .collect();
+        // keys Redis signals even when unchanged (SET of the same value)
+        let signaled: Option<(cmd::Signal, Vec<Vec<u8>>)> = match w.signal() {
+            (cmd::Signal::Never, _) => None,
+            _ if before.is_empty() => None,
+            (when, keys) => Some((when, keys.into_iter().map(<[u8]>::to_vec).collect())),
+        };
         let reply = w.apply_boxed(self.db, self.now);
+        let fired = |k: &[u8]| {
+            signaled
+                .as_ref()
+                .is_some_and(|(when, keys)| keys.iter().any(|x| x == k) && when.fires(&reply))
+        };
         for (k, b) in before {
-            if self.db.entry(&k, self.now) != b.as_ref() {
+            if (b.is_some() && fired(&k)) || self.db.entry(&k, self.now) != b.as_ref() {
                 self.watches.touch(&k);
             }
         }

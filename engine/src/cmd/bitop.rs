@@ -148,6 +148,10 @@ impl Effect for BitOp {
         Reply::Int(n)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.dest])
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("BITOP {} {}", NAMES[self.op as usize], quote(&self.dest));
         for k in &self.keys {

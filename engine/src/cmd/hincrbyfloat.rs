@@ -106,6 +106,10 @@ impl Effect for HIncrByFloat {
         Reply::Bulk(new)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "HINCRBYFLOAT {} {} {}",

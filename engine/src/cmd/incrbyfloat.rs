@@ -98,6 +98,10 @@ impl Effect for IncrByFloat {
         Reply::Bulk(new)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "INCRBYFLOAT {} {}",

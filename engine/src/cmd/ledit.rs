@@ -118,6 +118,10 @@ impl Effect for LSet {
         })
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "LSET {} {} {}",
@@ -193,6 +197,10 @@ impl Effect for LTrim {
             }
             Reply::Ok
         })
+    }
+
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
     }
 
     fn describe(&self) -> String {

@@ -197,6 +197,14 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
         None
     }
 
+    /// The keys Redis signals to WATCH as modified by this write, and when
+    /// (by its reply), although their value may be unchanged (a SET of the
+    /// same value). Keys whose entry changed are found by comparison
+    /// whatever this says.
+    fn signal(&self) -> (Signal, Vec<&[u8]>) {
+        (Signal::Never, Vec::new())
+    }
+
     /// The whole payload: `op | body`.
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(32);
@@ -230,6 +238,36 @@ pub trait Write: Send + std::fmt::Debug {
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply>;
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
     fn describe(&self) -> String;
+    fn signal(&self) -> (Signal, Vec<&[u8]>);
+}
+
+/// When a write's keys count as modified for WATCH even if unchanged
+/// ([`Effect::signal`]); only keys that existed before the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Only when the entry changed.
+    Never,
+    /// Any reply but an error.
+    Success,
+    /// The reply OK.
+    Ok,
+    /// OK or a bulk string (SET … GET that set).
+    OkOrBulk,
+    /// An integer above 0 (EXPIRE 1, COPY 1, SORT … STORE n).
+    Positive,
+}
+
+impl Signal {
+    /// Whether a write that answered `reply` signals its keys.
+    pub fn fires(self, reply: &Reply) -> bool {
+        match self {
+            Signal::Never => false,
+            Signal::Success => !reply.is_error(),
+            Signal::Ok => matches!(reply, Reply::Ok),
+            Signal::OkOrBulk => matches!(reply, Reply::Ok | Reply::Bulk(_)),
+            Signal::Positive => matches!(reply, Reply::Int(n) if *n > 0),
+        }
+    }
 }
 
 impl<T: Effect> Write for T {
@@ -248,6 +286,9 @@ impl<T: Effect> Write for T {
     }
     fn describe(&self) -> String {
         Effect::describe(self)
+    }
+    fn signal(&self) -> (Signal, Vec<&[u8]>) {
+        Effect::signal(self)
     }
 }
 

@@ -186,6 +186,10 @@ impl Effect for Restore {
         Reply::Ok
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         let mut s = format!(
             "RESTORE {} {} {}",

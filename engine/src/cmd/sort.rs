@@ -383,6 +383,10 @@ impl Effect for SortStore {
         Reply::Int(n)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Positive, vec![&self.dest])
+    }
+
     fn describe(&self) -> String {
         let o = &self.opts;
         let mut s = format!("SORT {}", quote(&o.key));
