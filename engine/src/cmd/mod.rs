@@ -110,6 +110,8 @@ mod unlink;
 mod wait;
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
