@@ -223,6 +223,22 @@ fn malformed_and_oversized_input_gets_errors_and_changes_nothing() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+    // refused writes of the compat commands: errors, nothing logged
+    let out = raw(
+        e.port,
+        b"SETBIT k001 4294967296 1\r\nBITOP NOT d k001 k002\r\nRESTORE k001 0 junk\r\n\
+          RESTORE new 0 junk\r\nSORT k001 STORE d\r\nBITFIELD k001 SET u64 0 1\r\n\
+          MULTI\r\nSET x 1\r\nSAVE\r\nEXEC\r\n",
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(
+        text.matches("-ERR").count()
+            + text.matches("-BUSYKEY").count()
+            + text.matches("-WRONGTYPE").count()
+            + text.matches("-EXECABORT").count(),
+        8,
+        "{text}"
+    );
     // the engine still serves, and only the 200 SETs were logged
     assert_eq!(raw(e.port, b"DBSIZE\r\n"), b":200\r\n");
     let scrape = e.http_get("/metrics").1;

@@ -189,6 +189,9 @@ fn elements<'a>(db: &'a Db, key: &[u8], now_ms: u64) -> Result<Vec<&'a [u8]>, Re
     Ok(list.iter().map(Vec::as_slice).collect())
 }
 
+/// An element with its numeric score and its BY value.
+type Keyed<'a> = (&'a [u8], f64, Option<Vec<u8>>);
+
 /// The sorted output: per element in the LIMIT range, the element itself
 /// (no GET) or one value per GET pattern (None: missing).
 fn run(db: &Db, now_ms: u64, o: &SortOpts) -> Result<Vec<Option<Vec<u8>>>, Reply> {
@@ -237,7 +240,7 @@ fn run(db: &Db, now_ms: u64, o: &SortOpts) -> Result<Vec<Option<Vec<u8>>>, Reply
         start = 0;
         range
     } else {
-        let mut v: Vec<(&[u8], f64, Option<Vec<u8>>)> = Vec::with_capacity(items.len());
+        let mut v: Vec<Keyed<'_>> = Vec::with_capacity(items.len());
         let mut bad_score = false;
         for e in items {
             let by = match &o.by {
