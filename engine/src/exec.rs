@@ -366,6 +366,7 @@ impl Ctx<'_> {
                 return (e, None);
             }
         }
+        let w = w.resolve(self.db, self.now);
         let mut payload = Vec::with_capacity(32);
         w.encode_into(&mut payload);
         let before: Vec<(Vec<u8>, Option<Entry>)> = affected
@@ -485,7 +486,7 @@ impl Ctx<'_> {
                 }
                 let mut p = Vec::new();
                 w.encode_into(&mut p);
-                bytes += p.len() + 4;
+                bytes += p.len() + 4 + w.resolve_growth();
             }
             actions.push((affected, action));
         }

@@ -433,3 +433,58 @@ fn compat_payloads_are_pinned_and_replay_like_live() {
     assert_eq!(replayed, live);
     assert_eq!(replies[2], Reply::Array(vec![int(15), int(15)]));
 }
+
+/// INCRBYFLOAT and HINCRBYFLOAT log the value they store (resolved against
+/// the state, as Redis propagates SET/HSET); increments logged by older
+/// versions still replay.
+#[test]
+fn float_increments_log_the_stored_value() {
+    let mut db = Db::new();
+    run(&mut db, &[b"set", b"f", b"10.5", b"px", b"9000"]);
+    let Action::Write(w) = parse(a(&[b"incrbyfloat", b"f", b"0.1"]), 0).1 else {
+        panic!("a write")
+    };
+    assert!(w.precheck(&db, 0).is_none());
+    let w = w.resolve(&db, 0);
+    let mut p = Vec::new();
+    w.encode_into(&mut p);
+    assert_eq!(
+        p,
+        [&[65u8, 1, 0, 0, 0, b'f', 4, 0, 0, 0][..], b"10.6"].concat()
+    );
+    let before = db.clone();
+    assert_eq!(w.apply_boxed(&mut db, 0), Reply::Bulk(b"10.6".to_vec()));
+    assert_eq!(db.entry(b"f", 0).unwrap().expire_at_ms, Some(9000));
+    // the increment (op 22, older logs) replays to the same state
+    let mut old = before.clone();
+    let legacy = [&[22u8, 1, 0, 0, 0, b'f', 3, 0, 0, 0][..], b"0.1"].concat();
+    assert_eq!(
+        apply_payload(&mut old, &legacy, 0).unwrap(),
+        Reply::Bulk(b"10.6".to_vec())
+    );
+    assert_eq!(old, db);
+    let mut replayed = before;
+    assert_eq!(
+        apply_payload(&mut replayed, &p, 0).unwrap(),
+        Reply::Bulk(b"10.6".to_vec())
+    );
+    assert_eq!(replayed, db);
+
+    let Action::Write(w) = parse(a(&[b"hincrbyfloat", b"h", b"x", b"1.25"]), 0).1 else {
+        panic!("a write")
+    };
+    let w = w.resolve(&db, 0);
+    let mut p = Vec::new();
+    w.encode_into(&mut p);
+    assert_eq!(p[0], 66);
+    assert!(describe_payload(&p).unwrap().contains("\"1.25\""));
+    let mut replayed = db.clone();
+    assert_eq!(w.apply_boxed(&mut db, 0), Reply::Bulk(b"1.25".to_vec()));
+    apply_payload(&mut replayed, &p, 0).unwrap();
+    assert_eq!(replayed, db);
+    // a transaction's size check allows for the longest value
+    let Action::Write(w) = parse(a(&[b"incrbyfloat", b"f", b"1"]), 0).1 else {
+        panic!("a write")
+    };
+    assert_eq!(w.resolve_growth(), 5 * 1024);
+}

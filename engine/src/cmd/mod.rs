@@ -161,6 +161,9 @@ pub trait Command {
     /// The payload a write command logs: `Some(effect::<T>())`. Registers
     /// the effect's op for replay.
     const EFFECT: Option<EffectSpec> = None;
+    /// Further effects this command logs (what [`Effect::resolve`] turns
+    /// its effect into), registered for replay like [`Command::EFFECT`].
+    const ALSO_LOGS: &'static [EffectSpec] = &[];
 
     /// Arguments (the name first, arity already checked) -> what to do;
     /// `Err` is the error reply (nothing is logged). `now_ms` turns relative
@@ -198,6 +201,17 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
     fn precheck(&self, _db: &Db, _now_ms: u64) -> Option<Reply> {
         None
     }
+
+    /// The effect to log and apply instead of `self`, given the state it
+    /// runs on (after [`Effect::precheck`] passed): INCRBYFLOAT logs the
+    /// value it stores, as Redis propagates a SET. Default: itself.
+    fn resolve(self, _db: &Db, _now_ms: u64) -> Box<dyn Write> {
+        Box::new(self)
+    }
+
+    /// How many bytes longer than `self`'s payload the resolved effect's
+    /// may be (a transaction's size is checked before anything runs).
+    const RESOLVE_GROWTH: usize = 0;
 
     /// The keys Redis signals to WATCH as modified by this write, and when
     /// (by its reply), although their value may be unchanged (a SET of the
@@ -241,6 +255,8 @@ pub trait Write: Send + std::fmt::Debug {
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
     fn describe(&self) -> String;
     fn signal(&self) -> (Signal, Vec<&[u8]>);
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write>;
+    fn resolve_growth(&self) -> usize;
 }
 
 /// When a write's keys count as modified for WATCH even if unchanged
@@ -291,6 +307,12 @@ impl<T: Effect> Write for T {
     }
     fn signal(&self) -> (Signal, Vec<&[u8]>) {
         Effect::signal(self)
+    }
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write> {
+        Effect::resolve(*self, db, now_ms)
+    }
+    fn resolve_growth(&self) -> usize {
+        T::RESOLVE_GROWTH
     }
 }
 
@@ -492,6 +514,8 @@ pub struct Spec {
     pub flags: Flags,
     pub keys: Keys,
     pub effect: Option<EffectSpec>,
+    /// [`Command::ALSO_LOGS`].
+    pub also_logs: &'static [EffectSpec],
     parse: fn(Vec<Vec<u8>>, u64) -> Result<Action, Reply>,
 }
 
@@ -503,6 +527,7 @@ pub const fn spec<C: Command>() -> Spec {
         flags: C::FLAGS,
         keys: C::KEYS,
         effect: C::EFFECT,
+        also_logs: C::ALSO_LOGS,
         parse: C::parse,
     }
 }
@@ -670,7 +695,11 @@ fn effects() -> &'static [Option<EffectSpec>; 256] {
     static OPS: OnceLock<[Option<EffectSpec>; 256]> = OnceLock::new();
     OPS.get_or_init(|| {
         let mut ops: [Option<EffectSpec>; 256] = [None; 256];
-        for e in TABLE.iter().filter_map(|s| s.effect) {
+        let all = TABLE
+            .iter()
+            .flat_map(|s| s.effect.iter().chain(s.also_logs))
+            .copied();
+        for e in all {
             if let Some(prev) = ops[e.op as usize] {
                 assert_eq!(prev.name, e.name, "op {} used by two effects", e.op);
             }
