@@ -131,7 +131,15 @@ pub fn dump(v: &Value) -> Option<Vec<u8>> {
 
 struct Reader<'a> {
     buf: &'a [u8],
+    /// Bytes of strings decoded so far (LZF expands): bounded by
+    /// [`MAX_DECODED_BYTES`].
+    decoded: usize,
 }
+
+/// Most bytes of strings one payload may decode to (Redis's default
+/// `proto-max-bulk-len`): a small compressed payload cannot make the
+/// engine allocate without bound.
+const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
 
 type R<T> = Result<T, PayloadError>;
 const BAD: PayloadError = PayloadError::BadFormat;
@@ -172,6 +180,15 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> R<Vec<u8>> {
+        let s = self.string_unbounded()?;
+        self.decoded += s.len();
+        if self.decoded > MAX_DECODED_BYTES {
+            return Err(BAD);
+        }
+        Ok(s)
+    }
+
+    fn string_unbounded(&mut self) -> R<Vec<u8>> {
         match self.len_or_enc()? {
             Ok(n) => Ok(self.take(usize::try_from(n).map_err(|_| BAD)?)?.to_vec()),
             Err(0) => Ok((self.u8()? as i8).to_string().into_bytes()),
@@ -184,7 +201,7 @@ impl<'a> Reader<'a> {
             Err(3) => {
                 let clen = usize::try_from(self.len()?).map_err(|_| BAD)?;
                 let len = usize::try_from(self.len()?).map_err(|_| BAD)?;
-                if len > crate::db::MAX_STRING_BYTES {
+                if len > crate::db::MAX_STRING_BYTES || self.decoded + len > MAX_DECODED_BYTES {
                     return Err(BAD);
                 }
                 lzf_decompress(self.take(clen)?, len)
@@ -313,6 +330,7 @@ pub fn restore(payload: &[u8]) -> R<Value> {
     verify(payload)?;
     let mut r = Reader {
         buf: &payload[..payload.len() - 10],
+        decoded: 0,
     };
     let count = |r: &mut Reader<'_>| -> R<usize> {
         let n = r.len()?;
