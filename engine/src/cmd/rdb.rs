@@ -454,4 +454,48 @@ mod tests {
         let big = unhex("00c30928017878e01b000178780a007a1d6ccea5401333");
         assert_eq!(restore(&big), Ok(Value::Str(vec![b'x'; 40])));
     }
+
+    #[test]
+    fn random_payloads_with_a_valid_footer_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let types = [0u8, 1, 4, 16, 18, 2, 14];
+        // some structure: valid prefixes of real payloads, then noise
+        let seeds = [
+            unhex("101616000000040081610201018162028568656c6c6f06ff"),
+            unhex("12010210100000000300816102c3e802dffb02ff"),
+            unhex("00c30928017878e01b00017878"),
+        ];
+        for i in 0..30_000 {
+            let mut body = if i % 2 == 0 {
+                let s = &seeds[(rnd() % 3) as usize];
+                let mut b = s[..(rnd() as usize % (s.len() + 1))].to_vec();
+                if !b.is_empty() && rnd() % 2 == 0 {
+                    let at = rnd() as usize % b.len();
+                    b[at] = rnd() as u8;
+                }
+                b
+            } else {
+                let n = (rnd() % 40) as usize;
+                let mut b: Vec<u8> = (0..n).map(|_| rnd() as u8).collect();
+                if let Some(f) = b.first_mut() {
+                    *f = types[(rnd() % 7) as usize];
+                }
+                b
+            };
+            body.extend_from_slice(&RDB_VERSION.to_le_bytes());
+            let crc = crc64(&body);
+            body.extend_from_slice(&crc.to_le_bytes());
+            if let Ok(v) = restore(&body) {
+                // whatever decodes is a value the engine can hold and dump
+                let again = dump(&v).unwrap();
+                assert_eq!(restore(&again), Ok(v));
+            }
+        }
+    }
 }
