@@ -23,11 +23,15 @@
 //! Transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH) live here because they
 //! are connection state: queued commands are resolved (name, arity) when
 //! queued and parsed and run when EXEC runs; the writes of one EXEC are
-//! logged as one [`Transaction`] record. WATCH remembers per key who
-//! watches it; a write that changes a watched key (compared before and
-//! after applying, keyless writes like FLUSHALL against every watched key)
-//! marks its watchers dirty, and EXEC also fails when a key that was alive
-//! at WATCH time is gone (expired or purged).
+//! logged as one [`Transaction`] record. SAVE and SHUTDOWN
+//! ([`Flags::NO_MULTI`]) are refused while queueing and abort the EXEC;
+//! RESET runs at once and ends the transaction and the watches. WATCH
+//! remembers per key who watches it; a write that changes a watched key
+//! (compared before and after applying; keyless and movable-key writes like
+//! FLUSHALL and SORT … STORE against every watched key), or that Redis
+//! signals although nothing changed ([`cmd::Effect::signal`]: a SET of the
+//! same value), marks its watchers dirty, and EXEC also fails when a key
+//! that was alive at WATCH time is gone (expired or purged).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

@@ -1075,3 +1075,28 @@ fn new_effects_survive_kill9_and_scan_cursors_survive_connections_and_restarts()
         assert_eq!(err_text(bad), "ERR invalid cursor");
     });
 }
+
+#[test]
+fn shutdown_stops_the_engine_cleanly_and_keeps_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Engine::start(dir.path(), &[]);
+    let out = raw(e.port, b"SET a 1\r\nMULTI\r\nSHUTDOWN\r\nEXEC\r\nSAVE\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "+OK\r\n+OK\r\n-ERR Command not allowed inside a transaction\r\n\
+         -EXECABORT Transaction discarded because of previous errors.\r\n+OK\r\n"
+    );
+    assert!(e.child.try_wait().unwrap().is_none(), "refused in MULTI");
+    let _ = raw(e.port, b"SHUTDOWN NOSAVE\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = e.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", e.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}: {}", e.log_text());
+    let e = Engine::start(dir.path(), &[]);
+    assert_eq!(raw(e.port, b"GET a\r\n"), b"$1\r\n1\r\n");
+}
