@@ -142,8 +142,11 @@ fn lookup_by_pattern(db: &Db, now_ms: u64, pattern: &[u8], elem: &[u8]) -> Optio
     }
 }
 
-/// C's `strtod` over the whole value (up to a NUL): None when text is left
-/// over, the value is out of range or NaN.
+/// C's `strtod` over the whole value (up to a NUL; decimal, hexadecimal,
+/// `inf`): None when text is left over, the value is out of range or NaN.
+/// (Redis 7.0 tests `errno` without clearing it, so once one score was out
+/// of range every later non-integer score fails there too, until errno
+/// changes; the engine judges each score on its own.)
 fn score(v: &[u8]) -> Option<f64> {
     let v = c_str(v, usize::MAX);
     if v.is_empty() {
@@ -158,6 +161,16 @@ fn score(v: &[u8]) -> Option<f64> {
     }
     let x: f64 = if matches!(body, "inf" | "infinity") {
         t.parse().ok()?
+    } else if let Some(hex) = body.strip_prefix("0x") {
+        let x = hex_float(hex)?;
+        if x.is_infinite() || (x != 0.0 && !x.is_normal()) {
+            return None;
+        }
+        if lower.starts_with('-') {
+            -x
+        } else {
+            x
+        }
     } else {
         if !body
             .bytes()
@@ -176,6 +189,37 @@ fn score(v: &[u8]) -> Option<f64> {
         x
     };
     Some(x)
+}
+
+/// C's hexadecimal floating point (after `0x`): hex digits with an
+/// optional point, then an optional binary exponent `p[+-]n`.
+fn hex_float(t: &str) -> Option<f64> {
+    let (mant, exp) = match t.split_once('p') {
+        Some((m, e)) => (m, Some(e)),
+        None => (t, None),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut x = 0f64;
+    let mut scale = 0i64;
+    for c in int.chars() {
+        x = x * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    for c in frac.chars() {
+        x = x * 16.0 + f64::from(c.to_digit(16)?);
+        scale -= 4;
+    }
+    if let Some(e) = exp {
+        let digits = e.trim_start_matches(['+', '-']);
+        if digits.is_empty() || e.len() - digits.len() > 1 {
+            return None;
+        }
+        let n: i64 = digits.parse().ok()?;
+        scale += if e.starts_with('-') { -n } else { n };
+    }
+    Some(x * 2f64.powi(scale.clamp(-4000, 4000) as i32))
 }
 
 /// The elements SORT works on, in the value's own order.
@@ -429,5 +473,9 @@ mod tests {
         assert_eq!(score(b"1x"), None);
         assert_eq!(score(b" "), None);
         assert_eq!(score(b"1\0x"), Some(1.0));
+        assert_eq!(score(b"0x10"), Some(16.0));
+        assert_eq!(score(b"-0x1.8p1"), Some(-3.0));
+        assert_eq!(score(b"0x"), None);
+        assert_eq!(score(b"0x1p"), None);
     }
 }
