@@ -10,7 +10,8 @@
 //! the same state stores the same list.
 //!
 //! ```text
-//!  op 63 | key:bytes | destination:bytes | flags u8 (bit 0 DESC, bit 1 ALPHA, bit 2 BY)
+//!  op 63 | key:bytes | destination:bytes
+//!        | flags u8 (bit 0 DESC, bit 1 ALPHA, bit 2 BY, bit 3 a BY without `*`: no sorting)
 //!        | by:bytes (empty without BY) | limit offset i64 | limit count i64 (-1: all)
 //!        | n u32 | n × get pattern:bytes
 //! ```
@@ -36,6 +37,9 @@ pub struct SortOpts {
     pub gets: Vec<Vec<u8>>,
     pub desc: bool,
     pub alpha: bool,
+    /// A BY pattern without `*` was given (even if a later BY has one, as
+    /// Redis reads them): the list's own order.
+    pub dontsort: bool,
 }
 
 /// SORT … STORE destination.
@@ -59,6 +63,7 @@ fn parse_sort(mut args: Vec<Vec<u8>>, ro: bool) -> Result<Action, Reply> {
         gets: Vec::new(),
         desc: false,
         alpha: false,
+        dontsort: false,
     };
     let mut store = None;
     let mut j = 2;
@@ -78,6 +83,7 @@ fn parse_sort(mut args: Vec<Vec<u8>>, ro: bool) -> Result<Action, Reply> {
                 j += 1;
             }
             b"BY" if left >= 1 => {
+                opts.dontsort |= !c_str(&args[j + 1], usize::MAX).contains(&b'*');
                 opts.by = Some(args[j + 1].clone());
                 j += 1;
             }
@@ -240,9 +246,7 @@ type Keyed<'a> = (&'a [u8], f64, Option<Vec<u8>>);
 /// (no GET) or one value per GET pattern (None: missing).
 fn run(db: &Db, now_ms: u64, o: &SortOpts) -> Result<Vec<Option<Vec<u8>>>, Reply> {
     let items = elements(db, &o.key, now_ms)?;
-    let dontsort =
-        o.by.as_ref()
-            .is_some_and(|p| !c_str(p, usize::MAX).contains(&b'*'));
+    let dontsort = o.dontsort;
     let n = items.len() as i64;
     let mut start = o.limit_start.max(0);
     let mut end = if o.limit_count < 0 {
@@ -374,7 +378,10 @@ impl Effect for SortStore {
         put_bytes(out, &self.dest);
         put_u8(
             out,
-            u8::from(o.desc) | u8::from(o.alpha) << 1 | u8::from(o.by.is_some()) << 2,
+            u8::from(o.desc)
+                | u8::from(o.alpha) << 1
+                | u8::from(o.by.is_some()) << 2
+                | u8::from(o.dontsort) << 3,
         );
         put_bytes(out, o.by.as_deref().unwrap_or_default());
         put_i64(out, o.limit_start);
@@ -387,7 +394,7 @@ impl Effect for SortStore {
         let dest = d.bytes()?;
         let flags = d.u8()?;
         let by = d.bytes()?;
-        if flags > 7 || (flags & 4 == 0 && !by.is_empty()) {
+        if flags > 15 || (flags & 4 == 0 && (!by.is_empty() || flags & 8 != 0)) {
             return Err(DecodeError::Invalid {
                 what: "SORT flags",
                 value: u64::from(flags),
@@ -402,6 +409,7 @@ impl Effect for SortStore {
                 gets: d.list()?,
                 desc: flags & 1 != 0,
                 alpha: flags & 2 != 0,
+                dontsort: flags & 8 != 0,
             },
             dest,
         })
