@@ -225,6 +225,11 @@ fn sort_follows_redis() {
         run(&mut db, &[b"sort", b"l", b"by", b"w_*"]),
         bulks(&["10", "2", "3", "1"])
     );
+    // a BY without `*` keeps the list's order even if a later BY has one
+    assert_eq!(
+        run(&mut db, &[b"sort", b"l", b"by", b"nosort", b"by", b"w_*"]),
+        bulks(&["3", "1", "2", "10"])
+    );
     let r = run(&mut db, &[b"sort", b"l", b"get", b"#", b"get", b"h_*->f"]);
     assert_eq!(
         r,
