@@ -133,6 +133,24 @@ impl Write for Served {
     fn settle(&mut self, db: &Db, now_ms: u64) {
         self.effect.settle(db, now_ms)
     }
+    fn signal(&self) -> (crate::cmd::Signal, Vec<&[u8]>) {
+        self.effect.signal()
+    }
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write> {
+        let Served {
+            effect,
+            keys,
+            prefix,
+        } = *self;
+        Box::new(Served {
+            effect: effect.resolve(db, now_ms),
+            keys,
+            prefix,
+        })
+    }
+    fn resolve_growth(&self) -> usize {
+        self.effect.resolve_growth()
+    }
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply {
         let reply = self.effect.apply_boxed(db, now_ms);
         match (self.prefix, reply) {

@@ -23,11 +23,15 @@
 //! Transactions (MULTI/EXEC/DISCARD/WATCH/UNWATCH) live here because they
 //! are connection state: queued commands are resolved (name, arity) when
 //! queued and parsed and run when EXEC runs; the writes of one EXEC are
-//! logged as one [`Transaction`] record. WATCH remembers per key who
-//! watches it; a write that changes a watched key (compared before and
-//! after applying, keyless writes like FLUSHALL against every watched key)
-//! marks its watchers dirty, and EXEC also fails when a key that was alive
-//! at WATCH time is gone (expired or purged).
+//! logged as one [`Transaction`] record. SAVE and SHUTDOWN
+//! ([`Flags::NO_MULTI`]) are refused while queueing and abort the EXEC;
+//! RESET runs at once and ends the transaction and the watches. WATCH
+//! remembers per key who watches it; a write that changes a watched key
+//! (compared before and after applying; keyless and movable-key writes like
+//! FLUSHALL and SORT … STORE against every watched key), or that Redis
+//! signals although nothing changed ([`cmd::Effect::signal`]: a SET of the
+//! same value), marks its watchers dirty, and EXEC also fails when a key
+//! that was alive at WATCH time is gone (expired or purged).
 //!
 //! Blocking commands (BLPOP…) are served here too, by the hooks of
 //! [`crate::blocking`]: a write notes the keys it may fill, and after each
@@ -86,7 +90,7 @@ impl Watches {
         if self.by_key.is_empty() || !spec.flags.contains(Flags::WRITE) {
             return None;
         }
-        if spec.keys.first == 0 {
+        if spec.keys.first == 0 || spec.flags.contains(Flags::MOVABLE_KEYS) {
             return Some(self.by_key.keys().cloned().collect());
         }
         Some(
@@ -387,11 +391,25 @@ impl Core {
             }
 
             if let Some(m) = s.multi.as_mut() {
-                if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit") {
+                if spec.flags.contains(Flags::NO_MULTI) {
+                    m.failed = true;
+                    let e = Reply::error("ERR Command not allowed inside a transaction");
+                    Held::now(spec.name, e).push(out, s.conn.proto);
+                    continue;
+                }
+                if !matches!(
+                    spec.name,
+                    "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+                ) {
                     m.cmds.push(args);
                     Held::now(spec.name, Reply::Status("QUEUED".into())).emit(out, s);
                     continue;
                 }
+            }
+            if spec.name == "reset" {
+                // RESET also ends the connection's transaction and watches
+                s.multi = None;
+                watches.unwatch(s);
             }
             let mut monitor = self.pubsub.monitor_line(s, spec, &args);
             let affected = watches.affected(spec, &args);
@@ -568,6 +586,7 @@ impl Ctx<'_> {
             }
         }
         w.settle(self.db, self.now);
+        let w = w.resolve(self.db, self.now);
         let mut payload = Vec::with_capacity(32);
         w.encode_into(&mut payload);
         if payload.len() > budget {
@@ -587,9 +606,20 @@ impl Ctx<'_> {
                 (k, e)
             })
             .collect();
+        // keys Redis signals even when unchanged (SET of the same value)
+        let signaled: Option<(cmd::Signal, Vec<Vec<u8>>)> = match w.signal() {
+            (cmd::Signal::Never, _) => None,
+            _ if before.is_empty() => None,
+            (when, keys) => Some((when, keys.into_iter().map(<[u8]>::to_vec).collect())),
+        };
         let reply = w.apply_boxed(self.db, self.now);
+        let fired = |k: &[u8]| {
+            signaled
+                .as_ref()
+                .is_some_and(|(when, keys)| keys.iter().any(|x| x == k) && when.fires(&reply))
+        };
         for (k, b) in before {
-            if self.db.entry(&k, self.now) != b.as_ref() {
+            if (b.is_some() && fired(&k)) || self.db.entry(&k, self.now) != b.as_ref() {
                 self.watches.touch(&k);
             }
         }
@@ -692,8 +722,8 @@ impl Ctx<'_> {
                 Action::Write(w) => {
                     let mut p = Vec::new();
                     w.encode_into(&mut p);
-                    estimate = p.len();
-                    bytes += p.len() + 4;
+                    estimate = p.len() + w.resolve_growth();
+                    bytes += estimate + 4;
                 }
                 Action::Block(b) => {
                     estimate = b.log_bytes_estimate();

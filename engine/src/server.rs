@@ -107,6 +107,8 @@ pub struct Shared {
     /// 40 hex digits, new at every start (INFO run_id, master_replid).
     run_id: String,
     started_unix: u64,
+    /// Cancelled by SHUTDOWN: the engine stops as on SIGTERM.
+    shutdown: CancellationToken,
 }
 
 fn file_name(p: &Path) -> String {
@@ -203,6 +205,12 @@ impl Shared {
 }
 
 impl ServerInfo for Shared {
+    fn shutdown(&self) -> bool {
+        tracing::info!("SHUTDOWN: shutting down");
+        self.shutdown.cancel();
+        true
+    }
+
     fn info(&self, sections: &[String], db: &Db, now_ms: u64) -> String {
         let mut wanted: Vec<&str> = Vec::new();
         let mut all = false;
@@ -570,6 +578,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         recovered.last_timestamp_ms,
     ));
     let shared = Arc::new(Shared {
+        shutdown: shutdown.clone(),
         db: db.clone(),
         metrics: metrics.clone(),
         health: health.clone(),

@@ -304,3 +304,26 @@ fn info_sections_and_resetstat() {
     assert!(c.call("INFO stats").contains("total_commands_processed:"));
     assert_eq!(c.call("INFO CPU nosuch").lines().next(), Some("# CPU"));
 }
+
+#[test]
+fn bit_sort_dump_and_transaction_errors_like_redis() {
+    let binary = req(&[b"SETBIT", b"k\xff", b"1\x00", b"1"]);
+    let restore_binary = req(&[b"RESTORE", b"k\xfe", b"0", b"\x00\xc0\x0c\x0a\x00\xff\xff"]);
+    same_as_redis(&[
+        b"SETBIT k 4294967296 1\r\nSETBIT k 0 2\r\nSETBIT k x 1\r\nGETBIT k -1\r\nRPUSH l a\r\n\
+          SETBIT l 0 1\r\nBITCOUNT l\r\nBITPOS l 2\r\nBITPOS l 1\r\nBITOP NOT d a b\r\n\
+          BITOP nand d a\r\nBITOP AND d l\r\nBITFIELD k GET u64 0\r\nBITFIELD k OVERFLOW x\r\n\
+          BITFIELD_RO k SET u8 0 1\r\nBITFIELD l GET u8 0\r\nBITCOUNT k 0\r\nDEL l\r\n",
+        b"SORT k BOGUS\r\nSORT k LIMIT 0\r\nSET s x\r\nSORT s\r\nSORT_RO s STORE d\r\n\
+          RPUSH l a\r\nSORT l\r\nSORT l STORE d\r\nEXISTS d\r\nDEL s l\r\n",
+        b"RESTORE k 0 junk\r\nRESTORE k -1 junk\r\nRESTORE k 0 junk BOGUS\r\n\
+          RESTORE k 0 junk FREQ 300\r\nRESTORE k 0 junk IDLETIME -1\r\nDUMP nokey\r\n",
+        b"MULTI\r\nSET foo bar\r\nSAVE\r\nEXEC\r\nGET foo\r\n",
+        b"MULTI\r\nSHUTDOWN\r\nEXEC\r\n",
+        b"MULTI\r\nSET foo 1\r\nRESET\r\nEXEC\r\nGET foo\r\n",
+        b"SHUTDOWN ABORT\r\nSHUTDOWN SAVE NOSAVE\r\nSHUTDOWN BOGUS\r\n",
+        &binary,
+        &restore_binary,
+        b"DEL k\r\n",
+    ]);
+}

@@ -223,6 +223,22 @@ fn malformed_and_oversized_input_gets_errors_and_changes_nothing() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+    // refused writes of the compat commands: errors, nothing logged
+    let out = raw(
+        e.port,
+        b"SETBIT k001 4294967296 1\r\nBITOP NOT d k001 k002\r\nRESTORE k001 0 junk\r\n\
+          RESTORE new 0 junk\r\nSORT k001 STORE d\r\nBITFIELD k001 SET u64 0 1\r\n\
+          MULTI\r\nSET x 1\r\nSAVE\r\nEXEC\r\n",
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(
+        text.matches("-ERR").count()
+            + text.matches("-BUSYKEY").count()
+            + text.matches("-WRONGTYPE").count()
+            + text.matches("-EXECABORT").count(),
+        8,
+        "{text}"
+    );
     // the engine still serves, and only the 200 SETs were logged
     assert_eq!(raw(e.port, b"DBSIZE\r\n"), b":200\r\n");
     let scrape = e.http_get("/metrics").1;
@@ -1119,4 +1135,29 @@ fn new_effects_survive_kill9_and_scan_cursors_survive_connections_and_restarts()
         let bad = q::<redis::Value>(&mut c, &["SCAN", "x"]).await;
         assert_eq!(err_text(bad), "ERR invalid cursor");
     });
+}
+
+#[test]
+fn shutdown_stops_the_engine_cleanly_and_keeps_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Engine::start(dir.path(), &[]);
+    let out = raw(e.port, b"SET a 1\r\nMULTI\r\nSHUTDOWN\r\nEXEC\r\nSAVE\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "+OK\r\n+OK\r\n-ERR Command not allowed inside a transaction\r\n\
+         -EXECABORT Transaction discarded because of previous errors.\r\n+OK\r\n"
+    );
+    assert!(e.child.try_wait().unwrap().is_none(), "refused in MULTI");
+    let _ = raw(e.port, b"SHUTDOWN NOSAVE\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = e.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", e.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}: {}", e.log_text());
+    let e = Engine::start(dir.path(), &[]);
+    assert_eq!(raw(e.port, b"GET a\r\n"), b"$1\r\n1\r\n");
 }

@@ -89,6 +89,10 @@ impl Effect for Append {
         }
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!("APPEND {} {}", quote(&self.key), quote(&self.value))
     }

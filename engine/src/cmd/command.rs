@@ -38,6 +38,12 @@ fn info(s: &Spec) -> Reply {
     if s.flags.contains(Flags::READONLY) {
         flags.push(Reply::Status("readonly".into()));
     }
+    if s.flags.contains(Flags::NO_MULTI) {
+        flags.push(Reply::Status("no_multi".into()));
+    }
+    if s.flags.contains(Flags::MOVABLE_KEYS) {
+        flags.push(Reply::Status("movablekeys".into()));
+    }
     let (first, last, step) = if s.keys.first == 0 {
         (0, 0, 0)
     } else {

@@ -99,6 +99,10 @@ impl Effect for Copy {
         Reply::Int(1)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Positive, vec![&self.destination])
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("COPY {} {}", quote(&self.source), quote(&self.destination));
         if self.replace {

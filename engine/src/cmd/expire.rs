@@ -159,6 +159,10 @@ impl Effect for PExpireAtIf {
         .apply(db, now_ms)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Positive, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("PEXPIREAT {} {}", quote(&self.key), self.at_ms);
         for (bit, word) in [(NX, " NX"), (XX, " XX"), (GT, " GT"), (LT, " LT")] {
@@ -198,6 +202,10 @@ impl Effect for PExpireAt {
             db.notify(class::GENERIC, "expire", &self.key);
         }
         Reply::Int(1)
+    }
+
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Positive, vec![&self.key])
     }
 
     fn describe(&self) -> String {

@@ -129,6 +129,13 @@ impl Effect for GetEx {
         Reply::Bulk(value)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        match self.at_ms {
+            Some(_) => (super::Signal::OkOrBulk, vec![&self.key]),
+            None => (super::Signal::Never, Vec::new()),
+        }
+    }
+
     fn describe(&self) -> String {
         match self.at_ms {
             None => format!("GETEX {} PERSIST", quote(&self.key)),

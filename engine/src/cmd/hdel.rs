@@ -6,7 +6,7 @@
 
 use super::codec::{describe_words, put_bytes, put_list, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
-use crate::db::{Db, Entry, Value};
+use crate::db::{hash_remove, Db, Entry, Value};
 use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
@@ -72,7 +72,7 @@ impl Effect for HDel {
                 let n = self
                     .fields
                     .iter()
-                    .filter(|f| h.remove(*f).is_some())
+                    .filter(|f| hash_remove(h, f).is_some())
                     .count();
                 (n as i64, h.is_empty())
             }

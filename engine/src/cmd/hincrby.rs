@@ -105,6 +105,10 @@ impl Effect for HIncrBy {
         Reply::Int(new)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "HINCRBY {} {} {}",

@@ -1,8 +1,11 @@
 //! HINCRBYFLOAT key field increment (Redis's `long double` arithmetic, as
-//! INCRBYFLOAT).
+//! INCRBYFLOAT). Logged, as Redis propagates an HSET, as the value it
+//! stores ([`HStoreFloat`]); older logs hold the increment (op 23), which
+//! replays by computing.
 //!
 //! ```text
-//!  op 23 | key:bytes | field:bytes | increment:bytes
+//!  op 23 | key:bytes | field:bytes | increment:bytes    (older logs)
+//!  op 66 | key:bytes | field:bytes | value:bytes        (the stored value)
 //! ```
 
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
@@ -25,6 +28,7 @@ impl Command for HIncrByFloat {
     const FLAGS: Flags = Flags::WRITE;
     const KEYS: Keys = Keys::ONE;
     const EFFECT: Option<EffectSpec> = Some(effect::<HIncrByFloat>());
+    const ALSO_LOGS: &'static [EffectSpec] = &[effect::<HStoreFloat>()];
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         let increment = args.swap_remove(3);
@@ -89,6 +93,20 @@ impl Effect for HIncrByFloat {
         self.result(db.get_hash(&self.key, now_ms)).err()
     }
 
+    /// The value's text is at most Redis's `MAX_LONG_DOUBLE_CHARS`.
+    const RESOLVE_GROWTH: usize = 5 * 1024;
+
+    fn resolve(self, db: &Db, now_ms: u64) -> Box<dyn super::Write> {
+        match self.result(db.get_hash(&self.key, now_ms)) {
+            Ok(value) => Box::new(HStoreFloat {
+                key: self.key,
+                field: self.field,
+                value,
+            }),
+            Err(_) => Box::new(self),
+        }
+    }
+
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
         let new = match self.result(db.get_hash(&self.key, now_ms)) {
             Ok(v) => v,
@@ -108,12 +126,74 @@ impl Effect for HIncrByFloat {
         Reply::Bulk(new)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "HINCRBYFLOAT {} {} {}",
             quote(&self.key),
             quote(&self.field),
             quote(&self.increment)
+        )
+    }
+}
+
+/// What HINCRBYFLOAT stores: the field's new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HStoreFloat {
+    pub key: Vec<u8>,
+    pub field: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl Effect for HStoreFloat {
+    const OP: u8 = 66;
+    const NAME: &'static str = "HINCRBYFLOAT=";
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        put_bytes(out, &self.key);
+        put_bytes(out, &self.field);
+        put_bytes(out, &self.value);
+    }
+
+    fn decode_body(d: &mut Decoder<'_>) -> Result<HStoreFloat, DecodeError> {
+        Ok(HStoreFloat {
+            key: d.bytes()?,
+            field: d.bytes()?,
+            value: d.bytes()?,
+        })
+    }
+
+    fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
+        match db.live_mut(&self.key, now_ms) {
+            Some(Entry {
+                value: Value::Hash(h),
+                ..
+            }) => {
+                h.insert(self.field, self.value.clone());
+            }
+            Some(_) => return Reply::error(reply::WRONGTYPE),
+            None => {
+                let mut h = Hash::new();
+                h.insert(self.field, self.value.clone());
+                db.insert_entry(self.key, Entry::new(Value::Hash(h)));
+            }
+        }
+        Reply::Bulk(self.value)
+    }
+
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "HINCRBYFLOAT {} {} = {}",
+            quote(&self.key),
+            quote(&self.field),
+            quote(&self.value)
         )
     }
 }

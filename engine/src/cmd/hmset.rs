@@ -60,6 +60,10 @@ impl Effect for HMSet {
         }
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.0.key])
+    }
+
     fn describe(&self) -> String {
         format!("HM{}", self.0.describe())
     }

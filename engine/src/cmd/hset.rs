@@ -87,6 +87,10 @@ impl Effect for HSet {
         Reply::Int(added)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("HSET {}", quote(&self.key));
         for (f, v) in &self.pairs {

@@ -153,6 +153,10 @@ impl Effect for IncrBy {
         }
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!("INCRBY {} {}", quote(&self.key), self.delta)
     }

@@ -1,12 +1,15 @@
 //! INCRBYFLOAT key increment
 //!
 //! Computed in software with Redis's x87 `long double` precision
-//! ([`super::ldouble`]), so the live apply and every replay produce the same
-//! bytes on any machine. Logged as the increment's text: the result is a
-//! function of the state and the increment.
+//! ([`super::ldouble`]), so the result is the same on any machine. Logged,
+//! as Redis propagates a SET, as the value it stores ([`StoreFloat`], what
+//! [`Effect::resolve`] turns the increment into once the state is known):
+//! a replay stores those bytes and does not compute again. Logs written
+//! before hold the increment (op 22), which replays by computing.
 //!
 //! ```text
-//!  op 22 | key:bytes | increment:bytes
+//!  op 22 | key:bytes | increment:bytes      (older logs)
+//!  op 65 | key:bytes | value:bytes          (the stored value; the expiry stays)
 //! ```
 
 use super::codec::{put_bytes, quote, DecodeError, Decoder};
@@ -28,6 +31,7 @@ impl Command for IncrByFloat {
     const FLAGS: Flags = Flags::WRITE;
     const KEYS: Keys = Keys::ONE;
     const EFFECT: Option<EffectSpec> = Some(effect::<IncrByFloat>());
+    const ALSO_LOGS: &'static [EffectSpec] = &[effect::<StoreFloat>()];
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
         let increment = args.swap_remove(2);
@@ -84,6 +88,19 @@ impl Effect for IncrByFloat {
         self.result(db.get(&self.key, now_ms)).err()
     }
 
+    /// The value's text is at most Redis's `MAX_LONG_DOUBLE_CHARS`.
+    const RESOLVE_GROWTH: usize = 5 * 1024;
+
+    fn resolve(self, db: &Db, now_ms: u64) -> Box<dyn super::Write> {
+        match self.result(db.get(&self.key, now_ms)) {
+            Ok(value) => Box::new(StoreFloat {
+                key: self.key,
+                value,
+            }),
+            Err(_) => Box::new(self),
+        }
+    }
+
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
         let new = match self.result(db.get(&self.key, now_ms)) {
             Ok(v) => v,
@@ -100,11 +117,59 @@ impl Effect for IncrByFloat {
         Reply::Bulk(new)
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "INCRBYFLOAT {} {}",
             quote(&self.key),
             quote(&self.increment)
         )
+    }
+}
+
+/// What INCRBYFLOAT stores: the value's text, the expiry kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFloat {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl Effect for StoreFloat {
+    const OP: u8 = 65;
+    const NAME: &'static str = "INCRBYFLOAT=";
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        put_bytes(out, &self.key);
+        put_bytes(out, &self.value);
+    }
+
+    fn decode_body(d: &mut Decoder<'_>) -> Result<StoreFloat, DecodeError> {
+        Ok(StoreFloat {
+            key: d.bytes()?,
+            value: d.bytes()?,
+        })
+    }
+
+    fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
+        match db.live_mut(&self.key, now_ms) {
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => s.clone_from(&self.value),
+            Some(_) => return Reply::error(reply::WRONGTYPE),
+            None => db.insert_entry(self.key, Entry::new(Value::Str(self.value.clone()))),
+        }
+        Reply::Bulk(self.value)
+    }
+
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
+    fn describe(&self) -> String {
+        format!("INCRBYFLOAT {} = {}", quote(&self.key), quote(&self.value))
     }
 }

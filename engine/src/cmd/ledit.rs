@@ -124,6 +124,10 @@ impl Effect for LSet {
         })
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
+    }
+
     fn describe(&self) -> String {
         format!(
             "LSET {} {} {}",
@@ -199,6 +203,10 @@ impl Effect for LTrim {
             }
             Reply::Ok
         })
+    }
+
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        (super::Signal::Success, vec![&self.key])
     }
 
     fn describe(&self) -> String {

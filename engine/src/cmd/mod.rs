@@ -38,17 +38,24 @@ pub mod ldouble;
 
 mod append;
 mod blist;
+mod bitcount;
+mod bitfield;
+mod bitop;
+mod bitpos;
+mod bits;
 mod command;
 pub mod config;
 mod config_params;
 mod connection;
 mod copy;
 mod del;
+mod dump;
 mod exists;
 mod expire;
 mod expiretime;
 mod flushall;
 mod get;
+mod getbit;
 mod getdel;
 mod getex;
 mod getrange;
@@ -85,13 +92,18 @@ mod pop;
 mod pubsub;
 mod push;
 mod randomkey;
+mod rdb;
 mod rename;
+mod restore;
 mod scan;
 mod server;
 mod set;
+mod setbit;
 mod setex;
 mod setnx;
 mod setrange;
+mod shutdown;
+mod sort;
 mod strlen;
 mod touch;
 mod ttl;
@@ -111,6 +123,8 @@ mod srem;
 mod sscan;
 mod sstore;
 
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
@@ -166,6 +180,9 @@ pub trait Command {
     /// The payload a write command logs: `Some(effect::<T>())`. Registers
     /// the effect's op for replay.
     const EFFECT: Option<EffectSpec> = None;
+    /// Further effects this command logs (what [`Effect::resolve`] turns
+    /// its effect into), registered for replay like [`Command::EFFECT`].
+    const ALSO_LOGS: &'static [EffectSpec] = &[];
 
     /// Arguments (the name first, arity already checked) -> what to do;
     /// `Err` is the error reply (nothing is logged). `now_ms` turns relative
@@ -209,6 +226,24 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
     /// called once, live, after [`Effect::precheck`] and before the
     /// payload is encoded; never on replay, which applies what was logged.
     fn settle(&mut self, _db: &Db, _now_ms: u64) {}
+    /// The effect to log and apply instead of `self`, given the state it
+    /// runs on (after [`Effect::precheck`] passed): INCRBYFLOAT logs the
+    /// value it stores, as Redis propagates a SET. Default: itself.
+    fn resolve(self, _db: &Db, _now_ms: u64) -> Box<dyn Write> {
+        Box::new(self)
+    }
+
+    /// How many bytes longer than `self`'s payload the resolved effect's
+    /// may be (a transaction's size is checked before anything runs).
+    const RESOLVE_GROWTH: usize = 0;
+
+    /// The keys Redis signals to WATCH as modified by this write, and when
+    /// (by its reply), although their value may be unchanged (a SET of the
+    /// same value). Keys whose entry changed are found by comparison
+    /// whatever this says.
+    fn signal(&self) -> (Signal, Vec<&[u8]>) {
+        (Signal::Never, Vec::new())
+    }
 
     /// The whole payload: `op | body`.
     fn encode(&self) -> Vec<u8> {
@@ -244,6 +279,38 @@ pub trait Write: Send + std::fmt::Debug {
     fn settle(&mut self, db: &Db, now_ms: u64);
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
     fn describe(&self) -> String;
+    fn signal(&self) -> (Signal, Vec<&[u8]>);
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write>;
+    fn resolve_growth(&self) -> usize;
+}
+
+/// When a write's keys count as modified for WATCH even if unchanged
+/// ([`Effect::signal`]); only keys that existed before the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Only when the entry changed.
+    Never,
+    /// Any reply but an error.
+    Success,
+    /// The reply OK.
+    Ok,
+    /// OK or a bulk string (SET … GET that set).
+    OkOrBulk,
+    /// An integer above 0 (EXPIRE 1, COPY 1, SORT … STORE n).
+    Positive,
+}
+
+impl Signal {
+    /// Whether a write that answered `reply` signals its keys.
+    pub fn fires(self, reply: &Reply) -> bool {
+        match self {
+            Signal::Never => false,
+            Signal::Success => !reply.is_error(),
+            Signal::Ok => matches!(reply, Reply::Ok),
+            Signal::OkOrBulk => matches!(reply, Reply::Ok | Reply::Bulk(_)),
+            Signal::Positive => matches!(reply, Reply::Int(n) if *n > 0),
+        }
+    }
 }
 
 impl<T: Effect> Write for T {
@@ -265,6 +332,15 @@ impl<T: Effect> Write for T {
     }
     fn describe(&self) -> String {
         Effect::describe(self)
+    }
+    fn signal(&self) -> (Signal, Vec<&[u8]>) {
+        Effect::signal(self)
+    }
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write> {
+        Effect::resolve(*self, db, now_ms)
+    }
+    fn resolve_growth(&self) -> usize {
+        T::RESOLVE_GROWTH
     }
 }
 
@@ -333,6 +409,11 @@ pub trait ServerInfo {
     fn client_unblock(&self, _id: u64, _error: bool) -> bool {
         false
     }
+    /// SHUTDOWN: stops the server cleanly (connections finish, the log is
+    /// closed); false when this server cannot be stopped from a client.
+    fn shutdown(&self) -> bool {
+        false
+    }
 }
 
 /// The Redis version the engine answers as (HELLO, INFO).
@@ -379,9 +460,18 @@ impl Flags {
     pub const WRITE: Flags = Flags(1);
     /// Reads the state.
     pub const READONLY: Flags = Flags(2);
+    /// Refused inside MULTI (Redis's `no-multi`: SAVE, SHUTDOWN).
+    pub const NO_MULTI: Flags = Flags(4);
+    /// Options name more keys than [`Keys`] gives (SORT … STORE dest):
+    /// WATCH compares every watched key around such a write.
+    pub const MOVABLE_KEYS: Flags = Flags(8);
 
     pub const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
     }
 }
 
@@ -464,6 +554,8 @@ pub struct Spec {
     pub flags: Flags,
     pub keys: Keys,
     pub effect: Option<EffectSpec>,
+    /// [`Command::ALSO_LOGS`].
+    pub also_logs: &'static [EffectSpec],
     parse: fn(Vec<Vec<u8>>, u64) -> Result<Action, Reply>,
 }
 
@@ -475,6 +567,7 @@ pub const fn spec<C: Command>() -> Spec {
         flags: C::FLAGS,
         keys: C::KEYS,
         effect: C::EFFECT,
+        also_logs: C::ALSO_LOGS,
         parse: C::parse,
     }
 }
@@ -615,6 +708,20 @@ pub const TABLE: &[Spec] = &[
     spec::<blist::BLMove>(),
     spec::<blist::BRPopLPush>(),
     spec::<blist::BLMPop>(),
+    // compat: bit commands, SORT, DUMP/RESTORE, SAVE/SHUTDOWN
+    spec::<setbit::SetBit>(),
+    spec::<getbit::GetBit>(),
+    spec::<bitcount::BitCount>(),
+    spec::<bitpos::BitPos>(),
+    spec::<bitop::BitOp>(),
+    spec::<bitfield::BitFieldCmd>(),
+    spec::<bitfield::BitFieldRo>(),
+    spec::<shutdown::Save>(),
+    spec::<shutdown::Shutdown>(),
+    spec::<sort::Sort>(),
+    spec::<sort::SortRo>(),
+    spec::<dump::Dump>(),
+    spec::<restore::Restore>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
@@ -663,7 +770,11 @@ fn effects() -> &'static [Option<EffectSpec>; 256] {
     static OPS: OnceLock<[Option<EffectSpec>; 256]> = OnceLock::new();
     OPS.get_or_init(|| {
         let mut ops: [Option<EffectSpec>; 256] = [None; 256];
-        for e in TABLE.iter().filter_map(|s| s.effect) {
+        let all = TABLE
+            .iter()
+            .flat_map(|s| s.effect.iter().chain(s.also_logs))
+            .copied();
+        for e in all {
             if let Some(prev) = ops[e.op as usize] {
                 assert_eq!(prev.name, e.name, "op {} used by two effects", e.op);
             }

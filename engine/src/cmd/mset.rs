@@ -55,6 +55,11 @@ impl Effect for MSet {
         Reply::Ok
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        let keys = self.pairs.iter().map(|(k, _)| k.as_slice()).collect();
+        (super::Signal::Success, keys)
+    }
+
     fn describe(&self) -> String {
         let mut s = "MSET".to_string();
         for (k, v) in &self.pairs {

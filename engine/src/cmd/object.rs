@@ -3,7 +3,9 @@
 //! The engine keeps one representation per type; ENCODING answers what
 //! Redis 7.0 would use with its default thresholds, IDLETIME is 0 (access
 //! times are not kept), REFCOUNT is 1 (Redis's shared integers answer
-//! `INT_MAX`), FREQ is refused as with Redis's default LRU policy.
+//! `INT_MAX`). As in Redis, FREQ is refused unless `maxmemory-policy` is an
+//! LFU policy and IDLETIME is refused when it is; FREQ then answers a new
+//! key's counter (accesses are not counted).
 
 use super::arg::{parse_i64, upper};
 use super::{Action, Command, Flags, Keys, Read, ReadCtx};
@@ -61,6 +63,11 @@ const HELP: &[&str] = &[
 
 const NO_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
+const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
+/// Redis's `LFU_INIT_VAL`: the access counter of a new key.
+const LFU_INIT_VAL: i64 = 5;
+
 #[derive(Clone, Copy)]
 enum Sub {
     Encoding,
@@ -97,12 +104,7 @@ impl Command for Object {
                     "ERR wrong number of arguments for 'object|help' command".into(),
                 ))
             }
-            _ => {
-                return Err(Reply::Error(format!(
-                    "ERR unknown subcommand '{}'. Try OBJECT HELP.",
-                    String::from_utf8_lossy(&args[1])
-                )))
-            }
+            _ => return Err(crate::reply::unknown_subcommand(&args[1], "object")),
         };
         if args.len() != 3 {
             return Err(Reply::Error(format!(
@@ -122,6 +124,11 @@ impl Read for Object {
         let Some(v) = ctx.db.get(&self.key, ctx.now_ms) else {
             return Reply::Nil;
         };
+        let lfu = ctx
+            .server
+            .config()
+            .get("maxmemory-policy")
+            .is_some_and(|p| p.ends_with("-lfu"));
         match self.sub {
             Sub::Encoding => Reply::Bulk(
                 match v {
@@ -131,7 +138,10 @@ impl Read for Object {
                 .as_bytes()
                 .to_vec(),
             ),
-            Sub::Freq => Reply::error(NO_LFU),
+            Sub::Freq if !lfu => Reply::error(NO_LFU),
+            // accesses are not counted: a key's counter as Redis starts it
+            Sub::Freq => Reply::Int(LFU_INIT_VAL),
+            Sub::IdleTime if lfu => Reply::error(LFU_SELECTED),
             Sub::IdleTime => Reply::Int(0),
             Sub::RefCount => match v {
                 Value::Str(s) if matches!(parse_i64(s), Some(0..=9999)) => {

@@ -302,6 +302,15 @@ impl Effect for Set {
         reply
     }
 
+    /// NX sets only when the key is absent (a change); otherwise OK, or
+    /// GET's old value, means the value was written.
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        match self.condition {
+            SetCondition::Nx => (super::Signal::Ok, vec![&self.key]),
+            _ => (super::Signal::OkOrBulk, vec![&self.key]),
+        }
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("SET {} {}", quote(&self.key), quote(&self.value));
         if let Some(t) = self.expire_at_ms {

@@ -119,6 +119,13 @@ impl Effect for SetRange {
         }
     }
 
+    fn signal(&self) -> (super::Signal, Vec<&[u8]>) {
+        match self.value.is_empty() {
+            true => (super::Signal::Never, Vec::new()),
+            false => (super::Signal::Success, vec![&self.key]),
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
             "SETRANGE {} {} {}",
