@@ -143,6 +143,7 @@ pub struct Core {
     watches: Mutex<Watches>,
     dir: PathBuf,
     reserve_bytes: u64,
+    scripts: crate::script::Scripts,
 }
 
 impl Core {
@@ -160,7 +161,13 @@ impl Core {
             watches: Mutex::new(Watches::default()),
             dir,
             reserve_bytes,
+            scripts: Default::default(),
         }
+    }
+
+    /// The scripting engine (EVAL, FUNCTION).
+    pub fn scripts(&self) -> &crate::script::Scripts {
+        &self.scripts
     }
 
     fn watches(&self) -> std::sync::MutexGuard<'_, Watches> {
@@ -181,7 +188,10 @@ impl Core {
         let writes = reqs.iter().any(|a| {
             a.first()
                 .and_then(|n| cmd::lookup(n))
-                .is_some_and(|s| s.flags.contains(Flags::WRITE) || s.name == "exec")
+                .is_some_and(|s| {
+                    s.flags.contains(Flags::WRITE)
+                        || matches!(s.name, "exec" | "eval" | "evalsha" | "fcall")
+                })
         });
         if !writes {
             return None;
@@ -257,6 +267,7 @@ impl Core {
                 now,
                 watches: &mut watches,
                 refused: refused.as_deref(),
+                scripts: &self.scripts,
             };
             let held = match spec.parse(args, now) {
                 Action::Reply(r) => Held::now(spec.name, r),
@@ -287,6 +298,23 @@ impl Core {
                 }
                 Action::Txn(t) => {
                     let reply = ctx.txn(s, t, server, &mut q);
+                    Held::at(q.last_seq(), spec.name, reply)
+                }
+                Action::Script(r) => {
+                    // a script may run long: the log writer must not wait
+                    // for the queue meanwhile (the state stays locked)
+                    drop(q);
+                    let (reply, payloads) = ctx.script(s, r, server);
+                    q = self.queue.lock();
+                    match payloads.len() {
+                        0 => {}
+                        1 => {
+                            q.push(now, payloads.into_iter().next().expect("one"));
+                        }
+                        _ => {
+                            q.push(now, Transaction::payload(&payloads));
+                        }
+                    }
                     Held::at(q.last_seq(), spec.name, reply)
                 }
             };
@@ -336,6 +364,59 @@ struct Ctx<'a> {
     now: u64,
     watches: &'a mut Watches,
     refused: Option<&'a str>,
+    scripts: &'a crate::script::Scripts,
+}
+
+/// A script's view of the execution core: each `redis.call` runs here.
+struct ScriptHost<'a, 'b> {
+    ctx: &'a mut Ctx<'b>,
+    conn: &'a mut ConnState,
+    server: &'a dyn ServerInfo,
+}
+
+impl crate::script::Host for ScriptHost<'_, '_> {
+    fn call(
+        &mut self,
+        spec: &'static Spec,
+        args: Vec<Vec<u8>>,
+        budget: usize,
+    ) -> (Reply, Option<Vec<u8>>) {
+        let affected = self.ctx.watches.affected(spec, &args);
+        match spec.parse(args, self.ctx.now) {
+            Action::Reply(r) => (r, None),
+            Action::Read(r) => (
+                r.read(&mut ReadCtx {
+                    db: self.ctx.db,
+                    now_ms: self.ctx.now,
+                    conn: self.conn,
+                    server: self.server,
+                }),
+                None,
+            ),
+            Action::Write(w) => {
+                if let Some(msg) = self.ctx.refused {
+                    return (Reply::error(msg), None);
+                }
+                let mut p = Vec::new();
+                w.encode_into(&mut p);
+                if p.len() > budget {
+                    return (
+                        Reply::error("ERR the script's writes are too large to log as one record; this write was not applied"),
+                        None,
+                    );
+                }
+                self.ctx.apply(affected, w)
+            }
+            _ => (
+                Reply::error("ERR This Redis command is not allowed from script"),
+                None,
+            ),
+        }
+    }
+
+    fn conn(&mut self) -> &mut ConnState {
+        self.conn
+    }
 }
 
 impl Ctx<'_> {
@@ -369,6 +450,25 @@ impl Ctx<'_> {
             }
         }
         (reply, Some(payload))
+    }
+
+    /// EVAL, FCALL, SCRIPT, FUNCTION: the reply and the payloads of the
+    /// writes a script made.
+    fn script(
+        &mut self,
+        s: &mut Session,
+        r: crate::script::Request,
+        server: &dyn ServerInfo,
+    ) -> (Reply, Vec<Vec<u8>>) {
+        let scripts = self.scripts;
+        scripts.handle(
+            r,
+            &mut ScriptHost {
+                ctx: self,
+                conn: &mut s.conn,
+                server,
+            },
+        )
     }
 
     fn txn(
@@ -488,6 +588,11 @@ impl Ctx<'_> {
                 // UNWATCH is queued (the keys are unwatched already);
                 // the other transaction commands and QUIT never are.
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
+                Action::Script(r) => {
+                    let (reply, p) = self.script(s, r, server);
+                    payloads.extend(p);
+                    reply
+                }
                 Action::Txn(_) => Reply::error("ERR command not allowed inside a transaction"),
             };
             replies.push(reply);

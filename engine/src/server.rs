@@ -808,10 +808,8 @@ async fn serve_connection(
             }
             if !reqs.is_empty() {
                 let before = held.len();
-                if shared
-                    .core
-                    .execute(session, reqs, shared.as_ref(), &mut held)
-                {
+                // scripts: BUSY / SCRIPT KILL, and run off the event loop
+                if crate::script::execute(shared, session, reqs, &mut held).await {
                     closing = true;
                 }
                 // what CLIENT LIST shows (name, protocol, last command)

@@ -43,6 +43,7 @@ mod config_params;
 mod connection;
 mod copy;
 mod del;
+mod eval;
 mod exists;
 mod expire;
 mod expiretime;
@@ -258,6 +259,9 @@ pub enum Action {
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: run by the execution core,
     /// which owns the connection's transaction state.
     Txn(Txn),
+    /// EVAL, FCALL, SCRIPT, FUNCTION: run by the scripting engine
+    /// ([`crate::script`]) with the execution core's state.
+    Script(crate::script::Request),
 }
 
 impl Action {
@@ -539,6 +543,15 @@ pub const TABLE: &[Spec] = &[
     spec::<multi::Discard>(),
     spec::<multi::Watch>(),
     spec::<multi::Unwatch>(),
+    // lua
+    spec::<eval::Eval>(),
+    spec::<eval::EvalSha>(),
+    spec::<eval::EvalRo>(),
+    spec::<eval::EvalShaRo>(),
+    spec::<eval::FCall>(),
+    spec::<eval::FCallRo>(),
+    spec::<eval::Script>(),
+    spec::<eval::Function>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]
