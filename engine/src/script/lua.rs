@@ -20,7 +20,7 @@ use crate::resp::format_double;
 const PRELUDE_NAME: &str = "=redis_lib";
 /// Nesting of a returned table converted before the conversion gives up
 /// (Redis stops at its Lua stack limit).
-const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 100;
 /// Instructions between two checks of SCRIPT KILL.
 const HOOK_EVERY: u32 = 1000;
 
@@ -158,6 +158,29 @@ impl Vm {
             })
         })?;
         ctx.raw_set("errtext", errtext)?;
+        let c2 = ctx.clone();
+        let setresp = lua.create_function(move |_, args: Variadic<Value>| {
+            if c2.raw_get::<Value>("raw")?.is_nil() {
+                return Err(redis_error(
+                    "ERR redis.setresp can only be called inside a script invocation".into(),
+                ));
+            }
+            if args.len() != 1 {
+                return Err(redis_error("ERR redis.setresp() requires one argument.".into()));
+            }
+            let r = match &args[0] {
+                Value::Integer(n) => *n,
+                Value::Number(n) => *n as i64,
+                Value::String(s) => s.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(0),
+                _ => 0,
+            };
+            if r != 2 && r != 3 {
+                return Err(redis_error("ERR RESP version must be 2 or 3.".into()));
+            }
+            c2.raw_set("resp", r)?;
+            Ok(())
+        })?;
+        ctx.raw_set("setresp", setresp)?;
         let log = lua.create_function(|_, args: Variadic<Value>| {
             let mut level = 0i64;
             let mut text = Vec::new();
@@ -613,18 +636,19 @@ fn call_args(args: &[Value]) -> Result<Vec<Vec<u8>>, &'static str> {
 
 /// The table line of a script's command, or why a script may not run it.
 fn check_call(args: &[Vec<u8>], read_only: bool) -> Result<&'static cmd::Spec, &'static str> {
-    let Some(spec) = cmd::lookup(&args[0]) else {
-        return Err("ERR Unknown Redis command called from script");
-    };
-    if DENIED.contains(&spec.name) {
-        return Err("ERR This Redis command is not allowed from script");
+    let lower = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    if DENIED.contains(&lower.as_str()) {
+        return Err("This Redis command is not allowed from script");
     }
+    let Some(spec) = cmd::lookup(&args[0]) else {
+        return Err("Unknown Redis command called from script");
+    };
     let n = args.len() as i64;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return Err("ERR Wrong number of args calling Redis command from script");
+        return Err("Wrong number of args calling Redis command from script");
     }
     if read_only && spec.flags.contains(Flags::WRITE) {
-        return Err("ERR Write commands are not allowed from read-only scripts.");
+        return Err("Write commands are not allowed from read-only scripts.");
     }
     Ok(spec)
 }

@@ -84,19 +84,7 @@ redis.log = function(...)
   raw_log(...)
 end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
-redis.setresp = function(...)
-  if not ctx.raw then
-    raise('redis.setresp can only be called inside a script invocation')
-  end
-  if select('#', ...) ~= 1 then
-    raise('redis.setresp() requires one argument.')
-  end
-  local r = tonumber((...))
-  if r ~= 2 and r ~= 3 then
-    raise('RESP version must be 2 or 3.')
-  end
-  ctx.resp = r
-end
+redis.setresp = ctx.setresp
 -- Scripts are logged by their effects: replication flags are accepted and
 -- change nothing.
 redis.set_repl = function(...)
