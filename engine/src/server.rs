@@ -257,12 +257,14 @@ impl ServerInfo for Shared {
         if want("memory") {
             let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
             section(&mut out, "# Memory", format!(
-                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\n",
                 human_bytes(rss),
                 human_bytes(rss),
                 human_bytes(rss),
                 human_bytes(maxmemory),
                 cfg("maxmemory-policy"),
+                self.core.scripts().memory(),
+                self.core.scripts().cached(),
             ));
         }
         if want("persistence") {
