@@ -132,6 +132,35 @@ impl Session {
             dirty: Arc::new(AtomicBool::new(false)),
         }
     }
+
+    /// A command refused while a script is busy (no state lock taken), as
+    /// Redis's `rejectCommand`: MULTI opens a transaction, anything else
+    /// is refused with `err`; in a transaction the refusal fails it, and
+    /// EXEC discards it (`EXECABORT … because of: err`).
+    pub fn refuse_busy(&mut self, name: &[u8], err: &str) -> Reply {
+        let name = name.to_ascii_lowercase();
+        match (name.as_slice(), self.multi.as_mut()) {
+            (b"multi", None) => {
+                self.multi = Some(TxQueue::default());
+                Reply::Ok
+            }
+            (b"multi", Some(_)) => Reply::error("ERR MULTI calls can not be nested"),
+            (b"exec", Some(_)) => {
+                // discarded with its watches; the script's batch holds the
+                // watch registry, so this session's entries there are left
+                // stale, pointing at a flag it no longer reads
+                self.multi = None;
+                self.watched.clear();
+                self.dirty = Arc::new(AtomicBool::new(false));
+                Reply::Error(format!("EXECABORT Transaction discarded because of: {err}"))
+            }
+            (_, Some(m)) => {
+                m.failed = true;
+                Reply::error(err)
+            }
+            (_, None) => Reply::error(err),
+        }
+    }
 }
 
 /// The state, the log queue and what is shared between connections to

@@ -668,7 +668,9 @@ fn key_and_string_commands_of_redis_7() {
         match parse(a(args), now).1 {
             Action::Write(w) => w.apply_boxed(db, now),
             Action::Reply(r) => r,
-            Action::Read(_) | Action::Quit | Action::Txn(_) => panic!("{args:?} is not a write"),
+            Action::Read(_) | Action::Quit | Action::Txn(_) | Action::Script(_) => {
+                panic!("{args:?} is not a write")
+            }
         }
     };
     assert_eq!(run(&mut db, &["setnx", "k", "1"], 0), Reply::Int(1));

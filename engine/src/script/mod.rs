@@ -622,7 +622,15 @@ pub async fn execute(
         let limit = threshold(shared.as_ref());
         if started != 0 && now_ms().saturating_sub(started) >= limit {
             for args in &reqs {
-                let (name, reply) = busy_reply(&busy, args);
+                let (name, mut reply) = busy_reply(&busy, args);
+                if name == "busy" {
+                    let err = match &reply {
+                        Reply::Error(e) => e.clone(),
+                        _ => String::new(),
+                    };
+                    let cmd = args.first().map(Vec::as_slice).unwrap_or_default();
+                    reply = session.refuse_busy(cmd, &err);
+                }
                 held.push_back(Held {
                     need: 0,
                     name,
