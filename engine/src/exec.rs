@@ -215,12 +215,10 @@ impl Core {
             return None;
         }
         let writes = reqs.iter().any(|a| {
-            a.first()
-                .and_then(|n| cmd::lookup(n))
-                .is_some_and(|s| {
-                    s.flags.contains(Flags::WRITE)
-                        || matches!(s.name, "exec" | "eval" | "evalsha" | "fcall")
-                })
+            a.first().and_then(|n| cmd::lookup(n)).is_some_and(|s| {
+                s.flags.contains(Flags::WRITE)
+                    || matches!(s.name, "exec" | "eval" | "evalsha" | "fcall")
+            })
         });
         if !writes {
             return None;

@@ -56,7 +56,15 @@ fn eval_evalsha_script_and_errors_as_redis_words_them() {
     assert_eq!(v, "hello");
     let v: Vec<String> = q(
         &mut c,
-        &["EVAL", "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}", "2", "a", "b", "c", "d"],
+        &[
+            "EVAL",
+            "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}",
+            "2",
+            "a",
+            "b",
+            "c",
+            "d",
+        ],
     )
     .unwrap();
     assert_eq!(v, ["a", "b", "c", "d"]);
@@ -78,7 +86,10 @@ fn eval_evalsha_script_and_errors_as_redis_words_them() {
     assert_eq!(v, [1, 0]);
     let _: () = q(&mut c, &["SCRIPT", "FLUSH"]).unwrap();
     let e1 = q::<String>(&mut c, &["EVALSHA", &sha, "0"]).unwrap_err();
-    assert_eq!(err_text(e1), "NOSCRIPT No matching script. Please use EVAL.");
+    assert_eq!(
+        err_text(e1),
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
 
     // errors, byte for byte as redis-server 7.0 words them
     let _: () = q(&mut c, &["SET", "s", "abc"]).unwrap();
@@ -107,16 +118,28 @@ fn eval_evalsha_script_and_errors_as_redis_words_them() {
     // pcall returns the error as a table; the script goes on
     let v: Vec<String> = q(
         &mut c,
-        &["EVAL", "local r = redis.pcall('incr','s'); return {type(r), r['err']}", "0"],
+        &[
+            "EVAL",
+            "local r = redis.pcall('incr','s'); return {type(r), r['err']}",
+            "0",
+        ],
     )
     .unwrap();
     assert_eq!(v, ["table", "ERR value is not an integer or out of range"]);
 
     // a Lua table from a Redis reply and back
     let _: () = q(&mut c, &["RPUSH", "l", "a", "b", "c"]).unwrap();
-    let v: Vec<String> = q(&mut c, &["EVAL", "return redis.call('lrange',KEYS[1],0,-1)", "1", "l"]).unwrap();
+    let v: Vec<String> = q(
+        &mut c,
+        &["EVAL", "return redis.call('lrange',KEYS[1],0,-1)", "1", "l"],
+    )
+    .unwrap();
     assert_eq!(v, ["a", "b", "c"]);
-    let v: String = q(&mut c, &["EVAL", "return redis.sha1hex('Pizza & Mandolino')", "0"]).unwrap();
+    let v: String = q(
+        &mut c,
+        &["EVAL", "return redis.sha1hex('Pizza & Mandolino')", "0"],
+    )
+    .unwrap();
     assert_eq!(v, "74822d82031af7493c20eefa13bd07ec4fada82f");
     let v: String = q(&mut c, &["EVAL", "return cjson.encode({1,2,'x'})", "0"]).unwrap();
     assert_eq!(v, "[1,2,\"x\"]");
@@ -171,7 +194,10 @@ fn a_scripts_writes_are_one_record_and_survive_a_restart() {
         &["EVAL", "redis.call('set','kept','1'); error('boom')", "0"],
     )
     .unwrap_err();
-    assert!(err_text(e1).contains("boom"), "the script's error is returned");
+    assert!(
+        err_text(e1).contains("boom"),
+        "the script's error is returned"
+    );
     let after = logged(&mut c);
     assert_eq!(after - before, 2, "one record per writing script");
     drop(c);
@@ -180,7 +206,8 @@ fn a_scripts_writes_are_one_record_and_survive_a_restart() {
     let out = run_bin(&["dump", "--dir", data.to_str().unwrap()]);
     let dump = String::from_utf8_lossy(&out.stdout);
     assert!(
-        dump.lines().any(|l| l.contains("MULTI; SET") && l.contains("INCRBY")),
+        dump.lines()
+            .any(|l| l.contains("MULTI; SET") && l.contains("INCRBY")),
         "the script is one transaction record: {dump}"
     );
 
@@ -191,7 +218,10 @@ fn a_scripts_writes_are_one_record_and_survive_a_restart() {
     let l: Vec<String> = q(&mut c, &["LRANGE", "l", "0", "-1"]).unwrap();
     let n: i64 = q(&mut c, &["GET", "n"]).unwrap();
     let kept: String = q(&mut c, &["GET", "kept"]).unwrap();
-    assert_eq!((a.as_str(), h.as_str(), n, kept.as_str()), ("v1", "v1", 1, "1"));
+    assert_eq!(
+        (a.as_str(), h.as_str(), n, kept.as_str()),
+        ("v1", "v1", 1, "1")
+    );
     assert_eq!(l, ["x", "y"]);
     // scripts and libraries are not persisted: clients load them again
     let e1 = q::<String>(
@@ -252,7 +282,10 @@ fn kill9_during_scripts_keeps_each_whole_or_absent() {
             "w{w}: {n} acknowledged, {count} recovered"
         );
         let fields: i64 = q(&mut c, &["HLEN", &format!("w{w}:h")]).unwrap();
-        assert_eq!(fields, count, "w{w}: the HSETs of exactly the recovered scripts");
+        assert_eq!(
+            fields, count,
+            "w{w}: the HSETs of exactly the recovered scripts"
+        );
         for i in 1..=count + 1 {
             let a: Option<String> = q(&mut c, &["GET", &format!("w{w}:{i}:a")]).unwrap();
             let b: Option<String> = q(&mut c, &["GET", &format!("w{w}:{i}:b")]).unwrap();
@@ -289,7 +322,10 @@ fn script_kill_from_another_connection_stops_a_looping_script() {
     }
     let _: () = q(&mut c, &["SCRIPT", "KILL"]).unwrap();
     let err = err_text(looping.join().unwrap());
-    assert!(err.contains("Script killed by user with SCRIPT KILL"), "{err}");
+    assert!(
+        err.contains("Script killed by user with SCRIPT KILL"),
+        "{err}"
+    );
     let pong: String = q(&mut c, &["PING"]).unwrap();
     assert_eq!(pong, "PONG");
 
@@ -299,11 +335,7 @@ fn script_kill_from_another_connection_stops_a_looping_script() {
         let mut c = client.get_connection().unwrap();
         q::<String>(
             &mut c,
-            &[
-                "EVAL",
-                "redis.call('set','x','y'); while true do end",
-                "0",
-            ],
+            &["EVAL", "redis.call('set','x','y'); while true do end", "0"],
         )
     });
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -13,7 +13,10 @@ fn upper(a: &[u8]) -> Vec<u8> {
 }
 
 /// `numkeys key... arg...` after the script or function name.
-fn keys_and_args(mut rest: Vec<Vec<u8>>) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), Reply> {
+/// Keys, then arguments.
+type KeysArgs = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn keys_and_args(mut rest: Vec<Vec<u8>>) -> Result<KeysArgs, Reply> {
     let n = std::str::from_utf8(&rest[0])
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
@@ -148,7 +151,9 @@ fn flush_mode(args: &[Vec<u8>]) -> Result<(), Reply> {
     match args.len() {
         2 => Ok(()),
         3 if matches!(upper(&args[2]).as_slice(), b"ASYNC" | b"SYNC") => Ok(()),
-        3 => Err(Reply::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
+        3 => Err(Reply::error(
+            "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+        )),
         _ => Err(super::syntax_error()),
     }
 }

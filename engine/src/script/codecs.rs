@@ -59,7 +59,12 @@ fn fmt_g14(d: f64) -> String {
         }
     };
     if !(-4..14).contains(&e) {
-        format!("{}e{}{:02}", trim(m), if e < 0 { '-' } else { '+' }, e.abs())
+        format!(
+            "{}e{}{:02}",
+            trim(m),
+            if e < 0 { '-' } else { '+' },
+            e.abs()
+        )
     } else {
         trim(&format!("{:.*}", (13 - e).max(0) as usize, d))
     }
@@ -135,9 +140,7 @@ fn json_encode(v: &Value, cfg: &JsonCfg, depth: usize, out: &mut Vec<u8>) -> mlu
         Value::Table(t) => {
             let depth = depth + 1;
             if depth > cfg.encode_max_depth {
-                return Err(rt(format!(
-                    "Cannot serialise, excessive nesting ({depth})"
-                )));
+                return Err(rt(format!("Cannot serialise, excessive nesting ({depth})")));
             }
             match array_len(t)? {
                 Some(n) => {
@@ -200,7 +203,10 @@ impl JsonParser<'_> {
     }
 
     fn err(&self, what: &str) -> mlua::Error {
-        rt(format!("Expected {what} but found invalid token at character {}", self.i + 1))
+        rt(format!(
+            "Expected {what} but found invalid token at character {}",
+            self.i + 1
+        ))
     }
 
     fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
@@ -285,15 +291,13 @@ impl JsonParser<'_> {
                     "nan" | "-nan" | "inf" | "-inf" | "infinity" | "-infinity"
                         if self.cfg.decode_invalid_numbers =>
                     {
-                        lower
-                            .trim_start_matches('-')
-                            .starts_with('n')
-                            .then_some(f64::NAN)
-                            .unwrap_or(if lower.starts_with('-') {
-                                f64::NEG_INFINITY
-                            } else {
-                                f64::INFINITY
-                            })
+                        if lower.trim_start_matches('-').starts_with('n') {
+                            f64::NAN
+                        } else if lower.starts_with('-') {
+                            f64::NEG_INFINITY
+                        } else {
+                            f64::INFINITY
+                        }
                     }
                     _ => text.parse::<f64>().map_err(|_| {
                         self.i = start;
@@ -330,11 +334,17 @@ impl JsonParser<'_> {
                         b'b' => out.push(0x08),
                         b'f' => out.push(0x0c),
                         b'u' => {
-                            let hex = self.s.get(self.i..self.i + 4).ok_or_else(|| self.err("unicode escape"))?;
-                            let mut cp = u32::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
-                                .map_err(|_| self.err("unicode escape"))?;
+                            let hex = self
+                                .s
+                                .get(self.i..self.i + 4)
+                                .ok_or_else(|| self.err("unicode escape"))?;
+                            let mut cp =
+                                u32::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
+                                    .map_err(|_| self.err("unicode escape"))?;
                             self.i += 4;
-                            if (0xD800..0xDC00).contains(&cp) && self.s[self.i..].starts_with(b"\\u") {
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.s[self.i..].starts_with(b"\\u")
+                            {
                                 if let Some(lo) = self
                                     .s
                                     .get(self.i + 2..self.i + 6)
@@ -565,7 +575,10 @@ impl MpCursor<'_> {
     }
 
     fn uint(&mut self, n: usize) -> mlua::Result<u64> {
-        Ok(self.take(n)?.iter().fold(0u64, |a, &b| a << 8 | u64::from(b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |a, &b| a << 8 | u64::from(b)))
     }
 
     fn decode(&mut self, lua: &Lua) -> mlua::Result<Value> {
@@ -725,7 +738,12 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
         "unpack_limit",
         lua.create_function(
             |lua, (s, limit, offset): (mlua::String, f64, Option<f64>)| {
-                mp_unpack(lua, &s.as_bytes(), Some(limit as i64), offset.unwrap_or(0.0) as i64)
+                mp_unpack(
+                    lua,
+                    &s.as_bytes(),
+                    Some(limit as i64),
+                    offset.unwrap_or(0.0) as i64,
+                )
             },
         )?,
     )?;

@@ -13,7 +13,9 @@ fn tobit(v: &Value) -> mlua::Result<i32> {
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
-            .ok_or_else(|| mlua::Error::runtime("bad argument to bit operation (number expected)"))?,
+            .ok_or_else(|| {
+                mlua::Error::runtime("bad argument to bit operation (number expected)")
+            })?,
         _ => {
             return Err(mlua::Error::runtime(
                 "bad argument to bit operation (number expected)",
@@ -53,9 +55,15 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     set_fn(lua, &t, "tobit", |_, v: Value| tobit(&v))?;
     set_fn(lua, &t, "bnot", |_, v: Value| Ok(!tobit(&v)?))?;
-    set_fn(lua, &t, "band", |_, a: Variadic<Value>| fold(&a, |x, y| x & y))?;
-    set_fn(lua, &t, "bor", |_, a: Variadic<Value>| fold(&a, |x, y| x | y))?;
-    set_fn(lua, &t, "bxor", |_, a: Variadic<Value>| fold(&a, |x, y| x ^ y))?;
+    set_fn(lua, &t, "band", |_, a: Variadic<Value>| {
+        fold(&a, |x, y| x & y)
+    })?;
+    set_fn(lua, &t, "bor", |_, a: Variadic<Value>| {
+        fold(&a, |x, y| x | y)
+    })?;
+    set_fn(lua, &t, "bxor", |_, a: Variadic<Value>| {
+        fold(&a, |x, y| x ^ y)
+    })?;
     set_fn(lua, &t, "lshift", |_, (a, n): (Value, Value)| {
         Ok(((tobit(&a)? as u32) << (tobit(&n)? as u32 & 31)) as i32)
     })?;

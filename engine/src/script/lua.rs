@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use mlua::{
-    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
-    Variadic, VmState,
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic,
+    VmState,
 };
 
 use super::{libs, Busy, Host};
@@ -86,7 +86,7 @@ impl Rand48 {
     }
 
     /// The next value in 0..2^31.
-    pub fn next(&mut self) -> u32 {
+    pub fn draw(&mut self) -> u32 {
         self.0 = (self.0.wrapping_mul(Self::A).wrapping_add(0xB)) & Self::MASK;
         (self.0 >> 17) as u32
     }
@@ -166,7 +166,9 @@ impl Vm {
                 ));
             }
             if args.len() != 1 {
-                return Err(redis_error("ERR redis.setresp() requires one argument.".into()));
+                return Err(redis_error(
+                    "ERR redis.setresp() requires one argument.".into(),
+                ));
             }
             let r = match &args[0] {
                 Value::Integer(n) => *n,
@@ -190,7 +192,7 @@ impl Vm {
                     (0, Value::Number(n)) => level = *n as i64,
                     (0, _) => {}
                     (_, Value::String(s)) => {
-                        if text.len() > 0 {
+                        if !text.is_empty() {
                             text.push(b' ');
                         }
                         text.extend_from_slice(&s.as_bytes());
@@ -215,7 +217,9 @@ impl Vm {
         let rng = Arc::new(Mutex::new(Rand48::seeded(seed)));
         let r1 = rng.clone();
         let rand = lua.create_function(move |_, ()| {
-            Ok(f64::from(r1.lock().unwrap_or_else(|p| p.into_inner()).next()))
+            Ok(f64::from(
+                r1.lock().unwrap_or_else(|p| p.into_inner()).draw(),
+            ))
         })?;
         let seed = lua.create_function(move |_, s: f64| {
             *rng.lock().unwrap_or_else(|p| p.into_inner()) = Rand48::seeded(s as i64 as i32);
@@ -295,9 +299,13 @@ impl Vm {
                 },
             )?;
             self.ctx.raw_set("register", reg)?;
-            let r = self
-                .run
-                .call::<(bool, Value)>((f.clone(), self.handler.clone(), 0, Value::Nil, Value::Nil));
+            let r = self.run.call::<(bool, Value)>((
+                f.clone(),
+                self.handler.clone(),
+                0,
+                Value::Nil,
+                Value::Nil,
+            ));
             self.ctx.raw_set("register", Value::Nil)?;
             r
         });
@@ -310,6 +318,7 @@ impl Vm {
 
     /// Runs `f`: a script (keys and args as the globals KEYS and ARGV) or
     /// a function (`function == true`: as its two arguments).
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         f: &Function,
@@ -383,7 +392,11 @@ impl Vm {
             if ok {
                 return Ok(lua_to_reply(&v, !resp3, spec.client_resp3, 0));
             }
-            Ok(script_error(&v, spec.name, busy.kill.load(Ordering::SeqCst)))
+            Ok(script_error(
+                &v,
+                spec.name,
+                busy.kill.load(Ordering::SeqCst),
+            ))
         });
         let payloads = calls.into_inner().payloads;
         if !function {
@@ -555,7 +568,9 @@ fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.to_string_lossy(),
         Value::Error(e) => e.to_string(),
-        other => other.to_string().unwrap_or_else(|_| "execution failure".into()),
+        other => other
+            .to_string()
+            .unwrap_or_else(|_| "execution failure".into()),
     }
 }
 
@@ -595,11 +610,7 @@ fn locate(lua: &Lua, t: Table) -> mlua::Result<Table> {
     for level in 1..64 {
         let frame = lua.inspect_stack(level, |d| {
             let s = d.source();
-            (
-                s.what,
-                s.source.map(|c| c.into_owned()),
-                d.current_line(),
-            )
+            (s.what, s.source.map(|c| c.into_owned()), d.current_line())
         });
         let Some((what, source, line)) = frame else {
             break;

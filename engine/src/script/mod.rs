@@ -564,16 +564,29 @@ fn runs_script(args: &[Vec<u8>]) -> bool {
     let Some(name) = args.first() else {
         return false;
     };
-    ["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    [
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "fcall",
+        "fcall_ro",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
 /// What a request gets while a script runs past the threshold: SCRIPT KILL
 /// and FUNCTION KILL are served, the rest gets BUSY.
 fn busy_reply(busy: &Busy, args: &[Vec<u8>]) -> (&'static str, Reply) {
-    let name = args.first().map(|a| a.to_ascii_lowercase()).unwrap_or_default();
-    let sub = args.get(1).map(|a| a.to_ascii_lowercase()).unwrap_or_default();
+    let name = args
+        .first()
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    let sub = args
+        .get(1)
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
     let function = busy.function.load(Ordering::SeqCst);
     let kill = |label: &'static str| {
         if busy.wrote.load(Ordering::SeqCst) {
@@ -646,9 +659,7 @@ pub async fn execute(
         }
     }
     if !reqs.iter().any(|a| runs_script(a)) {
-        return shared
-            .core
-            .execute(session, reqs, shared.as_ref(), held);
+        return shared.core.execute(session, reqs, shared.as_ref(), held);
     }
     busy.running.store(true, Ordering::SeqCst);
     let sh = shared.clone();
