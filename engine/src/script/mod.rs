@@ -31,7 +31,7 @@ mod libs;
 pub mod lua;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,8 +57,8 @@ const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write com
 /// What other connections see of a running script.
 #[derive(Default)]
 pub struct Busy {
-    /// A batch holding a script executes on a blocking thread.
-    running: AtomicBool,
+    /// Batches holding a script executing on blocking threads.
+    running: AtomicUsize,
     /// When the running script started (ms since the epoch; 0: none).
     started_ms: AtomicU64,
     /// SCRIPT KILL / FUNCTION KILL asked the running script to stop.
@@ -628,7 +628,7 @@ pub async fn execute(
     let busy = shared.core.scripts().busy.clone();
     loop {
         let notified = busy.done.notified();
-        if !busy.running.load(Ordering::SeqCst) {
+        if busy.running.load(Ordering::SeqCst) == 0 {
             break;
         }
         let started = busy.started_ms.load(Ordering::SeqCst);
@@ -661,7 +661,7 @@ pub async fn execute(
     if !reqs.iter().any(|a| runs_script(a)) {
         return shared.core.execute(session, reqs, shared.as_ref(), held);
     }
-    busy.running.store(true, Ordering::SeqCst);
+    busy.running.fetch_add(1, Ordering::SeqCst);
     let sh = shared.clone();
     let mut s = std::mem::replace(session, Session::new(ConnState::new(session.conn.id)));
     let joined = tokio::task::spawn_blocking(move || {
@@ -670,7 +670,7 @@ pub async fn execute(
         (s, out, quit)
     })
     .await;
-    busy.running.store(false, Ordering::SeqCst);
+    busy.running.fetch_sub(1, Ordering::SeqCst);
     busy.done.notify_waiters();
     match joined {
         Ok((s, out, quit)) => {
