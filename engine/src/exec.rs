@@ -399,6 +399,8 @@ struct ScriptHost<'a, 'b> {
     ctx: &'a mut Ctx<'b>,
     conn: &'a mut ConnState,
     server: &'a dyn ServerInfo,
+    /// Bytes of the record already taken by other writes.
+    reserved: usize,
 }
 
 impl crate::script::Host for ScriptHost<'_, '_> {
@@ -426,7 +428,7 @@ impl crate::script::Host for ScriptHost<'_, '_> {
                 }
                 let mut p = Vec::new();
                 w.encode_into(&mut p);
-                if p.len() > budget {
+                if p.len() > budget.saturating_sub(self.reserved) {
                     return (
                         Reply::error("ERR the script's writes are too large to log as one record; this write was not applied"),
                         None,
@@ -487,6 +489,18 @@ impl Ctx<'_> {
         r: crate::script::Request,
         server: &dyn ServerInfo,
     ) -> (Reply, Vec<Vec<u8>>) {
+        self.script_within(s, r, server, 0)
+    }
+
+    /// A script whose writes share one record with `reserved` bytes of
+    /// other writes (a transaction's).
+    fn script_within(
+        &mut self,
+        s: &mut Session,
+        r: crate::script::Request,
+        server: &dyn ServerInfo,
+        reserved: usize,
+    ) -> (Reply, Vec<Vec<u8>>) {
         let scripts = self.scripts;
         scripts.handle(
             r,
@@ -494,6 +508,7 @@ impl Ctx<'_> {
                 ctx: self,
                 conn: &mut s.conn,
                 server,
+                reserved,
             },
         )
     }
@@ -616,7 +631,8 @@ impl Ctx<'_> {
                 // the other transaction commands and QUIT never are.
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
                 Action::Script(r) => {
-                    let (reply, p) = self.script(s, r, server);
+                    let used: usize = payloads.iter().map(|p| p.len() + 4).sum();
+                    let (reply, p) = self.script_within(s, r, server, bytes + used + 16);
                     payloads.extend(p);
                     reply
                 }
