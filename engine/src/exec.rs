@@ -185,6 +185,35 @@ impl Session {
             &mut self.pubsub,
         )
     }
+
+    /// A command refused while a script is busy (no state lock taken), as
+    /// Redis's `rejectCommand`: MULTI opens a transaction, anything else
+    /// is refused with `err`; in a transaction the refusal fails it, and
+    /// EXEC discards it (`EXECABORT … because of: err`).
+    pub fn refuse_busy(&mut self, name: &[u8], err: &str) -> Reply {
+        let name = name.to_ascii_lowercase();
+        match (name.as_slice(), self.multi.as_mut()) {
+            (b"multi", None) => {
+                self.multi = Some(TxQueue::default());
+                Reply::Ok
+            }
+            (b"multi", Some(_)) => Reply::error("ERR MULTI calls can not be nested"),
+            (b"exec", Some(_)) => {
+                // discarded with its watches; the script's batch holds the
+                // watch registry, so this session's entries there are left
+                // stale, pointing at a flag it no longer reads
+                self.multi = None;
+                self.watched.clear();
+                self.dirty = Arc::new(AtomicBool::new(false));
+                Reply::Error(format!("EXECABORT Transaction discarded because of: {err}"))
+            }
+            (_, Some(m)) => {
+                m.failed = true;
+                Reply::error(err)
+            }
+            (_, None) => Reply::error(err),
+        }
+    }
 }
 
 /// A session's blocking command, as [`Core::unblocked`] waits on it.
@@ -206,6 +235,7 @@ pub struct Core {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     dir: PathBuf,
     reserve_bytes: u64,
+    scripts: crate::script::Scripts,
 }
 
 impl Core {
@@ -227,7 +257,13 @@ impl Core {
             pubsub,
             dir,
             reserve_bytes,
+            scripts: Default::default(),
         }
+    }
+
+    /// The scripting engine (EVAL, FUNCTION).
+    pub fn scripts(&self) -> &crate::script::Scripts {
+        &self.scripts
     }
 
     fn watches(&self) -> std::sync::MutexGuard<'_, Watches> {
@@ -296,6 +332,7 @@ impl Core {
                 refused: None,
                 pubsub: &self.pubsub,
                 ready: &mut nested,
+                scripts: &self.scripts,
             };
             let (reply, payload) = ctx.apply(affected, Box::new(served), MAX_RECORD_BYTES as usize);
             if let Some(p) = payload {
@@ -312,9 +349,10 @@ impl Core {
             return None;
         }
         let writes = reqs.iter().any(|a| {
-            a.first()
-                .and_then(|n| cmd::lookup(n))
-                .is_some_and(|s| s.flags.contains(Flags::WRITE) || s.name == "exec")
+            a.first().and_then(|n| cmd::lookup(n)).is_some_and(|s| {
+                s.flags.contains(Flags::WRITE)
+                    || matches!(s.name, "exec" | "eval" | "evalsha" | "fcall")
+            })
         });
         if !writes {
             return None;
@@ -423,6 +461,7 @@ impl Core {
                 refused: refused.as_deref(),
                 pubsub: &self.pubsub,
                 ready: &mut ready,
+                scripts: &self.scripts,
             };
             let action = match spec.parse(args, now) {
                 // a blocking command: served now, an error, or the
@@ -498,6 +537,23 @@ impl Core {
                 }
                 // (resolved above)
                 Action::Block(b) => Held::now(spec.name, b.op.timeout_reply()),
+                Action::Script(r) => {
+                    // a script may run long: the log writer must not wait
+                    // for the queue meanwhile (the state stays locked)
+                    drop(q);
+                    let (reply, payloads) = ctx.script(s, r, server);
+                    q = self.queue.lock();
+                    match payloads.len() {
+                        0 => {}
+                        1 => {
+                            q.push(now, payloads.into_iter().next().expect("one"));
+                        }
+                        _ => {
+                            q.push(now, Transaction::payload(&payloads));
+                        }
+                    }
+                    Held::at(q.last_seq(), spec.name, reply)
+                }
             };
             held.emit(out, s);
             self.pubsub.flush(&mut db, fresh, q.last_seq());
@@ -567,6 +623,77 @@ struct Ctx<'a> {
     pubsub: &'a crate::pubsub::PubSub,
     /// Keys written, for the waiters of blocking commands.
     ready: &'a mut Ready,
+    scripts: &'a crate::script::Scripts,
+}
+
+/// A script's view of the execution core: each `redis.call` runs here.
+struct ScriptHost<'a, 'b> {
+    ctx: &'a mut Ctx<'b>,
+    conn: &'a mut ConnState,
+    server: &'a dyn ServerInfo,
+    /// Bytes of the record already taken by other writes.
+    reserved: usize,
+}
+
+impl crate::script::Host for ScriptHost<'_, '_> {
+    fn call(
+        &mut self,
+        spec: &'static Spec,
+        args: Vec<Vec<u8>>,
+        budget: usize,
+    ) -> (Reply, Option<Vec<u8>>) {
+        let affected = self.ctx.watches.affected(spec, &args);
+        match spec.parse(args, self.ctx.now) {
+            Action::Reply(r) => (r, None),
+            Action::Read(r) => (
+                r.read(&mut ReadCtx {
+                    db: self.ctx.db,
+                    now_ms: self.ctx.now,
+                    conn: self.conn,
+                    server: self.server,
+                }),
+                None,
+            ),
+            Action::Write(w) => {
+                if let Some(msg) = self.ctx.refused {
+                    return (Reply::error(msg), None);
+                }
+                let room = budget.saturating_sub(self.reserved);
+                let mut p = Vec::new();
+                w.encode_into(&mut p);
+                if p.len() + w.resolve_growth() > room {
+                    return (
+                        Reply::error("ERR the script's writes are too large to log as one record; this write was not applied"),
+                        None,
+                    );
+                }
+                self.ctx.apply(affected, w, room)
+            }
+            // a blocking command in a script does not block
+            Action::Block(b) => match b.now(self.ctx.db, self.ctx.now) {
+                Action::Write(w) => {
+                    if let Some(msg) = self.ctx.refused {
+                        return (Reply::error(msg), None);
+                    }
+                    let room = budget.saturating_sub(self.reserved);
+                    self.ctx.apply(affected, w, room)
+                }
+                Action::Reply(r) => (r, None),
+                _ => (
+                    Reply::error("ERR This Redis command is not allowed from script"),
+                    None,
+                ),
+            },
+            _ => (
+                Reply::error("ERR This Redis command is not allowed from script"),
+                None,
+            ),
+        }
+    }
+
+    fn conn(&mut self) -> &mut ConnState {
+        self.conn
+    }
 }
 
 impl Ctx<'_> {
@@ -624,6 +751,38 @@ impl Ctx<'_> {
             }
         }
         (reply, Some(payload))
+    }
+
+    /// EVAL, FCALL, SCRIPT, FUNCTION: the reply and the payloads of the
+    /// writes a script made.
+    fn script(
+        &mut self,
+        s: &mut Session,
+        r: crate::script::Request,
+        server: &dyn ServerInfo,
+    ) -> (Reply, Vec<Vec<u8>>) {
+        self.script_within(s, r, server, 0)
+    }
+
+    /// A script whose writes share one record with `reserved` bytes of
+    /// other writes (a transaction's).
+    fn script_within(
+        &mut self,
+        s: &mut Session,
+        r: crate::script::Request,
+        server: &dyn ServerInfo,
+        reserved: usize,
+    ) -> (Reply, Vec<Vec<u8>>) {
+        let scripts = self.scripts;
+        scripts.handle(
+            r,
+            &mut ScriptHost {
+                ctx: self,
+                conn: &mut s.conn,
+                server,
+                reserved,
+            },
+        )
     }
 
     fn txn(
@@ -781,6 +940,12 @@ impl Ctx<'_> {
                 // UNWATCH is queued (the keys are unwatched already);
                 // the other transaction commands and QUIT never are.
                 Action::Txn(Txn::Unwatch) | Action::Quit => Reply::Ok,
+                Action::Script(r) => {
+                    let used: usize = payloads.iter().map(|p| p.len() + 4).sum();
+                    let (reply, p) = self.script_within(s, r, server, bytes + used + 16);
+                    payloads.extend(p);
+                    reply
+                }
                 Action::Txn(_) => Reply::error("ERR command not allowed inside a transaction"),
                 // (resolved above)
                 Action::Block(b) => b.op.empty_reply(),

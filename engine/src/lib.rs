@@ -55,6 +55,7 @@ pub mod record;
 pub mod recovery;
 pub mod reply;
 pub mod resp;
+pub mod script;
 pub mod segment;
 pub mod server;
 pub mod snapshot;

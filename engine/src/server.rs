@@ -269,12 +269,14 @@ impl ServerInfo for Shared {
         if want("memory") {
             let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
             section(&mut out, "# Memory", format!(
-                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\n",
                 human_bytes(rss),
                 human_bytes(rss),
                 human_bytes(rss),
                 human_bytes(maxmemory),
                 cfg("maxmemory-policy"),
+                self.core.scripts().memory(),
+                self.core.scripts().cached(),
             ));
         }
         if want("persistence") {
@@ -838,10 +840,8 @@ async fn serve_connection(
             }
             if !reqs.is_empty() {
                 let before = held.len();
-                if shared
-                    .core
-                    .execute(session, reqs, shared.as_ref(), &mut held)
-                {
+                // scripts: BUSY / SCRIPT KILL, and run off the event loop
+                if crate::script::execute(shared, session, reqs, &mut held).await {
                     closing = true;
                 }
                 // what CLIENT LIST shows (name, protocol, last command)

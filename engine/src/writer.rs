@@ -425,10 +425,20 @@ async fn run_log(w: &Writer, mut log: Log) -> Result<(), WriterError> {
                 // Drop expired keys from memory (they are already invisible).
                 // Later executions get times >= this time, so replaying
                 // them (without the purge) sees those keys expired too.
-                let purged = {
-                    let mut db = w.db.write().unwrap_or_else(|p| p.into_inner());
-                    let purge_at = w.queue.lock().now();
-                    db.purge_expired(purge_at, MAX_PURGE)
+                // Never wait for the state here: a long script holds it
+                // (off the event loop), and this task shares the event loop
+                // with the connection that would send SCRIPT KILL.
+                let purged = match w.db.try_write() {
+                    Ok(mut db) => {
+                        let purge_at = w.queue.lock().now();
+                        db.purge_expired(purge_at, MAX_PURGE)
+                    }
+                    Err(std::sync::TryLockError::Poisoned(p)) => {
+                        let mut db = p.into_inner();
+                        let purge_at = w.queue.lock().now();
+                        db.purge_expired(purge_at, MAX_PURGE)
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => 0,
                 };
                 if purged > 0 {
                     tracing::debug!(purged, "expired keys removed from memory");

@@ -37,12 +37,12 @@ mod glob;
 pub mod ldouble;
 
 mod append;
-mod blist;
 mod bitcount;
 mod bitfield;
 mod bitop;
 mod bitpos;
 mod bits;
+mod blist;
 mod command;
 pub mod config;
 mod config_params;
@@ -50,6 +50,7 @@ mod connection;
 mod copy;
 mod del;
 mod dump;
+mod eval;
 mod exists;
 mod expire;
 mod expiretime;
@@ -370,6 +371,9 @@ pub enum Action {
     /// ([`crate::blocking`]); inside MULTI/EXEC or a script it is its
     /// non-blocking variant, [`crate::blocking::Block::now`].
     Block(crate::blocking::Block),
+    /// EVAL, FCALL, SCRIPT, FUNCTION: run by the scripting engine
+    /// ([`crate::script`]) with the execution core's state.
+    Script(crate::script::Request),
 }
 
 impl Action {
@@ -722,6 +726,15 @@ pub const TABLE: &[Spec] = &[
     spec::<sort::SortRo>(),
     spec::<dump::Dump>(),
     spec::<restore::Restore>(),
+    // lua
+    spec::<eval::Eval>(),
+    spec::<eval::EvalSha>(),
+    spec::<eval::EvalRo>(),
+    spec::<eval::EvalShaRo>(),
+    spec::<eval::FCall>(),
+    spec::<eval::FCallRo>(),
+    spec::<eval::Script>(),
+    spec::<eval::Function>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

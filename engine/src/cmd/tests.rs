@@ -675,7 +675,8 @@ fn key_and_string_commands_of_redis_7() {
             | Action::Quit
             | Action::Txn(_)
             | Action::PubSub(_)
-            | Action::Block(_) => {
+            | Action::Block(_)
+            | Action::Script(_) => {
                 panic!("{args:?} is not a write")
             }
         }
