@@ -25,12 +25,15 @@ pub type Hash = BTreeMap<Vec<u8>, Vec<u8>>;
 /// in the state: a command that empties a list removes the key.
 pub type List = std::collections::VecDeque<Vec<u8>>;
 
+pub use crate::zset::ZSet;
+
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Vec<u8>),
     Hash(Hash),
     List(List),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -40,6 +43,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 }

@@ -347,6 +347,10 @@ impl Ctx<'_> {
         affected: Option<Vec<Vec<u8>>>,
         w: Box<dyn cmd::Write>,
     ) -> (Reply, Option<Vec<u8>>) {
+        let w = match w.resolve(self.db, self.now) {
+            cmd::Resolved::Write(w) => w,
+            cmd::Resolved::Reply(r) => return (r, None),
+        };
         if w.may_fail() {
             if let Some(e) = w.precheck(self.db, self.now) {
                 return (e, None);

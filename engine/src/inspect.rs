@@ -178,6 +178,13 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
                         }
                         writeln!(out, "{s}{exp}")?
                     }
+                    Value::ZSet(z) => {
+                        let mut s = format!("ZADD {}", esc(k));
+                        for (m, score) in z.iter() {
+                            s.push_str(&format!(" {} {}", crate::resp::format_double(score), esc(m)));
+                        }
+                        writeln!(out, "{s}{exp}")?
+                    }
                 }
             }
             Ok(())

@@ -12,10 +12,15 @@
 //!  | 1 str   | 0 or 1      |  if has_exp = 1    |           | 2: n u32, n × (field, value)  |
 //!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
 //!  | 3 list  |             |                    |           | 3: n u32 (> 0), n × value     |
-//!  |         |             |                    |           |    (head to tail)             |
+//!  | 5 zset  |             |                    |           |    (head to tail)             |
+//!  |         |             |                    |           | 5: n u32 (> 0), n × (member,  |
+//!  |         |             |                    |           |    score f64 LE bits, not NaN)|
+//!  |         |             |                    |           |    (members strictly by       |
+//!  |         |             |                    |           |    (score, member))           |
 //!  +---------+-------------+--------------------+-----------+-------------------------------+
 //!  trailer: crc u32 LE = CRC32(every byte before it)
-//!  version 1 files (no lists) load unchanged; version 2 adds kind 3.
+//!  version 1 files (no lists) load unchanged; version 2 adds kind 3;
+//!  version 3 adds kind 5 (and kind 4, sets).
 //!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
 //! ```
 //!
@@ -25,14 +30,15 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, Entry, Hash, List, Value};
+use crate::db::{Db, Entry, Hash, List, Value, ZSet};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
 use crate::sys::{self, FileCursor, Fs, OpenMode};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
-pub const SNAPSHOT_VERSION: u32 = 2;
-/// Versions this build reads (1: strings and hashes; 2: lists too).
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// Versions this build reads (1: strings and hashes; 2: lists too; 3:
+/// sorted sets too).
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=SNAPSHOT_VERSION;
 pub const SNAPSHOT_HEADER_BYTES: u64 = 48;
 const TRAILER_BYTES: u64 = 4;
@@ -122,6 +128,7 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
             Value::Str(_) => 1u8,
             Value::Hash(_) => 2u8,
             Value::List(_) => 3u8,
+            Value::ZSet(_) => 5u8,
         };
         w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
         if let Some(t) = entry.expire_at_ms {
@@ -141,6 +148,13 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
                 w.write_all(&(list.len() as u32).to_le_bytes())?;
                 for v in list {
                     put_bytes(w, v)?;
+                }
+            }
+            Value::ZSet(z) => {
+                w.write_all(&(z.len() as u32).to_le_bytes())?;
+                for (m, score) in z.iter() {
+                    put_bytes(w, m)?;
+                    w.write_all(&score.to_bits().to_le_bytes())?;
                 }
             }
         }
@@ -267,6 +281,35 @@ impl SnapReader<'_> {
     }
 }
 
+/// The value of a kind 5 entry: members in (score, member) order, scores
+/// not NaN, at least one.
+fn read_zset(r: &mut SnapReader<'_>) -> Result<Value, SnapshotError> {
+    let n = r.u32()?;
+    if n == 0 {
+        return Err(r.corrupt("empty sorted set"));
+    }
+    if u64::from(n) > (r.body_len - r.offset) / 12 {
+        return Err(r.corrupt(format!("{n} sorted set members cannot fit")));
+    }
+    let mut z = ZSet::new();
+    let mut prev: Option<(f64, Vec<u8>)> = None;
+    for _ in 0..n {
+        let m = r.bytes()?;
+        let score = f64::from_bits(r.u64()?);
+        if score.is_nan() {
+            return Err(r.corrupt("NaN score"));
+        }
+        if let Some((ps, pm)) = &prev {
+            if (*ps, pm.as_slice()).partial_cmp(&(score, m.as_slice())) != Some(std::cmp::Ordering::Less) {
+                return Err(r.corrupt("sorted set members out of order"));
+            }
+        }
+        prev = Some((score, m.clone()));
+        z.insert(m, score);
+    }
+    Ok(Value::ZSet(z))
+}
+
 /// Parses a snapshot, handing every entry to `sink`.
 fn parse(
     fs: &dyn Fs,
@@ -375,6 +418,7 @@ fn parse(
                 }
                 Value::List(l)
             }
+            5 if version >= 3 => read_zset(&mut r)?,
             other => return Err(r.corrupt(format!("bad entry kind {other}"))),
         };
         prev_key = Some(key.clone());

@@ -51,7 +51,7 @@ impl Effect for Append {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
             Some(Value::Str(s)) if s.len() + self.value.len() > MAX_STRING_BYTES => {
                 Some(Reply::error(reply::STRING_TOO_LONG))
             }
@@ -67,7 +67,7 @@ impl Effect for Append {
                 Reply::Int(n)
             }
             Some(Entry {
-                value: Value::Hash(_) | Value::List(_),
+                value: Value::Hash(_) | Value::List(_) | Value::ZSet(_),
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(Entry {

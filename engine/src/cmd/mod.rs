@@ -97,6 +97,18 @@ mod typ;
 mod unlink;
 mod wait;
 
+// sorted sets
+mod zadd;
+mod zpop;
+mod zrandmember;
+mod zrange;
+mod zread;
+mod zrem;
+mod zscan;
+pub mod zset;
+mod zstore;
+mod zunion;
+
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
@@ -126,6 +138,10 @@ pub use persist::Persist;
 pub use pop::Pop;
 pub use push::Push;
 pub use set::{Set, SetCondition};
+pub use zadd::{ZAdd, ZSetScore};
+pub use zpop::{pop as zpop, Shape as ZPopShape, ZPopped};
+pub use zrem::ZRem;
+pub use zstore::ZStore;
 
 use crate::db::Db;
 use crate::record::Record;
@@ -210,7 +226,7 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
 }
 
 /// An effect as the writer sees it (object-safe, implemented for every
-/// [`Effect`]).
+/// [`Effect`], and for every [`Request`] wrapped by [`Action::request`]).
 pub trait Write: Send + std::fmt::Debug {
     /// Appends the whole payload.
     fn encode_into(&self, out: &mut Vec<u8>);
@@ -218,9 +234,64 @@ pub trait Write: Send + std::fmt::Debug {
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply>;
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
     fn describe(&self) -> String;
+    /// What to log and apply, decided against the state the write runs on
+    /// (before [`Write::precheck`] and [`Write::encode_into`]): an effect is
+    /// itself; a [`Request`] becomes the effect it has on this state, or a
+    /// reply that changes nothing and logs nothing.
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Resolved;
+}
+
+/// What a write resolves to.
+pub enum Resolved {
+    /// Log and apply this effect.
+    Write(Box<dyn Write>),
+    /// Answer this (an error, or the reply of a write that changes
+    /// nothing); nothing is logged.
+    Reply(Reply),
+}
+
+/// A write logged as its outcome rather than as the request: what it
+/// removes or stores depends on the state, and recomputing it on replay
+/// would be costly or float-sensitive (ZPOPMIN logs the members popped,
+/// ZINCRBY the resulting score, ZUNIONSTORE the resulting set). It is
+/// resolved against the state it runs on into an [`Effect`]; only that
+/// effect is logged.
+pub trait Request: Send + std::fmt::Debug + 'static {
+    fn resolve(self, db: &Db, now_ms: u64) -> Resolved;
+}
+
+/// A [`Request`] as a [`Write`]. It is resolved before it is encoded or
+/// applied (by the execution core); applying one directly resolves it
+/// first. Its own encoding is empty (a transaction's size estimate).
+#[derive(Debug)]
+pub struct Resolving<R: Request>(R);
+
+impl<R: Request> Write for Resolving<R> {
+    fn encode_into(&self, _out: &mut Vec<u8>) {}
+    fn may_fail(&self) -> bool {
+        false
+    }
+    fn precheck(&self, _db: &Db, _now_ms: u64) -> Option<Reply> {
+        None
+    }
+    fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply {
+        match self.0.resolve(db, now_ms) {
+            Resolved::Write(w) => w.apply_boxed(db, now_ms),
+            Resolved::Reply(r) => r,
+        }
+    }
+    fn describe(&self) -> String {
+        format!("{:?}", self.0)
+    }
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Resolved {
+        self.0.resolve(db, now_ms)
+    }
 }
 
 impl<T: Effect> Write for T {
+    fn resolve(self: Box<Self>, _db: &Db, _now_ms: u64) -> Resolved {
+        Resolved::Write(self)
+    }
     fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(T::OP);
         self.encode_body(out);
@@ -263,6 +334,11 @@ pub enum Action {
 impl Action {
     pub fn write(e: impl Effect) -> Action {
         Action::Write(Box::new(e))
+    }
+
+    /// A write resolved against the state before it is logged.
+    pub fn request(r: impl Request) -> Action {
+        Action::Write(Box::new(Resolving(r)))
     }
 
     pub fn read(r: impl Read + 'static) -> Action {
@@ -539,6 +615,39 @@ pub const TABLE: &[Spec] = &[
     spec::<multi::Discard>(),
     spec::<multi::Watch>(),
     spec::<multi::Unwatch>(),
+    // sorted sets
+    spec::<zadd::ZAdd>(),
+    spec::<zadd::ZIncrBy>(),
+    spec::<zread::ZCard>(),
+    spec::<zread::ZScore>(),
+    spec::<zread::ZMScore>(),
+    spec::<zread::ZCount>(),
+    spec::<zread::ZLexCount>(),
+    spec::<zread::ZRank>(),
+    spec::<zread::ZRevRank>(),
+    spec::<zrem::ZRem>(),
+    spec::<zrem::ZRemRangeByRank>(),
+    spec::<zrem::ZRemRangeByScore>(),
+    spec::<zrem::ZRemRangeByLex>(),
+    spec::<zrange::ZRange>(),
+    spec::<zrange::ZRevRange>(),
+    spec::<zrange::ZRangeByScore>(),
+    spec::<zrange::ZRevRangeByScore>(),
+    spec::<zrange::ZRangeByLex>(),
+    spec::<zrange::ZRevRangeByLex>(),
+    spec::<zrange::ZRangeStore>(),
+    spec::<zpop::ZPopMin>(),
+    spec::<zpop::ZPopMax>(),
+    spec::<zpop::ZMPop>(),
+    spec::<zrandmember::ZRandMember>(),
+    spec::<zunion::ZUnion>(),
+    spec::<zunion::ZInter>(),
+    spec::<zunion::ZDiff>(),
+    spec::<zunion::ZInterCard>(),
+    spec::<zunion::ZUnionStore>(),
+    spec::<zunion::ZInterStore>(),
+    spec::<zunion::ZDiffStore>(),
+    spec::<zscan::ZScan>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

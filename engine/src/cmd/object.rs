@@ -12,7 +12,7 @@ use crate::reply::Reply;
 
 /// Redis's `OBJ_SHARED_BULKHDR_LEN`-free rule: strings of at most 44
 /// bytes are embstr, integers that fit a long are int.
-pub fn encoding(v: &Value) -> &'static str {
+pub fn encoding(v: &Value, config: &super::config::ConfigStore) -> &'static str {
     match v {
         Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
@@ -21,6 +21,8 @@ pub fn encoding(v: &Value) -> &'static str {
         Value::Hash(_) => "hashtable",
         // Redis 7.0 keeps every list in a quicklist
         Value::List(_) => "quicklist",
+        Value::ZSet(z) if super::zset::is_listpack(z, config) => "listpack",
+        Value::ZSet(_) => "skiplist",
     }
 }
 
@@ -112,7 +114,7 @@ impl Read for Object {
             return Reply::Nil;
         };
         match self.sub {
-            Sub::Encoding => Reply::Bulk(encoding(v).as_bytes().to_vec()),
+            Sub::Encoding => Reply::Bulk(encoding(v, ctx.server.config()).as_bytes().to_vec()),
             Sub::Freq => Reply::error(NO_LFU),
             Sub::IdleTime => Reply::Int(0),
             Sub::RefCount => match v {

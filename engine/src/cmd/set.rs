@@ -215,7 +215,7 @@ impl Effect for Set {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_)) if self.get => {
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) if self.get => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             _ => None,
@@ -258,7 +258,7 @@ impl Effect for Set {
                 set_reply
             }
             Slot::Occupied(mut o) => {
-                let is_hash = matches!(o.get().value, Value::Hash(_) | Value::List(_));
+                let is_hash = matches!(o.get().value, Value::Hash(_) | Value::List(_) | Value::ZSet(_));
                 if get && is_hash {
                     return Reply::error(reply::WRONGTYPE);
                 }
@@ -276,7 +276,7 @@ impl Effect for Set {
                 let old = std::mem::replace(o.get_mut(), fresh(expire_at_ms));
                 match (get, old.value) {
                     (true, Value::Str(s)) => Reply::Bulk(s),
-                    (true, Value::Hash(_) | Value::List(_)) => Reply::Nil,
+                    (true, Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Reply::Nil,
                     (false, _) => Reply::Ok,
                 }
             }
