@@ -536,6 +536,60 @@ mod tests {
     }
 
     #[test]
+    fn sorted_sets_round_trip_and_need_version_3() {
+        use crate::db::ZSet;
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = sample();
+        let z: ZSet = (0..300u32)
+            .map(|i| (format!("m{i}").into_bytes(), f64::from(i % 7) - 3.5))
+            .chain([(vec![], f64::NEG_INFINITY), (b"x".to_vec(), f64::INFINITY)])
+            .collect();
+        db.insert_entry(
+            b"z".to_vec(),
+            Entry {
+                value: Value::ZSet(z),
+                expire_at_ms: Some(5_000_000),
+            },
+        );
+        let p = write_snapshot(dir.path(), 8, &db).unwrap();
+        let (meta, back) = read_snapshot(&p).unwrap();
+        assert_eq!(back, db);
+        assert_eq!(meta.entries, 53);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes[8..12], 3u32.to_le_bytes());
+        // the same entries under a version 2 header: kind 5 is refused
+        let mut v2 = bytes.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let n = v2.len() - 4;
+        let crc = crc32fast::hash(&v2[..n]);
+        v2[n..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&p, &v2).unwrap();
+        let e = read_snapshot(&p).unwrap_err();
+        assert!(e.to_string().contains("bad entry kind 5"), "{e}");
+        // members out of order are refused (swap the scores of two)
+        let mut one = Db::new();
+        one.insert_entry(
+            b"z".to_vec(),
+            Entry::new(Value::ZSet(
+                [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)].into_iter().collect(),
+            )),
+        );
+        let p = write_snapshot(dir.path(), 9, &one).unwrap();
+        let mut b = std::fs::read(&p).unwrap();
+        let first = SNAPSHOT_HEADER_BYTES as usize + 2 + 4 + 1 + 4 + 4 + 1;
+        let second = first + 8 + 4 + 1;
+        let (s1, s2) = (b[first..first + 8].to_vec(), b[second..second + 8].to_vec());
+        b[first..first + 8].copy_from_slice(&s2);
+        b[second..second + 8].copy_from_slice(&s1);
+        let n = b.len() - 4;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = read_snapshot(&p).unwrap_err();
+        assert!(e.to_string().contains("out of order"), "{e}");
+    }
+
+    #[test]
     fn round_trip_atomic_publish() {
         let dir = tempfile::tempdir().unwrap();
         let db = sample();

@@ -113,6 +113,8 @@ mod zunion;
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zset_tests;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
