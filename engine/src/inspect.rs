@@ -181,7 +181,11 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
                     Value::ZSet(z) => {
                         let mut s = format!("ZADD {}", esc(k));
                         for (m, score) in z.iter() {
-                            s.push_str(&format!(" {} {}", crate::resp::format_double(score), esc(m)));
+                            s.push_str(&format!(
+                                " {} {}",
+                                crate::resp::format_double(score),
+                                esc(m)
+                            ));
                         }
                         writeln!(out, "{s}{exp}")?
                     }

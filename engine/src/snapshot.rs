@@ -300,7 +300,9 @@ fn read_zset(r: &mut SnapReader<'_>) -> Result<Value, SnapshotError> {
             return Err(r.corrupt("NaN score"));
         }
         if let Some((ps, pm)) = &prev {
-            if (*ps, pm.as_slice()).partial_cmp(&(score, m.as_slice())) != Some(std::cmp::Ordering::Less) {
+            if (*ps, pm.as_slice()).partial_cmp(&(score, m.as_slice()))
+                != Some(std::cmp::Ordering::Less)
+            {
                 return Err(r.corrupt("sorted set members out of order"));
             }
         }
@@ -571,7 +573,9 @@ mod tests {
         one.insert_entry(
             b"z".to_vec(),
             Entry::new(Value::ZSet(
-                [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)].into_iter().collect(),
+                [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)]
+                    .into_iter()
+                    .collect(),
             )),
         );
         let p = write_snapshot(dir.path(), 9, &one).unwrap();

@@ -81,8 +81,8 @@ impl ZSet {
         }
         let b = self.block_of(score, &member);
         let block = &mut self.blocks[b];
-        let at = block
-            .partition_point(|it| cmp(it.score, &it.member, score, &member) == Ordering::Less);
+        let at =
+            block.partition_point(|it| cmp(it.score, &it.member, score, &member) == Ordering::Less);
         block.insert(at, Item { score, member });
         if block.len() > BLOCK {
             let tail = block.split_off(BLOCK / 2);
@@ -198,7 +198,11 @@ impl ZSet {
         head.iter()
             .enumerate()
             .rev()
-            .flat_map(move |(i, blk)| blk[..if i == last { o + 1 } else { blk.len() }].iter().rev())
+            .flat_map(move |(i, blk)| {
+                blk[..if i == last { o + 1 } else { blk.len() }]
+                    .iter()
+                    .rev()
+            })
             .map(|it| (it.member.as_slice(), it.score))
     }
 
@@ -386,7 +390,10 @@ impl LexRange {
         // walk from `first` while in range, like Redis (the order is by
         // score first, so a lex range is a contiguous run only within one
         // score)
-        let n = z.iter_from(first).take_while(|(m, _)| self.below_max(m)).count();
+        let n = z
+            .iter_from(first)
+            .take_while(|(m, _)| self.below_max(m))
+            .count();
         (first, first + n)
     }
 }
@@ -466,7 +473,12 @@ pub fn parse_score(b: &[u8]) -> Option<f64> {
     if v.is_infinite() && !literal_inf {
         return None; // ERANGE overflow
     }
-    if v == 0.0 && lower.iter().take_while(|c| **c != b'e' && **c != b'p').any(|c| (b'1'..=b'9').contains(c)) {
+    if v == 0.0
+        && lower
+            .iter()
+            .take_while(|c| **c != b'e' && **c != b'p')
+            .any(|c| (b'1'..=b'9').contains(c))
+    {
         return None; // ERANGE underflow
     }
     Some(v)
@@ -489,7 +501,9 @@ mod tests {
         let mut model: Vec<(i64, Vec<u8>)> = Vec::new();
         let mut x: u64 = 7;
         for i in 0..5_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let m = format!("m{}", x % 1_500).into_bytes();
             let s = ((x >> 33) % 50) as i64;
             if i % 3 == 0 {
@@ -523,7 +537,10 @@ mod tests {
         let zs = z(&[(1.0, "a"), (2.0, "b"), (2.0, "c"), (3.0, "d")]);
         let r = ScoreRange::parse(b"(1", b"2").unwrap();
         assert_eq!(r.ranks(&zs), (1, 3));
-        assert_eq!(ScoreRange::parse(b"-inf", b"+inf").unwrap().ranks(&zs), (0, 4));
+        assert_eq!(
+            ScoreRange::parse(b"-inf", b"+inf").unwrap().ranks(&zs),
+            (0, 4)
+        );
         assert_eq!(ScoreRange::parse(b"3", b"1").unwrap().ranks(&zs), (0, 0));
         assert_eq!(ScoreRange::parse(b"(2", b"(2").unwrap().ranks(&zs), (0, 0));
         assert_eq!(ScoreRange::parse(b"", b" 1").unwrap().min, 0.0);

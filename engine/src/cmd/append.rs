@@ -51,7 +51,9 @@ impl Effect for Append {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Reply::error(reply::WRONGTYPE))
+            }
             Some(Value::Str(s)) if s.len() + self.value.len() > MAX_STRING_BYTES => {
                 Some(Reply::error(reply::STRING_TOO_LONG))
             }

@@ -46,7 +46,9 @@ impl Effect for GetDel {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Reply::error(reply::WRONGTYPE))
+            }
             _ => None,
         }
     }

@@ -32,7 +32,9 @@ impl Read for GetExRead {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         match ctx.db.get(&self.key, ctx.now_ms) {
             None => Reply::Nil,
-            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
             Some(Value::Str(s)) => self.err.unwrap_or_else(|| Reply::Bulk(s.clone())),
         }
     }

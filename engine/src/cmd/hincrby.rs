@@ -57,7 +57,9 @@ impl Effect for HIncrBy {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Str(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Str(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Reply::error(reply::WRONGTYPE))
+            }
             Some(Value::Hash(h)) => match h.get(&self.field).map(|v| parse_i64(v)) {
                 Some(None) => Some(Reply::error(reply::HASH_NOT_INTEGER)),
                 Some(Some(n)) if n.checked_add(self.delta).is_none() => {

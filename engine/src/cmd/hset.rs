@@ -58,7 +58,9 @@ impl Effect for HSet {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Str(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Str(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Reply::error(reply::WRONGTYPE))
+            }
             _ => None,
         }
     }

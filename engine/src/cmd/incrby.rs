@@ -107,7 +107,9 @@ impl Effect for IncrBy {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Reply::error(reply::WRONGTYPE))
+            }
             Some(Value::Str(s)) => match parse_i64(s) {
                 None => Some(not_integer()),
                 Some(n) if n.checked_add(self.delta).is_none() => {

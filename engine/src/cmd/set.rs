@@ -258,7 +258,10 @@ impl Effect for Set {
                 set_reply
             }
             Slot::Occupied(mut o) => {
-                let is_hash = matches!(o.get().value, Value::Hash(_) | Value::List(_) | Value::ZSet(_));
+                let is_hash = matches!(
+                    o.get().value,
+                    Value::Hash(_) | Value::List(_) | Value::ZSet(_)
+                );
                 if get && is_hash {
                     return Reply::error(reply::WRONGTYPE);
                 }

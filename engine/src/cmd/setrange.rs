@@ -68,7 +68,9 @@ impl Effect for SetRange {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => Some(Reply::error(reply::WRONGTYPE)),
+            Some(Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Reply::error(reply::WRONGTYPE))
+            }
             _ if !self.value.is_empty() && self.too_long() => {
                 Some(Reply::error(reply::STRING_TOO_LONG))
             }

@@ -15,8 +15,8 @@
 
 use super::codec::{put_bytes, put_u8, quote, DecodeError, Decoder};
 use super::zset::{
-    check_zset, drop_if_empty, get_score, get_scored, get_zset, put_score, put_scored,
-    score_text, zset_or_new, NAN_SCORE, NOT_FLOAT,
+    check_zset, drop_if_empty, get_score, get_scored, get_zset, put_score, put_scored, score_text,
+    zset_or_new, NAN_SCORE, NOT_FLOAT,
 };
 use super::{
     effect, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys, Request, Resolved,

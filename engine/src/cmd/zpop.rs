@@ -56,7 +56,15 @@ pub struct ZPopped {
 /// the first of `keys` that exists: the [`ZPopped`] effect, or the reply
 /// when nothing is popped (WRONGTYPE of a key met first, `empty` when no
 /// key exists, an empty array for a count of 0).
-pub fn pop(db: &Db, keys: &[Vec<u8>], max: bool, count: u64, shape: Shape, empty: Reply, now_ms: u64) -> Resolved {
+pub fn pop(
+    db: &Db,
+    keys: &[Vec<u8>],
+    max: bool,
+    count: u64,
+    shape: Shape,
+    empty: Reply,
+    now_ms: u64,
+) -> Resolved {
     for key in keys {
         let z = match get_zset(db, key, now_ms) {
             Err(e) => return Resolved::Reply(e),
@@ -68,7 +76,10 @@ pub fn pop(db: &Db, keys: &[Vec<u8>], max: bool, count: u64, shape: Shape, empty
         }
         let n = (count as usize).min(z.len());
         let members: Vec<Vec<u8>> = if max {
-            z.iter_down_from(z.len() - 1).take(n).map(|(m, _)| m.to_vec()).collect()
+            z.iter_down_from(z.len() - 1)
+                .take(n)
+                .map(|(m, _)| m.to_vec())
+                .collect()
         } else {
             z.iter().take(n).map(|(m, _)| m.to_vec()).collect()
         };
@@ -95,7 +106,9 @@ impl Request for ZPop {
             Shape::Keyed => Reply::NilArray,
             _ => Reply::Array(vec![]),
         };
-        pop(db, &self.keys, self.max, self.count, self.shape, empty, now_ms)
+        pop(
+            db, &self.keys, self.max, self.count, self.shape, empty, now_ms,
+        )
     }
 }
 

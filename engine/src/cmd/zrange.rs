@@ -49,7 +49,13 @@ pub struct RangeSpec {
 /// Parses `key min max options…` from `args[at]` on, with the range type
 /// `by` and direction `rev` fixed by the command (`By::Auto`, `None`:
 /// chosen by the options).
-fn parse_spec(args: &[Vec<u8>], at: usize, store: bool, mut by: By, rev: Option<bool>) -> Result<RangeSpec, Reply> {
+fn parse_spec(
+    args: &[Vec<u8>],
+    at: usize,
+    store: bool,
+    mut by: By,
+    rev: Option<bool>,
+) -> Result<RangeSpec, Reply> {
     let mut rev_opt = rev;
     let mut withscores = false;
     let (mut offset, mut limit) = (0i64, -1i64);
@@ -90,12 +96,10 @@ fn parse_spec(args: &[Vec<u8>], at: usize, store: bool, mut by: By, rev: Option<
         std::mem::swap(&mut lo, &mut hi);
     }
     let bounds = match by {
-        By::Score => Bounds::Score(
-            ScoreRange::parse(lo, hi).ok_or_else(|| Reply::error(RANGE_NOT_FLOAT))?,
-        ),
-        By::Lex => {
-            Bounds::Lex(LexRange::parse(lo, hi).ok_or_else(|| Reply::error(LEX_NOT_VALID))?)
+        By::Score => {
+            Bounds::Score(ScoreRange::parse(lo, hi).ok_or_else(|| Reply::error(RANGE_NOT_FLOAT))?)
         }
+        By::Lex => Bounds::Lex(LexRange::parse(lo, hi).ok_or_else(|| Reply::error(LEX_NOT_VALID))?),
         _ => Bounds::Rank(
             parse_i64(lo).ok_or_else(not_integer)?,
             parse_i64(hi).ok_or_else(not_integer)?,
@@ -144,7 +148,11 @@ impl RangeSpec {
             }
             (
                 self.offset as usize,
-                if self.limit < 0 { usize::MAX } else { self.limit as usize },
+                if self.limit < 0 {
+                    usize::MAX
+                } else {
+                    self.limit as usize
+                },
             )
         };
         let n = (end - first).saturating_sub(skip).min(take);

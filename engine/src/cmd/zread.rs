@@ -95,9 +95,11 @@ zread_command!(ZScore, "zscore", 3, |a: &mut Args| Ok::<_, Reply>(
 zread_command!(ZMScore, "zmscore", -3, |a: &mut Args| Ok::<_, Reply>(
     Ask::MScore(a.split_off(2))
 ));
-zread_command!(ZCount, "zcount", 4, |a: &mut Args| ScoreRange::parse(&a[2], &a[3])
-    .map(Ask::Count)
-    .ok_or_else(|| Reply::error(RANGE_NOT_FLOAT)));
+zread_command!(ZCount, "zcount", 4, |a: &mut Args| ScoreRange::parse(
+    &a[2], &a[3]
+)
+.map(Ask::Count)
+.ok_or_else(|| Reply::error(RANGE_NOT_FLOAT)));
 zread_command!(ZLexCount, "zlexcount", 4, |a: &mut Args| LexRange::parse(
     &a[2], &a[3]
 )

@@ -129,7 +129,11 @@ pub fn score_text(s: f64) -> String {
 pub fn describe_scored(items: &[(Vec<u8>, f64)]) -> String {
     let mut s = String::new();
     for (m, score) in items {
-        s.push_str(&format!(" {} {}", score_text(*score), super::codec::quote(m)));
+        s.push_str(&format!(
+            " {} {}",
+            score_text(*score),
+            super::codec::quote(m)
+        ));
     }
     s
 }

@@ -89,17 +89,28 @@ fn payloads_are_pinned_and_resolved_requests_log_their_outcome() {
     let (_, p) = run(&mut db, &["zadd", "z", "ch", "1", "a"], 0);
     assert_eq!(
         p.unwrap(),
-        [&[40u8, 1, 0, 0, 0, b'z', 16, 1, 0, 0, 0, 1, 0, 0, 0, b'a'][..], &one].concat()
+        [
+            &[40u8, 1, 0, 0, 0, b'z', 16, 1, 0, 0, 0, 1, 0, 0, 0, b'a'][..],
+            &one
+        ]
+        .concat()
     );
     // ZINCRBY logs the score it set, not the increment
     let (reply, p) = run(&mut db, &["zincrby", "z", "2", "a"], 0);
     assert_eq!(reply, Reply::Double(3.0));
     assert_eq!(
         p.unwrap(),
-        [&[41u8, 1, 0, 0, 0, b'z', 1, 0, 0, 0, b'a'][..], &3f64.to_bits().to_le_bytes()].concat()
+        [
+            &[41u8, 1, 0, 0, 0, b'z', 1, 0, 0, 0, b'a'][..],
+            &3f64.to_bits().to_le_bytes()
+        ]
+        .concat()
     );
     let (_, p) = run(&mut db, &["zrem", "z", "x"], 0);
-    assert_eq!(p.unwrap(), vec![42, 1, 0, 0, 0, b'z', 1, 0, 0, 0, 1, 0, 0, 0, b'x']);
+    assert_eq!(
+        p.unwrap(),
+        vec![42, 1, 0, 0, 0, b'z', 1, 0, 0, 0, 1, 0, 0, 0, b'x']
+    );
     // ZPOPMIN logs the members popped
     let (reply, p) = run(&mut db, &["zpopmin", "z", "5"], 0);
     assert_eq!(reply, Reply::Pairs(vec![(bulk("a"), Reply::Double(3.0))]));
@@ -183,7 +194,10 @@ fn every_zset_effect_round_trips_and_truncation_is_refused() {
     // a NaN score never decodes
     let mut p = vec![41u8, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'a'];
     p.extend_from_slice(&f64::NAN.to_bits().to_le_bytes());
-    assert!(matches!(decode_payload(&p), Err(DecodeError::Invalid { .. })));
+    assert!(matches!(
+        decode_payload(&p),
+        Err(DecodeError::Invalid { .. })
+    ));
 }
 
 #[test]
@@ -199,7 +213,18 @@ fn replay_of_the_logged_effects_gives_the_served_state_and_replies() {
         &["zunionstore", "u", "2", "z", "y", "weights", "0.3", "0.7"],
         &["zinterstore", "i", "2", "z", "y", "aggregate", "max"],
         &["zdiffstore", "df", "2", "z", "y"],
-        &["zrangestore", "rs", "u", "(0", "+inf", "byscore", "rev", "limit", "0", "2"],
+        &[
+            "zrangestore",
+            "rs",
+            "u",
+            "(0",
+            "+inf",
+            "byscore",
+            "rev",
+            "limit",
+            "0",
+            "2",
+        ],
         &["zremrangebylex", "y", "-", "[b"],
         &["zmpop", "3", "nope", "i", "u", "max", "count", "1"],
         &["zrem", "u", "b", "zz"],
@@ -233,11 +258,23 @@ fn zadd_options_and_scores_like_redis() {
     let mut db = Db::new();
     assert_eq!(r(&mut db, &["zadd", "z", "xx", "1", "a"]), Reply::Int(0));
     assert!(db.get(b"z", 0).is_none(), "XX does not create the key");
-    assert_eq!(r(&mut db, &["zadd", "z", "xx", "incr", "1", "a"]), Reply::Nil);
-    assert_eq!(r(&mut db, &["zadd", "z", "1", "a", "2", "a"]), Reply::Int(1));
+    assert_eq!(
+        r(&mut db, &["zadd", "z", "xx", "incr", "1", "a"]),
+        Reply::Nil
+    );
+    assert_eq!(
+        r(&mut db, &["zadd", "z", "1", "a", "2", "a"]),
+        Reply::Int(1)
+    );
     assert_eq!(r(&mut db, &["zscore", "z", "a"]), Reply::Double(2.0));
-    assert_eq!(r(&mut db, &["zadd", "z", "gt", "ch", "1", "a", "3", "b"]), Reply::Int(1));
-    assert_eq!(r(&mut db, &["zadd", "z", "lt", "ch", "1", "a"]), Reply::Int(1));
+    assert_eq!(
+        r(&mut db, &["zadd", "z", "gt", "ch", "1", "a", "3", "b"]),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        r(&mut db, &["zadd", "z", "lt", "ch", "1", "a"]),
+        Reply::Int(1)
+    );
     assert_eq!(r(&mut db, &["zadd", "z", "nx", "5", "a"]), Reply::Int(0));
     assert_eq!(r(&mut db, &["zadd", "z", "-0", "c"]), Reply::Int(1));
     assert_eq!(members(&mut db, "z")[0..2], [bulk("c"), Reply::Double(0.0)]);
@@ -246,14 +283,26 @@ fn zadd_options_and_scores_like_redis() {
         r(&mut db, &["zincrby", "z", "-inf", "i"]),
         Reply::error(super::zset::NAN_SCORE)
     );
-    assert_eq!(r(&mut db, &["zscore", "z", "i"]), Reply::Double(f64::INFINITY));
+    assert_eq!(
+        r(&mut db, &["zscore", "z", "i"]),
+        Reply::Double(f64::INFINITY)
+    );
     for (req, err) in [
         (&["zadd", "z", "nan", "a"][..], super::zset::NOT_FLOAT),
         (&["zadd", "z", "", "a"], super::zset::NOT_FLOAT),
         (&["zadd", "z", "nx", "1"], reply::SYNTAX),
-        (&["zadd", "z", "nx", "xx", "1", "a"], "ERR XX and NX options at the same time are not compatible"),
-        (&["zadd", "z", "incr", "1", "a", "2", "b"], "ERR INCR option supports a single increment-element pair"),
-        (&["zrangebyscore", "z", "(x", "1"], super::zset::RANGE_NOT_FLOAT),
+        (
+            &["zadd", "z", "nx", "xx", "1", "a"],
+            "ERR XX and NX options at the same time are not compatible",
+        ),
+        (
+            &["zadd", "z", "incr", "1", "a", "2", "b"],
+            "ERR INCR option supports a single increment-element pair",
+        ),
+        (
+            &["zrangebyscore", "z", "(x", "1"],
+            super::zset::RANGE_NOT_FLOAT,
+        ),
         (&["zrangebylex", "z", "a", "+"], super::zset::LEX_NOT_VALID),
     ] {
         assert_eq!(r(&mut db, req), Reply::error(err), "{req:?}");
@@ -275,16 +324,40 @@ fn zadd_options_and_scores_like_redis() {
 #[test]
 fn ranges_pops_and_stores_like_redis() {
     let mut db = Db::new();
-    r(&mut db, &["zadd", "z", "1", "a", "2", "b", "3", "c", "4", "d"]);
+    r(
+        &mut db,
+        &["zadd", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
+    );
     let arr = |v: &[&str]| Reply::Array(v.iter().map(|s| bulk(s)).collect());
-    assert_eq!(r(&mut db, &["zrange", "z", "1", "2", "rev"]), arr(&["c", "b"]));
-    assert_eq!(r(&mut db, &["zrevrange", "z", "-2", "-1"]), arr(&["b", "a"]));
     assert_eq!(
-        r(&mut db, &["zrange", "z", "(4", "2", "byscore", "rev", "limit", "1", "5"]),
+        r(&mut db, &["zrange", "z", "1", "2", "rev"]),
+        arr(&["c", "b"])
+    );
+    assert_eq!(
+        r(&mut db, &["zrevrange", "z", "-2", "-1"]),
+        arr(&["b", "a"])
+    );
+    assert_eq!(
+        r(
+            &mut db,
+            &["zrange", "z", "(4", "2", "byscore", "rev", "limit", "1", "5"]
+        ),
         arr(&["b"])
     );
-    assert_eq!(r(&mut db, &["zrangebyscore", "z", "-inf", "+inf", "limit", "-1", "2"]), arr(&[]));
-    assert_eq!(r(&mut db, &["zrangebyscore", "z", "2", "+inf", "limit", "1", "-5"]), arr(&["c", "d"]));
+    assert_eq!(
+        r(
+            &mut db,
+            &["zrangebyscore", "z", "-inf", "+inf", "limit", "-1", "2"]
+        ),
+        arr(&[])
+    );
+    assert_eq!(
+        r(
+            &mut db,
+            &["zrangebyscore", "z", "2", "+inf", "limit", "1", "-5"]
+        ),
+        arr(&["c", "d"])
+    );
     assert_eq!(r(&mut db, &["zcount", "z", "(1", "(4"]), Reply::Int(2));
     assert_eq!(r(&mut db, &["zrevrank", "z", "a"]), Reply::Int(3));
     assert_eq!(r(&mut db, &["zrank", "z", "c"]), Reply::Int(2));
@@ -309,9 +382,15 @@ fn ranges_pops_and_stores_like_redis() {
     // a store over an existing key replaces it (type and expiry too)
     r(&mut db, &["set", "d", "x", "ex", "100"]);
     r(&mut db, &["zadd", "s", "1", "a"]);
-    assert_eq!(r(&mut db, &["zrangestore", "d", "s", "0", "-1"]), Reply::Int(1));
+    assert_eq!(
+        r(&mut db, &["zrangestore", "d", "s", "0", "-1"]),
+        Reply::Int(1)
+    );
     assert_eq!(db.entry(b"d", 0).unwrap().expire_at_ms, None);
-    assert_eq!(r(&mut db, &["zinterstore", "d", "2", "s", "none"]), Reply::Int(0));
+    assert_eq!(
+        r(&mut db, &["zinterstore", "d", "2", "s", "none"]),
+        Reply::Int(0)
+    );
     assert!(db.get(b"d", 0).is_none());
     // weights: a NaN product counts as 0, inf + -inf sums to 0
     r(&mut db, &["zadd", "p", "+inf", "x"]);

@@ -29,11 +29,17 @@ impl ZStore {
     /// The store of `items` into `destination`, as a write to log, or the
     /// reply when nothing changes (an empty result and no destination) or
     /// the result is too large to log.
-    pub fn resolve(destination: Vec<u8>, items: Vec<(Vec<u8>, f64)>, db: &Db, now_ms: u64) -> Resolved {
+    pub fn resolve(
+        destination: Vec<u8>,
+        items: Vec<(Vec<u8>, f64)>,
+        db: &Db,
+        now_ms: u64,
+    ) -> Resolved {
         if items.is_empty() && db.get(&destination, now_ms).is_none() {
             return Resolved::Reply(Reply::Int(0));
         }
-        let bytes: usize = items.iter().map(|(m, _)| m.len() + 12).sum::<usize>() + destination.len();
+        let bytes: usize =
+            items.iter().map(|(m, _)| m.len() + 12).sum::<usize>() + destination.len();
         if bytes > MAX_STORE_BYTES {
             return Resolved::Reply(Reply::Error(format!(
                 "ERR result too large to log as one record ({bytes} bytes, at most {MAX_STORE_BYTES})"

@@ -58,7 +58,14 @@ struct Spec {
 /// Parses from `numkeys` at `args[at]` on. `name`: the command's name in
 /// the numkeys error; `store`: the STORE form (no WITHSCORES); `card`:
 /// ZINTERCARD (LIMIT only).
-fn parse_spec(args: &[Vec<u8>], at: usize, op: Op, name: &str, store: bool, card: bool) -> Result<Spec, Reply> {
+fn parse_spec(
+    args: &[Vec<u8>],
+    at: usize,
+    op: Op,
+    name: &str,
+    store: bool,
+    card: bool,
+) -> Result<Spec, Reply> {
     let n = parse_i64(&args[at]).ok_or_else(not_integer)?;
     if n < 1 {
         return Err(Reply::Error(format!(
@@ -157,7 +164,8 @@ fn same(a: &Z, b: &Z) -> bool {
 
 /// The result of `op` over `srcs`; for ZINTERCARD (`card`) only its size.
 fn compute(op: Op, srcs: Vec<Option<&Z>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>, f64)>, u64) {
-    let mut srcs: Vec<(Option<&Z>, f64)> = srcs.into_iter().zip(o.weights.iter().copied()).collect();
+    let mut srcs: Vec<(Option<&Z>, f64)> =
+        srcs.into_iter().zip(o.weights.iter().copied()).collect();
     let len = |s: &Option<&Z>| s.map_or(0, |z| z.len());
     let mut out = Vec::new();
     let mut count = 0u64;
@@ -305,10 +313,7 @@ impl Request for ZSetOpStore {
             Ok(o) => o,
         };
         let (items, _) = compute(self.op, srcs, &o, false);
-        let items = sorted(items)
-            .iter()
-            .map(|(m, s)| (m.to_vec(), s))
-            .collect();
+        let items = sorted(items).iter().map(|(m, s)| (m.to_vec(), s)).collect();
         ZStore::resolve(self.destination, items, db, now_ms)
     }
 }
