@@ -57,27 +57,19 @@ impl Read for ZScan {
             Ok(o) => o,
         };
         let matches = |m: &[u8]| o.pattern.as_ref().is_none_or(|p| glob_match(p, m));
-        let pairs = |found: Vec<(&Vec<u8>, f64)>| -> Vec<Reply> {
+        let pairs = |found: Vec<(&[u8], f64)>| -> Vec<Reply> {
             found
                 .into_iter()
-                .flat_map(|(m, s)| [Reply::Bulk(m.clone()), Reply::Bulk(scan_score(s))])
+                .flat_map(|(m, s)| [Reply::Bulk(m.to_vec()), Reply::Bulk(scan_score(s))])
                 .collect()
         };
         if is_listpack(z, ctx.server.config()) {
-            let found = z
-                .iter_from(0)
-                .filter(|(m, _)| matches(m))
-                .map(|(m, s)| (m, s))
-                .collect::<Vec<_>>();
-            let items = found
-                .into_iter()
-                .flat_map(|(m, s)| [Reply::Bulk(m.to_vec()), Reply::Bulk(scan_score(s))])
-                .collect();
-            return scan_reply(0, items);
+            let found = z.iter().filter(|(m, _)| matches(m)).collect();
+            return scan_reply(0, pairs(found));
         }
-        let mut items: Vec<(u64, (&Vec<u8>, f64))> = z
+        let mut items: Vec<(u64, (&[u8], f64))> = z
             .members()
-            .map(|(m, s)| (scan_hash(m), (m, s)))
+            .map(|(m, s)| (scan_hash(m), (m.as_slice(), s)))
             .filter(|(hash, _)| *hash >= self.cursor)
             .collect();
         items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(b.1 .0)));
