@@ -257,6 +257,7 @@ impl Core {
                 now,
                 watches: &mut watches,
                 refused: refused.as_deref(),
+                log_room: MAX_RECORD_BYTES as usize,
             };
             let held = match spec.parse(args, now) {
                 Action::Reply(r) => Held::now(spec.name, r),
@@ -336,6 +337,9 @@ struct Ctx<'a> {
     now: u64,
     watches: &'a mut Watches,
     refused: Option<&'a str>,
+    /// Payload bytes the record being built can still take (a resolved
+    /// write's size is known only once it meets the state).
+    log_room: usize,
 }
 
 impl Ctx<'_> {
@@ -358,6 +362,14 @@ impl Ctx<'_> {
         }
         let mut payload = Vec::with_capacity(32);
         w.encode_into(&mut payload);
+        if payload.len() > self.log_room {
+            let msg = format!(
+                "ERR result too large to log ({} bytes, {} left in the record); nothing applied",
+                payload.len(),
+                self.log_room
+            );
+            return (Reply::Error(msg), None);
+        }
         let before: Vec<(Vec<u8>, Option<Entry>)> = affected
             .into_iter()
             .flatten()
@@ -475,6 +487,7 @@ impl Ctx<'_> {
         }
         let mut replies = Vec::with_capacity(actions.len());
         let mut payloads = Vec::new();
+        let mut used = 8;
         for (affected, action) in actions {
             let reply = match action {
                 Action::Reply(r) => r,
@@ -485,7 +498,10 @@ impl Ctx<'_> {
                     server,
                 }),
                 Action::Write(w) => {
+                    // the record: op, count, then each payload with its length
+                    self.log_room = (MAX_RECORD_BYTES as usize).saturating_sub(used);
                     let (reply, payload) = self.apply(affected, w);
+                    used += payload.as_ref().map_or(0, |p| p.len() + 4);
                     payloads.extend(payload);
                     reply
                 }

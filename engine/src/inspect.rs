@@ -324,7 +324,10 @@ mod tests {
         let mut out = Vec::new();
         dump_dir(d, "archived", &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("1\t7\tZADD \"z\" CH 1.5 \"a\" inf \"b\""), "{text}");
+        assert!(
+            text.contains("1\t7\tZADD \"z\" CH 1.5 \"a\" inf \"b\""),
+            "{text}"
+        );
         assert!(text.contains("2\t7\tZPOPPED \"z\" \"a\""), "{text}");
         let mut db = Db::new();
         let z: ZSet = [(b"m".to_vec(), 0.1), (b"n".to_vec(), -2.0)]
