@@ -190,6 +190,14 @@ impl Command for ZIncrBy {
     const EFFECT: Option<EffectSpec> = Some(effect::<ZSetScore>());
 
     fn parse(mut args: Vec<Vec<u8>>, _now: u64) -> Result<Action, Reply> {
+        // ZADD's parser: an option word where the increment goes leaves
+        // an odd number of arguments
+        if matches!(
+            args[2].to_ascii_lowercase().as_slice(),
+            b"nx" | b"xx" | b"ch" | b"gt" | b"lt" | b"incr"
+        ) {
+            return Err(syntax_error());
+        }
         let incr = parse_score(&args[2]).ok_or_else(|| Reply::error(NOT_FLOAT))?;
         let member = args.pop().expect("arity");
         Ok(Action::request(ZIncr {

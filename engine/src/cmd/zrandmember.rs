@@ -12,6 +12,11 @@ use super::zset::{get_zset, members_reply};
 use super::{not_integer, syntax_error, Action, Command, Flags, Keys, Read, ReadCtx};
 use crate::reply::Reply;
 
+/// Most members one ZRANDMEMBER with a negative count returns (Redis
+/// streams such a reply until the client's output limit closes it; the
+/// engine builds it in memory first).
+pub const MAX_RANDOM_REPLY: u64 = 16 * 1024 * 1024;
+
 pub struct ZRandMember {
     key: Vec<u8>,
     /// None: one member as a bulk reply.
@@ -71,6 +76,12 @@ impl Read for ZRandMember {
             let (m, _) = all[(random(0) % len) as usize];
             return Reply::Bulk(m.to_vec());
         };
+        if count < -(MAX_RANDOM_REPLY as i64) {
+            return Reply::Error(format!(
+                "ERR reply too large: ZRANDMEMBER would return {} members, more than {MAX_RANDOM_REPLY}",
+                count.unsigned_abs()
+            ));
+        }
         let picks: Vec<usize> = if count < 0 {
             (0..count.unsigned_abs())
                 .map(|i| (random(i) % len) as usize)

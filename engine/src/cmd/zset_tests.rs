@@ -287,10 +287,20 @@ fn zadd_options_and_scores_like_redis() {
         r(&mut db, &["zscore", "z", "i"]),
         Reply::Double(f64::INFINITY)
     );
+    assert_eq!(r(&mut db, &["zincrby", "z", "1", "nx"]), Reply::Double(1.0));
+    match r(&mut db, &["zrandmember", "z", "-3"]) {
+        Reply::Array(v) => assert_eq!(v.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        r(&mut db, &["zrandmember", "z", "-9223372036854775807"]),
+        Reply::Error(e) if e.contains("too large")
+    ));
     for (req, err) in [
         (&["zadd", "z", "nan", "a"][..], super::zset::NOT_FLOAT),
         (&["zadd", "z", "", "a"], super::zset::NOT_FLOAT),
         (&["zadd", "z", "nx", "1"], reply::SYNTAX),
+        (&["zincrby", "z", "nx", "1"], reply::SYNTAX),
         (
             &["zadd", "z", "nx", "xx", "1", "a"],
             "ERR XX and NX options at the same time are not compatible",
