@@ -18,6 +18,10 @@
 //!   timestamp, so a replay reproduces the state and the replies served.
 //! - [`Read`]: a read, run against the state; its reply is held until
 //!   every effect executed before it is durable.
+//! - [`Request`]: a write logged as its outcome (ZPOPMIN: the members
+//!   popped; ZUNIONSTORE: the resulting set): resolved against the state it
+//!   runs on into the [`Effect`] that is logged ([`Write::resolve`]), or
+//!   into a reply when it changes nothing.
 //!
 //! A log payload is `op u8 | body`; the op selects the effect through the
 //! registry built from [`TABLE`] ([`apply_payload`], [`decode_payload`],
