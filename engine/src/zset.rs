@@ -382,24 +382,70 @@ impl LexRange {
             || (c == Ordering::Equal && !self.min.exclusive() && !self.max.exclusive())
     }
 
-    /// Ascending ranks `[first, end)` of the entries in range. The members
-    /// are expected to share one score (as ZRANGEBYLEX requires); otherwise
-    /// the result is what Redis's walk of the order gives.
+    /// False when no entry of `z` can be in range: Redis first checks that
+    /// the highest member is not below min and the lowest not above max.
+    fn touches(&self, z: &ZSet) -> bool {
+        match (z.at(0), z.len().checked_sub(1).and_then(|i| z.at(i))) {
+            (Some((lo, _)), Some((hi, _))) => {
+                self.possible() && self.above_min(hi) && self.below_max(lo)
+            }
+            _ => false,
+        }
+    }
+
+    /// Ascending ranks `[first, end)` of the entries in range, walked from
+    /// the lowest as Redis walks a listpack: the first member not below
+    /// min, then on while not above max. The members are meant to share
+    /// one score (as ZRANGEBYLEX requires); a mixed set gives what Redis's
+    /// listpack walk gives (for a large set the first member is found by a
+    /// binary search, Redis's skip list descent being just as arbitrary).
     pub fn ranks(&self, z: &ZSet) -> (usize, usize) {
-        if !self.possible() {
+        if !self.touches(z) {
             return (0, 0);
         }
-        let first = z.count_while(|_, m| !self.above_min(m));
-        // walk from `first` while in range, like Redis (the order is by
-        // score first, so a lex range is a contiguous run only within one
-        // score)
+        let first = if z.len() <= LINEAR_WALK {
+            z.iter()
+                .position(|(m, _)| self.above_min(m))
+                .unwrap_or(z.len())
+        } else {
+            z.count_while(|_, m| !self.above_min(m))
+        };
         let n = z
             .iter_from(first)
             .take_while(|(m, _)| self.below_max(m))
             .count();
         (first, first + n)
     }
+
+    /// The same walked from the highest (ZREVRANGEBYLEX): the last member
+    /// not above max, then down while not below min.
+    pub fn ranks_rev(&self, z: &ZSet) -> (usize, usize) {
+        if !self.touches(z) {
+            return (0, 0);
+        }
+        let len = z.len();
+        let end = if len <= LINEAR_WALK {
+            z.iter_down_from(len - 1)
+                .position(|(m, _)| self.below_max(m))
+                .map_or(0, |p| len - p)
+        } else {
+            z.count_while(|_, m| self.below_max(m))
+        };
+        if end == 0 {
+            return (0, 0);
+        }
+        let n = z
+            .iter_down_from(end - 1)
+            .take_while(|(m, _)| self.above_min(m))
+            .count();
+        (end - n, end)
+    }
 }
+
+/// Sets up to this size are searched for a lex bound by a walk, as Redis
+/// walks a listpack (identical to a binary search when every member has
+/// the same score).
+const LINEAR_WALK: usize = 128;
 
 // ---------------------------------------------------------------- floats
 

@@ -133,7 +133,7 @@ impl RangeSpec {
                 (f, e, false)
             }
             Bounds::Lex(r) => {
-                let (f, e) = r.ranks(z);
+                let (f, e) = if self.rev { r.ranks_rev(z) } else { r.ranks(z) };
                 (f, e, false)
             }
         };

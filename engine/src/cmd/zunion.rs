@@ -12,17 +12,15 @@
 use std::collections::HashMap;
 
 use super::arg::parse_i64;
-use super::zset::{get_zset, members_reply};
+use super::zset::members_reply;
 use super::zstore::ZStore;
 use super::{
     effect, not_integer, syntax_error, Action, Command, EffectSpec, Flags, Keys, Read, ReadCtx,
     Request, Resolved,
 };
-use crate::db::{Db, ZSet};
-use crate::reply::Reply;
+use crate::db::{Db, Value, ZSet};
+use crate::reply::{self, Reply};
 use crate::zset::parse_score;
-
-type Z = ZSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -121,10 +119,49 @@ fn parse_spec(
     Ok(Spec { keys, opts })
 }
 
-/// The inputs of `keys` (None: absent), or WRONGTYPE. (A plain set counts
-/// as members with score 1 in Redis: its arm belongs here.)
-fn inputs<'a>(db: &'a Db, keys: &[Vec<u8>], now_ms: u64) -> Result<Vec<Option<&'a Z>>, Reply> {
-    keys.iter().map(|k| get_zset(db, k, now_ms)).collect()
+/// One input. Redis also takes a plain set (its members with score 1): a
+/// `Set` variant with an arm in each method and in [`inputs`].
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Z(&'a ZSet),
+}
+
+impl<'a> Src<'a> {
+    fn len(self) -> usize {
+        match self {
+            Src::Z(z) => z.len(),
+        }
+    }
+
+    fn members(self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
+        match self {
+            Src::Z(z) => Box::new(z.members().map(|(m, s)| (m.as_slice(), s))),
+        }
+    }
+
+    fn score(self, m: &[u8]) -> Option<f64> {
+        match self {
+            Src::Z(z) => z.score(m),
+        }
+    }
+
+    /// The same input twice (Redis compares the objects).
+    fn same(self, other: Src<'_>) -> bool {
+        match (self, other) {
+            (Src::Z(a), Src::Z(b)) => std::ptr::eq(a, b),
+        }
+    }
+}
+
+/// The inputs of `keys` (None: absent), or WRONGTYPE.
+fn inputs<'a>(db: &'a Db, keys: &[Vec<u8>], now_ms: u64) -> Result<Vec<Option<Src<'a>>>, Reply> {
+    keys.iter()
+        .map(|k| match db.get(k, now_ms) {
+            None => Ok(None),
+            Some(Value::ZSet(z)) => Ok(Some(Src::Z(z))),
+            Some(_) => Err(Reply::error(reply::WRONGTYPE)),
+        })
+        .collect()
 }
 
 fn aggregate(target: &mut f64, val: f64, how: Aggregate) {
@@ -157,16 +194,11 @@ fn weighted(score: f64, w: f64) -> f64 {
     }
 }
 
-/// Same input twice: Redis compares the objects.
-fn same(a: &Z, b: &Z) -> bool {
-    std::ptr::eq(a, b)
-}
-
 /// The result of `op` over `srcs`; for ZINTERCARD (`card`) only its size.
-fn compute(op: Op, srcs: Vec<Option<&Z>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>, f64)>, u64) {
-    let mut srcs: Vec<(Option<&Z>, f64)> =
+fn compute(op: Op, srcs: Vec<Option<Src<'_>>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>, f64)>, u64) {
+    let mut srcs: Vec<(Option<Src<'_>>, f64)> =
         srcs.into_iter().zip(o.weights.iter().copied()).collect();
-    let len = |s: &Option<&Z>| s.map_or(0, |z| z.len());
+    let len = |s: &Option<Src<'_>>| s.map_or(0, |z| z.len());
     let mut out = Vec::new();
     let mut count = 0u64;
     match op {
@@ -178,7 +210,7 @@ fn compute(op: Op, srcs: Vec<Option<&Z>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>
                 let Some(z) = s else { continue };
                 for (m, sc) in z.members() {
                     let v = weighted(sc, *w);
-                    match acc.get_mut(m.as_slice()) {
+                    match acc.get_mut(m) {
                         Some(t) => aggregate(t, v, o.aggregate),
                         None => {
                             acc.insert(m, v);
@@ -196,7 +228,7 @@ fn compute(op: Op, srcs: Vec<Option<&Z>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>
                     let mut score = weighted(sc, w0);
                     for (s, w) in &srcs[1..] {
                         let value = match s {
-                            Some(z) if same(z, z0) => sc * w,
+                            Some(z) if z.same(z0) => sc * w,
                             Some(z) => match z.score(m) {
                                 Some(v) => v * w,
                                 None => continue 'members,
@@ -211,7 +243,7 @@ fn compute(op: Op, srcs: Vec<Option<&Z>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>
                             break;
                         }
                     } else {
-                        out.push((m.clone(), score));
+                        out.push((m.to_vec(), score));
                     }
                 }
             }
@@ -219,13 +251,13 @@ fn compute(op: Op, srcs: Vec<Option<&Z>>, o: &Opts, card: bool) -> (Vec<(Vec<u8>
         Op::Diff => {
             if let (Some(z0), _) = srcs[0] {
                 let others = &srcs[1..];
-                if !others.iter().any(|(s, _)| s.is_some_and(|z| same(z, z0))) {
+                if !others.iter().any(|(s, _)| s.is_some_and(|z| z.same(z0))) {
                     for (m, sc) in z0.members() {
                         if others
                             .iter()
                             .all(|(s, _)| s.is_none_or(|z| z.score(m).is_none()))
                         {
-                            out.push((m.clone(), sc));
+                            out.push((m.to_vec(), sc));
                         }
                     }
                 }
