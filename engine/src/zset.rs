@@ -600,6 +600,12 @@ mod tests {
         assert_eq!(LexRange::parse(b"-", b"[b").unwrap().ranks(&same), (0, 2));
         assert_eq!(LexRange::parse(b"+", b"-").unwrap().ranks(&same), (0, 0));
         assert!(LexRange::parse(b"a", b"+").is_none());
+        // mixed scores: Redis's listpack walks (checked against
+        // redis-server: ZRANGEBYLEX [a [b gives a, ZREVRANGEBYLEX b z a)
+        let mixed = z(&[(1.0, "a"), (1.0, "z"), (2.0, "b")]);
+        let r = LexRange::parse(b"[a", b"[b").unwrap();
+        assert_eq!(r.ranks(&mixed), (0, 1));
+        assert_eq!(r.ranks_rev(&mixed), (0, 3));
         assert!(LexRange::parse(b"++", b"+").is_none());
         assert_eq!(parse_score(b"1.5"), Some(1.5));
         assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
