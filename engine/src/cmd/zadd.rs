@@ -2,7 +2,8 @@
 //! ZINCRBY key increment member
 //!
 //! ZADD without INCR is logged as sent (its outcome is a function of the
-//! state). ZADD INCR and ZINCRBY are logged as the score they set
+//! state), unless it changes nothing: then, as Redis writes nothing to its
+//! AOF, nothing is logged. ZADD INCR and ZINCRBY are logged as the score they set
 //! (`ZSETSCORE`), so that float arithmetic is never redone on replay; an
 //! increment that changes nothing (NX on a member, GT/LT refusing) is
 //! answered without logging.
@@ -98,7 +99,37 @@ impl Command for ZAdd {
                 flags: flags & !CH,
             }));
         }
-        Ok(Action::write(ZAdd { key, flags, items }))
+        Ok(Action::request(ZAdd { key, flags, items }))
+    }
+}
+
+impl ZAdd {
+    /// True when applying changes the set (Redis writes nothing to its AOF
+    /// otherwise: neither does the engine to its log).
+    fn changes(&self, z: Option<&crate::db::ZSet>) -> bool {
+        let has = |f| self.flags & f != 0;
+        let Some(z) = z else {
+            return !has(XX);
+        };
+        self.items
+            .iter()
+            .any(|(member, score)| match z.score(member) {
+                Some(_) if has(NX) => false,
+                Some(cur) if (has(LT) && *score >= cur) || (has(GT) && *score <= cur) => false,
+                Some(cur) => *score != cur,
+                None => !has(XX),
+            })
+    }
+}
+
+/// A ZADD that changes nothing is answered without logging.
+impl Request for ZAdd {
+    fn resolve(self, db: &Db, now_ms: u64) -> Resolved {
+        match get_zset(db, &self.key, now_ms) {
+            Err(e) => Resolved::Reply(e),
+            Ok(z) if !self.changes(z) => Resolved::Reply(Reply::Int(0)),
+            Ok(_) => Resolved::Write(Box::new(self)),
+        }
     }
 }
 

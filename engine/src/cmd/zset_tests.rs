@@ -137,6 +137,10 @@ fn payloads_are_pinned_and_resolved_requests_log_their_outcome() {
         &["zunionstore", "d2", "1", "nope"],
         &["zadd", "s", "incr", "nx", "1", "m"],
         &["zincrby", "s", "0", "m"],
+        &["zadd", "s", "1", "m"],
+        &["zadd", "s", "nx", "ch", "5", "m"],
+        &["zadd", "s", "gt", "0", "m"],
+        &["zadd", "nope", "xx", "1", "m"],
     ] {
         assert_eq!(run(&mut db, req, 0).1, None, "{req:?}");
     }
