@@ -250,6 +250,7 @@ fn check_files(dir: &Path) -> (u64, u64) {
 }
 
 /// A sealed log that is both in `archived/logs` and still at the top of `dir`.
+#[cfg(feature = "failpoints")]
 fn in_both_places(dir: &Path) -> bool {
     names(&dir.join("archived/logs"))
         .iter()
