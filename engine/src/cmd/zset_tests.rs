@@ -237,7 +237,6 @@ fn replay_of_the_logged_effects_gives_the_served_state_and_replies() {
         &["zpopmin", "df", "10"],
     ];
     let mut live = Db::new();
-    let mut replies = Vec::new();
     let mut logged = Vec::new();
     for (i, req) in script.iter().enumerate() {
         let ts = 1_000 + i as u64;
@@ -246,7 +245,6 @@ fn replay_of_the_logged_effects_gives_the_served_state_and_replies() {
         if let Some(p) = p {
             logged.push((ts, p, reply));
         }
-        replies.push(());
     }
     let mut replayed = Db::new();
     for (ts, p, reply) in &logged {
@@ -254,7 +252,7 @@ fn replay_of_the_logged_effects_gives_the_served_state_and_replies() {
     }
     assert_eq!(replayed, live);
     assert!(live.get(b"i", 0).is_none(), "an empty store deletes");
-    assert_eq!(replies.len(), script.len());
+    assert!(logged.len() > 10);
 }
 
 #[test]
