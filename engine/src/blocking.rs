@@ -136,17 +136,20 @@ impl Write for Served {
     fn signal(&self) -> (crate::cmd::Signal, Vec<&[u8]>) {
         self.effect.signal()
     }
-    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write> {
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> crate::cmd::Resolved {
         let Served {
             effect,
             keys,
             prefix,
         } = *self;
-        Box::new(Served {
-            effect: effect.resolve(db, now_ms),
-            keys,
-            prefix,
-        })
+        match effect.resolve(db, now_ms) {
+            crate::cmd::Resolved::Write(effect) => crate::cmd::Resolved::Write(Box::new(Served {
+                effect,
+                keys,
+                prefix,
+            })),
+            r @ crate::cmd::Resolved::Reply(_) => r,
+        }
     }
     fn resolve_growth(&self) -> usize {
         self.effect.resolve_growth()

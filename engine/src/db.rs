@@ -45,6 +45,7 @@ pub type List = std::collections::VecDeque<Vec<u8>>;
 /// A set value: its members in byte order. Never empty in the state: a
 /// command that empties a set removes the key.
 pub type Members = std::collections::BTreeSet<Vec<u8>>;
+pub use crate::zset::ZSet;
 
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,7 @@ pub enum Value {
     Hash(Hash),
     List(List),
     Set(Members),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -63,6 +65,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 }

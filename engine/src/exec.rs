@@ -713,7 +713,16 @@ impl Ctx<'_> {
             }
         }
         w.settle(self.db, self.now);
-        let w = w.resolve(self.db, self.now);
+        // a request becomes the effect it has on this state (or a reply)
+        let w = match w.resolve(self.db, self.now) {
+            cmd::Resolved::Write(w) => w,
+            cmd::Resolved::Reply(r) => return (r, None),
+        };
+        if w.may_fail() {
+            if let Some(e) = w.precheck(self.db, self.now) {
+                return (e, None);
+            }
+        }
         let mut payload = Vec::with_capacity(32);
         w.encode_into(&mut payload);
         if payload.len() > budget {

@@ -185,6 +185,17 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
                         }
                         writeln!(out, "{s}{exp}")?
                     }
+                    Value::ZSet(z) => {
+                        let mut s = format!("ZADD {}", esc(k));
+                        for (m, score) in z.iter() {
+                            s.push_str(&format!(
+                                " {} {}",
+                                crate::resp::format_double(score),
+                                esc(m)
+                            ));
+                        }
+                        writeln!(out, "{s}{exp}")?
+                    }
                 }
             }
             Ok(())
@@ -298,6 +309,46 @@ mod tests {
         } else {
             w.path().to_path_buf()
         }
+    }
+
+    #[test]
+    fn sorted_sets_are_dumped_from_segments_and_snapshots() {
+        use crate::cmd::{ZAdd, ZPopShape, ZPopped};
+        use crate::db::{Db, Entry, Value, ZSet};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let add = ZAdd {
+            key: b"z".to_vec(),
+            flags: 16,
+            items: vec![(b"a".to_vec(), 1.5), (b"b".to_vec(), f64::INFINITY)],
+        };
+        let pop = ZPopped {
+            key: b"z".to_vec(),
+            shape: ZPopShape::One,
+            members: vec![b"a".to_vec()],
+        };
+        seg(d, 1, &[add.encode(), pop.encode()], false);
+        let mut out = Vec::new();
+        dump_dir(d, "archived", &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("1\t7\tZADD \"z\" CH 1.5 \"a\" inf \"b\""),
+            "{text}"
+        );
+        assert!(text.contains("2\t7\tZPOPPED \"z\" \"a\""), "{text}");
+        let mut db = Db::new();
+        let z: ZSet = [(b"m".to_vec(), 0.1), (b"n".to_vec(), -2.0)]
+            .into_iter()
+            .collect();
+        db.insert_entry(b"z".to_vec(), Entry::new(Value::ZSet(z)));
+        let snap = crate::snapshot::write_snapshot(d, 2, &db).unwrap();
+        let mut out = Vec::new();
+        dump_file(&snap, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("ZADD \"z\" -2 \"n\" 0.10000000000000001 \"m\""),
+            "{text}"
+        );
     }
 
     #[test]

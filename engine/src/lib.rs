@@ -16,7 +16,8 @@
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
 //! - [`batch`]: one group commit framed as one batch (format version 2).
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
-//! - [`db`]: the state machine: keyspace, typed values, expiry index.
+//! - [`db`]: the state machine: keyspace, typed values, expiry index;
+//!   [`zset`]: the sorted set value and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -61,6 +62,7 @@ pub mod server;
 pub mod snapshot;
 pub mod sys;
 pub mod writer;
+pub mod zset;
 
 pub use config::Config;
 pub use recovery::RecoveryMode;

@@ -13,12 +13,16 @@
 //!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
 //!  | 3 list  |             |                    |           | 3: n u32 (> 0), n × value     |
 //!  | 4 set   |             |                    |           |    (head to tail)             |
-//!  |         |             |                    |           | 4: n u32 (> 0), n × member    |
+//!  | 5 zset  |             |                    |           | 4: n u32 (> 0), n × member    |
 //!  |         |             |                    |           |    (strictly increasing)      |
+//!  |         |             |                    |           | 5: n u32 (> 0), n × (member,  |
+//!  |         |             |                    |           |    score f64 LE bits, not NaN)|
+//!  |         |             |                    |           |    (members strictly by       |
+//!  |         |             |                    |           |    (score, member))           |
 //!  +---------+-------------+--------------------+-----------+-------------------------------+
 //!  trailer: crc u32 LE = CRC32(every byte before it)
 //!  version 1 files (no lists) load unchanged; version 2 adds kind 3;
-//!  version 3 adds kind 4.
+//!  version 3 adds kinds 4 (sets) and 5 (sorted sets).
 //!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
 //! ```
 //!
@@ -28,7 +32,7 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::db::{Db, Entry, Hash, List, Members, Value};
+use crate::db::{Db, Entry, Hash, List, Members, Value, ZSet};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
 use crate::sys::{self, FileCursor, Fs, OpenMode};
@@ -36,7 +40,7 @@ use crate::sys::{self, FileCursor, Fs, OpenMode};
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
 pub const SNAPSHOT_VERSION: u32 = 3;
 /// Versions this build reads (1: strings and hashes; 2: lists too; 3:
-/// sets too).
+/// sets and sorted sets too).
 const READABLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=SNAPSHOT_VERSION;
 pub const SNAPSHOT_HEADER_BYTES: u64 = 48;
 const TRAILER_BYTES: u64 = 4;
@@ -127,6 +131,7 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
             Value::Hash(_) => 2u8,
             Value::List(_) => 3u8,
             Value::Set(_) => 4u8,
+            Value::ZSet(_) => 5u8,
         };
         w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
         if let Some(t) = entry.expire_at_ms {
@@ -152,6 +157,13 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
                 w.write_all(&(members.len() as u32).to_le_bytes())?;
                 for m in members {
                     put_bytes(w, m)?;
+                }
+            }
+            Value::ZSet(z) => {
+                w.write_all(&(z.len() as u32).to_le_bytes())?;
+                for (m, score) in z.iter() {
+                    put_bytes(w, m)?;
+                    w.write_all(&score.to_bits().to_le_bytes())?;
                 }
             }
         }
@@ -276,6 +288,37 @@ impl SnapReader<'_> {
         self.read_into(&mut v)?;
         Ok(v)
     }
+}
+
+/// The value of a kind 5 entry: members in (score, member) order, scores
+/// not NaN, at least one.
+fn read_zset(r: &mut SnapReader<'_>) -> Result<Value, SnapshotError> {
+    let n = r.u32()?;
+    if n == 0 {
+        return Err(r.corrupt("empty sorted set"));
+    }
+    if u64::from(n) > (r.body_len - r.offset) / 12 {
+        return Err(r.corrupt(format!("{n} sorted set members cannot fit")));
+    }
+    let mut z = ZSet::new();
+    let mut prev: Option<(f64, Vec<u8>)> = None;
+    for _ in 0..n {
+        let m = r.bytes()?;
+        let score = f64::from_bits(r.u64()?);
+        if score.is_nan() {
+            return Err(r.corrupt("NaN score"));
+        }
+        if let Some((ps, pm)) = &prev {
+            if (*ps, pm.as_slice()).partial_cmp(&(score, m.as_slice()))
+                != Some(std::cmp::Ordering::Less)
+            {
+                return Err(r.corrupt("sorted set members out of order"));
+            }
+        }
+        prev = Some((score, m.clone()));
+        z.insert(m, score);
+    }
+    Ok(Value::ZSet(z))
 }
 
 /// Parses a snapshot, handing every entry to `sink`.
@@ -404,6 +447,7 @@ fn parse(
                 }
                 Value::Set(m)
             }
+            5 if version >= 3 => read_zset(&mut r)?,
             other => return Err(r.corrupt(format!("bad entry kind {other}"))),
         };
         prev_key = Some(key.clone());
@@ -583,6 +627,62 @@ mod tests {
             read_snapshot(&p).unwrap().1.get(b"s", 0),
             Some(Value::List(_))
         ));
+    }
+
+    #[test]
+    fn sorted_sets_round_trip_and_need_version_3() {
+        use crate::db::ZSet;
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = sample();
+        let z: ZSet = (0..300u32)
+            .map(|i| (format!("m{i}").into_bytes(), f64::from(i % 7) - 3.5))
+            .chain([(vec![], f64::NEG_INFINITY), (b"x".to_vec(), f64::INFINITY)])
+            .collect();
+        db.insert_entry(
+            b"z".to_vec(),
+            Entry {
+                value: Value::ZSet(z),
+                expire_at_ms: Some(5_000_000),
+            },
+        );
+        let p = write_snapshot(dir.path(), 8, &db).unwrap();
+        let (meta, back) = read_snapshot(&p).unwrap();
+        assert_eq!(back, db);
+        assert_eq!(meta.entries, 53);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes[8..12], 3u32.to_le_bytes());
+        // the same entries under a version 2 header: kind 5 is refused
+        let mut v2 = bytes.clone();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let n = v2.len() - 4;
+        let crc = crc32fast::hash(&v2[..n]);
+        v2[n..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&p, &v2).unwrap();
+        let e = read_snapshot(&p).unwrap_err();
+        assert!(e.to_string().contains("bad entry kind 5"), "{e}");
+        // members out of order are refused (swap the scores of two)
+        let mut one = Db::new();
+        one.insert_entry(
+            b"z".to_vec(),
+            Entry::new(Value::ZSet(
+                [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)]
+                    .into_iter()
+                    .collect(),
+            )),
+        );
+        let p = write_snapshot(dir.path(), 9, &one).unwrap();
+        let mut b = std::fs::read(&p).unwrap();
+        let first = SNAPSHOT_HEADER_BYTES as usize + 2 + 4 + 1 + 4 + 4 + 1;
+        let second = first + 8 + 4 + 1;
+        let (s1, s2) = (b[first..first + 8].to_vec(), b[second..second + 8].to_vec());
+        b[first..first + 8].copy_from_slice(&s2);
+        b[second..second + 8].copy_from_slice(&s1);
+        let n = b.len() - 4;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = read_snapshot(&p).unwrap_err();
+        assert!(e.to_string().contains("out of order"), "{e}");
     }
 
     #[test]

@@ -825,6 +825,200 @@ fn gen_blocking(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
     (a, Cmp::Exact)
 }
 
+/// A sorted set member: few distinct ones, so updates and removals hit.
+fn zmember(rng: &mut Rng) -> Vec<u8> {
+    b(rng.pick(&["a", "b", "c", "d", "", "10", "a b"]))
+}
+
+/// A score: exact in binary, so sums do not depend on the order of terms.
+fn zscore(rng: &mut Rng) -> Vec<u8> {
+    b(rng.pick(&[
+        "1", "2.5", "-3", "0", "inf", "-inf", "1e3", "0.5", "+2", "x", "nan", "-0",
+    ]))
+}
+
+fn zscore_bound(rng: &mut Rng) -> Vec<u8> {
+    b(rng.pick(&[
+        "-inf", "+inf", "0", "(0", "1", "(2.5", "2.5", "(-3", "x", "(", "1e3",
+    ]))
+}
+
+fn zlex_bound(rng: &mut Rng) -> Vec<u8> {
+    b(rng.pick(&["-", "+", "[a", "(a", "[c", "(b", "[", "a", "(10"]))
+}
+
+/// The sorted set commands (issue 13).
+fn gen_zset(rng: &mut Rng, k: Vec<u8>) -> (Vec<Vec<u8>>, Cmp) {
+    let keys = |rng: &mut Rng, a: &mut Vec<Vec<u8>>| {
+        let n = 1 + rng.below(3);
+        a.push(b(rng.pick(&[
+            &n.to_string(),
+            &n.to_string(),
+            "0",
+            "x",
+            "5",
+        ])));
+        for _ in 0..n {
+            a.push(key(rng));
+        }
+    };
+    match rng.below(30) {
+        0..=4 => {
+            let mut a = vec![b("ZADD"), k];
+            for _ in 0..rng.below(3) {
+                a.push(b(rng.pick(&["NX", "XX", "GT", "LT", "CH", "INCR", "ch"])));
+            }
+            for _ in 0..1 + rng.below(3) {
+                a.extend([zscore(rng), zmember(rng)]);
+            }
+            if rng.chance(5) {
+                a.pop();
+            }
+            (a, Cmp::Exact)
+        }
+        5 => (vec![b("ZINCRBY"), k, zscore(rng), zmember(rng)], Cmp::Exact),
+        6 => (
+            vec![
+                b(rng.pick(&["ZSCORE", "ZRANK", "ZREVRANK"])),
+                k,
+                zmember(rng),
+            ],
+            Cmp::Exact,
+        ),
+        7 => (
+            vec![b("ZMSCORE"), k, zmember(rng), zmember(rng)],
+            Cmp::Exact,
+        ),
+        8 => (vec![b("ZCARD"), k], Cmp::Exact),
+        9 => (
+            vec![b("ZCOUNT"), k, zscore_bound(rng), zscore_bound(rng)],
+            Cmp::Exact,
+        ),
+        10 => (
+            vec![b("ZLEXCOUNT"), k, zlex_bound(rng), zlex_bound(rng)],
+            Cmp::Exact,
+        ),
+        11..=13 => {
+            let by = rng.below(3);
+            let name = match by {
+                0 => rng.pick(&["ZRANGE", "ZREVRANGE", "ZRANGESTORE"]),
+                1 => rng.pick(&["ZRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]),
+                _ => rng.pick(&["ZRANGE", "ZRANGEBYLEX", "ZREVRANGEBYLEX"]),
+            };
+            let mut a = vec![b(name)];
+            if name == "ZRANGESTORE" {
+                a.push(key(rng));
+            }
+            a.push(k);
+            for _ in 0..2 {
+                a.push(match by {
+                    0 => index_arg(rng),
+                    1 => zscore_bound(rng),
+                    _ => zlex_bound(rng),
+                });
+            }
+            for _ in 0..rng.below(3) {
+                match rng.below(8) {
+                    0 => a.push(b("WITHSCORES")),
+                    1 => a.push(b("REV")),
+                    2 => a.push(b(rng.pick(&["BYSCORE", "BYLEX"]))),
+                    3 | 4 => a.extend([b("LIMIT"), index_arg(rng), index_arg(rng)]),
+                    5 => a.push(b("LIMIT")),
+                    _ => a.push(b("withscores")),
+                }
+            }
+            (a, Cmp::Exact)
+        }
+        14 => {
+            let mut a = vec![b("ZREM"), k];
+            for _ in 0..1 + rng.below(3) {
+                a.push(zmember(rng));
+            }
+            (a, Cmp::Exact)
+        }
+        15 => (
+            vec![b("ZREMRANGEBYRANK"), k, index_arg(rng), index_arg(rng)],
+            Cmp::Exact,
+        ),
+        16 => (
+            vec![
+                b("ZREMRANGEBYSCORE"),
+                k,
+                zscore_bound(rng),
+                zscore_bound(rng),
+            ],
+            Cmp::Exact,
+        ),
+        17 => (
+            vec![b("ZREMRANGEBYLEX"), k, zlex_bound(rng), zlex_bound(rng)],
+            Cmp::Exact,
+        ),
+        18 | 19 => {
+            let mut a = vec![b(rng.pick(&["ZPOPMIN", "ZPOPMAX"])), k];
+            if rng.chance(50) {
+                a.push(b(rng.pick(&["0", "1", "2", "5", "-1", "x"])));
+            }
+            (a, Cmp::Exact)
+        }
+        20 => {
+            let mut a = vec![b("ZMPOP")];
+            keys(rng, &mut a);
+            a.push(b(rng.pick(&["MIN", "max", "bogus"])));
+            if rng.chance(50) {
+                a.extend([b("COUNT"), b(rng.pick(&["1", "3", "0", "-1", "x"]))]);
+            }
+            (a, Cmp::Exact)
+        }
+        21 => {
+            let mut a = vec![b("ZRANDMEMBER"), k];
+            if rng.chance(70) {
+                a.push(b(rng.pick(&["0", "1", "3", "10", "-1", "-5", "x"])));
+                if rng.chance(50) {
+                    a.push(b(rng.pick(&["WITHSCORES", "withscores", "bogus"])));
+                }
+            }
+            (a, Cmp::Shape)
+        }
+        22..=26 => {
+            let name = rng.pick(&[
+                "ZUNION",
+                "ZINTER",
+                "ZDIFF",
+                "ZINTERCARD",
+                "ZUNIONSTORE",
+                "ZINTERSTORE",
+                "ZDIFFSTORE",
+            ]);
+            let mut a = vec![b(name)];
+            if name.ends_with("STORE") {
+                a.push(k);
+            }
+            keys(rng, &mut a);
+            for _ in 0..rng.below(3) {
+                match rng.below(6) {
+                    0 => {
+                        a.push(b("WEIGHTS"));
+                        for _ in 0..1 + rng.below(3) {
+                            a.push(b(rng.pick(&["1", "2", "0", "-1", "0.5", "x", "inf"])));
+                        }
+                    }
+                    1 => a.extend([b("AGGREGATE"), b(rng.pick(&["SUM", "min", "MAX", "avg"]))]),
+                    2 => a.push(b("WITHSCORES")),
+                    3 => a.extend([b("LIMIT"), b(rng.pick(&["0", "1", "2", "-1", "x"]))]),
+                    _ => a.push(b("BOGUS")),
+                }
+            }
+            (a, Cmp::Exact)
+        }
+        27 => {
+            let mut a = vec![b("ZSCAN"), k, b("0")];
+            scan_opts(rng, &mut a, false);
+            (a, Cmp::ScanAll(2))
+        }
+        _ => (vec![b("TYPE"), k], Cmp::Exact),
+    }
+}
+
 fn gen_command(rng: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     let k = key(rng);
     if rng.chance(15) {
@@ -832,6 +1026,9 @@ fn gen_command(rng: &mut Rng) -> (Vec<Vec<u8>>, Cmp) {
     }
     if rng.chance(3) {
         return gen_blocking(rng, k);
+    }
+    if rng.chance(20) {
+        return gen_zset(rng, k);
     }
     if rng.chance(20) {
         let cmd = gen_list(rng, k);

@@ -69,7 +69,11 @@ impl Engine {
         let e = Engine { child, addr };
         let deadline = Instant::now() + Duration::from_secs(30);
         while e.try_conn().is_none() {
-            assert!(Instant::now() < deadline, "engine on {} did not start", dir.display());
+            assert!(
+                Instant::now() < deadline,
+                "engine on {} did not start",
+                dir.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         e
@@ -141,7 +145,10 @@ fn state(c: &mut redis::Connection) -> State {
             "list" => bulks(q("LRANGE", &["0", "-1"], c)),
             "set" => bulks(q("SMEMBERS", &[], c)),
             "zset" => bulks(q("ZRANGE", &["0", "-1", "WITHSCORES"], c)),
-            other => panic!("key {:?} has unexpected type {other}", String::from_utf8_lossy(&k)),
+            other => panic!(
+                "key {:?} has unexpected type {other}",
+                String::from_utf8_lossy(&k)
+            ),
         };
         match ty.as_str() {
             "set" => contents.sort(),
@@ -159,7 +166,11 @@ fn state(c: &mut redis::Connection) -> State {
 }
 
 fn show_diff(what: &str, want: &State, got: &State) -> String {
-    let mut lines = vec![format!("{what}: {} keys live, {} after", want.len(), got.len())];
+    let mut lines = vec![format!(
+        "{what}: {} keys live, {} after",
+        want.len(),
+        got.len()
+    )];
     for (k, v) in want {
         match got.get(k) {
             None => lines.push(format!("  missing {:?}", String::from_utf8_lossy(k))),
@@ -203,7 +214,11 @@ impl Rng {
 /// A key of type `t` (`s` string, `h` hash, `l` list, `S` set, `z` zset);
 /// now and then one of another type, for WRONGTYPE paths.
 fn key(r: &mut Rng, t: &str) -> String {
-    let t = if r.chance(5) { r.pick(&["s", "h", "l", "S", "z"]) } else { t };
+    let t = if r.chance(5) {
+        r.pick(&["s", "h", "l", "S", "z"])
+    } else {
+        t
+    };
     format!("{t}:{}", r.below(12))
 }
 
@@ -221,8 +236,10 @@ fn member(r: &mut Rng) -> String {
 }
 
 fn score(r: &mut Rng) -> String {
-    r.pick(&["0", "1", "-2", "1.5", "-3.25", "0.1", "100", "inf", "-inf", "3e3", "7"])
-        .to_string()
+    r.pick(&[
+        "0", "1", "-2", "1.5", "-3.25", "0.1", "100", "inf", "-inf", "3e3", "7",
+    ])
+    .to_string()
 }
 
 /// A far expiry (the test must not race the clock), or one in the past.
@@ -246,17 +263,46 @@ fn write(r: &mut Rng) -> Vec<String> {
             a
         }
         2 => s(&["APPEND", &key(r, "s"), &member(r)]),
-        3 => s(&["INCRBY", &format!("n:{}", r.below(4)), &(r.below(100) as i64 - 50).to_string()]),
-        4 => s(&["INCRBYFLOAT", &format!("f:{}", r.below(3)), r.pick(&["0.1", "1.5", "-2.25", "1e3", "3.0e-2"])]),
-        5 => s(&["SETRANGE", &key(r, "s"), &r.below(20).to_string(), &member(r)]),
+        3 => s(&[
+            "INCRBY",
+            &format!("n:{}", r.below(4)),
+            &(r.below(100) as i64 - 50).to_string(),
+        ]),
+        4 => s(&[
+            "INCRBYFLOAT",
+            &format!("f:{}", r.below(3)),
+            r.pick(&["0.1", "1.5", "-2.25", "1e3", "3.0e-2"]),
+        ]),
+        5 => s(&[
+            "SETRANGE",
+            &key(r, "s"),
+            &r.below(20).to_string(),
+            &member(r),
+        ]),
         6 => s(&["GETDEL", &key(r, "s")]),
         7 => s(&["GETEX", &key(r, "s"), "PERSIST"]),
         8 => s(&["MSET", &key(r, "s"), &member(r), &key(r, "s"), &member(r)]),
-        9 => s(&["SETBIT", &format!("b:{}", r.below(3)), &r.below(200).to_string(), r.pick(&["0", "1"])]),
-        10 => s(&["BITOP", r.pick(&["AND", "OR", "XOR"]), &format!("b:{}", r.below(3)), &format!("b:{}", r.below(3)), &format!("b:{}", r.below(3))]),
+        9 => s(&[
+            "SETBIT",
+            &format!("b:{}", r.below(3)),
+            &r.below(200).to_string(),
+            r.pick(&["0", "1"]),
+        ]),
+        10 => s(&[
+            "BITOP",
+            r.pick(&["AND", "OR", "XOR"]),
+            &format!("b:{}", r.below(3)),
+            &format!("b:{}", r.below(3)),
+            &format!("b:{}", r.below(3)),
+        ]),
         // keys and expiry
         11 => s(&["DEL", &any_key(r)]),
-        12 => s(&["EXPIRE", &any_key(r), &(1000 + r.below(9000)).to_string(), r.pick(&["", "NX", "XX", "GT", "LT"])]),
+        12 => s(&[
+            "EXPIRE",
+            &any_key(r),
+            &(1000 + r.below(9000)).to_string(),
+            r.pick(&["", "NX", "XX", "GT", "LT"]),
+        ]),
         13 => s(&["PEXPIREAT", &any_key(r), "1000"]),
         14 => s(&["PERSIST", &any_key(r)]),
         15 => {
@@ -268,59 +314,194 @@ fn write(r: &mut Rng) -> Vec<String> {
             s(&["COPY", &key(r, t), &key(r, t), r.pick(&["", "REPLACE"])])
         }
         // hashes
-        17 | 18 => s(&["HSET", &key(r, "h"), &member(r), &member(r), &member(r), &member(r)]),
+        17 | 18 => s(&[
+            "HSET",
+            &key(r, "h"),
+            &member(r),
+            &member(r),
+            &member(r),
+            &member(r),
+        ]),
         19 => s(&["HDEL", &key(r, "h"), &member(r)]),
         20 => s(&["HINCRBY", &key(r, "h"), "cnt", &r.below(10).to_string()]),
-        21 => s(&["HINCRBYFLOAT", &key(r, "h"), "flt", r.pick(&["0.5", "-1.25", "1e2"])]),
+        21 => s(&[
+            "HINCRBYFLOAT",
+            &key(r, "h"),
+            "flt",
+            r.pick(&["0.5", "-1.25", "1e2"]),
+        ]),
         22 => s(&["HSETNX", &key(r, "h"), &member(r), &member(r)]),
         // lists
-        23 | 24 => s(&[r.pick(&["LPUSH", "RPUSH"]), &key(r, "l"), &member(r), &member(r)]),
-        25 => s(&[r.pick(&["LPOP", "RPOP"]), &key(r, "l"), &(1 + r.below(3)).to_string()]),
-        26 => s(&["LSET", &key(r, "l"), &(r.below(6) as i64 - 3).to_string(), &member(r)]),
-        27 => s(&["LTRIM", &key(r, "l"), &r.below(3).to_string(), &(r.below(8) as i64 - 2).to_string()]),
-        28 => s(&["LREM", &key(r, "l"), &(r.below(5) as i64 - 2).to_string(), &member(r)]),
-        29 => s(&["LINSERT", &key(r, "l"), r.pick(&["BEFORE", "AFTER"]), &member(r), &member(r)]),
-        30 => s(&["LMOVE", &key(r, "l"), &key(r, "l"), r.pick(&["LEFT", "RIGHT"]), r.pick(&["LEFT", "RIGHT"])]),
-        31 => s(&["LMPOP", "2", &key(r, "l"), &key(r, "l"), r.pick(&["LEFT", "RIGHT"]), "COUNT", "2"]),
+        23 | 24 => s(&[
+            r.pick(&["LPUSH", "RPUSH"]),
+            &key(r, "l"),
+            &member(r),
+            &member(r),
+        ]),
+        25 => s(&[
+            r.pick(&["LPOP", "RPOP"]),
+            &key(r, "l"),
+            &(1 + r.below(3)).to_string(),
+        ]),
+        26 => s(&[
+            "LSET",
+            &key(r, "l"),
+            &(r.below(6) as i64 - 3).to_string(),
+            &member(r),
+        ]),
+        27 => s(&[
+            "LTRIM",
+            &key(r, "l"),
+            &r.below(3).to_string(),
+            &(r.below(8) as i64 - 2).to_string(),
+        ]),
+        28 => s(&[
+            "LREM",
+            &key(r, "l"),
+            &(r.below(5) as i64 - 2).to_string(),
+            &member(r),
+        ]),
+        29 => s(&[
+            "LINSERT",
+            &key(r, "l"),
+            r.pick(&["BEFORE", "AFTER"]),
+            &member(r),
+            &member(r),
+        ]),
+        30 => s(&[
+            "LMOVE",
+            &key(r, "l"),
+            &key(r, "l"),
+            r.pick(&["LEFT", "RIGHT"]),
+            r.pick(&["LEFT", "RIGHT"]),
+        ]),
+        31 => s(&[
+            "LMPOP",
+            "2",
+            &key(r, "l"),
+            &key(r, "l"),
+            r.pick(&["LEFT", "RIGHT"]),
+            "COUNT",
+            "2",
+        ]),
         // sets
         32 | 33 => s(&["SADD", &key(r, "S"), &member(r), &member(r), &member(r)]),
         34 => s(&["SREM", &key(r, "S"), &member(r), &member(r)]),
         35 => s(&["SPOP", &key(r, "S"), &(1 + r.below(3)).to_string()]),
         36 => s(&["SPOP", &key(r, "S")]),
         37 => s(&["SMOVE", &key(r, "S"), &key(r, "S"), &member(r)]),
-        38 => s(&[r.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), &key(r, "S"), &key(r, "S"), &key(r, "S")]),
+        38 => s(&[
+            r.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+            &key(r, "S"),
+            &key(r, "S"),
+            &key(r, "S"),
+        ]),
         // sorted sets
-        39 | 40 => s(&["ZADD", &key(r, "z"), &score(r), &member(r), &score(r), &member(r)]),
+        39 | 40 => s(&[
+            "ZADD",
+            &key(r, "z"),
+            &score(r),
+            &member(r),
+            &score(r),
+            &member(r),
+        ]),
         41 => {
             let flag = r.pick(&["NX", "XX", "GT", "LT", "CH"]);
             s(&["ZADD", &key(r, "z"), flag, &score(r), &member(r)])
         }
-        42 => s(&["ZADD", &key(r, "z"), "INCR", r.pick(&["1", "0.5", "-2.5", "1e1"]), &member(r)]),
-        43 => s(&["ZINCRBY", &key(r, "z"), r.pick(&["1", "0.1", "-3", "2.5"]), &member(r)]),
+        42 => s(&[
+            "ZADD",
+            &key(r, "z"),
+            "INCR",
+            r.pick(&["1", "0.5", "-2.5", "1e1"]),
+            &member(r),
+        ]),
+        43 => s(&[
+            "ZINCRBY",
+            &key(r, "z"),
+            r.pick(&["1", "0.1", "-3", "2.5"]),
+            &member(r),
+        ]),
         44 => s(&["ZREM", &key(r, "z"), &member(r), &member(r)]),
-        45 => s(&[r.pick(&["ZPOPMIN", "ZPOPMAX"]), &key(r, "z"), &(1 + r.below(2)).to_string()]),
-        46 => s(&["ZREMRANGEBYSCORE", &key(r, "z"), r.pick(&["-inf", "(0", "1"]), r.pick(&["+inf", "5", "(100"])]),
-        47 => s(&["ZREMRANGEBYRANK", &key(r, "z"), "0", &r.below(3).to_string()]),
-        48 => s(&["ZREMRANGEBYLEX", &key(r, "z"), r.pick(&["-", "[m1", "(m2"]), r.pick(&["+", "[m5", "(m9"])]),
+        45 => s(&[
+            r.pick(&["ZPOPMIN", "ZPOPMAX"]),
+            &key(r, "z"),
+            &(1 + r.below(2)).to_string(),
+        ]),
+        46 => s(&[
+            "ZREMRANGEBYSCORE",
+            &key(r, "z"),
+            r.pick(&["-inf", "(0", "1"]),
+            r.pick(&["+inf", "5", "(100"]),
+        ]),
+        47 => s(&[
+            "ZREMRANGEBYRANK",
+            &key(r, "z"),
+            "0",
+            &r.below(3).to_string(),
+        ]),
+        48 => s(&[
+            "ZREMRANGEBYLEX",
+            &key(r, "z"),
+            r.pick(&["-", "[m1", "(m2"]),
+            r.pick(&["+", "[m5", "(m9"]),
+        ]),
         49 => {
             let op = r.pick(&["ZUNIONSTORE", "ZINTERSTORE"]);
             let agg = r.pick(&["SUM", "MIN", "MAX"]);
-            s(&[op, &key(r, "z"), "2", &key(r, "z"), &key(r, "z"), "WEIGHTS", r.pick(&["1", "2", "0.5"]), "3", "AGGREGATE", agg])
+            s(&[
+                op,
+                &key(r, "z"),
+                "2",
+                &key(r, "z"),
+                &key(r, "z"),
+                "WEIGHTS",
+                r.pick(&["1", "2", "0.5"]),
+                "3",
+                "AGGREGATE",
+                agg,
+            ])
         }
         50 => s(&["ZDIFFSTORE", &key(r, "z"), "2", &key(r, "z"), &key(r, "z")]),
-        51 => s(&["ZRANGESTORE", &key(r, "z"), &key(r, "z"), "0", &r.below(5).to_string()]),
-        52 => s(&["ZMPOP", "2", &key(r, "z"), &key(r, "z"), r.pick(&["MIN", "MAX"]), "COUNT", "2"]),
+        51 => s(&[
+            "ZRANGESTORE",
+            &key(r, "z"),
+            &key(r, "z"),
+            "0",
+            &r.below(5).to_string(),
+        ]),
+        52 => s(&[
+            "ZMPOP",
+            "2",
+            &key(r, "z"),
+            &key(r, "z"),
+            r.pick(&["MIN", "MAX"]),
+            "COUNT",
+            "2",
+        ]),
         // scripts: several writes logged as one record; the second one may fail
         53 | 54 => {
             let body = "redis.call('SADD', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); \
                         redis.call('ZINCRBY', KEYS[3], ARGV[2], ARGV[1]); return redis.call('SCARD', KEYS[1])";
-            s(&["EVAL", body, "3", &key(r, "S"), &format!("n:{}", r.below(4)), &key(r, "z"), &member(r), &score(r)])
+            s(&[
+                "EVAL",
+                body,
+                "3",
+                &key(r, "S"),
+                &format!("n:{}", r.below(4)),
+                &key(r, "z"),
+                &member(r),
+                &score(r),
+            ])
         }
         55 => {
             let body = "redis.call('RPUSH', KEYS[1], ARGV[1]); return redis.pcall('INCR', KEYS[2])";
             s(&["EVAL", body, "2", &key(r, "l"), &key(r, "s"), &member(r)])
         }
-        56 => s(&["FLUSHDB"]).into_iter().filter(|_| r.chance(10)).collect(),
+        56 => s(&["FLUSHDB"])
+            .into_iter()
+            .filter(|_| r.chance(10))
+            .collect(),
         _ => s(&["HSET", &key(r, "h"), "a", &member(r)]),
     };
     a.retain(|x| !x.is_empty());
@@ -371,7 +552,10 @@ fn run_stream(engine: &Engine, seed: u64, ops: usize) {
                 });
                 // let the waiter block first (when the list is empty)
                 std::thread::sleep(Duration::from_millis(20));
-                send(&mut c, &["RPUSH".into(), q, format!("job{i}"), format!("job{i}b")]);
+                send(
+                    &mut c,
+                    &["RPUSH".into(), q, format!("job{i}"), format!("job{i}b")],
+                );
                 let got = t.join().unwrap();
                 assert!(
                     matches!(got, Some(Value::Array(_))),
@@ -464,7 +648,10 @@ fn live_state_equals_replay_from_log_and_from_snapshot() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
-    match std::env::var("TIERED_PROP_SEED").ok().and_then(|s| s.parse().ok()) {
+    match std::env::var("TIERED_PROP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(seed) => check_seed(seed, ops),
         None => {
             let base = std::time::SystemTime::now()

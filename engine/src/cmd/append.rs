@@ -52,7 +52,7 @@ impl Effect for Append {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => {
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             Some(Value::Str(s)) if s.len() + self.value.len() > MAX_STRING_BYTES => {
@@ -71,7 +71,7 @@ impl Effect for Append {
                 Reply::Int(n)
             }
             Some(Entry {
-                value: Value::Hash(_) | Value::List(_) | Value::Set(_),
+                value: Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_),
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(Entry {

@@ -3,6 +3,7 @@
 //! replies, and the state-dependent branches without a server (the
 //! differential test compares them with redis-server).
 
+use super::Resolved;
 use super::*;
 use crate::db::Value;
 use crate::record::Record;
@@ -450,7 +451,9 @@ fn float_increments_log_the_stored_value() {
         panic!("a write")
     };
     assert!(w.precheck(&db, 0).is_none());
-    let w = w.resolve(&db, 0);
+    let Resolved::Write(w) = w.resolve(&db, 0) else {
+        panic!("resolves to a write")
+    };
     let mut p = Vec::new();
     w.encode_into(&mut p);
     assert_eq!(
@@ -478,7 +481,9 @@ fn float_increments_log_the_stored_value() {
     let Action::Write(w) = parse(a(&[b"hincrbyfloat", b"h", b"x", b"1.25"]), 0).1 else {
         panic!("a write")
     };
-    let w = w.resolve(&db, 0);
+    let Resolved::Write(w) = w.resolve(&db, 0) else {
+        panic!("resolves to a write")
+    };
     let mut p = Vec::new();
     w.encode_into(&mut p);
     assert_eq!(p[0], 66);

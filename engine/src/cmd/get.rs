@@ -26,7 +26,9 @@ impl Read for Get {
         match ctx.db.get(&self.key, ctx.now_ms) {
             None => Reply::Nil,
             Some(Value::Str(s)) => Reply::Bulk(s.clone()),
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
         }
     }
 }

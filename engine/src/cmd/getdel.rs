@@ -47,7 +47,7 @@ impl Effect for GetDel {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => {
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             _ => None,
@@ -58,7 +58,7 @@ impl Effect for GetDel {
         match db.live_mut(&self.key, now_ms) {
             None => Reply::Nil,
             Some(Entry {
-                value: Value::Hash(_) | Value::List(_) | Value::Set(_),
+                value: Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_),
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(_) => match db.remove(&self.key) {

@@ -33,7 +33,9 @@ impl Read for GetExRead {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         match ctx.db.get(&self.key, ctx.now_ms) {
             None => Reply::Nil,
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
             Some(Value::Str(s)) => self.err.unwrap_or_else(|| Reply::Bulk(s.clone())),
         }
     }
@@ -100,7 +102,7 @@ impl Effect for GetEx {
         let value = match db.live_mut(&self.key, now_ms) {
             None => return Reply::Nil,
             Some(Entry {
-                value: Value::Hash(_) | Value::List(_) | Value::Set(_),
+                value: Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_),
                 ..
             }) => return Reply::error(reply::WRONGTYPE),
             Some(Entry {

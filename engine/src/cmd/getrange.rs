@@ -48,7 +48,9 @@ impl Read for GetRangeRead {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         match ctx.db.get(&self.key, ctx.now_ms) {
             None => Reply::Bulk(Vec::new()),
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
             Some(Value::Str(s)) => Reply::Bulk(
                 byte_range(s.len(), self.start, self.end)
                     .map(|(a, b)| s[a..b].to_vec())

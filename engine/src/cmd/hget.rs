@@ -29,7 +29,9 @@ impl Read for HGet {
             Some(Value::Hash(h)) => h
                 .get(&self.field)
                 .map_or(Reply::Nil, |v| Reply::Bulk(v.clone())),
-            Some(Value::Str(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
         }
     }
 }

@@ -30,7 +30,9 @@ impl Read for HGetAll {
                     .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
                     .collect(),
             ),
-            Some(Value::Str(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
         }
     }
 }

@@ -58,7 +58,7 @@ impl Effect for HIncrBy {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Str(_) | Value::List(_) | Value::Set(_)) => {
+            Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             Some(Value::Hash(h)) => match h.get(&self.field).map(|v| parse_i64(v)) {

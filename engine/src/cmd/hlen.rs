@@ -26,7 +26,9 @@ impl Read for HLen {
         match ctx.db.get(&self.key, ctx.now_ms) {
             None => Reply::Int(0),
             Some(Value::Hash(h)) => Reply::Int(h.len() as i64),
-            Some(Value::Str(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
         }
     }
 }

@@ -59,7 +59,7 @@ impl Effect for HSet {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Str(_) | Value::List(_) | Value::Set(_)) => {
+            Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             _ => None,

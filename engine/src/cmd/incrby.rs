@@ -108,7 +108,7 @@ impl Effect for IncrBy {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => {
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             Some(Value::Str(s)) => match parse_i64(s) {
@@ -133,7 +133,7 @@ impl Effect for IncrBy {
                 Reply::Int(self.delta)
             }
             Some(Entry {
-                value: Value::Hash(_) | Value::List(_) | Value::Set(_),
+                value: Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_),
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(Entry {

@@ -60,6 +60,11 @@ impl Read for Memory {
                 .sum(),
             Value::List(l) => l.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
             Value::Set(m) => m.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
+            // member twice (map and order), score twice
+            Value::ZSet(z) => z
+                .members()
+                .map(|(m, _)| 2 * m.len() + 16 + FIELD_OVERHEAD)
+                .sum(),
         };
         Reply::Int((KEY_OVERHEAD + self.key.len() + value) as i64)
     }

@@ -18,6 +18,10 @@
 //!   timestamp, so a replay reproduces the state and the replies served.
 //! - [`Read`]: a read, run against the state; its reply is held until
 //!   every effect executed before it is durable.
+//! - [`Request`]: a write logged as its outcome (ZPOPMIN: the members
+//!   popped; ZUNIONSTORE: the resulting set): resolved against the state it
+//!   runs on into the [`Effect`] that is logged ([`Write::resolve`]), or
+//!   into a reply when it changes nothing.
 //!
 //! A log payload is `op u8 | body`; the op selects the effect through the
 //! registry built from [`TABLE`] ([`apply_payload`], [`decode_payload`],
@@ -124,12 +128,26 @@ mod srem;
 mod sscan;
 mod sstore;
 
+// sorted sets
+mod zadd;
+mod zpop;
+mod zrandmember;
+mod zrange;
+mod zread;
+mod zrem;
+mod zscan;
+pub mod zset;
+mod zstore;
+mod zunion;
+
 #[cfg(test)]
 mod compat_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zset_tests;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -160,6 +178,10 @@ pub use smove::SMove;
 pub use spop::SPop;
 pub use srem::SRem;
 pub use sstore::SStore;
+pub use zadd::{ZAdd, ZSetScore};
+pub use zpop::{pop as zpop, Shape as ZPopShape, ZPopped};
+pub use zrem::ZRem;
+pub use zstore::ZStore;
 
 use crate::db::Db;
 use crate::record::Record;
@@ -271,7 +293,7 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
 }
 
 /// An effect as the writer sees it (object-safe, implemented for every
-/// [`Effect`]).
+/// [`Effect`], and for every [`Request`] wrapped by [`Action::request`]).
 pub trait Write: Send + std::fmt::Debug {
     /// Appends the whole payload.
     fn encode_into(&self, out: &mut Vec<u8>);
@@ -281,7 +303,13 @@ pub trait Write: Send + std::fmt::Debug {
     fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply;
     fn describe(&self) -> String;
     fn signal(&self) -> (Signal, Vec<&[u8]>);
-    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write>;
+    /// What to log and apply, decided against the state the write runs on
+    /// (after [`Write::precheck`] and [`Write::settle`], before
+    /// [`Write::encode_into`]): an effect is what [`Effect::resolve`] makes
+    /// it (itself, or INCRBYFLOAT's stored value); a [`Request`] becomes the
+    /// effect it has on this state, or a reply that changes nothing and
+    /// logs nothing.
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Resolved;
     fn resolve_growth(&self) -> usize;
 }
 
@@ -314,6 +342,60 @@ impl Signal {
     }
 }
 
+/// What a write resolves to.
+pub enum Resolved {
+    /// Log and apply this effect.
+    Write(Box<dyn Write>),
+    /// Answer this (an error, or the reply of a write that changes
+    /// nothing); nothing is logged.
+    Reply(Reply),
+}
+
+/// A write logged as its outcome rather than as the request: what it
+/// removes or stores depends on the state, and recomputing it on replay
+/// would be costly or float-sensitive (ZPOPMIN logs the members popped,
+/// ZINCRBY the resulting score, ZUNIONSTORE the resulting set). It is
+/// resolved against the state it runs on into an [`Effect`]; only that
+/// effect is logged.
+pub trait Request: Send + std::fmt::Debug + 'static {
+    fn resolve(self, db: &Db, now_ms: u64) -> Resolved;
+}
+
+/// A [`Request`] as a [`Write`]. It is resolved before it is encoded or
+/// applied (by the execution core); applying one directly resolves it
+/// first. Its own encoding is empty (a transaction's size estimate).
+#[derive(Debug)]
+pub struct Resolving<R: Request>(R);
+
+impl<R: Request> Write for Resolving<R> {
+    fn encode_into(&self, _out: &mut Vec<u8>) {}
+    fn may_fail(&self) -> bool {
+        false
+    }
+    fn precheck(&self, _db: &Db, _now_ms: u64) -> Option<Reply> {
+        None
+    }
+    fn apply_boxed(self: Box<Self>, db: &mut Db, now_ms: u64) -> Reply {
+        match self.0.resolve(db, now_ms) {
+            Resolved::Write(w) => w.apply_boxed(db, now_ms),
+            Resolved::Reply(r) => r,
+        }
+    }
+    fn describe(&self) -> String {
+        format!("{:?}", self.0)
+    }
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Resolved {
+        self.0.resolve(db, now_ms)
+    }
+    fn settle(&mut self, _db: &Db, _now_ms: u64) {}
+    fn signal(&self) -> (Signal, Vec<&[u8]>) {
+        (Signal::Never, Vec::new())
+    }
+    fn resolve_growth(&self) -> usize {
+        0
+    }
+}
+
 impl<T: Effect> Write for T {
     fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(T::OP);
@@ -337,8 +419,8 @@ impl<T: Effect> Write for T {
     fn signal(&self) -> (Signal, Vec<&[u8]>) {
         Effect::signal(self)
     }
-    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Box<dyn Write> {
-        Effect::resolve(*self, db, now_ms)
+    fn resolve(self: Box<Self>, db: &Db, now_ms: u64) -> Resolved {
+        Resolved::Write(Effect::resolve(*self, db, now_ms))
     }
     fn resolve_growth(&self) -> usize {
         T::RESOLVE_GROWTH
@@ -379,6 +461,11 @@ pub enum Action {
 impl Action {
     pub fn write(e: impl Effect) -> Action {
         Action::Write(Box::new(e))
+    }
+
+    /// A write resolved against the state before it is logged.
+    pub fn request(r: impl Request) -> Action {
+        Action::Write(Box::new(Resolving(r)))
     }
 
     pub fn read(r: impl Read + 'static) -> Action {
@@ -735,6 +822,39 @@ pub const TABLE: &[Spec] = &[
     spec::<eval::FCallRo>(),
     spec::<eval::Script>(),
     spec::<eval::Function>(),
+    // sorted sets
+    spec::<zadd::ZAdd>(),
+    spec::<zadd::ZIncrBy>(),
+    spec::<zread::ZCard>(),
+    spec::<zread::ZScore>(),
+    spec::<zread::ZMScore>(),
+    spec::<zread::ZCount>(),
+    spec::<zread::ZLexCount>(),
+    spec::<zread::ZRank>(),
+    spec::<zread::ZRevRank>(),
+    spec::<zrem::ZRem>(),
+    spec::<zrem::ZRemRangeByRank>(),
+    spec::<zrem::ZRemRangeByScore>(),
+    spec::<zrem::ZRemRangeByLex>(),
+    spec::<zrange::ZRange>(),
+    spec::<zrange::ZRevRange>(),
+    spec::<zrange::ZRangeByScore>(),
+    spec::<zrange::ZRevRangeByScore>(),
+    spec::<zrange::ZRangeByLex>(),
+    spec::<zrange::ZRevRangeByLex>(),
+    spec::<zrange::ZRangeStore>(),
+    spec::<zpop::ZPopMin>(),
+    spec::<zpop::ZPopMax>(),
+    spec::<zpop::ZMPop>(),
+    spec::<zrandmember::ZRandMember>(),
+    spec::<zunion::ZUnion>(),
+    spec::<zunion::ZInter>(),
+    spec::<zunion::ZDiff>(),
+    spec::<zunion::ZInterCard>(),
+    spec::<zunion::ZUnionStore>(),
+    spec::<zunion::ZInterStore>(),
+    spec::<zunion::ZDiffStore>(),
+    spec::<zscan::ZScan>(),
     #[cfg(test)]
     spec::<fake::FakeSetRev>(),
     #[cfg(test)]

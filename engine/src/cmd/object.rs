@@ -14,7 +14,7 @@ use crate::reply::Reply;
 
 /// Redis's `OBJ_SHARED_BULKHDR_LEN`-free rule: strings of at most 44
 /// bytes are embstr, integers that fit a long are int.
-pub fn encoding(v: &Value) -> &'static str {
+pub fn encoding(v: &Value, config: &super::config::ConfigStore) -> &'static str {
     match v {
         Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
@@ -23,7 +23,15 @@ pub fn encoding(v: &Value) -> &'static str {
         Value::Hash(_) => "hashtable",
         // Redis 7.0 keeps every list in a quicklist
         Value::List(_) => "quicklist",
-        Value::Set(m) => set_encoding(m, super::sets::DEFAULT_MAX_INTSET_ENTRIES),
+        Value::Set(m) => set_encoding(
+            m,
+            config
+                .get("set-max-intset-entries")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(super::sets::DEFAULT_MAX_INTSET_ENTRIES),
+        ),
+        Value::ZSet(z) if super::zset::is_listpack(z, config) => "listpack",
+        Value::ZSet(_) => "skiplist",
     }
 }
 
@@ -130,14 +138,7 @@ impl Read for Object {
             .get("maxmemory-policy")
             .is_some_and(|p| p.ends_with("-lfu"));
         match self.sub {
-            Sub::Encoding => Reply::Bulk(
-                match v {
-                    Value::Set(m) => set_encoding(m, super::sets::max_intset_entries(ctx.server)),
-                    _ => encoding(v),
-                }
-                .as_bytes()
-                .to_vec(),
-            ),
+            Sub::Encoding => Reply::Bulk(encoding(v, ctx.server.config()).as_bytes().to_vec()),
             Sub::Freq if !lfu => Reply::error(NO_LFU),
             // accesses are not counted: a key's counter as Redis starts it
             Sub::Freq => Reply::Int(LFU_INIT_VAL),

@@ -216,7 +216,7 @@ impl Effect for Set {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) if self.get => {
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) if self.get => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             _ => None,
@@ -269,7 +269,7 @@ impl Effect for Set {
             Slot::Occupied(mut o) => {
                 let is_hash = matches!(
                     o.get().value,
-                    Value::Hash(_) | Value::List(_) | Value::Set(_)
+                    Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)
                 );
                 if get && is_hash {
                     return Reply::error(reply::WRONGTYPE);
@@ -288,7 +288,9 @@ impl Effect for Set {
                 let old = std::mem::replace(o.get_mut(), fresh(expire_at_ms));
                 match (get, old.value) {
                     (true, Value::Str(s)) => Reply::Bulk(s),
-                    (true, Value::Hash(_) | Value::List(_) | Value::Set(_)) => Reply::Nil,
+                    (true, Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                        Reply::Nil
+                    }
                     (false, _) => Reply::Ok,
                 }
             }

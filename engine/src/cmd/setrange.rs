@@ -69,7 +69,7 @@ impl Effect for SetRange {
 
     fn precheck(&self, db: &Db, now_ms: u64) -> Option<Reply> {
         match db.get(&self.key, now_ms) {
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => {
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
             _ if !self.value.is_empty() && self.too_long() => {
@@ -93,7 +93,7 @@ impl Effect for SetRange {
                 Reply::Int(n)
             }
             Some(Entry {
-                value: Value::Hash(_) | Value::List(_) | Value::Set(_),
+                value: Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_),
                 ..
             }) => Reply::error(reply::WRONGTYPE),
             Some(Entry {

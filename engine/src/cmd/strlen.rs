@@ -26,7 +26,9 @@ impl Read for Strlen {
         match ctx.db.get(&self.key, ctx.now_ms) {
             None => Reply::Int(0),
             Some(Value::Str(s)) => Reply::Int(s.len() as i64),
-            Some(Value::Hash(_) | Value::List(_) | Value::Set(_)) => Reply::error(reply::WRONGTYPE),
+            Some(Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
+                Reply::error(reply::WRONGTYPE)
+            }
         }
     }
 }
