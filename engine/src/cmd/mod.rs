@@ -47,6 +47,7 @@ mod bitop;
 mod bitpos;
 mod bits;
 mod blist;
+mod bzpop;
 mod command;
 pub mod config;
 mod config_params;
@@ -799,6 +800,9 @@ pub const TABLE: &[Spec] = &[
     spec::<blist::BLMove>(),
     spec::<blist::BRPopLPush>(),
     spec::<blist::BLMPop>(),
+    spec::<bzpop::BZPopMin>(),
+    spec::<bzpop::BZPopMax>(),
+    spec::<bzpop::BZMPop>(),
     // compat: bit commands, SORT, DUMP/RESTORE, SAVE/SHUTDOWN
     spec::<setbit::SetBit>(),
     spec::<getbit::GetBit>(),

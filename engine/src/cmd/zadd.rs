@@ -193,6 +193,9 @@ impl Effect for ZAdd {
                 }
             }
         }
+        if added + updated > 0 {
+            db.notify(crate::pubsub::class::ZSET, "zadd", &self.key);
+        }
         drop_if_empty(db, &self.key, now_ms);
         Reply::Int(if has(CH) { added + updated } else { added })
     }
@@ -320,6 +323,7 @@ impl Effect for ZSetScore {
         match zset_or_new(db, &self.key, now_ms) {
             Some(z) => {
                 z.insert(self.member, self.score);
+                db.notify(crate::pubsub::class::ZSET, "zincr", &self.key);
                 Reply::Double(self.score)
             }
             None => Reply::error(reply::WRONGTYPE),

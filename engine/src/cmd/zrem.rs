@@ -76,6 +76,9 @@ impl Effect for ZRem {
             .iter()
             .filter(|m| z.remove(m).is_some())
             .count();
+        if removed > 0 {
+            db.notify(crate::pubsub::class::ZSET, "zrem", &self.key);
+        }
         drop_if_empty(db, &self.key, now_ms);
         Reply::Int(removed as i64)
     }

@@ -52,6 +52,7 @@ pub fn zset_or_new<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Option<&'a mu
 pub fn drop_if_empty(db: &mut Db, key: &[u8], now_ms: u64) {
     if zset_mut(db, key, now_ms).is_some_and(|z| z.is_empty()) {
         db.remove(key);
+        db.notify(crate::pubsub::class::GENERIC, "del", key);
     }
 }
 

@@ -119,29 +119,34 @@ fn parse_spec(
     Ok(Spec { keys, opts })
 }
 
-/// One input. Redis also takes a plain set (its members with score 1): a
-/// `Set` variant with an arm in each method and in [`inputs`].
+/// One input: a sorted set, or a plain set (its members with score 1, as
+/// Redis reads one).
 #[derive(Clone, Copy)]
 enum Src<'a> {
     Z(&'a ZSet),
+    /// A plain set: every member with score 1, as Redis reads one.
+    S(&'a crate::db::Members),
 }
 
 impl<'a> Src<'a> {
     fn len(self) -> usize {
         match self {
             Src::Z(z) => z.len(),
+            Src::S(m) => m.len(),
         }
     }
 
     fn members(self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
         match self {
             Src::Z(z) => Box::new(z.members().map(|(m, s)| (m.as_slice(), s))),
+            Src::S(set) => Box::new(set.iter().map(|m| (m.as_slice(), 1.0))),
         }
     }
 
     fn score(self, m: &[u8]) -> Option<f64> {
         match self {
             Src::Z(z) => z.score(m),
+            Src::S(set) => set.contains(m).then_some(1.0),
         }
     }
 
@@ -149,6 +154,8 @@ impl<'a> Src<'a> {
     fn same(self, other: Src<'_>) -> bool {
         match (self, other) {
             (Src::Z(a), Src::Z(b)) => std::ptr::eq(a, b),
+            (Src::S(a), Src::S(b)) => std::ptr::eq(a, b),
+            _ => false,
         }
     }
 }
@@ -159,6 +166,7 @@ fn inputs<'a>(db: &'a Db, keys: &[Vec<u8>], now_ms: u64) -> Result<Vec<Option<Sr
         .map(|k| match db.get(k, now_ms) {
             None => Ok(None),
             Some(Value::ZSet(z)) => Ok(Some(Src::Z(z))),
+            Some(Value::Set(m)) => Ok(Some(Src::S(m))),
             Some(_) => Err(Reply::error(reply::WRONGTYPE)),
         })
         .collect()
