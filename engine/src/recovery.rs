@@ -278,7 +278,7 @@ fn try_recover(
                 replayed += 1;
                 replayed_bytes += bytes;
                 // (the clock read every 64Ki records, not on each)
-                if replayed % 65536 == 0 && last_progress.elapsed() >= Duration::from_secs(5) {
+                if replayed & 0xffff == 0 && last_progress.elapsed() >= Duration::from_secs(5) {
                     last_progress = Instant::now();
                     tracing::info!(
                         file = %history.logs()[log].path.display(),
