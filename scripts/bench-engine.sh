@@ -195,7 +195,7 @@ print("%.0f %.0f" % (lat[len(lat) // 2], lat[min(len(lat) - 1, len(lat) * 99 // 
 PY
 )
 read -r fsync_p50_us fsync_p99_us <<<"$fsync_stats"
-fstype=$(stat -f -c %T "$work")
+fstype=$(df --output=fstype "$work" | tail -1)
 device=$(df --output=source "$work" | tail -1)
 printf '\n== 1. machine\n'
 printf 'cores: %s   load average: %s   kernel: %s\n' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(uname -r)"
