@@ -1925,4 +1925,61 @@ pub(crate) mod tests {
             assert!(e.is_torn_tail(), "{at_from_damage}/{payload_len}: {e}");
         }
     }
+
+    /// Batches read into memory whole and a batch bigger than that bound
+    /// (checked a chunk at a time, its records read one by one) give the
+    /// same records, payloads in place, with one buffer reused across
+    /// readers; a flipped byte in the big batch is caught either way.
+    #[test]
+    fn small_and_big_batches_read_in_place_with_a_reused_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, 0).unwrap();
+        let big = IN_MEMORY_BATCH_BYTES as usize / 3 + 1;
+        let payload = |seq: u64| -> Vec<u8> {
+            let len = if (4..=6).contains(&seq) { big } else { 10 };
+            (0..len).map(|i| (i as u64 * 31 + seq) as u8).collect()
+        };
+        for batch in [1..4u64, 4..7, 7..9] {
+            let mut buf = Vec::new();
+            for seq in batch.clone() {
+                record::encode_parts(w.salt(), seq, seq * 10, &payload(seq), &mut buf);
+            }
+            w.append(&buf, batch.end - batch.start).unwrap();
+        }
+        w.sync().unwrap();
+        let path = w.seal().unwrap();
+        let mut buffer = Vec::new();
+        for _ in 0..2 {
+            let mut r = SegmentReader::open_with(&*sys::real(), &path, buffer).unwrap();
+            for seq in 1..9 {
+                let m = r.next_meta().unwrap().unwrap();
+                assert_eq!((m.seq, m.timestamp_ms), (seq, seq * 10));
+                assert!(r.payload() == payload(seq), "payload of {seq}");
+            }
+            assert!(r.next_meta().unwrap().is_none());
+            buffer = r.into_buffer();
+        }
+        let mut b = std::fs::read(&path).unwrap();
+        let at = b.len() - 2 * (RECORD_HEADER_BYTES + 10) - BATCH_HEADER_BYTES - big / 2;
+        b[at] ^= 1;
+        std::fs::write(&path, &b).unwrap();
+        let mut r = SegmentReader::open(&path).unwrap();
+        let e = loop {
+            match r.next_meta() {
+                Ok(Some(m)) => assert!(m.seq < 4, "record {} past the damage", m.seq),
+                Ok(None) => panic!("damage not found"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(
+                e,
+                SegmentError::BadRecord {
+                    reason: DecodeError::BadBatchChecksum { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
 }
