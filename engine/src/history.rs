@@ -42,7 +42,7 @@ use std::sync::Arc;
 use crate::db::Db;
 use crate::layout::{self, FileKind, ARCHIVE_LOGS_DIR, ARCHIVE_SNAPSHOTS_DIR};
 use crate::record::Record;
-use crate::segment::{SegmentError, SegmentReader};
+use crate::segment::{RecordMeta, SegmentError, SegmentReader};
 use crate::snapshot::{self, SnapshotError, SnapshotMeta};
 use crate::sys::{self, Fs};
 
@@ -291,12 +291,13 @@ pub struct WalkOptions {
     pub on_damage: OnDamage,
 }
 
-/// One step of a walk.
+/// One step of a walk. The record is a [`Record`] from the iterator, a
+/// [`RecordMeta`] (its payload read in place) from [`Walk::next_step`].
 #[derive(Debug)]
-pub enum Step {
+pub enum Step<R = Record> {
     /// The next record (seq = previous + 1).
     Record {
-        record: Record,
+        record: R,
         /// Index of its segment in [`History::logs`].
         log: usize,
         /// Byte offset of the record in its segment.
@@ -324,6 +325,48 @@ pub enum Step {
     },
     /// Damage passed over under [`OnDamage::Skip`].
     Skipped(HistoryError),
+}
+
+impl<R> Step<R> {
+    /// The same step with its record mapped by `f`.
+    pub fn map_record<T>(self, f: impl FnOnce(R) -> T) -> Step<T> {
+        match self {
+            Step::Record {
+                record,
+                log,
+                offset,
+                bytes,
+            } => Step::Record {
+                record: f(record),
+                log,
+                offset,
+                bytes,
+            },
+            Step::LogDone {
+                log,
+                last_seq,
+                valid_len,
+            } => Step::LogDone {
+                log,
+                last_seq,
+                valid_len,
+            },
+            Step::Tail {
+                log,
+                offset,
+                file_len,
+                cause,
+                torn,
+            } => Step::Tail {
+                log,
+                offset,
+                file_len,
+                cause,
+                torn,
+            },
+            Step::Skipped(e) => Step::Skipped(e),
+        }
+    }
 }
 
 /// A listing with the file seam it was made on: what is walked.
@@ -461,6 +504,7 @@ impl History {
             seq: opts.from_seq,
             pending: VecDeque::new(),
             finished: false,
+            spare: Vec::new(),
         }
     }
 }
@@ -493,8 +537,10 @@ pub struct Walk<'h> {
     cur: Option<(usize, SegmentReader)>,
     /// The last seq in the state.
     seq: u64,
-    pending: VecDeque<Step>,
+    pending: VecDeque<Step<RecordMeta>>,
     finished: bool,
+    /// The read-ahead buffer of the last segment, for the next one.
+    spare: Vec<u8>,
 }
 
 impl Walk<'_> {
@@ -504,10 +550,23 @@ impl Walk<'_> {
         self.seq
     }
 
-    fn stop(&mut self, e: HistoryError) -> Option<Result<Step, HistoryError>> {
+    fn stop(&mut self, e: HistoryError) -> Option<Result<Step<RecordMeta>, HistoryError>> {
         self.finished = true;
-        self.cur = None;
+        self.close_cur();
         Some(Err(e))
+    }
+
+    /// Done with the current segment: keep its buffer for the next one.
+    fn close_cur(&mut self) {
+        if let Some((_, r)) = self.cur.take() {
+            self.spare = r.into_buffer();
+        }
+    }
+
+    /// The payload of the record the last [`Walk::next_step`] returned
+    /// (it borrows the reader's buffer: valid until the next step).
+    pub fn payload(&self) -> &[u8] {
+        self.cur.as_ref().map_or(&[], |(_, r)| r.payload())
     }
 
     /// Damage in segment `log`: stop, or skip the rest of it.
@@ -516,7 +575,7 @@ impl Walk<'_> {
         log: usize,
         reader: Option<&SegmentReader>,
         e: SegmentError,
-    ) -> Option<Result<Step, HistoryError>> {
+    ) -> Option<Result<Step<RecordMeta>, HistoryError>> {
         let h = self.history;
         let file = &h.logs[log];
         if e.is_not_found() {
@@ -556,14 +615,13 @@ impl Walk<'_> {
             valid_len,
         });
         self.cur = None;
-        self.next()
+        self.next_step()
     }
-}
 
-impl Iterator for Walk<'_> {
-    type Item = Result<Step, HistoryError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next step, its record read in place: the record's payload is
+    /// [`Walk::payload`] until the next call (the iterator copies it into
+    /// a [`Record`]).
+    pub fn next_step(&mut self) -> Option<Result<Step<RecordMeta>, HistoryError>> {
         loop {
             if let Some(step) = self.pending.pop_front() {
                 return Some(Ok(step));
@@ -573,13 +631,13 @@ impl Iterator for Walk<'_> {
             }
             if self.opts.until_seq.is_some_and(|u| self.seq >= u) {
                 self.finished = true;
-                self.cur = None;
+                self.close_cur();
                 return None;
             }
             if let Some((log, reader)) = &mut self.cur {
                 let log = *log;
                 let offset = reader.offset();
-                match reader.next_record() {
+                match reader.next_meta() {
                     Ok(Some(record)) => {
                         if record.seq <= self.seq {
                             continue;
@@ -609,7 +667,7 @@ impl Iterator for Walk<'_> {
                             last_seq: reader.last_seq(),
                             valid_len: reader.offset(),
                         };
-                        self.cur = None;
+                        self.close_cur();
                         return Some(Ok(step));
                     }
                     Err(e) => {
@@ -678,11 +736,26 @@ impl Iterator for Walk<'_> {
                     }
                 }
             }
-            match SegmentReader::open_on(&*h.fs, &file.path) {
+            match SegmentReader::open_with(&*h.fs, &file.path, std::mem::take(&mut self.spare)) {
                 Ok(r) => self.cur = Some((log, r)),
                 Err(e) => return self.damaged(log, None, e),
             }
         }
+    }
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<Step, HistoryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let step = self.next_step()?;
+        Some(step.map(|s| {
+            s.map_record(|m| Record {
+                seq: m.seq,
+                timestamp_ms: m.timestamp_ms,
+                payload: self.payload().to_vec(),
+            })
+        }))
     }
 }
 

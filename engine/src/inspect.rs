@@ -224,7 +224,8 @@ pub fn dump_dir(dir: &Path, archive_dir_name: &str, out: &mut dyn Write) -> Resu
 /// Replay benchmark (the hidden `bench-replay` subcommand): writes a command
 /// log of at least `bytes` (SET of `value_bytes` values over 1M keys, sealed
 /// 64 MiB segments) into the empty dir `dir`, then times
-/// [`crate::recovery::recover`] on it. Returns a summary line.
+/// [`crate::recovery::recover`] on it, then the same walk without applying
+/// (what reading and checking the log costs). Returns two summary lines.
 pub fn bench_replay(dir: &Path, bytes: u64, value_bytes: usize) -> anyhow::Result<String> {
     use crate::segment::SegmentWriter;
     use anyhow::Context;
@@ -276,15 +277,36 @@ pub fn bench_replay(dir: &Path, bytes: u64, value_bytes: usize) -> anyhow::Resul
         r.last_seq,
         seq - 1
     );
+    // The same walk without applying: what reading and checking costs.
+    let t = std::time::Instant::now();
+    let history = History::scan(dir, layout::DEFAULT_ARCHIVE_DIR_NAME)?;
+    let mut walk = history.walk(crate::history::WalkOptions::default());
+    let mut read = 0u64;
+    let mut payload_bytes = 0u64;
+    while let Some(step) = walk.next_step() {
+        if let crate::history::Step::Record { .. } = step? {
+            read += 1;
+            payload_bytes += walk.payload().len() as u64;
+        }
+    }
+    let read_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        read == r.replayed && payload_bytes > 0,
+        "read {read} records"
+    );
     Ok(format!(
-        "replay: {} commands, {:.1} MiB in {:.2} s: {:.0} commands/s, {:.1} MB/s ({} keys; log written in {:.2} s)",
+        "replay: {} commands, {:.1} MiB in {:.2} s: {:.0} commands/s, {:.1} MB/s ({} keys; log written in {:.2} s)\n\
+         read and check only (no apply): {:.2} s: {:.0} records/s, {:.1} MB/s",
         r.replayed,
         r.replayed_bytes as f64 / (1 << 20) as f64,
         secs,
         r.replayed as f64 / secs,
         r.replayed_bytes as f64 / 1e6 / secs,
         r.db.len(),
-        write_secs
+        write_secs,
+        read_secs,
+        read as f64 / read_secs,
+        r.replayed_bytes as f64 / 1e6 / read_secs,
     ))
 }
 

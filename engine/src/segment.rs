@@ -26,7 +26,7 @@
 //! rule by records.) With [`SegmentReader::resync`] a reader passes over
 //! damage to the next complete batch.
 
-use std::io::{self, BufReader, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +34,7 @@ use std::time::Instant;
 use crate::batch::{self, BatchCrc, BatchHeader, BATCH_HEADER_BYTES, BATCH_MAGIC};
 use crate::layout::{self, FileKind};
 use crate::record::{self, DecodeError, Record, RECORD_HEADER_BYTES};
-use crate::sys::{self, FileCursor, Fs, FsFile, OpenMode};
+use crate::sys::{self, Fs, FsFile, OpenMode};
 
 /// Magic bytes at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TIERLOG\0";
@@ -47,6 +47,13 @@ pub const SEGMENT_HEADER_BYTES: u64 = 40;
 /// Bytes read at a time when the reader scans the rest of a file (for zeros,
 /// or for a valid record after damage): its memory bound, with one record.
 const SCAN_CHUNK_BYTES: u64 = 1 << 20;
+/// Bytes the reader asks for at a time (read-ahead).
+const READ_AHEAD_BYTES: usize = 1 << 20;
+/// A batch up to this size is read into memory once and its records are
+/// checked and decoded there; a larger one is checked a chunk at a time
+/// (pread) and its records read one by one, so memory stays bounded by
+/// this, the read-ahead and one record.
+const IN_MEMORY_BATCH_BYTES: u64 = 16 << 20;
 
 /// The decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +229,10 @@ impl SegmentError {
 #[derive(Debug)]
 pub struct SegmentReader {
     path: PathBuf,
-    reader: BufReader<FileCursor>,
+    reader: ReadAhead,
+    /// The payload of the last record returned: (start, len) in the
+    /// read-ahead buffer.
+    payload: (usize, usize),
     header: SegmentHeader,
     version: u32,
     /// Last seq promised by a sealed segment's name.
@@ -235,6 +245,91 @@ pub struct SegmentReader {
     batch: Option<OpenBatch>,
     failed: bool,
     done: bool,
+}
+
+/// A record's sequence number and timestamp; its payload is
+/// [`SegmentReader::payload`] until the reader moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub seq: u64,
+    pub timestamp_ms: u64,
+}
+
+/// What the reader's steps answer.
+type Next = Result<Option<RecordMeta>, SegmentError>;
+
+/// Read-ahead over a file by pread: `buf[start..end]` holds the file's
+/// bytes from [`ReadAhead::offset`]. Records and batches are checked and
+/// decoded in place, without a copy or an allocation per record; the buffer
+/// grows only to hold one batch (up to [`IN_MEMORY_BATCH_BYTES`]) or one
+/// record, and can be handed to the next reader
+/// ([`SegmentReader::into_buffer`]).
+#[derive(Debug)]
+struct ReadAhead {
+    file: Box<dyn FsFile>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[end]`.
+    pos: u64,
+    /// The file's size when opened: the read-ahead asks for no more.
+    len_hint: u64,
+}
+
+impl ReadAhead {
+    /// File offset of the next unconsumed byte.
+    fn offset(&self) -> u64 {
+        self.pos - (self.end - self.start) as u64
+    }
+
+    /// Makes the next `n` bytes available (reading ahead as far as the
+    /// buffer allows) and returns them; `UnexpectedEof` if the file ends
+    /// first.
+    fn fill(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.end - self.start < n {
+            self.read_more(n)?;
+        }
+        Ok(&self.buf[self.start..self.start + n])
+    }
+
+    #[cold]
+    fn read_more(&mut self, n: usize) -> io::Result<()> {
+        if self.buf.len() - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < n {
+                let ahead = self.len_hint.saturating_sub(self.pos) as usize + self.end;
+                let want = n.max(ahead.min(READ_AHEAD_BYTES));
+                self.buf.resize(want, 0);
+            }
+        }
+        while self.end - self.start < n {
+            match self.file.read_at(&mut self.buf[self.end..], self.pos) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(k) => {
+                    self.end += k;
+                    self.pos += k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes `n` bytes made available by [`ReadAhead::fill`].
+    fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+    }
+
+    /// Moves to file offset `at` (forgets what was read ahead).
+    fn seek(&mut self, at: u64) {
+        self.start = 0;
+        self.end = 0;
+        self.pos = at;
+    }
 }
 
 /// A batch whose checksum held, being read record by record.
@@ -254,6 +349,17 @@ impl SegmentReader {
 
     /// [`SegmentReader::open`] through the file seam `fs`.
     pub fn open_on(fs: &dyn Fs, path: &Path) -> Result<SegmentReader, SegmentError> {
+        Self::open_with(fs, path, Vec::new())
+    }
+
+    /// [`SegmentReader::open_on`] reusing `buffer` (from
+    /// [`SegmentReader::into_buffer`] of the previous reader) for its
+    /// read-ahead.
+    pub fn open_with(
+        fs: &dyn Fs,
+        path: &Path,
+        buffer: Vec<u8>,
+    ) -> Result<SegmentReader, SegmentError> {
         let io_err = |op, source| SegmentError::Io {
             path: path.to_path_buf(),
             op,
@@ -264,7 +370,14 @@ impl SegmentReader {
             .open(path, OpenMode::Read)
             .map_err(|e| io_err("open", e))?;
         let file_len = file.size().map_err(|e| io_err("stat", e))?;
-        let mut reader = BufReader::with_capacity(1 << 20, FileCursor { file, pos: 0 });
+        let mut reader = ReadAhead {
+            file,
+            buf: buffer,
+            start: 0,
+            end: 0,
+            pos: 0,
+            len_hint: file_len,
+        };
         let mut hb = [0u8; SEGMENT_HEADER_BYTES as usize];
         if file_len < SEGMENT_HEADER_BYTES {
             return Err(SegmentError::BadHeader {
@@ -272,9 +385,9 @@ impl SegmentReader {
                 reason: format!("file is {file_len} bytes, shorter than the header"),
             });
         }
-        reader
-            .read_exact(&mut hb)
-            .map_err(|e| io_err("read header", e))?;
+        const HB: usize = SEGMENT_HEADER_BYTES as usize;
+        hb.copy_from_slice(reader.fill(HB).map_err(|e| io_err("read header", e))?);
+        reader.consume(HB);
         let (header, version) =
             SegmentHeader::decode_versioned(&hb).map_err(|reason| SegmentError::BadHeader {
                 path: path.to_path_buf(),
@@ -303,6 +416,7 @@ impl SegmentReader {
         Ok(SegmentReader {
             path: path.to_path_buf(),
             reader,
+            payload: (0, 0),
             header,
             version,
             sealed_last,
@@ -314,6 +428,25 @@ impl SegmentReader {
             failed: false,
             done: false,
         })
+    }
+
+    /// The read-ahead buffer, for the next reader
+    /// ([`SegmentReader::open_with`]); dropped when a big batch or record
+    /// grew it past the usual bound.
+    pub fn into_buffer(self) -> Vec<u8> {
+        let buf = self.reader.buf;
+        if buf.len() > READ_AHEAD_BYTES.max(IN_MEMORY_BATCH_BYTES as usize) {
+            Vec::new()
+        } else {
+            buf
+        }
+    }
+
+    /// The payload of the record last returned by
+    /// [`SegmentReader::next_meta`] (empty before the first).
+    pub fn payload(&self) -> &[u8] {
+        let (start, len) = self.payload;
+        &self.reader.buf[start..start + len]
     }
 
     /// The first sequence number of the segment (from its header).
@@ -357,7 +490,7 @@ impl SegmentReader {
         self.file_len
     }
 
-    fn fail(&mut self, e: SegmentError) -> Result<Option<Record>, SegmentError> {
+    fn fail(&mut self, e: SegmentError) -> Next {
         self.failed = true;
         Err(e)
     }
@@ -384,7 +517,7 @@ impl SegmentReader {
     }
 
     fn file(&self) -> &dyn FsFile {
-        &*self.reader.get_ref().file
+        &*self.reader.file
     }
 
     /// True when bytes `from..file_len` are all zeros (preallocated space),
@@ -536,11 +669,7 @@ impl SegmentReader {
     /// Damage at `self.offset` (version 1: a record; version 2: the batch
     /// starting there, `count` from its header when intact): a torn tail
     /// when nothing valid follows.
-    fn damage(
-        &mut self,
-        reason: DecodeError,
-        count: Option<u32>,
-    ) -> Result<Option<Record>, SegmentError> {
+    fn damage(&mut self, reason: DecodeError, count: Option<u32>) -> Next {
         let to_end = if self.version >= 2 {
             self.next_complete_batch(self.offset + 1)
                 .map(|b| b.is_none())
@@ -565,13 +694,13 @@ impl SegmentReader {
         self.fail(e)
     }
 
-    fn bad_record(&mut self, reason: DecodeError) -> Result<Option<Record>, SegmentError> {
+    fn bad_record(&mut self, reason: DecodeError) -> Next {
         self.damage(reason, None)
     }
 
     /// A record inside a batch whose checksum held does not fit it: the
     /// batch was written wrong. Corruption, at the batch's start.
-    fn bad_in_batch(&mut self, b: OpenBatch) -> Result<Option<Record>, SegmentError> {
+    fn bad_in_batch(&mut self, b: OpenBatch) -> Next {
         let e = SegmentError::BadRecord {
             path: self.path.clone(),
             offset: b.start,
@@ -585,7 +714,7 @@ impl SegmentReader {
         self.fail(e)
     }
 
-    fn end(&mut self) -> Result<Option<Record>, SegmentError> {
+    fn end(&mut self) -> Next {
         if let Some(expected_last) = self.sealed_last {
             if self.last_seq != Some(expected_last) {
                 let e = SegmentError::Truncated {
@@ -604,7 +733,7 @@ impl SegmentReader {
     /// Before a record or a batch: the clean end of the file, trailing
     /// bytes after a sealed segment's last record, or a rest too short for
     /// a header. `Some` answers [`SegmentReader::next_record`].
-    fn at_boundary(&mut self, header_bytes: usize) -> Option<Result<Option<Record>, SegmentError>> {
+    fn at_boundary(&mut self, header_bytes: usize) -> Option<Next> {
         let remaining = self.file_len - self.offset;
         if remaining == 0 {
             return Some(self.end());
@@ -638,15 +767,19 @@ impl SegmentReader {
 
     /// Version 2, between batches: reads and checks the next batch whole.
     /// `None` when a checked batch is open and its records can be read.
-    fn start_batch(&mut self) -> Option<Result<Option<Record>, SegmentError>> {
+    fn start_batch(&mut self) -> Option<Next> {
         if let Some(r) = self.at_boundary(BATCH_HEADER_BYTES) {
             return Some(r);
         }
         let mut hb = [0u8; BATCH_HEADER_BYTES];
-        if let Err(e) = self.reader.read_exact(&mut hb) {
-            let e = self.io("read batch header", e);
-            return Some(self.fail(e));
+        match self.reader.fill(BATCH_HEADER_BYTES) {
+            Ok(b) => hb.copy_from_slice(b),
+            Err(e) => {
+                let e = self.io("read batch header", e);
+                return Some(self.fail(e));
+            }
         }
+        self.reader.consume(BATCH_HEADER_BYTES);
         let h = match BatchHeader::decode(self.header.salt, &hb) {
             Ok(h) => h,
             Err(DecodeError::ZeroHeader) if self.sealed_last.is_none() => {
@@ -668,9 +801,24 @@ impl SegmentReader {
                 Some(h.count),
             ));
         }
-        let computed = match self.batch_crc(self.offset, &h) {
-            Ok(c) => c,
-            Err(e) => return Some(self.fail(e)),
+        let computed = if h.len <= IN_MEMORY_BATCH_BYTES {
+            // read once: the records are then checked and decoded in memory
+            match self.reader.fill(h.len as usize) {
+                Ok(records) => {
+                    let mut crc = BatchCrc::new(self.header.salt);
+                    crc.update(records);
+                    crc.finalize()
+                }
+                Err(e) => {
+                    let e = self.io("read", e);
+                    return Some(self.fail(e));
+                }
+            }
+        } else {
+            match self.batch_crc(self.offset, &h) {
+                Ok(c) => c,
+                Err(e) => return Some(self.fail(e)),
+            }
         };
         if computed != h.crc {
             return Some(self.damage(
@@ -709,17 +857,12 @@ impl SegmentReader {
         }
         // The sequential reader sits at `pos`, at or after the damage; it
         // only moves forward.
-        let pos = self.reader.get_ref().pos - self.reader.buffer().len() as u64;
+        let pos = self.reader.offset();
         let from = (self.batch.map_or(self.offset, |b| b.start) + 1).max(pos);
         let Some((at, h)) = self.next_complete_batch(from)? else {
             return Ok(None);
         };
-        let skip = at - pos;
-        let skipped = io::copy(&mut (&mut self.reader).take(skip), &mut io::sink())
-            .map_err(|e| self.io("read", e))?;
-        if skipped != skip {
-            return Err(self.io("read", io::ErrorKind::UnexpectedEof.into()));
-        }
+        self.reader.seek(at);
         self.offset = at;
         self.next_seq = h.first_seq;
         self.batch = None;
@@ -731,6 +874,16 @@ impl SegmentReader {
     /// error the reader stays failed: it never returns records past damage
     /// (unless [`SegmentReader::resync`] finds a complete batch after it).
     pub fn next_record(&mut self) -> Result<Option<Record>, SegmentError> {
+        Ok(self.next_meta()?.map(|m| Record {
+            seq: m.seq,
+            timestamp_ms: m.timestamp_ms,
+            payload: self.payload().to_vec(),
+        }))
+    }
+
+    /// [`SegmentReader::next_record`] without copying the payload: it is
+    /// [`SegmentReader::payload`] until the next call.
+    pub fn next_meta(&mut self) -> Next {
         if self.done {
             return Ok(None);
         }
@@ -759,10 +912,14 @@ impl SegmentReader {
         }
         let remaining = self.file_len - self.offset;
         let mut header = [0u8; RECORD_HEADER_BYTES];
-        if let Err(e) = self.reader.read_exact(&mut header) {
-            let e = self.io("read record header", e);
-            return self.fail(e);
+        match self.reader.fill(RECORD_HEADER_BYTES) {
+            Ok(b) => header.copy_from_slice(b),
+            Err(e) => {
+                let e = self.io("read record header", e);
+                return self.fail(e);
+            }
         }
+        self.reader.consume(RECORD_HEADER_BYTES);
         let len = match record::peek_len(&header) {
             Ok(len) => len,
             Err(DecodeError::ZeroHeader) if self.sealed_last.is_none() => {
@@ -783,17 +940,17 @@ impl SegmentReader {
                 available: remaining as usize,
             });
         }
-        let mut payload = vec![0u8; len as usize];
-        if let Err(e) = self.reader.read_exact(&mut payload) {
-            let e = self.io("read record", e);
-            return self.fail(e);
-        }
-        let record = match record::check_parts(self.header.salt, &header, &payload) {
-            Ok((seq, timestamp_ms)) => Record {
-                seq,
-                timestamp_ms,
-                payload,
-            },
+        let checked = match self.reader.fill(len as usize) {
+            Ok(payload) => record::check_parts(self.header.salt, &header, payload),
+            Err(e) => {
+                let e = self.io("read record", e);
+                return self.fail(e);
+            }
+        };
+        self.payload = (self.reader.start, len as usize);
+        self.reader.consume(len as usize);
+        let record = match checked {
+            Ok((seq, timestamp_ms)) => RecordMeta { seq, timestamp_ms },
             Err(reason) => return self.bad_record(reason),
         };
         if record.seq != self.next_seq {
@@ -812,16 +969,20 @@ impl SegmentReader {
     }
 
     /// Version 2: the next record of the open, checked batch.
-    fn record_in_batch(&mut self) -> Result<Option<Record>, SegmentError> {
+    fn record_in_batch(&mut self) -> Next {
         let b = self.batch.expect("a checked batch is open");
         if self.offset + RECORD_HEADER_BYTES as u64 > b.end {
             return self.bad_in_batch(b);
         }
         let mut header = [0u8; RECORD_HEADER_BYTES];
-        if let Err(e) = self.reader.read_exact(&mut header) {
-            let e = self.io("read record header", e);
-            return self.fail(e);
+        match self.reader.fill(RECORD_HEADER_BYTES) {
+            Ok(h) => header.copy_from_slice(h),
+            Err(e) => {
+                let e = self.io("read record header", e);
+                return self.fail(e);
+            }
         }
+        self.reader.consume(RECORD_HEADER_BYTES);
         let Ok(len) = record::peek_len(&header) else {
             return self.bad_in_batch(b);
         };
@@ -829,13 +990,16 @@ impl SegmentReader {
         if self.offset + total > b.end {
             return self.bad_in_batch(b);
         }
-        let mut payload = vec![0u8; len as usize];
-        if let Err(e) = self.reader.read_exact(&mut payload) {
-            let e = self.io("read record", e);
-            return self.fail(e);
-        }
-        let Ok((seq, timestamp_ms)) = record::check_parts(self.header.salt, &header, &payload)
-        else {
+        let checked = match self.reader.fill(len as usize) {
+            Ok(payload) => record::check_parts(self.header.salt, &header, payload),
+            Err(e) => {
+                let e = self.io("read record", e);
+                return self.fail(e);
+            }
+        };
+        self.payload = (self.reader.start, len as usize);
+        self.reader.consume(len as usize);
+        let Ok((seq, timestamp_ms)) = checked else {
             return self.bad_in_batch(b);
         };
         if seq != self.next_seq {
@@ -853,11 +1017,7 @@ impl SegmentReader {
         } else {
             self.batch = Some(OpenBatch { remaining, ..b });
         }
-        Ok(Some(Record {
-            seq,
-            timestamp_ms,
-            payload,
-        }))
+        Ok(Some(RecordMeta { seq, timestamp_ms }))
     }
 }
 
@@ -891,7 +1051,7 @@ pub fn verify_segment_on(fs: &dyn Fs, path: &Path) -> Result<SegmentSummary, Seg
         first_timestamp_ms: None,
         last_timestamp_ms: None,
     };
-    while let Some(rec) = r.next_record()? {
+    while let Some(rec) = r.next_meta()? {
         s.records += 1;
         s.last_seq = Some(rec.seq);
         s.first_timestamp_ms.get_or_insert(rec.timestamp_ms);
@@ -1764,5 +1924,62 @@ pub(crate) mod tests {
             let e = read_all(&path).unwrap_err();
             assert!(e.is_torn_tail(), "{at_from_damage}/{payload_len}: {e}");
         }
+    }
+
+    /// Batches read into memory whole and a batch bigger than that bound
+    /// (checked a chunk at a time, its records read one by one) give the
+    /// same records, payloads in place, with one buffer reused across
+    /// readers; a flipped byte in the big batch is caught either way.
+    #[test]
+    fn small_and_big_batches_read_in_place_with_a_reused_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, 0).unwrap();
+        let big = IN_MEMORY_BATCH_BYTES as usize / 3 + 1;
+        let payload = |seq: u64| -> Vec<u8> {
+            let len = if (4..=6).contains(&seq) { big } else { 10 };
+            (0..len).map(|i| (i as u64 * 31 + seq) as u8).collect()
+        };
+        for batch in [1..4u64, 4..7, 7..9] {
+            let mut buf = Vec::new();
+            for seq in batch.clone() {
+                record::encode_parts(w.salt(), seq, seq * 10, &payload(seq), &mut buf);
+            }
+            w.append(&buf, batch.end - batch.start).unwrap();
+        }
+        w.sync().unwrap();
+        let path = w.seal().unwrap();
+        let mut buffer = Vec::new();
+        for _ in 0..2 {
+            let mut r = SegmentReader::open_with(&*sys::real(), &path, buffer).unwrap();
+            for seq in 1..9 {
+                let m = r.next_meta().unwrap().unwrap();
+                assert_eq!((m.seq, m.timestamp_ms), (seq, seq * 10));
+                assert!(r.payload() == payload(seq), "payload of {seq}");
+            }
+            assert!(r.next_meta().unwrap().is_none());
+            buffer = r.into_buffer();
+        }
+        let mut b = std::fs::read(&path).unwrap();
+        let at = b.len() - 2 * (RECORD_HEADER_BYTES + 10) - BATCH_HEADER_BYTES - big / 2;
+        b[at] ^= 1;
+        std::fs::write(&path, &b).unwrap();
+        let mut r = SegmentReader::open(&path).unwrap();
+        let e = loop {
+            match r.next_meta() {
+                Ok(Some(m)) => assert!(m.seq < 4, "record {} past the damage", m.seq),
+                Ok(None) => panic!("damage not found"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(
+                e,
+                SegmentError::BadRecord {
+                    reason: DecodeError::BadBatchChecksum { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -126,23 +126,27 @@ pub fn replay(
     if should_stop() {
         return Err(ReplayError::Interrupted);
     }
-    let walk = history.walk(WalkOptions {
+    let mut walk = history.walk(WalkOptions {
         from_seq,
         until_seq,
         on_damage: OnDamage::Stop,
     });
     // Checked before the first record of each log after the first.
     let mut between_logs = false;
-    for step in walk {
+    // Payloads are applied in place (they borrow the walker's buffer).
+    while let Some(step) = walk.next_step() {
         match step? {
             Step::Record { record, log, .. } => {
                 if std::mem::take(&mut between_logs) && should_stop() {
                     return Err(ReplayError::Interrupted);
                 }
-                db.apply_logged(&record)
+                tiered_engine::cmd::apply_payload(db, walk.payload(), record.timestamp_ms)
                     .map_err(|source| ReplayError::Apply {
                         path: history.logs()[log].path.clone(),
-                        source,
+                        source: ApplyError::Decode {
+                            seq: record.seq,
+                            source,
+                        },
                     })?;
                 done.last_seq = record.seq;
                 done.records += 1;
