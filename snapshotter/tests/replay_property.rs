@@ -5,6 +5,7 @@
 //!   1. when the engine restarts from its command log alone (after kill -9),
 //!   2. when it restarts from a snapshot built by the snapshotter (older
 //!      logs moved to the archive) plus the log after it.
+//!
 //! The states are read through the Redis protocol key by key: type,
 //! contents (sets sorted, sorted sets with their scores as the engine
 //! formats them) and absolute expiry.

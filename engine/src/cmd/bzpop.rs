@@ -38,7 +38,7 @@ impl Blocking for BZPop {
                 // first is WRONGTYPE; a ready key of another type keeps the
                 // client waiting (Redis 7.0)
                 Err(e) if ready.is_none() => return Attempt::Fail(e),
-                Ok(Some(z)) if z.len() > 0 => {
+                Ok(Some(z)) if !z.is_empty() => {
                     let (shape, n) = match self.count {
                         Some(n) => (Shape::Keyed, n),
                         None => (Shape::One, 1),
