@@ -19,19 +19,27 @@ import sys
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, TimeoutError as RedisTimeoutError
 
 FAILURES = (RedisConnectionError, RedisTimeoutError, LockError, ConnectionResetError, OSError)
 
 
-def client(port):
+def client(port, retries=True):
+    """redis-py's defaults (RESP3 in redis-py 8, a pool), except that a
+    worker does not let the library resend a command after a connection
+    error: a resent LPUSH or INCR whose first send was applied would count
+    twice, and the checks below count what was acknowledged exactly."""
+    if retries:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5,
-                       retry_on_timeout=False)
+                       retry=Retry(NoBackoff(), 0))
 
 
 def run(port, mode, out, seconds):
-    r = client(port)
+    r = client(port, retries=False)
     deadline = time.time() + seconds
     errors = 0
     i = 0
