@@ -94,6 +94,69 @@ pub fn step<'a, T: 'a>(
     (out, 0)
 }
 
+/// HSCAN, SSCAN and ZSCAN: `key cursor [MATCH pattern] [COUNT count]`
+/// over one collection, stateless like SCAN: its elements are visited in
+/// ([`crate::db::scan_hash`] of the name, name) order and the cursor is the
+/// hash of the next one.
+pub struct KeyScan {
+    pub key: Vec<u8>,
+    cursor: u64,
+    /// Option errors are answered after the key's type is checked.
+    opts: Result<ScanOptions, Reply>,
+}
+
+impl KeyScan {
+    /// `args`: the command name, key, cursor, options.
+    pub fn parse(mut args: Vec<Vec<u8>>) -> Result<KeyScan, Reply> {
+        let cursor = parse_cursor(&args[2])?;
+        let opts = parse_options(&args[3..], false);
+        Ok(KeyScan {
+            key: args.swap_remove(1),
+            cursor,
+            opts,
+        })
+    }
+
+    /// The options, or their error (answered once the key's type is
+    /// checked).
+    pub fn options(&self) -> Result<&ScanOptions, Reply> {
+        self.opts.as_ref().map_err(Reply::clone)
+    }
+
+    /// Every element of a collection Redis keeps compact (listpack,
+    /// intset): whole, in one call, matched, with cursor 0.
+    pub fn whole<'a, T>(o: &ScanOptions, elements: impl Iterator<Item = (&'a [u8], T)>) -> Vec<T> {
+        elements
+            .filter(|(name, _)| o.matches(name))
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// One step over `(name, element)`s: those from the cursor on, in
+    /// (hash, name) order, as [`step`] visits them; the matching ones and
+    /// the next cursor.
+    pub fn step<'a, T>(
+        &self,
+        o: &ScanOptions,
+        elements: impl Iterator<Item = (&'a [u8], T)>,
+    ) -> (Vec<T>, u64) {
+        let mut items: Vec<(u64, (&[u8], T))> = elements
+            .map(|(name, t)| (crate::db::scan_hash(name), (name, t)))
+            .filter(|(hash, _)| *hash >= self.cursor)
+            .collect();
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(b.1 .0)));
+        let (found, next) = step(items.into_iter(), o.count, |(name, _)| o.matches(name));
+        (found.into_iter().map(|(_, t)| t).collect(), next)
+    }
+}
+
+impl ScanOptions {
+    /// True when `name` matches the MATCH pattern (or there is none).
+    pub fn matches(&self, name: &[u8]) -> bool {
+        self.pattern.as_ref().is_none_or(|p| glob_match(p, name))
+    }
+}
+
 /// The reply `[cursor, [items...]]`.
 pub fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![
