@@ -240,25 +240,18 @@ pub fn bench_replay(dir: &Path, bytes: u64, value_bytes: usize) -> anyhow::Resul
     let t = std::time::Instant::now();
     let mut seq = 1u64;
     let mut written = 0u64;
-    let mut buf = Vec::with_capacity(8 << 20);
+    let mut batch = crate::batch::BatchEncoder::with_capacity(8 << 20);
     while written < bytes {
         let mut w = SegmentWriter::create(dir, seq, 0)?;
         while w.len() < seg_bytes && written < bytes {
-            buf.clear();
-            let first = seq;
-            while buf.len() < (4 << 20) {
+            batch.clear();
+            while batch.records().len() < (4 << 20) {
                 let cmd = cmd::Set::new(format!("key:{:07}", seq % 1_000_000), value.clone());
-                crate::record::encode_parts(
-                    w.salt(),
-                    seq,
-                    1_700_000_000_000,
-                    &cmd.encode(),
-                    &mut buf,
-                );
+                batch.push(1_700_000_000_000, &cmd.encode());
                 seq += 1;
             }
-            w.append(&buf, seq - first)?;
-            written += buf.len() as u64;
+            w.append(&mut batch)?;
+            written += batch.framed_len() as u64;
         }
         w.sync()?;
         w.seal()?;
@@ -313,18 +306,13 @@ pub fn bench_replay(dir: &Path, bytes: u64, value_bytes: usize) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record;
     use crate::segment::SegmentWriter;
 
     use crate::cmd::{Del, FlushAll, Set, SetCondition};
 
     fn seg(dir: &Path, first: u64, cmds: &[Vec<u8>], seal: bool) -> PathBuf {
         let mut w = SegmentWriter::create(dir, first, 0).unwrap();
-        let mut buf = Vec::new();
-        for (i, c) in cmds.iter().enumerate() {
-            record::encode_parts(w.salt(), first + i as u64, 7, c, &mut buf);
-        }
-        w.append(&buf, cmds.len() as u64).unwrap();
+        w.append_records(cmds.iter().map(|c| (7, &c[..]))).unwrap();
         w.sync().unwrap();
         if seal {
             w.seal().unwrap()

@@ -471,7 +471,6 @@ mod tests {
     use super::*;
     use crate::cmd::{apply_payload, Effect, Set};
     use crate::db::Value;
-    use crate::record;
     use crate::segment::{SegmentReader, SegmentWriter, SEGMENT_HEADER_BYTES};
     use crate::{layout, snapshot};
 
@@ -484,9 +483,7 @@ mod tests {
         let mut w = SegmentWriter::create(dir, first, 8192).unwrap();
         // one batch per record: damage to a record is damage to its batch
         for seq in first..first + n {
-            let mut buf = Vec::new();
-            record::encode_parts(w.salt(), seq, 1000 + seq, &set_cmd(seq), &mut buf);
-            w.append(&buf, 1).unwrap();
+            w.append_records([(1000 + seq, &set_cmd(seq)[..])]).unwrap();
         }
         w.sync().unwrap();
         if seal {

@@ -8,11 +8,18 @@
 //!  | "TIERLOG\0"    | u32 LE | u32 =0 | u64 LE         | u64 LE         | u32 LE | u32    |
 //!  +----------------+--------+--------+----------------+----------------+--------+--------+
 //!  crc = CRC32(bytes 0..32)
-//!  version 2 (written): then batches, one per group commit:
+//!  version 3 (written): then batches, one per group commit, of compact
+//!    records ([`crate::batch`], [`crate::record`]):
 //!    [batch header | records first_seq..] [batch header | records …] …
-//!  version 1 (still read): then bare records, no batch headers
+//!  version 2 (still read): then batches of records with 24-byte headers
+//!  version 1 (still read): then bare records (24-byte headers), no batches
 //!  records: seq first_seq, first_seq + 1, … (contiguous across batches)
 //! ```
+//!
+//! One reader ([`SegmentReader`]) reads every version, and every tool reads
+//! through it (recovery, `verify` and `dump`, the snapshotter's replay and
+//! restore, all by [`crate::history`]); a new segment is always written in
+//! the newest version, so a history may hold versions 1, 2 and 3 in turn.
 //!
 //! An open segment (`cmdlog-F.open`) may be preallocated: after its last
 //! batch the file holds zeros up to its size. A sealed segment
@@ -25,21 +32,26 @@
 //! lies beyond it and it is corruption in the middle. (Version 1: the same
 //! rule by records.) With [`SegmentReader::resync`] a reader passes over
 //! damage to the next complete batch.
+//!
+//! The reader reads ahead a megabyte at a time (pread into one buffer,
+//! handed from segment to segment), checks a batch's checksum once over its
+//! bytes in that buffer and decodes its records there: no copy and no
+//! allocation per record; a record's payload is a slice of the buffer.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::batch::{self, BatchCrc, BatchHeader, BATCH_HEADER_BYTES, BATCH_MAGIC};
+use crate::batch::{self, BatchCrc, BatchEncoder, BatchHeader, Framing, MAX_BATCH_HEADER_BYTES};
 use crate::layout::{self, FileKind};
 use crate::record::{self, DecodeError, Record, RECORD_HEADER_BYTES};
 use crate::sys::{self, Fs, FsFile, OpenMode};
 
 /// Magic bytes at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TIERLOG\0";
-/// Segment format version written: 2, records framed in batches.
-pub const SEGMENT_VERSION: u32 = 2;
+/// Segment format version written: 3, compact records framed in batches.
+pub const SEGMENT_VERSION: u32 = 3;
 /// Oldest segment format version read: 1, bare records.
 pub const SEGMENT_VERSION_MIN: u32 = 1;
 /// Size of the segment header.
@@ -63,11 +75,17 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
-    /// The 40 header bytes.
+    /// The 40 header bytes (of the version written).
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+        self.encode_version(SEGMENT_VERSION)
+    }
+
+    /// The 40 header bytes of a segment of format `version` (older ones:
+    /// for tests that write what older builds wrote).
+    pub fn encode_version(&self, version: u32) -> [u8; SEGMENT_HEADER_BYTES as usize] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES as usize];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&version.to_le_bytes());
         b[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
         b[24..32].copy_from_slice(&self.salt.to_le_bytes());
         let crc = crc32fast::hash(&b[0..32]);
@@ -235,13 +253,15 @@ pub struct SegmentReader {
     payload: (usize, usize),
     header: SegmentHeader,
     version: u32,
+    /// How batches are framed (`None`: version 1, bare records).
+    framing: Option<Framing>,
     /// Last seq promised by a sealed segment's name.
     sealed_last: Option<u64>,
     file_len: u64,
     offset: u64,
     next_seq: u64,
     last_seq: Option<u64>,
-    /// The checked batch being read (version 2).
+    /// The checked batch being read (versions 2 and 3).
     batch: Option<OpenBatch>,
     failed: bool,
     done: bool,
@@ -338,6 +358,8 @@ struct OpenBatch {
     start: u64,
     end: u64,
     remaining: u32,
+    /// Version 3: the timestamp of the record before the next one.
+    prev_ts: u64,
 }
 
 impl SegmentReader {
@@ -419,6 +441,7 @@ impl SegmentReader {
             payload: (0, 0),
             header,
             version,
+            framing: Framing::of_version(version),
             sealed_last,
             file_len,
             offset: SEGMENT_HEADER_BYTES,
@@ -459,7 +482,8 @@ impl SegmentReader {
         self.header.salt
     }
 
-    /// The segment's format version (1: bare records, 2: batches).
+    /// The segment's format version (1: bare records, 2: batches, 3:
+    /// batches of compact records).
     pub fn version(&self) -> u32 {
         self.version
     }
@@ -508,7 +532,7 @@ impl SegmentReader {
     /// for a rest shorter than a record or batch header.
     fn read_rest(&self, from: u64) -> Result<Vec<u8>, SegmentError> {
         let len = self.file_len.saturating_sub(from);
-        debug_assert!(len < BATCH_HEADER_BYTES.max(RECORD_HEADER_BYTES) as u64);
+        debug_assert!(len < MAX_BATCH_HEADER_BYTES.max(RECORD_HEADER_BYTES) as u64);
         let mut buf = vec![0u8; len as usize];
         self.file()
             .read_exact_at(&mut buf, from)
@@ -544,7 +568,7 @@ impl SegmentReader {
     fn batch_crc(&self, at: u64, h: &BatchHeader) -> Result<u32, SegmentError> {
         let mut crc = BatchCrc::new(self.header.salt);
         let mut buf = vec![0u8; h.len.min(SCAN_CHUNK_BYTES) as usize];
-        let mut pos = at + BATCH_HEADER_BYTES as u64;
+        let mut pos = at + h.framing.header_bytes() as u64;
         let end = at + h.total_len();
         while pos < end {
             let n = (end - pos).min(buf.len() as u64) as usize;
@@ -565,8 +589,13 @@ impl SegmentReader {
     /// checksum holds cost a checksum over the batch; the file is read a
     /// chunk at a time, so memory stays bounded whatever the segment's size.
     fn next_complete_batch(&self, from: u64) -> Result<Option<(u64, BatchHeader)>, SegmentError> {
+        let Some(framing) = self.framing else {
+            return Ok(None);
+        };
         let end = self.file_len;
-        let hb = BATCH_HEADER_BYTES as u64;
+        let header_bytes = framing.header_bytes();
+        let magic = framing.magic();
+        let hb = header_bytes as u64;
         if end.saturating_sub(from) < hb {
             return Ok(None);
         }
@@ -579,14 +608,12 @@ impl SegmentReader {
             self.file()
                 .read_exact_at(&mut buf[..n], base)
                 .map_err(|e| self.io("read", e))?;
-            let positions = (n - BATCH_HEADER_BYTES + 1).min(SCAN_CHUNK_BYTES as usize);
+            let positions = (n - header_bytes + 1).min(SCAN_CHUNK_BYTES as usize);
             for i in 0..positions {
-                if buf[i..i + 4] != BATCH_MAGIC {
+                if buf[i..i + 4] != magic {
                     continue;
                 }
-                let header: &[u8; BATCH_HEADER_BYTES] =
-                    buf[i..i + BATCH_HEADER_BYTES].try_into().expect("32 bytes");
-                let Ok(h) = BatchHeader::decode(salt, header) else {
+                let Ok(h) = BatchHeader::decode(framing, salt, &buf[i..i + header_bytes]) else {
                     continue;
                 };
                 let at = base + i as u64;
@@ -670,7 +697,7 @@ impl SegmentReader {
     /// starting there, `count` from its header when intact): a torn tail
     /// when nothing valid follows.
     fn damage(&mut self, reason: DecodeError, count: Option<u32>) -> Next {
-        let to_end = if self.version >= 2 {
+        let to_end = if self.framing.is_some() {
             self.next_complete_batch(self.offset + 1)
                 .map(|b| b.is_none())
         } else {
@@ -680,7 +707,7 @@ impl SegmentReader {
             Ok(t) => t,
             Err(e) => return self.fail(e),
         };
-        let batch = (self.version >= 2).then_some(DamagedBatch {
+        let batch = self.framing.map(|_| DamagedBatch {
             first_seq: self.next_seq,
             count,
         });
@@ -765,22 +792,23 @@ impl SegmentReader {
         None
     }
 
-    /// Version 2, between batches: reads and checks the next batch whole.
-    /// `None` when a checked batch is open and its records can be read.
-    fn start_batch(&mut self) -> Option<Next> {
-        if let Some(r) = self.at_boundary(BATCH_HEADER_BYTES) {
+    /// Versions 2 and 3, between batches: reads and checks the next batch
+    /// whole. `None` when a checked batch is open and its records can be
+    /// read.
+    fn start_batch(&mut self, framing: Framing) -> Option<Next> {
+        let header_bytes = framing.header_bytes();
+        if let Some(r) = self.at_boundary(header_bytes) {
             return Some(r);
         }
-        let mut hb = [0u8; BATCH_HEADER_BYTES];
-        match self.reader.fill(BATCH_HEADER_BYTES) {
-            Ok(b) => hb.copy_from_slice(b),
+        let decoded = match self.reader.fill(header_bytes) {
+            Ok(b) => BatchHeader::decode(framing, self.header.salt, b),
             Err(e) => {
                 let e = self.io("read batch header", e);
                 return Some(self.fail(e));
             }
-        }
-        self.reader.consume(BATCH_HEADER_BYTES);
-        let h = match BatchHeader::decode(self.header.salt, &hb) {
+        };
+        self.reader.consume(header_bytes);
+        let h = match decoded {
             Ok(h) => h,
             Err(DecodeError::ZeroHeader) if self.sealed_last.is_none() => {
                 return Some(match self.rest_is_zero(self.offset) {
@@ -801,13 +829,19 @@ impl SegmentReader {
                 Some(h.count),
             ));
         }
+        // Version 3 records have no checksum of their own: before the first
+        // is yielded, the records of a batch in memory must also fill it
+        // exactly (so a batch is read whole or not at all even when a
+        // checksum collides). A bigger batch is checked record by record.
+        let mut fits = true;
         let computed = if h.len <= IN_MEMORY_BATCH_BYTES {
             // read once: the records are then checked and decoded in memory
             match self.reader.fill(h.len as usize) {
                 Ok(records) => {
-                    let mut crc = BatchCrc::new(self.header.salt);
-                    crc.update(records);
-                    crc.finalize()
+                    if framing == Framing::V3 {
+                        fits = batch::compact_records_fit(h.count, records);
+                    }
+                    batch::records_crc(self.header.salt, records)
                 }
                 Err(e) => {
                     let e = self.io("read", e);
@@ -838,12 +872,17 @@ impl SegmentReader {
             };
             return Some(self.fail(e));
         }
-        self.batch = Some(OpenBatch {
+        let open = OpenBatch {
             start: self.offset,
             end: self.offset + h.total_len(),
             remaining: h.count,
-        });
-        self.offset += BATCH_HEADER_BYTES as u64;
+            prev_ts: h.base_ts,
+        };
+        if !fits {
+            return Some(self.bad_in_batch(open));
+        }
+        self.batch = Some(open);
+        self.offset += header_bytes as u64;
         None
     }
 
@@ -852,7 +891,7 @@ impl SegmentReader {
     /// seqs between [`SegmentReader::next_seq`] before the call and that
     /// first seq are lost. Version 1 segments have no batches: `None`.
     pub fn resync(&mut self) -> Result<Option<(u64, u64)>, SegmentError> {
-        if self.version < 2 || self.done {
+        if self.framing.is_none() || self.done {
             return Ok(None);
         }
         // The sequential reader sits at `pos`, at or after the damage; it
@@ -899,13 +938,16 @@ impl SegmentReader {
                 batch: None,
             });
         }
-        if self.version >= 2 {
+        if let Some(framing) = self.framing {
             if self.batch.is_none() {
-                if let Some(r) = self.start_batch() {
+                if let Some(r) = self.start_batch(framing) {
                     return r;
                 }
             }
-            return self.record_in_batch();
+            return match framing {
+                Framing::V3 => self.compact_record_in_batch(),
+                Framing::V2 => self.record_in_batch(),
+            };
         }
         if let Some(r) = self.at_boundary(RECORD_HEADER_BYTES) {
             return r;
@@ -966,6 +1008,58 @@ impl SegmentReader {
         self.next_seq += 1;
         self.last_seq = Some(record.seq);
         Ok(Some(record))
+    }
+
+    /// Version 3: the next compact record of the open, checked batch. (A
+    /// batch up to [`IN_MEMORY_BATCH_BYTES`] is in the read-ahead buffer
+    /// whole: nothing is read here.)
+    #[inline]
+    fn compact_record_in_batch(&mut self) -> Next {
+        let b = self.batch.expect("a checked batch is open");
+        let left = b.end - self.offset;
+        let window = batch::framed_header_window(left);
+        let h = match self.reader.fill(window) {
+            Ok(bytes) => record::decode_framed_header(b.prev_ts, bytes),
+            Err(e) => {
+                let e = self.io("read record header", e);
+                return self.fail(e);
+            }
+        };
+        let remaining = b.remaining - 1;
+        let h = match h {
+            Ok(h)
+                if h.total_len() as u64 <= left
+                    && (remaining > 0 || h.total_len() as u64 == left) =>
+            {
+                h
+            }
+            _ => return self.bad_in_batch(b),
+        };
+        self.reader.consume(h.header_bytes);
+        let len = h.len as usize;
+        if let Err(e) = self.reader.fill(len) {
+            let e = self.io("read record", e);
+            return self.fail(e);
+        }
+        self.payload = (self.reader.start, len);
+        self.reader.consume(len);
+        let seq = self.next_seq;
+        self.offset += h.total_len() as u64;
+        self.next_seq += 1;
+        self.last_seq = Some(seq);
+        if remaining == 0 {
+            self.batch = None;
+        } else {
+            self.batch = Some(OpenBatch {
+                remaining,
+                prev_ts: h.timestamp_ms,
+                ..b
+            });
+        }
+        Ok(Some(RecordMeta {
+            seq,
+            timestamp_ms: h.timestamp_ms,
+        }))
     }
 
     /// Version 2: the next record of the open, checked batch.
@@ -1143,12 +1237,7 @@ pub struct SegmentWriter {
     next_seq: u64,
     records: u64,
     created: Instant,
-    /// The batch being framed (kept between appends up to a bound).
-    frame: Vec<u8>,
 }
-
-/// The framing buffer a writer keeps between appends.
-const FRAME_KEEP_BYTES: usize = 8 << 20;
 
 impl SegmentWriter {
     /// Creates `DIR/cmdlog-{first_seq}.open`, preallocated to `prealloc_bytes`.
@@ -1212,7 +1301,6 @@ impl SegmentWriter {
             next_seq: first_seq,
             records: 0,
             created: Instant::now(),
-            frame: Vec::new(),
         })
     }
 
@@ -1250,30 +1338,39 @@ impl SegmentWriter {
         self.created
     }
 
-    /// Writes `buf` (framed records `next_seq..next_seq + count`) after the
-    /// last record, as one batch ([`crate::batch`]: a batch header, then
-    /// `buf`, in one write). Not durable until [`SegmentWriter::sync`]; after
-    /// a power cut the batch is read whole or not at all. On error the
-    /// segment must not be used again: part of the batch may be on disk.
-    pub fn append(&mut self, buf: &[u8], count: u64) -> io::Result<()> {
-        if count == 0 && buf.is_empty() {
+    /// Writes the records of `batch` (seqs `next_seq..next_seq + count`)
+    /// after the last record, as one batch ([`crate::batch`]: its header is
+    /// filled in the encoder's buffer, then header and records go out in one
+    /// write). Not durable until [`SegmentWriter::sync`]; after a power cut
+    /// the batch is read whole or not at all. On error the segment must not
+    /// be used again: part of the batch may be on disk. An empty batch
+    /// writes nothing.
+    pub fn append(&mut self, batch: &mut BatchEncoder) -> io::Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let header = batch::header_for(self.header.salt, self.next_seq, count, buf);
-        let mut framed = std::mem::take(&mut self.frame);
-        framed.clear();
-        framed.reserve(BATCH_HEADER_BYTES + buf.len());
-        framed.extend_from_slice(&header.encode(self.header.salt));
-        framed.extend_from_slice(buf);
-        let r = self.append_framed(&framed, count);
-        self.frame = framed;
-        if self.frame.capacity() > FRAME_KEEP_BYTES {
-            self.frame = Vec::new();
-        }
-        r
+        let count = u64::from(batch.count());
+        let framed = batch.finish(self.header.salt, self.next_seq);
+        Self::write_framed(&*self.file, &mut self.len, framed)?;
+        self.next_seq += count;
+        self.records += count;
+        Ok(())
     }
 
-    fn append_framed(&mut self, buf: &[u8], count: u64) -> io::Result<()> {
+    /// Frames `records` (timestamp, payload) as one batch and appends it
+    /// ([`SegmentWriter::append`] with a fresh encoder).
+    pub fn append_records<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> io::Result<()> {
+        let mut batch = BatchEncoder::new();
+        for (ts, payload) in records {
+            batch.push(ts, payload);
+        }
+        self.append(&mut batch)
+    }
+
+    fn write_framed(file: &dyn FsFile, len: &mut u64, buf: &[u8]) -> io::Result<()> {
         fail::fail_point!("segment::write", |_| Err(io::Error::from_raw_os_error(
             libc::EIO
         )));
@@ -1281,13 +1378,11 @@ impl SegmentWriter {
             libc::ENOSPC
         )));
         fail::fail_point!("segment::short-write", |_| {
-            self.file.write_all_at(&buf[..buf.len() / 2], self.len)?;
+            file.write_all_at(&buf[..buf.len() / 2], *len)?;
             Err(io::Error::from_raw_os_error(libc::EIO))
         });
-        self.file.write_all_at(buf, self.len)?;
-        self.len += buf.len() as u64;
-        self.next_seq += count;
-        self.records += count;
+        file.write_all_at(buf, *len)?;
+        *len += buf.len() as u64;
         Ok(())
     }
 
@@ -1385,9 +1480,41 @@ pub fn seal_file_on(
     Ok(sealed)
 }
 
+/// The bytes of a version-2 segment (the format written before compact
+/// records) from `first_seq` under `salt`, one batch per entry of
+/// `batches` (timestamp, payload each), as the version-2 writer framed
+/// them; `pad_to` zeros after the last batch stand for preallocation.
+/// Kept so that tests write what older builds wrote (and check it against
+/// files those builds wrote: `engine/tests/fixtures/v2`).
+pub fn encode_v2_segment(
+    first_seq: u64,
+    salt: u64,
+    batches: &[Vec<(u64, Vec<u8>)>],
+    pad_to: usize,
+) -> Vec<u8> {
+    let mut out = SegmentHeader { first_seq, salt }.encode_version(2).to_vec();
+    let mut seq = first_seq;
+    for b in batches {
+        let first = seq;
+        let mut records = Vec::new();
+        for (ts, payload) in b {
+            record::encode_parts(salt, seq, *ts, payload, &mut records);
+            seq += 1;
+        }
+        let h = batch::header_for_v2(salt, first, b.len() as u64, &records);
+        out.extend_from_slice(&h.encode_v2(salt));
+        out.extend_from_slice(&records);
+    }
+    if out.len() < pad_to {
+        out.resize(pad_to, 0);
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::batch::BATCH_HEADER_BYTES;
 
     /// Writes a *version 1* segment (bare records, the format before
     /// batches) with `n` records starting at `first` and returns its path:
@@ -1607,11 +1734,9 @@ pub(crate) mod tests {
     fn a_torn_binary_record_is_classified_without_rechecking_every_offset() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SegmentWriter::create(dir.path(), 1, 8 << 20).unwrap();
-        let mut buf = Vec::new();
-        for seq in 1..=3 {
-            record::encode_parts(w.salt(), seq, 7, format!("cmd{seq}").as_bytes(), &mut buf);
-        }
-        w.append(&buf, 3).unwrap();
+        let cmds: Vec<String> = (1..=3).map(|seq| format!("cmd{seq}")).collect();
+        w.append_records(cmds.iter().map(|c| (7, c.as_bytes())))
+            .unwrap();
         w.sync().unwrap();
         let at = w.len();
         let salt = w.salt();
@@ -1619,11 +1744,9 @@ pub(crate) mod tests {
         drop(w);
         // every 4 bytes read as a length of 1 MiB, and batch magic
         // everywhere: a header candidate at every 8th byte
-        let payload: Vec<u8> = [0u8, 0, 0x10, 0, b'T', b'B', b'A', b'T'].repeat(1 << 19);
-        let mut rec = Vec::new();
-        record::encode_parts(salt, 4, 7, &payload, &mut rec);
-        let mut framed = batch::header_for(salt, 4, 1, &rec).encode(salt).to_vec();
-        framed.extend_from_slice(&rec);
+        let m = batch::BATCH_MAGIC;
+        let payload: Vec<u8> = [0u8, 0, 0x10, 0, m[0], m[1], m[2], m[3]].repeat(1 << 19);
+        let framed = framed_batch(salt, 4, &[(7, &payload)]);
         // torn: half of the batch reached the disk
         let mut b = std::fs::read(&path).unwrap();
         b[at as usize..at as usize + (2 << 20)].copy_from_slice(&framed[..2 << 20]);
@@ -1642,10 +1765,7 @@ pub(crate) mod tests {
             }
         ));
         // a complete batch behind the damage is still found (corruption)
-        let mut rec9 = Vec::new();
-        record::encode_parts(salt, 9, 7, b"cmd9", &mut rec9);
-        let mut later = batch::header_for(salt, 9, 1, &rec9).encode(salt).to_vec();
-        later.extend_from_slice(&rec9);
+        let later = framed_batch(salt, 9, &[(7, b"cmd9")]);
         let end = at as usize + (2 << 20) + 100;
         b[end..end + later.len()].copy_from_slice(&later);
         std::fs::write(&path, &b).unwrap();
@@ -1653,26 +1773,31 @@ pub(crate) mod tests {
         assert!(!e.is_torn_tail(), "{e}");
     }
 
-    /// Writes a version-2 open segment from seq 1 with one batch per entry
-    /// of `batches` (record counts, payload `cmd{seq}`); returns its path,
-    /// its salt and the offset of each batch and of the end.
+    /// The bytes of one version-3 batch of `records` (timestamp, payload)
+    /// from `first_seq` under `salt`.
+    pub(crate) fn framed_batch(salt: u64, first_seq: u64, records: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut b = BatchEncoder::new();
+        for (ts, p) in records {
+            b.push(*ts, p);
+        }
+        b.finish(salt, first_seq).to_vec()
+    }
+
+    /// Writes an open segment (the version written) from seq 1 with one
+    /// batch per entry of `batches` (record counts, payload `cmd{seq}`,
+    /// timestamp 1000 + seq); returns its path, its salt and the offset of
+    /// each batch and of the end.
     fn write_batches(dir: &Path, batches: &[u64]) -> (PathBuf, u64, Vec<u64>) {
         let mut w = SegmentWriter::create(dir, 1, 1 << 16).unwrap();
         let mut offsets = vec![w.len()];
         let mut seq = 1;
         for &n in batches {
-            let mut buf = Vec::new();
+            let mut batch = BatchEncoder::new();
             for _ in 0..n {
-                record::encode_parts(
-                    w.salt(),
-                    seq,
-                    1000 + seq,
-                    format!("cmd{seq}").as_bytes(),
-                    &mut buf,
-                );
+                batch.push(1000 + seq, format!("cmd{seq}").as_bytes());
                 seq += 1;
             }
-            w.append(&buf, n).unwrap();
+            w.append(&mut batch).unwrap();
             offsets.push(w.len());
         }
         w.sync().unwrap();
@@ -1687,8 +1812,9 @@ pub(crate) mod tests {
     #[test]
     fn a_batch_torn_out_of_order_is_a_torn_tail_and_a_complete_batch_after_damage_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _, at) = write_batches(dir.path(), &[3, 40]);
+        let (path, _, at) = write_batches(dir.path(), &[3, 200]);
         let good = std::fs::read(&path).unwrap();
+        assert!(at[2] - at[1] > 700);
         // a hole inside the second batch, its later records intact
         let mut b = good.clone();
         let hole = at[1] as usize + 400;
@@ -1712,7 +1838,7 @@ pub(crate) mod tests {
                 reason: DecodeError::BadBatchChecksum { .. },
                 batch: Some(DamagedBatch {
                     first_seq: 4,
-                    count: Some(40)
+                    count: Some(200)
                 }),
                 ..
             }
@@ -1833,36 +1959,24 @@ pub(crate) mod tests {
         );
 
         // append and sync
-        let mut buf = Vec::new();
+        let mut buf = BatchEncoder::new();
         for seq in 1..=4 {
-            record::encode_parts(
-                w.salt(),
-                seq,
-                1000 + seq,
-                format!("cmd{seq}").as_bytes(),
-                &mut buf,
-            );
+            buf.push(1000 + seq, format!("cmd{seq}").as_bytes());
         }
         fault.inject(Op::Fdatasync, Fault::Errno(libc::EIO));
-        w.append(&buf, 4).unwrap();
+        w.append(&mut buf).unwrap();
         assert_eq!(w.sync().unwrap_err().raw_os_error(), Some(libc::EIO));
         w.sync().unwrap();
         // a short write then EIO: part of the batch on disk, a torn tail
-        let mut more = Vec::new();
+        let mut more = BatchEncoder::new();
         for seq in 5..=7 {
-            record::encode_parts(
-                w.salt(),
-                seq,
-                1000 + seq,
-                format!("cmd{seq}").as_bytes(),
-                &mut more,
-            );
+            more.push(1000 + seq, format!("cmd{seq}").as_bytes());
         }
         fault.inject(Op::Write, Fault::ShortWrite);
         fault.inject(Op::Write, Fault::Errno(libc::EIO));
         let before = w.len();
         assert_eq!(
-            w.append(&more, 3).unwrap_err().raw_os_error(),
+            w.append(&mut more).unwrap_err().raw_os_error(),
             Some(libc::EIO)
         );
         let path = w.path().to_path_buf();
@@ -1879,9 +1993,7 @@ pub(crate) mod tests {
         let dir2 = tempfile::tempdir().unwrap();
         let w = SegmentWriter::create_on(fault.handle(), dir2.path(), 1, 4096).unwrap();
         let mut w = w;
-        let mut buf = Vec::new();
-        record::encode_parts(w.salt(), 1, 1001, b"cmd1", &mut buf);
-        w.append(&buf, 1).unwrap();
+        w.append_records([(1001, &b"cmd1"[..])]).unwrap();
         let open = w.path().to_path_buf();
         fault.inject(Op::Rename, Fault::Errno(libc::EXDEV));
         let e = w.seal().unwrap_err();
@@ -1940,11 +2052,11 @@ pub(crate) mod tests {
             (0..len).map(|i| (i as u64 * 31 + seq) as u8).collect()
         };
         for batch in [1..4u64, 4..7, 7..9] {
-            let mut buf = Vec::new();
+            let mut buf = BatchEncoder::new();
             for seq in batch.clone() {
-                record::encode_parts(w.salt(), seq, seq * 10, &payload(seq), &mut buf);
+                buf.push(seq * 10, &payload(seq));
             }
-            w.append(&buf, batch.end - batch.start).unwrap();
+            w.append(&mut buf).unwrap();
         }
         w.sync().unwrap();
         let path = w.seal().unwrap();
@@ -1960,7 +2072,7 @@ pub(crate) mod tests {
             buffer = r.into_buffer();
         }
         let mut b = std::fs::read(&path).unwrap();
-        let at = b.len() - 2 * (RECORD_HEADER_BYTES + 10) - BATCH_HEADER_BYTES - big / 2;
+        let at = b.len() - 2 * (2 + 10) - BATCH_HEADER_BYTES - big / 2;
         b[at] ^= 1;
         std::fs::write(&path, &b).unwrap();
         let mut r = SegmentReader::open(&path).unwrap();
@@ -1980,6 +2092,217 @@ pub(crate) mod tests {
                 }
             ),
             "{e}"
+        );
+    }
+
+    /// Seqs read from `path` until the end or the first error.
+    fn read_until_error(path: &Path) -> (Vec<Record>, Option<SegmentError>) {
+        let mut r = SegmentReader::open(path).unwrap();
+        let mut got = Vec::new();
+        loop {
+            match r.next_record() {
+                Ok(Some(rec)) => got.push(rec),
+                Ok(None) => return (got, None),
+                Err(e) => return (got, Some(e)),
+            }
+        }
+    }
+
+    /// Every damaged byte of a version-3 segment's batches, and every cut:
+    /// the reader yields exactly the records of the batches before the
+    /// damage, then an error, a torn tail only when the damage is in the
+    /// last batch. Never a wrong record, never one of a damaged batch.
+    #[test]
+    fn every_damaged_byte_or_cut_of_a_segment_yields_only_whole_batches_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, at) = write_batches(dir.path(), &[2, 3, 1, 4]);
+        let good = std::fs::read(&path).unwrap();
+        let (all, e) = read_until_error(&path);
+        assert!(e.is_none());
+        let first_seq_of = |batch: usize| -> u64 { 1 + [0, 2, 5, 6, 10][batch] };
+        assert_eq!(all.len(), 10);
+        let end = *at.last().unwrap() as usize;
+        for pos in at[0] as usize..end {
+            let batch = at.iter().rposition(|&o| o as usize <= pos).unwrap();
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut b = good.clone();
+                b[pos] ^= x;
+                std::fs::write(&path, &b).unwrap();
+                let (got, e) = read_until_error(&path);
+                let want = (first_seq_of(batch) - 1) as usize;
+                assert_eq!(got, all[..want], "byte {pos} ^ {x:#x}");
+                let e = e.unwrap_or_else(|| panic!("byte {pos} ^ {x:#x}: no error"));
+                assert_eq!(e.offset(), at[batch], "byte {pos} ^ {x:#x}: {e}");
+                assert_eq!(e.is_torn_tail(), batch == 3, "byte {pos} ^ {x:#x}: {e}");
+            }
+        }
+        for cut in at[0] as usize..=end {
+            std::fs::write(&path, &good[..cut]).unwrap();
+            let (got, e) = read_until_error(&path);
+            let whole = at.iter().filter(|&&o| o as usize <= cut).count() - 1;
+            assert_eq!(got, all[..(first_seq_of(whole) - 1) as usize], "cut {cut}");
+            match e {
+                None => assert!(at.contains(&(cut as u64)), "cut {cut}"),
+                Some(e) => {
+                    assert!(e.is_torn_tail(), "cut {cut}: {e}");
+                    assert_eq!(e.offset(), at[whole]);
+                }
+            }
+        }
+    }
+
+    /// Version-2 segments (the format before compact records) read as
+    /// they did: records, torn tails, damage, resynchronisation.
+    #[test]
+    fn version_2_segments_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches: Vec<Vec<(u64, Vec<u8>)>> = [2u64, 3, 1, 4]
+            .iter()
+            .scan(1u64, |seq, &n| {
+                let b = (*seq..*seq + n)
+                    .map(|s| (1000 + s, format!("cmd{s}").into_bytes()))
+                    .collect();
+                *seq += n;
+                Some(b)
+            })
+            .collect();
+        let salt = 0x1234;
+        let bytes = encode_v2_segment(1, salt, &batches, 4096);
+        let path = dir.path().join(layout::open_segment_name(1));
+        std::fs::write(&path, &bytes).unwrap();
+        let r = SegmentReader::open(&path).unwrap();
+        assert_eq!((r.version(), r.salt()), (2, salt));
+        assert_eq!(read_all(&path).unwrap(), (1..=10).collect::<Vec<_>>());
+        let (recs, _) = read_until_error(&path);
+        assert!(recs.iter().all(|r| r.timestamp_ms == 1000 + r.seq));
+        // the batch offsets: segment header, then 32 + 28 bytes a record
+        let at: Vec<u64> = [0u64, 2, 5, 6, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| SEGMENT_HEADER_BYTES + i as u64 * 32 + n * 28)
+            .collect();
+        // a torn last batch
+        let mut b = bytes.clone();
+        b[at[3] as usize + 50] ^= 4;
+        std::fs::write(&path, &b).unwrap();
+        let (got, e) = read_until_error(&path);
+        assert_eq!(got.len(), 6);
+        let e = e.unwrap();
+        assert!(e.is_torn_tail(), "{e}");
+        assert_eq!(e.offset(), at[3]);
+        // damage in the middle: corruption, and resync finds batch 3
+        let mut b = bytes.clone();
+        b[at[1] as usize + 40] ^= 4;
+        std::fs::write(&path, &b).unwrap();
+        let mut r = SegmentReader::open(&path).unwrap();
+        let mut seqs = Vec::new();
+        let e = loop {
+            match r.next_meta() {
+                Ok(Some(m)) => seqs.push(m.seq),
+                Ok(None) => panic!("damage not seen"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(seqs, [1, 2]);
+        assert!(!e.is_torn_tail(), "{e}");
+        assert!(matches!(
+            e,
+            SegmentError::BadRecord {
+                reason: DecodeError::BadBatchChecksum { .. },
+                batch: Some(DamagedBatch {
+                    first_seq: 3,
+                    count: Some(3)
+                }),
+                ..
+            }
+        ));
+        assert_eq!(r.resync().unwrap(), Some((at[2], 6)));
+        while let Some(m) = r.next_meta().unwrap() {
+            seqs.push(m.seq);
+            assert_eq!(r.payload(), format!("cmd{}", m.seq).as_bytes());
+        }
+        assert_eq!(seqs, [1, 2, 6, 7, 8, 9, 10]);
+    }
+
+    /// Resynchronisation in a version-3 segment passes over exactly the
+    /// damaged batch.
+    #[test]
+    fn resync_passes_over_a_damaged_compact_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, at) = write_batches(dir.path(), &[2, 3, 1, 4]);
+        let mut b = std::fs::read(&path).unwrap();
+        b[at[1] as usize + BATCH_HEADER_BYTES + 2] ^= 0x40;
+        std::fs::write(&path, &b).unwrap();
+        let mut r = SegmentReader::open(&path).unwrap();
+        let mut seqs = Vec::new();
+        let e = loop {
+            match r.next_meta() {
+                Ok(Some(m)) => seqs.push(m.seq),
+                Ok(None) => panic!("damage not seen"),
+                Err(e) => break e,
+            }
+        };
+        assert!(!e.is_torn_tail(), "{e}");
+        assert_eq!(r.resync().unwrap(), Some((at[2], 6)));
+        while let Some(m) = r.next_meta().unwrap() {
+            assert_eq!(m.timestamp_ms, 1000 + m.seq);
+            seqs.push(m.seq);
+        }
+        assert_eq!(seqs, [1, 2, 6, 7, 8, 9, 10]);
+        assert_eq!(r.offset(), at[4]);
+    }
+
+    /// A batch whose checksum holds but whose records do not fill it (a
+    /// writer bug, or a checksum collision): none of its records is read,
+    /// and it is corruption at its start.
+    #[test]
+    fn a_batch_whose_records_do_not_fit_yields_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, salt, at) = write_batches(dir.path(), &[2, 3]);
+        let mut b = std::fs::read(&path).unwrap();
+        let start = at[1] as usize;
+        // announce 4 records where 3 stand, checksums made to hold
+        let mut h = BatchHeader::decode(Framing::V3, salt, &b[start..]).unwrap();
+        h.count = 4;
+        b[start..start + BATCH_HEADER_BYTES].copy_from_slice(&h.encode(salt));
+        std::fs::write(&path, &b).unwrap();
+        let (got, e) = read_until_error(&path);
+        assert_eq!(got.len(), 2);
+        let e = e.unwrap();
+        assert!(
+            matches!(
+                e,
+                SegmentError::BadRecord {
+                    reason: DecodeError::BatchMismatch,
+                    to_end: false,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.offset(), at[1]);
+    }
+
+    /// Timestamps in any order, at both ends of u64, survive the delta
+    /// framing of compact records.
+    #[test]
+    fn compact_records_carry_the_batch_base_timestamp_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, 0).unwrap();
+        let stamps = [u64::MAX - 1, u64::MAX, 0, 5, 3, 1 << 63, 1_700_000_000_000];
+        w.append_records(stamps.iter().map(|&t| (t, &b"x"[..])))
+            .unwrap();
+        let path = w.seal().unwrap();
+        let (got, e) = read_until_error(&path);
+        assert!(e.is_none());
+        assert_eq!(
+            got.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(),
+            stamps
+        );
+        let s = verify_segment(&path).unwrap();
+        assert_eq!(
+            (s.first_timestamp_ms, s.last_timestamp_ms),
+            (Some(u64::MAX - 1), Some(1_700_000_000_000))
         );
     }
 }

@@ -4,7 +4,8 @@
 //! order they read them (see [`crate::exec`]) and append the effect each
 //! write produced to the [`LogQueue`], which numbers it (its log position).
 //! One task owns the open segment: it takes everything queued, frames it as
-//! consecutive records, writes them with one `write` and makes them durable
+//! one batch of consecutive records ([`crate::batch::BatchEncoder`]),
+//! writes it with one `write` and makes it durable
 //! with one `fdatasync` (group commit), then publishes the new durable
 //! position through [`Health::subscribe`]. A connection holds each reply
 //! until the log position current when it was executed is durable, so no
@@ -41,9 +42,9 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::BatchEncoder;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::record;
 use crate::segment::{PreparedFile, SegmentError, SegmentWriter, PREPARED_SEGMENT_NAME};
 use crate::sys::{self, Fs};
 
@@ -412,7 +413,7 @@ pub async fn run(w: Writer, log: Log) -> Result<(), WriterError> {
 }
 
 async fn run_log(w: &Writer, mut log: Log) -> Result<(), WriterError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut buf = BatchEncoder::with_capacity(1 << 20);
     let mut cohort = Cohort::default();
     let tick_every = log.rotate_interval.min(Duration::from_millis(250));
     let mut tick = tokio::time::interval(tick_every);
@@ -501,6 +502,10 @@ struct Cohort {
 /// Longest commit delay, whatever the fsync time.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 
+/// The batch-framing buffer the writer keeps between commits (dropped after
+/// a batch of big records grew it past this).
+const FRAME_KEEP_BYTES: usize = 8 << 20;
+
 impl Cohort {
     fn committed(&mut self, records: usize, fsync: Duration) {
         self.last_batch = records;
@@ -554,10 +559,10 @@ fn poison(health: &Health, e: WriterError) -> WriterError {
 async fn commit(
     w: &Writer,
     mut log: Log,
-    mut buf: Vec<u8>,
+    mut buf: BatchEncoder,
     first: u64,
     records: Vec<(u64, Vec<u8>)>,
-) -> Result<(Log, Vec<u8>, Duration), WriterError> {
+) -> Result<(Log, BatchEncoder, Duration), WriterError> {
     fail::fail_point!("writer::commit");
     assert_eq!(
         first,
@@ -568,12 +573,12 @@ async fn commit(
     let ts_last = records.last().map(|r| r.0).unwrap_or(log.last_ts);
     let joined = tokio::task::spawn_blocking(move || {
         let outcome = (|| {
+            buf.shrink_to(FRAME_KEEP_BYTES);
             buf.clear();
-            let salt = log.seg.salt();
-            for (i, (ts, p)) in records.iter().enumerate() {
-                record::encode_parts(salt, first + i as u64, *ts, p, &mut buf);
+            for (ts, p) in &records {
+                buf.push(*ts, p);
             }
-            if let Err(source) = log.seg.append(&buf, n) {
+            if let Err(source) = log.seg.append(&mut buf) {
                 return Outcome::Failed(WriterError::Io {
                     op: "write",
                     path: log.seg.path().to_path_buf(),
@@ -589,7 +594,7 @@ async fn commit(
                 });
             }
             Outcome::Durable {
-                bytes: buf.len() as u64,
+                bytes: buf.framed_len() as u64,
                 fsync: t.elapsed(),
             }
         })();

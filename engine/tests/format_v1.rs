@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use tiered_engine::batch::BatchEncoder;
 use tiered_engine::cmd::{Set, Write};
 use tiered_engine::db::{Db, Value};
-use tiered_engine::record;
 use tiered_engine::recovery::{recover, RecoveryMode};
 use tiered_engine::segment::{verify_segment, SegmentReader, SegmentWriter};
 
@@ -42,18 +42,18 @@ fn version_1_segments_are_read() {
     assert!(r.cut_tail.is_none());
     assert!((1..=15).all(|i| has(&r.db, i)));
 
-    // a version-2 segment after them: one history
+    // a segment of the version written now after them: one history
     let mut w = SegmentWriter::create(d, 16, 4096).unwrap();
-    let mut buf = Vec::new();
+    let mut buf = BatchEncoder::new();
     for seq in 16..=18 {
         let mut p = Vec::new();
         Set::new(format!("k{seq}"), format!("v{seq}")).encode_into(&mut p);
-        record::encode_parts(w.salt(), seq, 1_700_000_000_000 + seq, &p, &mut buf);
+        buf.push(1_700_000_000_000 + seq, &p);
     }
-    w.append(&buf, 3).unwrap();
+    w.append(&mut buf).unwrap();
     w.sync().unwrap();
     let sealed2 = w.seal().unwrap();
-    assert_eq!(SegmentReader::open(&sealed2).unwrap().version(), 2);
+    assert_eq!(SegmentReader::open(&sealed2).unwrap().version(), 3);
     let r = recover(d, "archived", RecoveryMode::Strict).unwrap();
     assert_eq!(r.last_seq, 18);
     assert!((1..=18).all(|i| has(&r.db, i)));

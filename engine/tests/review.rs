@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tiered_engine::db::Value;
-use tiered_engine::record;
 use tiered_engine::recovery::{recover, RecoveryMode};
 use tiered_engine::segment::{SegmentHeader, SegmentWriter, PREPARED_SEGMENT_NAME};
 use tiered_engine::Config;
@@ -109,12 +108,12 @@ fn set_payload(i: u64) -> Vec<u8> {
 /// preallocated to 64 KiB; returns the writer (still open).
 fn open_segment(dir: &std::path::Path, first: u64, n: u64) -> SegmentWriter {
     let mut w = SegmentWriter::create(dir, first, 64 << 10).unwrap();
-    let mut buf = Vec::new();
-    for seq in first..first + n {
-        record::encode_parts(w.salt(), seq, 1_000 + seq, &set_payload(seq), &mut buf);
-    }
+    let payloads: Vec<(u64, Vec<u8>)> = (first..first + n)
+        .map(|seq| (1_000 + seq, set_payload(seq)))
+        .collect();
     if n > 0 {
-        w.append(&buf, n).unwrap();
+        w.append_records(payloads.iter().map(|(ts, p)| (*ts, &p[..])))
+            .unwrap();
         w.sync().unwrap();
     }
     w
@@ -173,9 +172,7 @@ fn every_intermediate_state_of_rotation_recovers() {
         // a torn last record in the open segment, prepared file left behind
         ("open with torn tail", |d| {
             let mut w = open_segment(d, 1, 3);
-            let mut buf = Vec::new();
-            record::encode_parts(w.salt(), 4, 2_000, &set_payload(4), &mut buf);
-            w.append(&buf, 1).unwrap();
+            w.append_records([(2_000, &set_payload(4)[..])]).unwrap();
             w.sync().unwrap();
             let (path, end) = (w.path().to_path_buf(), w.len() as usize);
             drop(w);

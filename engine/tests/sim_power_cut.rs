@@ -13,9 +13,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use tiered_engine::batch::BatchEncoder;
 use tiered_engine::cmd::{Set, Write};
 use tiered_engine::db::Value;
-use tiered_engine::record;
 use tiered_engine::recovery::{recover_on, RecoveryMode};
 use tiered_engine::segment::SegmentWriter;
 use tiered_sys::{Fs, SimFs};
@@ -46,25 +46,24 @@ fn crash_point(seed: u64) -> Outcome {
     let fs: Arc<dyn Fs> = sim.handle();
     let mut rng = Rng(seed);
     let mut w = SegmentWriter::create_on(fs.clone(), dir, 1, 1 << 20).unwrap();
-    let salt = w.salt();
     let mut seq = 1u64;
     let mut acked: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let batches = 1 + rng.below(12);
     let mut all_synced = false;
     for b in 0..batches {
         let n = 1 + rng.below(40);
-        let mut buf = Vec::new();
+        let mut buf = BatchEncoder::new();
         let mut batch = Vec::new();
         for _ in 0..n {
             let key = format!("k{seq}").into_bytes();
             let value = vec![b'a' + (seq % 26) as u8; rng.below(700) as usize];
             let mut payload = Vec::new();
             Set::new(key.clone(), value.clone()).encode_into(&mut payload);
-            record::encode_parts(salt, seq, 1_000 + seq, &payload, &mut buf);
+            buf.push(1_000 + seq, &payload);
             batch.push((key, value));
             seq += 1;
         }
-        w.append(&buf, n).unwrap();
+        w.append(&mut buf).unwrap();
         // The last batch is in flight at the power cut, half the time.
         if b + 1 < batches || rng.below(2) == 0 {
             w.sync().unwrap();

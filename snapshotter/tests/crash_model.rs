@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use tiered_engine::batch::BatchEncoder;
 use tiered_engine::cmd::{Set, Transaction, Write};
 use tiered_engine::db::{Db, Value};
 use tiered_engine::history;
-use tiered_engine::record;
 use tiered_engine::recovery::{recover_on, Recovered, RecoveryMode};
 use tiered_engine::segment::{self, SegmentWriter};
 use tiered_engine::snapshot;
@@ -161,7 +161,7 @@ fn run_seed(seed: u64) -> Stats {
                     let w = w.as_mut().expect("a segment writer");
                     let n = 1 + rng.below(8);
                     let mut after = model.clone();
-                    let mut buf = Vec::new();
+                    let mut buf = BatchEncoder::new();
                     // now and then the writes are one MULTI/EXEC: one record
                     let txn = n > 1 && rng.below(3) == 0;
                     let mut txn_payloads = Vec::new();
@@ -173,21 +173,22 @@ fn run_seed(seed: u64) -> Stats {
                         if txn {
                             txn_payloads.push(p);
                         } else {
-                            record::encode_parts(w.salt(), seq, 1_000 + seq, &p, &mut buf);
+                            buf.push(1_000 + seq, &p);
                             seq += 1;
                         }
                         after.insert(k, v.into_bytes());
                     }
                     let records = if txn {
                         let p = Transaction::payload(&txn_payloads);
-                        record::encode_parts(w.salt(), seq, 1_000 + seq, &p, &mut buf);
+                        buf.push(1_000 + seq, &p);
                         seq += 1;
                         1
                     } else {
                         n
                     };
+                    assert_eq!(u64::from(buf.count()), records);
                     let unsynced = cutting && rng.below(2) == 0;
-                    let acked = w.append(&buf, records).is_ok() && !unsynced && w.sync().is_ok();
+                    let acked = w.append(&mut buf).is_ok() && !unsynced && w.sync().is_ok();
                     if acked {
                         model = after;
                     } else {

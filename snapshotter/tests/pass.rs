@@ -398,7 +398,7 @@ fn a_failing_syscall_stops_the_pass_and_the_next_pass_finishes() {
 fn set_effects_are_replayed_into_the_snapshot() {
     use tiered_engine::cmd::{sets::SetOp, Effect, SAdd, SPop, SStore};
     use tiered_engine::db::{Members, Value};
-    use tiered_engine::record::{self, Record};
+    use tiered_engine::record::Record;
     use tiered_engine::segment::SegmentWriter;
 
     let d = tempfile::tempdir().unwrap();
@@ -429,7 +429,7 @@ fn set_effects_are_replayed_into_the_snapshot() {
         .encode(),
     ];
     let mut w = SegmentWriter::create(d.path(), 1, 0).unwrap();
-    let mut buf = Vec::new();
+    let mut buf = tiered_engine::batch::BatchEncoder::new();
     let mut want = tiered_engine::db::Db::new();
     for (i, payload) in payloads.into_iter().enumerate() {
         let rec = Record {
@@ -438,9 +438,9 @@ fn set_effects_are_replayed_into_the_snapshot() {
             payload,
         };
         want.apply_logged(&rec).unwrap();
-        record::encode(w.salt(), &rec, &mut buf);
+        buf.push(rec.timestamp_ms, &rec.payload);
     }
-    w.append(&buf, 4).unwrap();
+    w.append(&mut buf).unwrap();
     w.sync().unwrap();
     w.seal().unwrap();
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::{self, DecodeError};
+use crate::record::DecodeError;
 use crate::segment::SegmentWriter;
 use crate::snapshot::write_snapshot;
 use crate::sys::{Fault, FaultFs, Op, Rule};
@@ -10,15 +10,8 @@ fn segment(dir: &Path, first: u64, n: u64, seal: bool) -> PathBuf {
     let mut w = SegmentWriter::create(dir, first, 4096).unwrap();
     // one batch per record: damage to a record is damage to its batch
     for seq in first..first + n {
-        let mut buf = Vec::new();
-        record::encode_parts(
-            w.salt(),
-            seq,
-            1000 + seq,
-            format!("cmd{seq}").as_bytes(),
-            &mut buf,
-        );
-        w.append(&buf, 1).unwrap();
+        w.append_records([(1000 + seq, format!("cmd{seq}").as_bytes())])
+            .unwrap();
     }
     w.sync().unwrap();
     if seal {
@@ -95,7 +88,7 @@ fn damage_record(path: &Path, index: usize) -> u64 {
     let at = r.offset();
     let mut b = std::fs::read(path).unwrap();
     // a record byte, past the batch header: the batch checksum fails
-    b[at as usize + crate::batch::BATCH_HEADER_BYTES + 26] ^= 0x5a;
+    b[at as usize + crate::batch::BATCH_HEADER_BYTES + 3] ^= 0x5a;
     std::fs::write(path, b).unwrap();
     at
 }

@@ -5,10 +5,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use tiered_engine::batch::BatchEncoder;
 use tiered_engine::cmd::{Effect, Set};
 use tiered_engine::db::Db;
 use tiered_engine::layout;
-use tiered_engine::record::{self, Record};
+use tiered_engine::record::Record;
 use tiered_engine::segment::SegmentWriter;
 
 /// A SET command.
@@ -60,7 +61,7 @@ impl History {
 
     fn write(&mut self, n: u64) -> SegmentWriter {
         let mut w = SegmentWriter::create(&self.dir, self.next_seq, 0).unwrap();
-        let mut buf = Vec::new();
+        let mut buf = BatchEncoder::new();
         for _ in 0..n {
             let seq = self.next_seq;
             let cmd = set(&format!("k{}", seq % 7), &format!("v{seq}"));
@@ -69,7 +70,7 @@ impl History {
                 timestamp_ms: self.next_ts_ms,
                 payload: cmd.encode(),
             };
-            record::encode(w.salt(), &rec, &mut buf);
+            buf.push(rec.timestamp_ms, &rec.payload);
             let mut db = self.states.last().unwrap().clone();
             db.apply_logged(&rec).unwrap();
             self.states.push(db);
@@ -77,7 +78,7 @@ impl History {
             self.next_seq += 1;
             self.next_ts_ms += 1000;
         }
-        w.append(&buf, n).unwrap();
+        w.append(&mut buf).unwrap();
         w.sync().unwrap();
         w
     }
