@@ -49,8 +49,8 @@ fn pass_moves_across_file_systems() {
 fn full_archive_is_reported_by_errno_and_keeps_the_source() {
     let d = tempfile::tempdir().unwrap();
     let mut h = History::new(d.path());
-    // ~100 KB of log, a 64 KB archive.
-    let log = h.sealed(3000);
+    // ~100 KB of log (compact records: ~14 bytes each), a 64 KB archive.
+    let log = h.sealed(7000);
     assert!(fs::metadata(&log).unwrap().len() > 64 * 1024);
     let _tmpfs = Tmpfs::mount(&d.path().join("archived"), "64k");
     let original = fs::read(&log).unwrap();
@@ -78,7 +78,7 @@ fn full_archive_is_reported_by_errno_and_keeps_the_source() {
         "{err}"
     );
     assert_eq!(fs::read(&log).unwrap(), original);
-    assert!(d.path().join(snap_name(3000)).exists());
+    assert!(d.path().join(snap_name(7000)).exists());
     assert!(metrics
         .encode()
         .contains("tiered_snapshotter_errors_total{step=\"archive\"} 1"));
