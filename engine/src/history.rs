@@ -30,9 +30,13 @@
 //!     ─► Step::Skipped(e)   damage passed over (OnDamage::Skip only)
 //! ```
 //!
-//! Memory is bounded by one record (and the reader's 1 MiB buffer), never by
-//! the size of a segment or of the history. Applying a record is the
-//! caller's business (one call into the state machine per consumer).
+//! Memory is bounded by the reader's buffer (1 MiB of read-ahead, grown to
+//! hold one batch up to 16 MiB or one record), never by the size of a
+//! segment or of the history. Records are read in place: [`Walk::next_step`]
+//! yields a [`RecordMeta`] and [`Walk::payload`] borrows the payload from
+//! the reader's buffer (no copy, no allocation per record). Applying a
+//! record is the caller's business (one call into the state machine per
+//! consumer). Every segment format version (1, 2, 3) is read here.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;

@@ -13,8 +13,10 @@
 //! - [`layout`]: file names in a persistence dir (the one parser of them).
 //! - [`history`]: the one walker over snapshots and segments, primary and
 //!   archive: listing, order, torn-tail rule, records from a start point.
-//! - [`record`]: one command-log record (framing, salted CRC, bounds).
-//! - [`batch`]: one group commit framed as one batch (format version 2).
+//! - [`record`]: one command-log record (compact framing in format version
+//!   3; the fixed, salted-CRC framing of versions 1 and 2; bounds).
+//! - [`batch`]: one group commit framed as one batch (format versions 2
+//!   and 3), its encoder and in-memory decoder.
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index;
 //!   [`zset`]: the sorted set value and its ranges.
