@@ -179,7 +179,7 @@ pub enum SegmentError {
     },
 }
 
-/// The batch at a damaged offset (format version 2).
+/// The batch at a damaged offset (format versions 2 and 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DamagedBatch {
     /// The seq its first record should carry (the next expected one).
@@ -697,7 +697,7 @@ impl SegmentReader {
         Ok(true)
     }
 
-    /// Damage at `self.offset` (version 1: a record; version 2: the batch
+    /// Damage at `self.offset` (version 1: a record; versions 2 and 3: the batch
     /// starting there, `count` from its header when intact): a torn tail
     /// when nothing valid follows.
     fn damage(&mut self, reason: DecodeError, count: Option<u32>) -> Next {
