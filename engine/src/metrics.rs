@@ -31,7 +31,7 @@ pub struct Metrics {
     pub registry: Registry,
     /// (ok, error) counters of every known command, created up front so the
     /// hot path does not lock the family.
-    command_counters: std::collections::HashMap<&'static str, (Counter, Counter)>,
+    command_counters: rustc_hash::FxHashMap<&'static str, (Counter, Counter)>,
     pub commands: Family<CommandLabels, Counter>,
     pub logged_records: Counter,
     pub logged_bytes: Counter,

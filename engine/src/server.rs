@@ -814,6 +814,11 @@ async fn serve_connection(
     let mut partial = resp::Partial::default();
     // QUIT, a protocol error or shutdown: no more requests are read
     let mut closing = false;
+    // registered once, not on every turn of the loop
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let killed = client.kill.cancelled();
+    tokio::pin!(killed);
     loop {
         // Execute what is buffered, a bounded batch at a time.
         // (a blocked connection executes nothing until it is answered)
@@ -917,8 +922,8 @@ async fn serve_connection(
                 closing |= shared.core.resume(session, h, shared.as_ref(), &mut held);
                 client.set_blocked(session.is_blocked());
             }
-            _ = stop.cancelled(), if reading || blocked => closing = true,
-            _ = client.kill.cancelled() => return Ok(()),
+            _ = &mut stopped, if reading || blocked => closing = true,
+            _ = &mut killed => return Ok(()),
         }
     }
 }

@@ -150,7 +150,7 @@ mod tests;
 #[cfg(test)]
 mod zset_tests;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 pub use append::Append;
@@ -873,10 +873,10 @@ pub fn command_names() -> impl Iterator<Item = &'static str> {
 /// Longest command name (lookups of longer names fail without hashing).
 const MAX_NAME: usize = 32;
 
-fn by_name() -> &'static HashMap<&'static [u8], &'static Spec> {
-    static MAP: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
+fn by_name() -> &'static FxHashMap<&'static [u8], &'static Spec> {
+    static MAP: OnceLock<FxHashMap<&'static [u8], &'static Spec>> = OnceLock::new();
     MAP.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = FxHashMap::default();
         for s in TABLE {
             assert!(s.name.len() <= MAX_NAME && s.name == s.name.to_ascii_lowercase());
             assert!(
