@@ -17,7 +17,8 @@
 //! - [`batch`]: one group commit framed as one batch (format version 2).
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index;
-//!   [`zset`]: the sorted set value and its ranges.
+//!   [`hash`]: the hash value (packed like Redis's listpack while small, a
+//!   table beyond); [`zset`]: the sorted set value and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -47,6 +48,7 @@ pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod exec;
+pub mod hash;
 pub mod history;
 pub mod inspect;
 pub mod layout;
