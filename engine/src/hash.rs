@@ -281,11 +281,15 @@ fn pair_at(buf: &[u8], start: usize) -> (Found, usize) {
 fn find(buf: &[u8], field: &[u8]) -> Option<Found> {
     let mut pos = 0;
     while pos < buf.len() {
-        let (p, field_start) = pair_at(buf, pos);
-        if &buf[field_start..p.value_len_at] == field {
-            return Some(p);
+        let start = pos;
+        let flen = read_len(buf, &mut pos);
+        let candidate = &buf[pos..pos + flen];
+        // the last byte first: fields of one hash often share a prefix
+        if flen == field.len() && candidate.last() == field.last() && candidate == field {
+            return Some(pair_at(buf, start).0);
         }
-        pos = p.end;
+        pos += flen;
+        pos += read_len(buf, &mut pos);
     }
     None
 }
@@ -580,6 +584,84 @@ mod tests {
             let rebuilt: Hash = want.into_iter().collect();
             assert_eq!(rebuilt, h);
             assert_eq!(pairs_of(&rebuilt), pairs_of(&h));
+        }
+    }
+
+    /// Not a test: times the hash against the IndexMap it replaced (run
+    /// `cargo test --release -p tiered-engine --lib hash::tests::speed --
+    /// --ignored --nocapture`). ns per operation.
+    #[test]
+    #[ignore]
+    fn speed_against_index_map() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        fn time(what: &str, n: usize, mut f: impl FnMut()) {
+            let t = Instant::now();
+            f();
+            println!(
+                "{what:<44} {:>8.1} ns/op",
+                t.elapsed().as_nanos() as f64 / n as f64
+            );
+        }
+        for (fields, rounds) in [(100_000usize, 3usize), (80, 20_000), (8, 200_000)] {
+            let names: Vec<Vec<u8>> = (0..fields)
+                .map(|i| format!("element:{i:06}").into_bytes())
+                .collect();
+            let n = fields * rounds;
+            for _ in 0..2 {
+                time(
+                    &format!("{fields} fields: IndexMap insert+overwrite"),
+                    n,
+                    || {
+                        for _ in 0..rounds {
+                            let mut m: Table = IndexMap::new();
+                            for f in &names {
+                                m.insert(f.clone(), b"xxxxxxxx".to_vec());
+                            }
+                            for f in &names {
+                                m.insert(f.clone(), b"yyyyyyyy".to_vec());
+                            }
+                            black_box(&m);
+                        }
+                    },
+                );
+                time(
+                    &format!("{fields} fields: Hash insert+overwrite"),
+                    n,
+                    || {
+                        for _ in 0..rounds {
+                            let mut h = Hash::new();
+                            for f in &names {
+                                h.insert(f.clone(), b"xxxxxxxx".to_vec());
+                            }
+                            for f in &names {
+                                h.insert(f.clone(), b"yyyyyyyy".to_vec());
+                            }
+                            black_box(&h);
+                        }
+                    },
+                );
+                let m: Table = names.iter().map(|f| (f.clone(), b"v".to_vec())).collect();
+                let h: Hash = names.iter().map(|f| (f.clone(), b"v".to_vec())).collect();
+                time(&format!("{fields} fields: IndexMap get"), n, || {
+                    for _ in 0..rounds {
+                        for f in &names {
+                            black_box(m.get(f.as_slice()));
+                        }
+                    }
+                });
+                time(
+                    &format!("{fields} fields ({}): Hash get", h.encoding()),
+                    n,
+                    || {
+                        for _ in 0..rounds {
+                            for f in &names {
+                                black_box(h.get(f));
+                            }
+                        }
+                    },
+                );
+            }
         }
     }
 }
