@@ -11,10 +11,11 @@
 //!   ```
 //!
 //!   (varint: LEB128, 7 bits a byte, low first; one byte for every length
-//!   the packed form holds). A lookup walks the pairs, as Redis walks its
-//!   listpack; an insert appends, a removal closes the gap, each with one
-//!   reallocation. A hash of one small field costs one allocation of a few
-//!   bytes more than its field and value.
+//!   the packed form holds). Up to 21 bytes of pairs (a field of a few
+//!   bytes and a value of 16) are kept in the `Hash` itself and allocate
+//!   nothing; longer ones in one boxed buffer. A lookup walks the pairs, as
+//!   Redis walks its listpack; an insert appends, a removal closes the gap,
+//!   each with one reallocation.
 //! - **Table**: a boxed [`IndexMap`] (hashed lookup, insertion order). A
 //!   packed hash that outgrows either bound is converted once and stays a
 //!   table, even if it shrinks again (as Redis never converts a hashtable
@@ -61,13 +62,23 @@ pub struct Hash(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// `len` pairs, packed in `buf` (exactly sized: no spare capacity).
+    /// `len` pairs packed in `bytes[..used]`, in place (no allocation).
+    Inline {
+        len: u8,
+        used: u8,
+        bytes: [u8; INLINE_BYTES],
+    },
+    /// `len` pairs packed in `buf` (exactly sized: no spare capacity).
     Packed {
         len: u32,
         buf: Box<[u8]>,
     },
     Table(Box<Table>),
 }
+
+/// Packed pairs of at most this many bytes are kept in the [`Hash`] itself
+/// (what is left of its 24 bytes beside the form and the two counts).
+const INLINE_BYTES: usize = 21;
 
 impl Default for Hash {
     fn default() -> Hash {
@@ -78,15 +89,17 @@ impl Default for Hash {
 impl Hash {
     /// An empty (packed) hash; allocates nothing.
     pub fn new() -> Hash {
-        Hash(Repr::Packed {
+        Hash(Repr::Inline {
             len: 0,
-            buf: Box::default(),
+            used: 0,
+            bytes: [0; INLINE_BYTES],
         })
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
         match &self.0 {
+            Repr::Inline { len, .. } => usize::from(*len),
             Repr::Packed { len, .. } => *len as usize,
             Repr::Table(t) => t.len(),
         }
@@ -96,9 +109,9 @@ impl Hash {
         self.len() == 0
     }
 
-    /// True while the hash is in its packed form.
+    /// True while the hash is in its packed form (in place or not).
     pub fn is_packed(&self) -> bool {
-        matches!(self.0, Repr::Packed { .. })
+        !matches!(self.0, Repr::Table(_))
     }
 
     /// The form as OBJECT ENCODING names it.
@@ -113,8 +126,11 @@ impl Hash {
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.0 {
-            Repr::Packed { buf, .. } => find(buf, field).map(|p| &buf[p.value_start..p.end]),
             Repr::Table(t) => t.get(field).map(Vec::as_slice),
+            _ => {
+                let buf = self.packed()?;
+                find(buf, field).map(|p| &buf[p.value_start..p.end])
+            }
         }
     }
 
@@ -128,34 +144,35 @@ impl Hash {
     /// to a table when the pair is too long or the hash outgrows
     /// [`MAX_PACKED_ENTRIES`].
     pub fn insert(&mut self, field: Vec<u8>, value: Vec<u8>) -> bool {
-        let Repr::Packed { len, buf } = &mut self.0 else {
+        let Some(buf) = self.packed() else {
             return self.table().insert(field, value).is_none();
         };
         if field.len() > MAX_PACKED_VALUE || value.len() > MAX_PACKED_VALUE {
             return self.table().insert(field, value).is_none();
         }
         match find(buf, &field) {
-            Some(p) => {
-                if p.end - p.value_start == value.len() {
-                    buf[p.value_start..p.end].copy_from_slice(&value);
-                } else {
-                    let mut b = Vec::with_capacity(
-                        buf.len() - (p.end - p.value_len_at) + len_size(value.len()) + value.len(),
-                    );
-                    b.extend_from_slice(&buf[..p.value_len_at]);
-                    put_len(&mut b, value.len());
-                    b.extend_from_slice(&value);
-                    b.extend_from_slice(&buf[p.end..]);
-                    *buf = b.into_boxed_slice();
-                }
+            Some(p) if p.end - p.value_start == value.len() => {
+                self.packed_mut()[p.value_start..p.end].copy_from_slice(&value);
                 false
             }
-            None if *len as usize >= MAX_PACKED_ENTRIES => {
+            Some(p) => {
+                let mut b = Vec::with_capacity(
+                    buf.len() - (p.end - p.value_len_at) + len_size(value.len()) + value.len(),
+                );
+                b.extend_from_slice(&buf[..p.value_len_at]);
+                put_len(&mut b, value.len());
+                b.extend_from_slice(&value);
+                b.extend_from_slice(&buf[p.end..]);
+                self.set_packed(self.len(), b);
+                false
+            }
+            None if self.len() >= MAX_PACKED_ENTRIES => {
                 self.table().insert(field, value);
                 true
             }
             None => {
-                let mut b = std::mem::take(buf).into_vec();
+                let len = self.len() + 1;
+                let mut b = self.take_packed();
                 b.reserve_exact(
                     len_size(field.len()) + field.len() + len_size(value.len()) + value.len(),
                 );
@@ -163,8 +180,7 @@ impl Hash {
                 b.extend_from_slice(&field);
                 put_len(&mut b, value.len());
                 b.extend_from_slice(&value);
-                *buf = b.into_boxed_slice();
-                *len += 1;
+                self.set_packed(len, b);
                 true
             }
         }
@@ -175,30 +191,30 @@ impl Hash {
     /// place). True when it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.0 {
-            Repr::Packed { len, buf } => {
-                let Some(p) = find(buf, field) else {
-                    return false;
-                };
-                let mut b = std::mem::take(buf).into_vec();
-                b.drain(p.start..p.end);
-                *buf = b.into_boxed_slice();
-                *len -= 1;
-                true
-            }
             Repr::Table(t) if t.len() > ORDERED_MAX => t.swap_remove(field).is_some(),
             Repr::Table(t) => t.shift_remove(field).is_some(),
+            _ => {
+                let Some(p) = self.packed().and_then(|buf| find(buf, field)) else {
+                    return false;
+                };
+                let len = self.len() - 1;
+                let mut b = self.take_packed();
+                b.drain(p.start..p.end);
+                self.set_packed(len, b);
+                true
+            }
         }
     }
 
     /// The (field, value) pairs in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter(match &self.0 {
-            Repr::Packed { len, buf } => IterRepr::Packed {
-                buf,
-                pos: 0,
-                left: *len as usize,
-            },
             Repr::Table(t) => IterRepr::Table(t.iter()),
+            _ => IterRepr::Packed {
+                buf: self.packed().unwrap_or_default(),
+                pos: 0,
+                left: self.len(),
+            },
         })
     }
 
@@ -207,17 +223,63 @@ impl Hash {
         self.iter().map(|(f, _)| f)
     }
 
+    /// The packed pairs (None for a table).
+    fn packed(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Inline { used, bytes, .. } => Some(&bytes[..usize::from(*used)]),
+            Repr::Packed { buf, .. } => Some(buf),
+            Repr::Table(_) => None,
+        }
+    }
+
+    /// The packed pairs, to change in place (same length).
+    fn packed_mut(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Repr::Inline { used, bytes, .. } => &mut bytes[..usize::from(*used)],
+            Repr::Packed { buf, .. } => buf,
+            Repr::Table(_) => unreachable!("only called on a packed hash"),
+        }
+    }
+
+    /// The packed pairs as a vector, to be given back by [`Hash::set_packed`]
+    /// (a boxed buffer is moved, not copied).
+    fn take_packed(&mut self) -> Vec<u8> {
+        match &mut self.0 {
+            Repr::Inline { used, bytes, .. } => bytes[..usize::from(*used)].to_vec(),
+            Repr::Packed { buf, .. } => std::mem::take(buf).into_vec(),
+            Repr::Table(_) => unreachable!("only called on a packed hash"),
+        }
+    }
+
+    /// Makes the hash `len` pairs packed in `b`: in place when they fit.
+    fn set_packed(&mut self, len: usize, b: Vec<u8>) {
+        self.0 = if b.len() <= INLINE_BYTES {
+            let mut bytes = [0; INLINE_BYTES];
+            bytes[..b.len()].copy_from_slice(&b);
+            Repr::Inline {
+                len: len as u8,
+                used: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Repr::Packed {
+                len: len as u32,
+                buf: b.into_boxed_slice(),
+            }
+        };
+    }
+
     /// The table form, converting a packed hash first (once: it stays a
     /// table).
     fn table(&mut self) -> &mut Table {
-        if let Repr::Packed { len, buf } = &self.0 {
-            let mut t = Table::with_capacity(*len as usize + 1);
+        if let Some(buf) = self.packed() {
+            let mut t = Table::with_capacity(self.len() + 1);
             t.extend(pairs(buf).map(|(f, v)| (f.to_vec(), v.to_vec())));
             self.0 = Repr::Table(Box::new(t));
         }
         match &mut self.0 {
             Repr::Table(t) => t,
-            Repr::Packed { .. } => unreachable!("converted above"),
+            _ => unreachable!("converted above"),
         }
     }
 }
@@ -381,7 +443,7 @@ impl FromIterator<(Vec<u8>, Vec<u8>)> for Hash {
 /// their order and form (as two maps are equal).
 impl PartialEq for Hash {
     fn eq(&self, other: &Hash) -> bool {
-        if let (Repr::Packed { buf: a, .. }, Repr::Packed { buf: b, .. }) = (&self.0, &other.0) {
+        if let (Some(a), Some(b)) = (self.packed(), other.packed()) {
             if a == b {
                 return true;
             }
@@ -447,6 +509,36 @@ mod tests {
         assert!(!h.remove(b"b"));
         assert_eq!(pairs_of(&h), vec![(b("a"), vec![7; 50])]);
         assert_eq!(h.encoding(), "listpack");
+    }
+
+    /// Pairs of at most INLINE_BYTES packed bytes live in the Hash itself;
+    /// growing past that moves them to a buffer, shrinking moves them back.
+    #[test]
+    fn small_pairs_are_kept_in_place() {
+        let inline = |h: &Hash| matches!(h.0, Repr::Inline { .. });
+        let mut h = Hash::new();
+        assert!(inline(&h));
+        // the memory benchmark's hash: one field "f", a 16-byte value
+        assert!(h.insert(b("f"), vec![b'v'; 16]));
+        assert!(inline(&h));
+        assert_eq!(h.get(b"f"), Some(&[b'v'; 16][..]));
+        assert!(!h.insert(b("f"), vec![b'v'; 15]));
+        // 3 + 15 + 3 bytes: 21, still in place
+        assert!(h.insert(b("g"), vec![]));
+        assert!(inline(&h) && h.len() == 2);
+        assert!(!h.insert(b("g"), b("1")));
+        assert!(!inline(&h) && h.is_packed());
+        assert_eq!(
+            pairs_of(&h),
+            vec![(b("f"), vec![b'v'; 15]), (b("g"), b("1"))]
+        );
+        assert!(h.remove(b"f"));
+        assert!(inline(&h));
+        assert_eq!(pairs_of(&h), vec![(b("g"), b("1"))]);
+        assert!(!h.insert(b("g"), b("2")));
+        assert_eq!(h.get(b"g"), Some(&b"2"[..]));
+        assert!(h.remove(b"g") && h.is_empty() && inline(&h));
+        assert_eq!(h, Hash::new());
     }
 
     #[test]
@@ -533,14 +625,16 @@ mod tests {
     /// have it (packed until a bound is crossed, then a table for good).
     #[test]
     fn behaves_as_an_index_map_model() {
+        let (mut inline_seen, mut boxed_seen) = (false, false);
         for seed in 0..60u64 {
             let mut r = Rng(seed);
             let mut h = Hash::new();
             let mut model: IndexMap<Vec<u8>, Vec<u8>> = IndexMap::new();
             let mut crossed = false;
-            // some seeds stay small, some grow past 128 and 512 fields
-            let fields = [20, 150, 700][seed as usize % 3];
-            let long_every = [0, 400, 40][(seed / 3) as usize % 3];
+            // some seeds stay tiny (in place) or small, some grow past 128
+            // and 512 fields
+            let fields = [3, 20, 150, 700][seed as usize % 4];
+            let long_every = [0, 400, 40][(seed / 4) as usize % 3];
             for step in 0..3000 {
                 let f = format!("f{}", r.below(fields)).into_bytes();
                 match r.below(10) {
@@ -548,7 +642,8 @@ mod tests {
                         let vlen = if long_every > 0 && r.below(long_every) == 0 {
                             MAX_PACKED_VALUE + 1 + r.below(100) as usize
                         } else {
-                            r.below(MAX_PACKED_VALUE as u64 + 1) as usize
+                            // short values half the time
+                            r.below([8, MAX_PACKED_VALUE as u64 + 1][step % 2]) as usize
                         };
                         let v = vec![b'a' + (step % 26) as u8; vlen];
                         crossed |= vlen > MAX_PACKED_VALUE;
@@ -570,6 +665,8 @@ mod tests {
                     }
                 }
                 assert_eq!(h.len(), model.len());
+                inline_seen |= matches!(h.0, Repr::Inline { len: 1.., .. });
+                boxed_seen |= matches!(h.0, Repr::Packed { .. });
                 assert_eq!(h.is_packed(), !crossed, "seed {seed} step {step}");
                 assert_eq!(h.iter().len(), model.len());
                 if step % 97 == 0 || model.len() < 8 {
@@ -585,6 +682,7 @@ mod tests {
             assert_eq!(rebuilt, h);
             assert_eq!(pairs_of(&rebuilt), pairs_of(&h));
         }
+        assert!(inline_seen && boxed_seen, "both packed forms met");
     }
 
     /// Not a test: times the hash against the IndexMap it replaced (run
