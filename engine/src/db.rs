@@ -18,25 +18,7 @@ use std::ops::Bound;
 /// Key/value (or field/value) pairs of MSET and HSET.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// A hash value: field -> value, in insertion order (as Redis keeps a
-/// small hash, a listpack: HGETALL, HKEYS, HSCAN and DUMP list fields in
-/// the order they were added). Remove fields with [`hash_remove`].
-pub type Hash = indexmap::IndexMap<Vec<u8>, Vec<u8>>;
-
-/// Past this many fields Redis's hash is a hashtable whose order is
-/// arbitrary; the engine then removes in O(1) (the last field takes the
-/// removed one's place) instead of shifting the fields after it.
-const HASH_ORDERED_MAX: usize = 512;
-
-/// Removes `field` from `h`, keeping the order of the others (small
-/// hashes, as a listpack does); returns its value.
-pub fn hash_remove(h: &mut Hash, field: &[u8]) -> Option<Vec<u8>> {
-    if h.len() > HASH_ORDERED_MAX {
-        h.swap_remove(field)
-    } else {
-        h.shift_remove(field)
-    }
-}
+pub use crate::hash::Hash;
 
 /// A list value: elements from head (left) to tail (right). Never empty
 /// in the state: a command that empties a list removes the key.

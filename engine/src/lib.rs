@@ -19,7 +19,8 @@
 //!   and 3), its encoder and in-memory decoder.
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index;
-//!   [`zset`]: the sorted set value and its ranges.
+//!   [`hash`]: the hash value (packed like Redis's listpack while small, a
+//!   table beyond); [`zset`]: the sorted set value and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -49,6 +50,7 @@ pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod exec;
+pub mod hash;
 pub mod history;
 pub mod inspect;
 pub mod layout;

@@ -10,7 +10,7 @@
 //!  +---------+-------------+--------------------+-----------+-------------------------------+
 //!  | kind u8 | has_exp u8  | [expire_at_ms u64] | key:bytes | 1: value:bytes                |
 //!  | 1 str   | 0 or 1      |  if has_exp = 1    |           | 2: n u32, n × (field, value)  |
-//!  | 2 hash  |             |                    |           |    (fields strictly increasing)|
+//!  | 2 hash  |             |                    |           |    (fields distinct, in order) |
 //!  | 3 list  |             |                    |           | 3: n u32 (> 0), n × value     |
 //!  | 4 set   |             |                    |           |    (head to tail)             |
 //!  | 5 zset  |             |                    |           | 4: n u32 (> 0), n × member    |
@@ -23,6 +23,8 @@
 //!  trailer: crc u32 LE = CRC32(every byte before it)
 //!  version 1 files (no lists) load unchanged; version 2 adds kind 3;
 //!  version 3 adds kinds 4 (sets) and 5 (sorted sets).
+//!  A hash's fields are in the hash's (insertion) order, any version; files
+//!  of engines before that order was kept have them increasing.
 //!  bytes = u32 LE length (<= MAX_RECORD_BYTES and <= what is left) + data
 //! ```
 //!
@@ -399,16 +401,16 @@ fn parse(
                 if u64::from(n) > (r.body_len - r.offset) / 8 {
                     return Err(r.corrupt(format!("{n} hash fields cannot fit")));
                 }
+                // fields in the hash's order (insertion order, which the
+                // writer keeps); files written before hashes kept it have
+                // them increasing. A repeated field is damage.
                 let mut h = Hash::new();
-                let mut prev: Option<Vec<u8>> = None;
                 for _ in 0..n {
                     let f = r.bytes()?;
                     let v = r.bytes()?;
-                    if prev.as_ref().is_some_and(|p| *p >= f) {
-                        return Err(r.corrupt("hash fields out of order"));
+                    if !h.insert(f, v) {
+                        return Err(r.corrupt("repeated hash field"));
                     }
-                    prev = Some(f.clone());
-                    h.insert(f, v);
                 }
                 if h.is_empty() {
                     return Err(r.corrupt("empty hash"));
@@ -683,6 +685,57 @@ mod tests {
         std::fs::write(&p, &b).unwrap();
         let e = read_snapshot(&p).unwrap_err();
         assert!(e.to_string().contains("out of order"), "{e}");
+    }
+
+    /// A hash's fields are written and read in its own (insertion) order,
+    /// packed or a table; a repeated field is damage. (Before, the reader
+    /// wanted them increasing while the writer kept insertion order, so a
+    /// snapshot holding `HSET h b 1 a 2` was refused as damaged.)
+    #[test]
+    fn hash_fields_keep_their_order_and_may_not_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::new();
+        let small = vec![
+            (b"b".to_vec(), b"1".to_vec()),
+            (b"a".to_vec(), b"2".to_vec()),
+        ];
+        let big: Vec<_> = (0..300u32)
+            .rev()
+            .map(|i| (format!("f{i}").into_bytes(), vec![b'v'; i as usize % 90]))
+            .collect();
+        for (key, pairs) in [(b"s", &small), (b"t", &big)] {
+            HSet {
+                key: key.to_vec(),
+                pairs: pairs.clone(),
+            }
+            .apply(&mut db, 0);
+        }
+        let p = write_snapshot(dir.path(), 5, &db).unwrap();
+        let (_, back) = read_snapshot(&p).unwrap();
+        assert_eq!(back, db);
+        for (key, pairs, packed) in [(b"s", &small, true), (b"t", &big, false)] {
+            let Some(Value::Hash(h)) = back.get(key, 0) else {
+                panic!("no hash")
+            };
+            let got: Vec<_> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            assert_eq!(&got, pairs);
+            assert_eq!(h.is_packed(), packed);
+        }
+        // the same file with the small hash's second field renamed to its first
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes
+            .windows(12)
+            .position(|w| w == [1, 0, 0, 0, b'b', 1, 0, 0, 0, b'1', 1, 0])
+            .unwrap();
+        bytes[at + 14] = b'b';
+        let n = bytes.len();
+        let crc = crc32fast::hash(&bytes[..n - 4]);
+        bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(matches!(
+            read_snapshot(&p),
+            Err(SnapshotError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::codec::{describe_words, put_bytes, put_list, DecodeError, Decoder};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys};
-use crate::db::{hash_remove, Db, Entry, Value};
+use crate::db::{Db, Entry, Value};
 use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
@@ -69,11 +69,7 @@ impl Effect for HDel {
                 value: Value::Hash(h),
                 ..
             }) => {
-                let n = self
-                    .fields
-                    .iter()
-                    .filter(|f| hash_remove(h, f).is_some())
-                    .count();
+                let n = self.fields.iter().filter(|f| h.remove(f)).count();
                 (n as i64, h.is_empty())
             }
             Some(_) => return Reply::error(reply::WRONGTYPE),

@@ -28,7 +28,7 @@ impl Read for HGet {
             None => Reply::Nil,
             Some(Value::Hash(h)) => h
                 .get(&self.field)
-                .map_or(Reply::Nil, |v| Reply::Bulk(v.clone())),
+                .map_or(Reply::Nil, |v| Reply::Bulk(v.to_vec())),
             Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Reply::error(reply::WRONGTYPE)
             }

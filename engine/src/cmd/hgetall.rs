@@ -27,7 +27,7 @@ impl Read for HGetAll {
             None => Reply::Map(vec![]),
             Some(Value::Hash(h)) => Reply::Map(
                 h.iter()
-                    .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                    .map(|(f, v)| (Reply::Bulk(f.to_vec()), Reply::Bulk(v.to_vec())))
                     .collect(),
             ),
             Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {

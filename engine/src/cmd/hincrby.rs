@@ -61,7 +61,7 @@ impl Effect for HIncrBy {
             Some(Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_)) => {
                 Some(Reply::error(reply::WRONGTYPE))
             }
-            Some(Value::Hash(h)) => match h.get(&self.field).map(|v| parse_i64(v)) {
+            Some(Value::Hash(h)) => match h.get(&self.field).map(parse_i64) {
                 Some(None) => Some(Reply::error(reply::HASH_NOT_INTEGER)),
                 Some(Some(n)) if n.checked_add(self.delta).is_none() => {
                     Some(Reply::error(reply::OVERFLOW))
@@ -78,7 +78,7 @@ impl Effect for HIncrBy {
             Some(Entry {
                 value: Value::Hash(h),
                 ..
-            }) => h.get(&self.field).cloned(),
+            }) => h.get(&self.field).map(<[u8]>::to_vec),
             Some(_) => return Reply::error(reply::WRONGTYPE),
         };
         let cur = match cur {

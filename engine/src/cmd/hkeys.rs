@@ -15,7 +15,7 @@ impl Read for HKeysRead {
             Ok(None) => Reply::Array(vec![]),
             Ok(Some(h)) => Reply::Array(
                 h.iter()
-                    .map(|(f, v)| Reply::Bulk(if self.values { v } else { f }.clone()))
+                    .map(|(f, v)| Reply::Bulk(if self.values { v } else { f }.to_vec()))
                     .collect(),
             ),
         }

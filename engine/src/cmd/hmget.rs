@@ -32,7 +32,7 @@ impl Read for HMGet {
                     .iter()
                     .map(|f| {
                         h.and_then(|h| h.get(f))
-                            .map_or(Reply::Nil, |v| Reply::Bulk(v.clone()))
+                            .map_or(Reply::Nil, |v| Reply::Bulk(v.to_vec()))
                     })
                     .collect(),
             ),

@@ -64,11 +64,11 @@ impl Read for HRandField {
             Ok(None) => return Reply::Array(vec![]),
             Ok(Some(h)) => h,
         };
-        let fields: Vec<(&Vec<u8>, &Vec<u8>)> = h.iter().collect();
+        let fields: Vec<(&[u8], &[u8])> = h.iter().collect();
         let len = fields.len() as u64;
         let Some(count) = self.count else {
             let (f, _) = fields[(random(0) % len) as usize];
-            return Reply::Bulk(f.clone());
+            return Reply::Bulk(f.to_vec());
         };
         let picks: Vec<usize> = if count < 0 {
             (0..count.unsigned_abs())
@@ -89,14 +89,14 @@ impl Read for HRandField {
         if self.with_values {
             let pairs = picks.into_iter().map(|i| {
                 let (f, v) = fields[i];
-                (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))
+                (Reply::Bulk(f.to_vec()), Reply::Bulk(v.to_vec()))
             });
             return Reply::Pairs(pairs.collect());
         }
         Reply::Array(
             picks
                 .into_iter()
-                .map(|i| Reply::Bulk(fields[i].0.clone()))
+                .map(|i| Reply::Bulk(fields[i].0.to_vec()))
                 .collect(),
         )
     }

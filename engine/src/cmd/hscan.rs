@@ -1,9 +1,9 @@
 //! HSCAN key cursor [MATCH pattern] [COUNT count]
 //!
 //! Stateless like SCAN ([`KeyScan`]): fields are visited in `scan_hash`
-//! order and the cursor is the hash of the next field. A hash Redis would
-//! keep as a listpack is returned whole in one call with cursor 0, as
-//! Redis does.
+//! order and the cursor is the hash of the next field. A packed hash (as
+//! Redis's listpack, [`crate::hash`]) is returned whole in one call with
+//! cursor 0, as Redis does.
 
 use super::scan::{scan_reply, KeyScan};
 use super::{Action, Command, Flags, Keys, Read, ReadCtx};
@@ -33,15 +33,15 @@ impl Read for HScan {
             Err(e) => return e,
             Ok(o) => o,
         };
-        let fields = h.iter().map(|(f, v)| (f.as_slice(), (f, v)));
-        let (found, next) = if super::object::is_listpack(h) {
+        let fields = h.iter().map(|(f, v)| (f, (f, v)));
+        let (found, next) = if h.is_packed() {
             (KeyScan::whole(o, fields), 0)
         } else {
             self.0.step(o, fields)
         };
         let pairs = found
             .into_iter()
-            .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
+            .flat_map(|(f, v)| [Reply::Bulk(f.to_vec()), Reply::Bulk(v.to_vec())])
             .collect();
         scan_reply(next, pairs)
     }

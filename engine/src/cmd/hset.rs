@@ -79,7 +79,7 @@ impl Effect for HSet {
         };
         let mut added = 0;
         for (f, v) in self.pairs {
-            if h.insert(f, v).is_none() {
+            if h.insert(f, v) {
                 added += 1;
             }
         }

@@ -1,7 +1,9 @@
 //! OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT key, OBJECT HELP
 //!
-//! The engine keeps one representation per type; ENCODING answers what
-//! Redis 7.0 would use with its default thresholds, IDLETIME is 0 (access
+//! A hash answers the form it is in ([`crate::hash`]: listpack while
+//! packed, hashtable once converted); for the other types, which the engine
+//! keeps in one representation, ENCODING answers what Redis 7.0 would use
+//! with its thresholds, IDLETIME is 0 (access
 //! times are not kept), REFCOUNT is 1 (Redis's shared integers answer
 //! `INT_MAX`). As in Redis, FREQ is refused unless `maxmemory-policy` is an
 //! LFU policy and IDLETIME is refused when it is; FREQ then answers a new
@@ -9,7 +11,7 @@
 
 use super::arg::{parse_i64, upper};
 use super::{Action, Command, Flags, Keys, Read, ReadCtx};
-use crate::db::{Hash, Members, Value};
+use crate::db::{Members, Value};
 use crate::reply::Reply;
 
 /// Redis's `OBJ_SHARED_BULKHDR_LEN`-free rule: strings of at most 44
@@ -19,8 +21,7 @@ pub fn encoding(v: &Value, config: &super::config::ConfigStore) -> &'static str 
         Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
-        Value::Hash(h) if is_listpack(h) => "listpack",
-        Value::Hash(_) => "hashtable",
+        Value::Hash(h) => h.encoding(),
         // Redis 7.0 keeps every list in a quicklist
         Value::List(_) => "quicklist",
         Value::Set(m) => set_encoding(
@@ -43,12 +44,6 @@ pub fn set_encoding(m: &Members, max_intset: u64) -> &'static str {
     } else {
         "hashtable"
     }
-}
-
-/// A hash Redis keeps as a listpack (hash-max-listpack-entries 128,
-/// hash-max-listpack-value 64).
-pub fn is_listpack(h: &Hash) -> bool {
-    h.len() <= 128 && h.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64)
 }
 
 const HELP: &[&str] = &[

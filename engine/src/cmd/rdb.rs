@@ -355,7 +355,7 @@ pub fn restore(payload: &[u8]) -> R<Value> {
             let mut h = Hash::new();
             for _ in 0..n {
                 let f = r.string()?;
-                if h.insert(f, r.string()?).is_some() {
+                if !h.insert(f, r.string()?) {
                     return Err(BAD);
                 }
             }
@@ -369,7 +369,7 @@ pub fn restore(payload: &[u8]) -> R<Value> {
             let mut h = Hash::new();
             let mut it = items.into_iter();
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                if h.insert(f, v).is_some() {
+                if !h.insert(f, v) {
                     return Err(BAD);
                 }
             }

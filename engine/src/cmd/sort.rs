@@ -143,7 +143,7 @@ fn lookup_by_pattern(db: &Db, now_ms: u64, pattern: &[u8], elem: &[u8]) -> Optio
     key.extend_from_slice(rest);
     match (db.get(&key, now_ms)?, field) {
         (Value::Str(s), None) => Some(s.clone()),
-        (Value::Hash(h), Some(f)) => h.get(f).cloned(),
+        (Value::Hash(h), Some(f)) => h.get(f).map(<[u8]>::to_vec),
         _ => None,
     }
 }
