@@ -17,7 +17,9 @@
 //! - [`batch`]: one group commit framed as one batch (format version 2).
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index;
-//!   [`zset`]: the sorted set value and its ranges.
+//!   [`members`]: the set value (packed when small, a B-tree when big);
+//!   [`zset`]: the sorted set value (packed when small, a map and ordered
+//!   blocks when big) and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -50,6 +52,7 @@ pub mod exec;
 pub mod history;
 pub mod inspect;
 pub mod layout;
+pub mod members;
 pub mod metrics;
 pub mod pubsub;
 pub mod record;
