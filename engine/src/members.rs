@@ -4,12 +4,13 @@
 //!
 //! Two representations, as Redis has two:
 //! - small (Redis's intset, or the listpack Redis 7.2 added for sets): one
-//!   heap buffer of `len u8 | bytes` per member, in byte order, searched by
-//!   a walk. A set is small while it has at most [`SMALL_MAX_MEMBERS`]
-//!   members of at most [`SMALL_MAX_MEMBER`] bytes, or, while every member
-//!   it was ever given is an integer, at most [`SMALL_MAX_INTS`] members
-//!   (Redis's default `set-max-intset-entries`). A one-member set costs one
-//!   allocation of a few bytes beside the 24 of the value itself.
+//!   buffer of `len u8 | bytes` per member, in byte order, searched by a
+//!   walk; kept inside the value itself up to 16 bytes (no allocation: a
+//!   set of one short member costs the 24 bytes of the value), else on the
+//!   heap, exactly sized. A set is small while it has at most
+//!   [`SMALL_MAX_MEMBERS`] members of at most [`SMALL_MAX_MEMBER`] bytes,
+//!   or, while every member it was ever given is an integer, at most
+//!   [`SMALL_MAX_INTS`] members (Redis's default `set-max-intset-entries`).
 //! - big: a boxed `BTreeSet` (O(log n) everything).
 //!
 //! A set grows from small to big when an insert crosses the bounds and
@@ -43,23 +44,35 @@ pub struct Members(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Small(Small),
+    /// The packed form, its buffer inside the value (up to [`INLINE`]
+    /// bytes: no allocation at all).
+    Inline(Meta, u8, [u8; INLINE]),
+    /// The packed form, its buffer on the heap, exactly sized.
+    Heap(Meta, Box<[u8]>),
     // boxed so that the value stays three words (a BTreeSet is three)
     #[allow(clippy::box_collection)]
     Big(Box<BTreeSet<Vec<u8>>>),
 }
 
-/// The packed form.
-#[derive(Clone)]
-struct Small {
-    /// `len u8 | member` per member, in byte order; exactly sized.
-    buf: Box<[u8]>,
+/// Bytes of packed members kept inside the value.
+const INLINE: usize = 16;
+
+/// What the packed form knows beside its members.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
     len: u16,
     /// Most members it held at once (`set-max-intset-entries` is judged
     /// against it: an intset that grew past the bound stays a hashtable).
     peak: u16,
     /// Every member it was ever given is an integer (Redis's intset).
     ints: bool,
+}
+
+/// A set read: the packed form (`len u8 | member` per member, in byte
+/// order) or the big one.
+enum View<'a> {
+    Packed(Meta, &'a [u8]),
+    Big(&'a BTreeSet<Vec<u8>>),
 }
 
 // The value enum keeps a set inline: at most three words.
@@ -70,56 +83,39 @@ fn is_int(m: &[u8]) -> bool {
     m.len() <= 20 && crate::cmd::arg::parse_i64(m).is_some()
 }
 
-impl Small {
-    fn new() -> Small {
-        Small {
-            buf: Box::default(),
-            len: 0,
-            peak: 0,
-            ints: true,
+/// `Ok(offset)` of `m` in a packed buffer, or `Err(offset)` where it
+/// would go.
+fn find(buf: &[u8], m: &[u8]) -> Result<usize, usize> {
+    let mut p = 0;
+    while p < buf.len() {
+        let n = usize::from(buf[p]);
+        match buf[p + 1..p + 1 + n].cmp(m) {
+            std::cmp::Ordering::Less => p += 1 + n,
+            std::cmp::Ordering::Equal => return Ok(p),
+            std::cmp::Ordering::Greater => return Err(p),
+        }
+    }
+    Err(p)
+}
+
+impl Repr {
+    /// The packed form of `buf`: inside the value when it fits.
+    fn packed(meta: Meta, buf: Vec<u8>) -> Repr {
+        if buf.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..buf.len()].copy_from_slice(&buf);
+            Repr::Inline(meta, buf.len() as u8, bytes)
+        } else {
+            Repr::Heap(meta, buf.into_boxed_slice())
         }
     }
 
-    /// `Ok(offset)` of `m`, or `Err(offset)` where it would go.
-    fn find(&self, m: &[u8]) -> Result<usize, usize> {
-        let buf = &self.buf[..];
-        let mut p = 0;
-        while p < buf.len() {
-            let n = usize::from(buf[p]);
-            match buf[p + 1..p + 1 + n].cmp(m) {
-                std::cmp::Ordering::Less => p += 1 + n,
-                std::cmp::Ordering::Equal => return Ok(p),
-                std::cmp::Ordering::Greater => return Err(p),
-            }
+    fn view(&self) -> View<'_> {
+        match self {
+            Repr::Inline(meta, n, bytes) => View::Packed(*meta, &bytes[..usize::from(*n)]),
+            Repr::Heap(meta, buf) => View::Packed(*meta, buf),
+            Repr::Big(b) => View::Big(b),
         }
-        Err(p)
-    }
-
-    /// True when `m` (not a member) can join without leaving the form.
-    fn fits(&self, m: &[u8], ints: bool) -> bool {
-        let n = usize::from(self.len) + 1;
-        m.len() <= SMALL_MAX_MEMBER && (n <= SMALL_MAX_MEMBERS || (ints && n <= SMALL_MAX_INTS))
-    }
-
-    fn insert_at(&mut self, at: usize, m: &[u8], ints: bool) {
-        let mut v = Vec::with_capacity(self.buf.len() + 1 + m.len());
-        v.extend_from_slice(&self.buf[..at]);
-        v.push(m.len() as u8); // <= SMALL_MAX_MEMBER
-        v.extend_from_slice(m);
-        v.extend_from_slice(&self.buf[at..]);
-        self.buf = v.into_boxed_slice();
-        self.len += 1;
-        self.peak = self.peak.max(self.len);
-        self.ints = ints;
-    }
-
-    fn remove_at(&mut self, at: usize) {
-        let end = at + 1 + usize::from(self.buf[at]);
-        let mut v = Vec::with_capacity(self.buf.len() - (end - at));
-        v.extend_from_slice(&self.buf[..at]);
-        v.extend_from_slice(&self.buf[end..]);
-        self.buf = v.into_boxed_slice();
-        self.len -= 1;
     }
 }
 
@@ -130,15 +126,20 @@ impl Default for Members {
 }
 
 impl Members {
-    /// An empty set (small, an intset until a non-integer joins).
-    pub fn new() -> Members {
-        Members(Repr::Small(Small::new()))
+    /// An empty set (packed, an intset until a non-integer joins).
+    pub const fn new() -> Members {
+        let meta = Meta {
+            len: 0,
+            peak: 0,
+            ints: true,
+        };
+        Members(Repr::Inline(meta, 0, [0; INLINE]))
     }
 
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Repr::Small(s) => usize::from(s.len),
-            Repr::Big(b) => b.len(),
+        match self.0.view() {
+            View::Packed(meta, _) => usize::from(meta.len),
+            View::Big(b) => b.len(),
         }
     }
 
@@ -147,64 +148,90 @@ impl Members {
     }
 
     pub fn contains(&self, m: &[u8]) -> bool {
-        match &self.0 {
-            Repr::Small(s) => s.find(m).is_ok(),
-            Repr::Big(b) => b.contains(m),
+        match self.0.view() {
+            View::Packed(_, buf) => find(buf, m).is_ok(),
+            View::Big(b) => b.contains(m),
         }
     }
 
     /// Adds `m`; false when it was a member already.
     pub fn insert(&mut self, m: Vec<u8>) -> bool {
-        match &mut self.0 {
-            Repr::Small(s) => {
-                let Err(at) = s.find(&m) else {
-                    return false;
-                };
-                let ints = s.ints && is_int(&m);
-                if s.fits(&m, ints) {
-                    s.insert_at(at, &m, ints);
-                    return true;
-                }
-                let mut big: BTreeSet<Vec<u8>> = self.iter().map(<[u8]>::to_vec).collect();
-                big.insert(m);
-                self.0 = Repr::Big(Box::new(big));
-                true
-            }
-            Repr::Big(b) => b.insert(m),
+        let (meta, buf) = match &mut self.0 {
+            Repr::Big(b) => return b.insert(m),
+            small => match small.view() {
+                View::Packed(meta, buf) => (meta, buf),
+                View::Big(_) => unreachable!("matched above"),
+            },
+        };
+        let Err(at) = find(buf, &m) else {
+            return false;
+        };
+        let ints = meta.ints && is_int(&m);
+        let len = meta.len + 1;
+        let fits = m.len() <= SMALL_MAX_MEMBER
+            && (usize::from(len) <= SMALL_MAX_MEMBERS
+                || (ints && usize::from(len) <= SMALL_MAX_INTS));
+        if !fits {
+            let mut big: BTreeSet<Vec<u8>> = self.iter().map(<[u8]>::to_vec).collect();
+            big.insert(m);
+            self.0 = Repr::Big(Box::new(big));
+            return true;
         }
+        let mut v = Vec::with_capacity(buf.len() + 1 + m.len());
+        v.extend_from_slice(&buf[..at]);
+        v.push(m.len() as u8); // <= SMALL_MAX_MEMBER
+        v.extend_from_slice(&m);
+        v.extend_from_slice(&buf[at..]);
+        let meta = Meta {
+            len,
+            peak: meta.peak.max(len),
+            ints,
+        };
+        self.0 = Repr::packed(meta, v);
+        true
     }
 
     /// Removes `m`; false when it was not a member. The representation
     /// stays (a big set does not become small again).
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        match &mut self.0 {
-            Repr::Small(s) => match s.find(m) {
-                Ok(at) => {
-                    s.remove_at(at);
-                    true
-                }
-                Err(_) => false,
+        let (meta, buf) = match &mut self.0 {
+            Repr::Big(b) => return b.remove(m),
+            small => match small.view() {
+                View::Packed(meta, buf) => (meta, buf),
+                View::Big(_) => unreachable!("matched above"),
             },
-            Repr::Big(b) => b.remove(m),
-        }
+        };
+        let Ok(at) = find(buf, m) else {
+            return false;
+        };
+        let end = at + 1 + usize::from(buf[at]);
+        let mut v = Vec::with_capacity(buf.len() - (end - at));
+        v.extend_from_slice(&buf[..at]);
+        v.extend_from_slice(&buf[end..]);
+        let meta = Meta {
+            len: meta.len - 1,
+            ..meta
+        };
+        self.0 = Repr::packed(meta, v);
+        true
     }
 
     /// The members in byte order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(match &self.0 {
-            Repr::Small(s) => IterRepr::Small {
-                rest: &s.buf,
-                left: usize::from(s.len),
+        Iter(match self.0.view() {
+            View::Packed(meta, buf) => IterRepr::Packed {
+                rest: buf,
+                left: usize::from(meta.len),
             },
-            Repr::Big(b) => IterRepr::Big(b.iter()),
+            View::Big(b) => IterRepr::Big(b.iter()),
         })
     }
 
     /// The greatest member.
     pub fn last(&self) -> Option<&[u8]> {
-        match &self.0 {
-            Repr::Small(_) => self.iter().last(),
-            Repr::Big(b) => b.last().map(Vec::as_slice),
+        match self.0.view() {
+            View::Packed(..) => self.iter().last(),
+            View::Big(b) => b.last().map(Vec::as_slice),
         }
     }
 
@@ -212,22 +239,23 @@ impl Members {
     /// `set-max-intset-entries` at `max_entries`: the packed form, only
     /// integers ever given, never more than `max_entries` members.
     pub fn is_intset(&self, max_entries: u64) -> bool {
-        match &self.0 {
-            Repr::Small(s) => s.ints && u64::from(s.peak) <= max_entries,
-            Repr::Big(_) => false,
+        match self.0.view() {
+            View::Packed(meta, _) => meta.ints && u64::from(meta.peak) <= max_entries,
+            View::Big(_) => false,
         }
     }
 
     /// True in the packed form (tests, MEMORY USAGE).
     pub fn is_small(&self) -> bool {
-        matches!(self.0, Repr::Small(_))
+        !matches!(self.0, Repr::Big(_))
     }
 
     /// Bytes the members take on the heap, bookkeeping included (an
     /// estimate for the big form: a B-tree slot and a vector per member).
     pub fn heap_bytes(&self) -> usize {
         match &self.0 {
-            Repr::Small(s) => s.buf.len(),
+            Repr::Inline(..) => 0,
+            Repr::Heap(_, buf) => buf.len(),
             Repr::Big(b) => {
                 std::mem::size_of::<BTreeSet<Vec<u8>>>()
                     + b.iter().map(|m| m.len() + 40).sum::<usize>()
@@ -286,7 +314,7 @@ pub struct Iter<'a>(IterRepr<'a>);
 
 #[derive(Clone)]
 enum IterRepr<'a> {
-    Small { rest: &'a [u8], left: usize },
+    Packed { rest: &'a [u8], left: usize },
     Big(btree_set::Iter<'a, Vec<u8>>),
 }
 
@@ -295,7 +323,7 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         match &mut self.0 {
-            IterRepr::Small { rest, left } => {
+            IterRepr::Packed { rest, left } => {
                 let (&n, tail) = rest.split_first()?;
                 let (m, tail) = tail.split_at(usize::from(n));
                 *rest = tail;
@@ -308,7 +336,7 @@ impl<'a> Iterator for Iter<'a> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.0 {
-            IterRepr::Small { left, .. } => (*left, Some(*left)),
+            IterRepr::Packed { left, .. } => (*left, Some(*left)),
             IterRepr::Big(it) => it.size_hint(),
         }
     }
@@ -357,11 +385,12 @@ mod tests {
         assert_eq!(s.iter().len(), model.len());
         assert!(s.iter().eq(model.iter().map(Vec::as_slice)));
         assert_eq!(s.last(), model.last().map(Vec::as_slice));
-        if let Repr::Small(sm) = &s.0 {
-            assert!(sm.len <= sm.peak);
-            assert!(usize::from(sm.len) <= SMALL_MAX_MEMBERS || sm.ints);
-            assert!(usize::from(sm.len) <= SMALL_MAX_INTS);
-            if sm.ints {
+        if let View::Packed(meta, buf) = s.0.view() {
+            assert!(meta.len <= meta.peak);
+            assert!(usize::from(meta.len) <= SMALL_MAX_MEMBERS || meta.ints);
+            assert!(usize::from(meta.len) <= SMALL_MAX_INTS);
+            assert_eq!(matches!(s.0, Repr::Inline(..)), buf.len() <= INLINE);
+            if meta.ints {
                 assert!(s.iter().all(is_int));
             }
         }

@@ -3,13 +3,14 @@
 //! commands take.
 //!
 //! Two representations, as Redis has two (its listpack and skip list):
-//! - small: one heap buffer of entries `len u8 | member | score f64 LE |
-//!   len u8` in (score, member) order (the length at both ends lets a walk
-//!   go either way), searched by a walk, while the set has at most
+//! - small: one buffer of entries `len u8 | member | score f64 LE | len
+//!   u8` in (score, member) order (the length at both ends lets a walk go
+//!   either way), searched by a walk, while the set has at most
 //!   [`SMALL_MAX_ENTRIES`] members of at most [`SMALL_MAX_MEMBER`] bytes
-//!   (Redis's `zset-max-listpack-entries` and `-value` defaults). A
-//!   one-member set costs one allocation of a few bytes beside the 24 of
-//!   the value itself.
+//!   (Redis's `zset-max-listpack-entries` and `-value` defaults); kept
+//!   inside the value itself up to 19 bytes (no allocation: one entry with
+//!   a member of up to 9 bytes costs the 24 bytes of the value), else on
+//!   the heap, exactly sized.
 //! - big: a hash map gives a member's score in O(1); the order is a list
 //!   of sorted blocks of at most [`BLOCK`] entries, so inserting and
 //!   removing cost O(log n + B), and a rank (ZRANK, ZRANGE by index,
@@ -54,38 +55,64 @@ fn cmp(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering
 
 /// A sorted set. Never empty in the state: a command that empties one
 /// removes the key.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ZSet(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Small(Small),
+    /// The packed form, its buffer inside the value (up to [`INLINE`]
+    /// bytes: no allocation at all).
+    Inline(Meta, u8, [u8; INLINE]),
+    /// The packed form, its buffer on the heap, exactly sized.
+    Heap(Meta, Box<[u8]>),
     Big(Box<Big>),
-}
-
-impl Default for Repr {
-    fn default() -> Repr {
-        Repr::Small(Small::default())
-    }
 }
 
 // The value enum keeps a sorted set inline: at most three words.
 const _: () = assert!(std::mem::size_of::<ZSet>() <= 24);
 
-// ---------------------------------------------------------------- small
+// ---------------------------------------------------------------- packed
 
-/// The packed form.
-#[derive(Clone, Default)]
-struct Small {
-    /// `len u8 | member | score f64 LE | len u8` per entry, in order;
-    /// exactly sized.
-    buf: Box<[u8]>,
+/// Bytes of packed entries kept inside the value.
+const INLINE: usize = 19;
+
+/// What the packed form knows beside its entries.
+#[derive(Clone, Copy, Debug, Default)]
+struct Meta {
     len: u8,
     /// Most entries it held at once and its longest member ever: OBJECT
     /// ENCODING judges them against the configured bounds (a listpack
     /// that grew past them stays a skip list).
     peak_len: u8,
     peak_member: u8,
+}
+
+/// A read of the set: the packed form (`len u8 | member | score f64 LE |
+/// len u8` per entry, in order) or the big one.
+enum View<'a> {
+    Packed(Meta, &'a [u8]),
+    Big(&'a Big),
+}
+
+impl Repr {
+    /// The packed form of `buf`: inside the value when it fits.
+    fn packed(meta: Meta, buf: Vec<u8>) -> Repr {
+        if buf.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..buf.len()].copy_from_slice(&buf);
+            Repr::Inline(meta, buf.len() as u8, bytes)
+        } else {
+            Repr::Heap(meta, buf.into_boxed_slice())
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        match self {
+            Repr::Inline(meta, n, bytes) => View::Packed(*meta, &bytes[..usize::from(*n)]),
+            Repr::Heap(meta, buf) => View::Packed(*meta, buf),
+            Repr::Big(b) => View::Big(b),
+        }
+    }
 }
 
 /// Bytes of an entry beside its member.
@@ -115,58 +142,58 @@ fn put_entry(out: &mut Vec<u8>, member: &[u8], score: f64) {
     out.push(n);
 }
 
-impl Small {
-    /// Offset, rank and score of `member`.
-    fn find(&self, member: &[u8]) -> Option<(usize, usize, f64)> {
-        let mut p = 0;
-        let mut r = 0;
-        while p < self.buf.len() {
-            let (m, s, next) = entry_at(&self.buf, p);
-            if m == member {
-                return Some((p, r, s));
-            }
-            p = next;
-            r += 1;
+/// Offset, rank and score of `member` in a packed buffer.
+fn find(buf: &[u8], member: &[u8]) -> Option<(usize, usize, f64)> {
+    let mut p = 0;
+    let mut r = 0;
+    while p < buf.len() {
+        let (m, s, next) = entry_at(buf, p);
+        if m == member {
+            return Some((p, r, s));
         }
-        None
+        p = next;
+        r += 1;
     }
+    None
+}
 
-    /// Offset of rank `r` (the end when past the last).
-    fn offset_of(&self, r: usize) -> usize {
-        let mut p = 0;
-        for _ in 0..r.min(usize::from(self.len)) {
-            p += usize::from(self.buf[p]) + ENTRY_EXTRA;
+/// Offset of rank `r` in a packed buffer (its end when past the last).
+fn offset_of(buf: &[u8], r: usize) -> usize {
+    let mut p = 0;
+    for _ in 0..r {
+        if p >= buf.len() {
+            break;
         }
-        p
+        p += usize::from(buf[p]) + ENTRY_EXTRA;
     }
+    p
+}
 
-    /// The buffer with the entry at `old` left out and `(member, score)`
-    /// (if any) put in its place in the order.
-    fn rebuild(&mut self, old: Option<usize>, new: Option<(&[u8], f64)>) {
-        let buf = &self.buf[..];
-        let removed = old.map_or(0, |p| usize::from(buf[p]) + ENTRY_EXTRA);
-        let added = new.map_or(0, |(m, _)| m.len() + ENTRY_EXTRA);
-        let mut v = Vec::with_capacity(buf.len() - removed + added);
-        let mut pending = new;
-        let mut p = 0;
-        while p < buf.len() {
-            let (m, s, next) = entry_at(buf, p);
-            if let Some((nm, ns)) = pending {
-                if cmp(s, m, ns, nm) == Ordering::Greater {
-                    put_entry(&mut v, nm, ns);
-                    pending = None;
-                }
-            }
-            if old != Some(p) {
-                v.extend_from_slice(&buf[p..next]);
-            }
-            p = next;
-        }
+/// A packed buffer with the entry at `old` left out and `(member, score)`
+/// (if any) put in its place in the order.
+fn rebuilt(buf: &[u8], old: Option<usize>, new: Option<(&[u8], f64)>) -> Vec<u8> {
+    let removed = old.map_or(0, |p| usize::from(buf[p]) + ENTRY_EXTRA);
+    let added = new.map_or(0, |(m, _)| m.len() + ENTRY_EXTRA);
+    let mut v = Vec::with_capacity(buf.len() - removed + added);
+    let mut pending = new;
+    let mut p = 0;
+    while p < buf.len() {
+        let (m, s, next) = entry_at(buf, p);
         if let Some((nm, ns)) = pending {
-            put_entry(&mut v, nm, ns);
+            if cmp(s, m, ns, nm) == Ordering::Greater {
+                put_entry(&mut v, nm, ns);
+                pending = None;
+            }
         }
-        self.buf = v.into_boxed_slice();
+        if old != Some(p) {
+            v.extend_from_slice(&buf[p..next]);
+        }
+        p = next;
     }
+    if let Some((nm, ns)) = pending {
+        put_entry(&mut v, nm, ns);
+    }
+    v
 }
 
 // ---------------------------------------------------------------- big
@@ -291,16 +318,27 @@ impl fmt::Debug for ZSet {
     }
 }
 
+impl Default for ZSet {
+    fn default() -> ZSet {
+        ZSet::new()
+    }
+}
+
 impl ZSet {
-    /// An empty sorted set (small).
-    pub fn new() -> ZSet {
-        ZSet::default()
+    /// An empty sorted set (packed).
+    pub const fn new() -> ZSet {
+        let meta = Meta {
+            len: 0,
+            peak_len: 0,
+            peak_member: 0,
+        };
+        ZSet(Repr::Inline(meta, 0, [0; INLINE]))
     }
 
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Repr::Small(s) => usize::from(s.len),
-            Repr::Big(b) => b.scores.len(),
+        match self.0.view() {
+            View::Packed(meta, _) => usize::from(meta.len),
+            View::Big(b) => b.scores.len(),
         }
     }
 
@@ -310,9 +348,9 @@ impl ZSet {
 
     /// The score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        match &self.0 {
-            Repr::Small(s) => s.find(member).map(|(_, _, sc)| sc),
-            Repr::Big(b) => b.scores.get(member).copied(),
+        match self.0.view() {
+            View::Packed(_, buf) => find(buf, member).map(|(_, _, sc)| sc),
+            View::Big(b) => b.scores.get(member).copied(),
         }
     }
 
@@ -321,30 +359,41 @@ impl ZSet {
     pub fn insert(&mut self, member: Vec<u8>, score: f64) -> Option<f64> {
         debug_assert!(!score.is_nan());
         let score = if score == 0.0 { 0.0 } else { score };
-        let s = match &mut self.0 {
+        let (meta, buf) = match &mut self.0 {
             Repr::Big(b) => return b.insert(member, score),
-            Repr::Small(s) => s,
+            small => match small.view() {
+                View::Packed(meta, buf) => (meta, buf),
+                View::Big(_) => unreachable!("matched above"),
+            },
         };
-        match s.find(&member) {
+        match find(buf, &member) {
             Some((_, _, old)) if old.to_bits() == score.to_bits() => Some(old),
             Some((p, _, old)) => {
-                s.rebuild(Some(p), Some((&member, score)));
+                let v = rebuilt(buf, Some(p), Some((&member, score)));
+                self.0 = Repr::packed(meta, v);
                 Some(old)
             }
-            None if member.len() <= SMALL_MAX_MEMBER && usize::from(s.len) < SMALL_MAX_ENTRIES => {
-                s.rebuild(None, Some((&member, score)));
-                s.len += 1;
-                s.peak_len = s.peak_len.max(s.len);
-                s.peak_member = s.peak_member.max(member.len() as u8);
+            None if member.len() <= SMALL_MAX_MEMBER
+                && usize::from(meta.len) < SMALL_MAX_ENTRIES =>
+            {
+                let v = rebuilt(buf, None, Some((&member, score)));
+                let len = meta.len + 1;
+                let meta = Meta {
+                    len,
+                    peak_len: meta.peak_len.max(len),
+                    peak_member: meta.peak_member.max(member.len() as u8),
+                };
+                self.0 = Repr::packed(meta, v);
                 None
             }
             None => {
+                let n = usize::from(meta.len);
                 let mut big = Big::default();
-                big.scores.reserve(usize::from(s.len) + 1);
-                let mut block = Vec::with_capacity(usize::from(s.len) + 1);
+                big.scores.reserve(n + 1);
+                let mut block = Vec::with_capacity(n + 1);
                 let mut p = 0;
-                while p < s.buf.len() {
-                    let (m, sc, next) = entry_at(&s.buf, p);
+                while p < buf.len() {
+                    let (m, sc, next) = entry_at(buf, p);
                     big.scores.insert(m.to_vec(), sc);
                     block.push(Item {
                         score: sc,
@@ -365,31 +414,37 @@ impl ZSet {
     /// Removes `member`; returns its score. The representation stays (a
     /// big set does not become small again).
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        match &mut self.0 {
-            Repr::Small(s) => {
-                let (p, _, score) = s.find(member)?;
-                s.rebuild(Some(p), None);
-                s.len -= 1;
-                Some(score)
-            }
-            Repr::Big(b) => b.remove(member),
-        }
+        let (meta, buf) = match &mut self.0 {
+            Repr::Big(b) => return b.remove(member),
+            small => match small.view() {
+                View::Packed(meta, buf) => (meta, buf),
+                View::Big(_) => unreachable!("matched above"),
+            },
+        };
+        let (p, _, score) = find(buf, member)?;
+        let v = rebuilt(buf, Some(p), None);
+        let meta = Meta {
+            len: meta.len - 1,
+            ..meta
+        };
+        self.0 = Repr::packed(meta, v);
+        Some(score)
     }
 
     /// How many entries satisfy `below`, which holds for a prefix of the
     /// order (the rank of the first entry it does not hold for).
     pub fn count_while(&self, below: impl Fn(f64, &[u8]) -> bool) -> usize {
-        match &self.0 {
-            Repr::Small(_) => self.iter().take_while(|(m, s)| below(*s, m)).count(),
-            Repr::Big(b) => b.count_while(below),
+        match self.0.view() {
+            View::Packed(..) => self.iter().take_while(|(m, s)| below(*s, m)).count(),
+            View::Big(b) => b.count_while(below),
         }
     }
 
     /// The 0-based rank of `member` in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
-        match &self.0 {
-            Repr::Small(s) => s.find(member).map(|(_, r, _)| r),
-            Repr::Big(b) => {
+        match self.0.view() {
+            View::Packed(_, buf) => find(buf, member).map(|(_, r, _)| r),
+            View::Big(b) => {
                 let score = *b.scores.get(member)?;
                 Some(b.count_while(|s, m| cmp(s, m, score, member) == Ordering::Less))
             }
@@ -403,18 +458,15 @@ impl ZSet {
 
     /// Entries in ascending order from rank `from`.
     pub fn iter_from(&self, from: usize) -> Iter<'_> {
-        Iter(match &self.0 {
-            Repr::Small(s) => IterRepr::Up {
-                buf: &s.buf,
-                pos: s.offset_of(from),
+        Iter(match self.0.view() {
+            View::Packed(_, buf) => IterRepr::Up {
+                buf,
+                pos: offset_of(buf, from),
             },
-            Repr::Big(b) => {
-                let (blk, o) = b.locate(from);
-                IterRepr::BigUp {
-                    blocks: &b.blocks,
-                    at: (blk, o),
-                }
-            }
+            View::Big(b) => IterRepr::BigUp {
+                blocks: &b.blocks,
+                at: b.locate(from),
+            },
         })
     }
 
@@ -422,12 +474,12 @@ impl ZSet {
     /// (nothing when `from` is past the end).
     pub fn iter_down_from(&self, from: usize) -> Iter<'_> {
         let past = from >= self.len();
-        Iter(match &self.0 {
-            Repr::Small(s) => IterRepr::Down {
-                buf: &s.buf,
-                end: if past { 0 } else { s.offset_of(from + 1) },
+        Iter(match self.0.view() {
+            View::Packed(_, buf) => IterRepr::Down {
+                buf,
+                end: if past { 0 } else { offset_of(buf, from + 1) },
             },
-            Repr::Big(b) => IterRepr::BigDown {
+            View::Big(b) => IterRepr::BigDown {
                 blocks: &b.blocks,
                 at: (!past).then(|| b.locate(from)),
             },
@@ -440,30 +492,31 @@ impl ZSet {
     }
 
     /// Every member with its score, in no particular order (the order for
-    /// a small set, the hash map's for a big one).
+    /// a packed set, the hash map's for a big one).
     pub fn members(&self) -> Iter<'_> {
-        match &self.0 {
-            Repr::Small(_) => self.iter(),
-            Repr::Big(b) => Iter(IterRepr::Hash(b.scores.iter())),
+        match self.0.view() {
+            View::Packed(..) => self.iter(),
+            View::Big(b) => Iter(IterRepr::Hash(b.scores.iter())),
         }
     }
 
     /// True when Redis would keep this set as a listpack with
     /// `zset-max-listpack-entries` at `max_entries` and `-value` at
-    /// `max_value`: the small form, never more entries nor a longer
+    /// `max_value`: the packed form, never more entries nor a longer
     /// member than those.
     pub fn is_listpack(&self, max_entries: usize, max_value: usize) -> bool {
-        match &self.0 {
-            Repr::Small(s) => {
-                usize::from(s.peak_len) <= max_entries && usize::from(s.peak_member) <= max_value
+        match self.0.view() {
+            View::Packed(meta, _) => {
+                usize::from(meta.peak_len) <= max_entries
+                    && usize::from(meta.peak_member) <= max_value
             }
-            Repr::Big(_) => false,
+            View::Big(_) => false,
         }
     }
 
     /// True in the packed form.
     pub fn is_small(&self) -> bool {
-        matches!(self.0, Repr::Small(_))
+        !matches!(self.0, Repr::Big(_))
     }
 
     /// Bytes the entries take on the heap, bookkeeping included (an
@@ -471,7 +524,8 @@ impl ZSet {
     /// and block slots).
     pub fn heap_bytes(&self) -> usize {
         match &self.0 {
-            Repr::Small(s) => s.buf.len(),
+            Repr::Inline(..) => 0,
+            Repr::Heap(_, buf) => buf.len(),
             Repr::Big(b) => b
                 .scores
                 .keys()
@@ -497,9 +551,9 @@ pub struct Iter<'a>(IterRepr<'a>);
 
 #[derive(Clone)]
 enum IterRepr<'a> {
-    /// Small, ascending from the entry at `pos`.
+    /// Packed, ascending from the entry at `pos`.
     Up { buf: &'a [u8], pos: usize },
-    /// Small, descending from the entry ending at `end`.
+    /// Packed, descending from the entry ending at `end`.
     Down { buf: &'a [u8], end: usize },
     /// Big, ascending from (block, offset).
     BigUp {
@@ -905,6 +959,10 @@ mod tests {
         let n = model.len();
         assert_eq!(zs.len(), n);
         assert_eq!(zs.is_empty(), n == 0);
+        if let View::Packed(meta, buf) = zs.0.view() {
+            assert_eq!(matches!(zs.0, Repr::Inline(..)), buf.len() <= INLINE);
+            assert!(meta.len <= meta.peak_len);
+        }
         let got: Vec<(f64, Vec<u8>)> = zs.iter().map(|(m, s)| (s, m.to_vec())).collect();
         assert_eq!(&got, model);
         let mut unordered: Vec<(f64, Vec<u8>)> =
@@ -1115,7 +1173,7 @@ mod tests {
             assert_eq!(zs.iter_down_from(r).count(), r + 1);
         }
         assert_eq!(zs.iter_down_from(zs.len()).count(), 0);
-        let Repr::Big(big) = &zs.0 else {
+        let View::Big(big) = zs.0.view() else {
             panic!("1000 members make a big set")
         };
         assert!(big.blocks.iter().all(|b| !b.is_empty() && b.len() <= BLOCK));
