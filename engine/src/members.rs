@@ -14,9 +14,10 @@
 //! - big: a boxed `BTreeSet` (O(log n) everything).
 //!
 //! A set grows from small to big when an insert crosses the bounds and
-//! never goes back (Redis does not convert back either); a copy, a
-//! snapshot load or a RESTORE builds it again member by member, so it may
-//! come back small, as Redis's RDB load makes an intset again.
+//! never goes back (Redis does not convert back either; COPY keeps the
+//! form); a snapshot load or a STORE command builds a set member by
+//! member, so it may come back small, as Redis's RDB load makes an intset
+//! again.
 //!
 //! OBJECT ENCODING speaks Redis 7.0 (the version whose replies the engine
 //! follows): `intset` for a small set whose members were all integers and
