@@ -1,6 +1,6 @@
 //! The set value ([`Members`]): distinct byte strings, always iterated in
 //! byte order (SMEMBERS of a hashtable, SSCAN's steps, the members SPOP
-//! and SRANDMEMBER pick by index, snapshots and DUMP all rely on it).
+//! and SRANDMEMBER pick by index and snapshots rely on it).
 //!
 //! Two representations, as Redis has two:
 //! - small (Redis's intset, or the listpack Redis 7.2 added for sets): one
