@@ -26,7 +26,7 @@ pub type List = std::collections::VecDeque<Vec<u8>>;
 
 /// A set value: its members in byte order. Never empty in the state: a
 /// command that empties a set removes the key.
-pub type Members = std::collections::BTreeSet<Vec<u8>>;
+pub use crate::members::Members;
 pub use crate::zset::ZSet;
 
 /// A stored value.

@@ -19,8 +19,11 @@
 //!   and 3), its encoder and in-memory decoder.
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
 //! - [`db`]: the state machine: keyspace, typed values, expiry index;
+//! - [`db`]: the state machine: typed values, entries, expiry index;
 //!   [`hash`]: the hash value (packed like Redis's listpack while small, a
-//!   table beyond); [`zset`]: the sorted set value and its ranges.
+//!   table beyond); [`members`]: the set value (packed when small, a B-tree
+//!   when big); [`zset`]: the sorted set value (packed when small, a map
+//!   and ordered blocks when big) and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -54,6 +57,7 @@ pub mod hash;
 pub mod history;
 pub mod inspect;
 pub mod layout;
+pub mod members;
 pub mod metrics;
 pub mod pubsub;
 pub mod record;

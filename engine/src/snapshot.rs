@@ -442,7 +442,7 @@ fn parse(
                 let mut m = Members::new();
                 for _ in 0..n {
                     let v = r.bytes()?;
-                    if m.last().is_some_and(|p| *p >= v) {
+                    if m.last().is_some_and(|p| p >= v.as_slice()) {
                         return Err(r.corrupt("set members out of order"));
                     }
                     m.insert(v);

@@ -59,12 +59,8 @@ impl Read for Memory {
                 .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
                 .sum(),
             Value::List(l) => l.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
-            Value::Set(m) => m.iter().map(|e| e.len() + FIELD_OVERHEAD).sum(),
-            // member twice (map and order), score twice
-            Value::ZSet(z) => z
-                .members()
-                .map(|(m, _)| 2 * m.len() + 16 + FIELD_OVERHEAD)
-                .sum(),
+            Value::Set(m) => m.heap_bytes(),
+            Value::ZSet(z) => z.heap_bytes(),
         };
         Reply::Int((KEY_OVERHEAD + self.key.len() + value) as i64)
     }

@@ -1,9 +1,10 @@
 //! OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT key, OBJECT HELP
 //!
-//! A hash answers the form it is in ([`crate::hash`]: listpack while
-//! packed, hashtable once converted); for the other types, which the engine
-//! keeps in one representation, ENCODING answers what Redis 7.0 would use
-//! with its thresholds, IDLETIME is 0 (access
+//! ENCODING answers the form the value is in: a hash ([`crate::hash`]:
+//! listpack while packed, hashtable once converted), a set or sorted set
+//! from its packed or big form and its history, sticky as in Redis (see
+//! `Members::is_intset`, `ZSet::is_listpack`); a string or list answers
+//! what Redis 7.0 would use with its thresholds. IDLETIME is 0 (access
 //! times are not kept), REFCOUNT is 1 (Redis's shared integers answer
 //! `INT_MAX`). As in Redis, FREQ is refused unless `maxmemory-policy` is an
 //! LFU policy and IDLETIME is refused when it is; FREQ then answers a new
@@ -39,7 +40,7 @@ pub fn encoding(v: &Value, config: &super::config::ConfigStore) -> &'static str 
 /// `intset` or `hashtable` (Redis 7.0 has no listpack sets) with
 /// `set-max-intset-entries` at `max_intset`.
 pub fn set_encoding(m: &Members, max_intset: u64) -> &'static str {
-    if super::sets::is_intset(m.iter(), max_intset) {
+    if m.is_intset(max_intset) {
         "intset"
     } else {
         "hashtable"

@@ -3,7 +3,7 @@
 //! every key's type is checked first). The STORE forms are in `sstore.rs`.
 
 use super::arg::{parse_i64, upper};
-use super::sets::{combine, max_intset_entries, set_reply, SetOp};
+use super::sets::{combine, ints_only, max_intset_entries, set_reply, SetOp};
 use super::{syntax_error, Action, Command, Flags, Keys, Read, ReadCtx};
 use crate::reply::Reply;
 
@@ -39,7 +39,10 @@ impl Read for SCombine {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         match combine(ctx.db, self.op, &self.keys, ctx.now_ms, 0) {
             Err(e) => e.into(),
-            Ok(members) => set_reply(members, max_intset_entries(ctx.server)),
+            Ok(members) => {
+                let intset = ints_only(&members, max_intset_entries(ctx.server));
+                set_reply(members, intset)
+            }
         }
     }
 }

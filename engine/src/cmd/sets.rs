@@ -2,14 +2,14 @@
 //! the reply order it implies, random picks, and the set algebra of
 //! SINTER, SUNION, SDIFF (and their STORE forms, and SINTERCARD).
 //!
-//! A set is `db::Value::Set` (a `BTreeSet`, members in byte order), never
+//! A set is `db::Value::Set` ([`Members`], members in byte order), never
 //! empty in the state. Redis 7.0 keeps a set as an `intset` (sorted
 //! integers) while every member is an integer that fits an i64 and there
-//! are at most `set-max-intset-entries` of them, else as a `hashtable`.
-//! The engine keeps one representation and derives the encoding from the
-//! members (so, unlike Redis, a set shrunk back to a few integers answers
-//! `intset` again); replies list an intset's members in numeric order, as
-//! Redis does, and a hashtable's in byte order.
+//! are at most `set-max-intset-entries` of them, else as a `hashtable`,
+//! and does not convert back; [`Members::is_intset`] follows that rule.
+//! Replies list an intset's members in numeric order, as Redis does, and
+//! a hashtable's in byte order. The result of SINTER, SUNION or SDIFF is
+//! ordered as the set Redis would build from it.
 
 use std::collections::BTreeSet;
 
@@ -43,28 +43,34 @@ pub fn max_intset_entries(server: &dyn ServerInfo) -> u64 {
         .unwrap_or(DEFAULT_MAX_INTSET_ENTRIES)
 }
 
-/// True when Redis 7.0 would keep `members` as an intset.
-pub fn is_intset<'a>(members: impl ExactSizeIterator<Item = &'a Vec<u8>>, max: u64) -> bool {
-    members.len() as u64 <= max && members.into_iter().all(|m| parse_i64(m).is_some())
+/// True when Redis 7.0 would make an intset of `members` as a new set
+/// (SINTER, SUNION and SDIFF results).
+pub fn ints_only(members: &[&[u8]], max: u64) -> bool {
+    members.len() as u64 <= max && members.iter().all(|m| parse_i64(m).is_some())
 }
 
 /// `members` (in byte order) in the order Redis lists them: numeric for
 /// an intset, else as they are.
-pub fn reply_order(mut members: Vec<&Vec<u8>>, max_intset: u64) -> Vec<&Vec<u8>> {
-    if is_intset(members.iter().copied(), max_intset) {
+pub fn reply_order(mut members: Vec<&[u8]>, intset: bool) -> Vec<&[u8]> {
+    if intset {
         members.sort_by_key(|m| parse_i64(m));
     }
     members
 }
 
 /// A RESP3 set of `members` (an array in RESP2), in Redis's order.
-pub fn set_reply(members: Vec<&Vec<u8>>, max_intset: u64) -> Reply {
+pub fn set_reply(members: Vec<&[u8]>, intset: bool) -> Reply {
     Reply::Set(
-        reply_order(members, max_intset)
+        reply_order(members, intset)
             .into_iter()
-            .map(|m| Reply::Bulk(m.clone()))
+            .map(|m| Reply::Bulk(m.to_vec()))
             .collect(),
     )
+}
+
+/// A set's members in Redis's order as a RESP3 set.
+pub fn members_reply(set: &Members, max_intset: u64) -> Reply {
+    set_reply(set.iter().collect(), set.is_intset(max_intset))
 }
 
 /// A random number (std's randomly keyed hasher, as HRANDFIELD): only
@@ -88,7 +94,7 @@ pub fn distinct_indexes(n: usize, k: usize) -> Vec<usize> {
 }
 
 /// The members of `set` at the increasing `indexes`, in one pass.
-pub fn at_indexes<'a>(set: &'a Members, indexes: &[usize]) -> Vec<&'a Vec<u8>> {
+pub fn at_indexes<'a>(set: &'a Members, indexes: &[usize]) -> Vec<&'a [u8]> {
     let mut out = Vec::with_capacity(indexes.len());
     let mut want = indexes.iter().peekable();
     for (i, m) in set.iter().enumerate() {
@@ -161,7 +167,7 @@ pub fn combine<'a>(
     keys: &[Vec<u8>],
     now_ms: u64,
     limit: usize,
-) -> Result<Vec<&'a Vec<u8>>, WrongType> {
+) -> Result<Vec<&'a [u8]>, WrongType> {
     let sets = sets_at(db, keys, now_ms)?;
     Ok(match op {
         SetOp::Inter => {
@@ -182,7 +188,7 @@ pub fn combine<'a>(
             out
         }
         SetOp::Union => {
-            let mut all: BTreeSet<&Vec<u8>> = BTreeSet::new();
+            let mut all: BTreeSet<&[u8]> = BTreeSet::new();
             for s in sets.into_iter().flatten() {
                 all.extend(s.iter());
             }
@@ -194,7 +200,7 @@ pub fn combine<'a>(
             };
             first
                 .iter()
-                .filter(|m| !others.iter().flatten().any(|s| s.contains(*m)))
+                .filter(|m| !others.iter().flatten().any(|s| s.contains(m)))
                 .collect()
         }
     })
@@ -227,16 +233,13 @@ mod tests {
             .iter()
             .map(|s| s.as_bytes().to_vec())
             .collect();
-        let order = |max| -> Vec<&[u8]> {
-            reply_order(m.iter().collect(), max)
-                .into_iter()
-                .map(Vec::as_slice)
-                .collect()
-        };
+        let order = |max| -> Vec<&[u8]> { reply_order(m.iter().collect(), m.is_intset(max)) };
         assert_eq!(order(512), vec![&b"-3"[..], b"2", b"10"]);
         // past the entry limit: a hashtable, byte order
         assert_eq!(order(2), vec![&b"-3"[..], b"10", b"2"]);
-        assert!(!is_intset([b"01".to_vec()].iter(), 512), "not canonical");
-        assert!(!is_intset([b"9223372036854775808".to_vec()].iter(), 512));
+        assert!(!ints_only(&[b"01"], 512), "not canonical");
+        assert!(!ints_only(&[b"9223372036854775808"], 512));
+        assert!(ints_only(&[b"1", b"-2"], 512));
+        assert!(!ints_only(&[b"1", b"-2"], 1));
     }
 }

@@ -234,7 +234,7 @@ fn elements<'a>(db: &'a Db, key: &[u8], now_ms: u64) -> Result<Vec<&'a [u8]>, Re
     let list = match db.get(key, now_ms) {
         None => &EMPTY,
         Some(Value::List(l)) => l,
-        Some(Value::Set(m)) => return Ok(m.iter().map(Vec::as_slice).collect()),
+        Some(Value::Set(m)) => return Ok(m.iter().collect()),
         // in the sorted set's order (what BY nosort keeps)
         Some(Value::ZSet(z)) => return Ok(z.iter().map(|(m, _)| m).collect()),
         Some(_) => return Err(Reply::error(reply::WRONGTYPE)),

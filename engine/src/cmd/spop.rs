@@ -19,7 +19,9 @@
 
 use super::codec::{put_bytes, put_list, put_u8, quote, DecodeError, Decoder};
 use super::list::positive_count;
-use super::sets::{at_indexes, check_set, distinct_indexes, set_reply, DEFAULT_MAX_INTSET_ENTRIES};
+use super::sets::{
+    at_indexes, check_set, distinct_indexes, members_reply, DEFAULT_MAX_INTSET_ENTRIES,
+};
 use super::{effect, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
 use crate::db::Db;
 use crate::pubsub::class;
@@ -130,7 +132,7 @@ impl Effect for SPop {
             if bytes > MAX_SPOP_BYTES && !self.members.is_empty() {
                 break;
             }
-            self.members.push(m.clone());
+            self.members.push(m.to_vec());
         }
     }
 
@@ -150,7 +152,7 @@ impl Effect for SPop {
             db.remove(&self.key);
             db.notify(class::SET, "spop", &self.key);
             db.notify(class::GENERIC, "del", &self.key);
-            return set_reply(set.iter().collect(), DEFAULT_MAX_INTSET_ENTRIES);
+            return members_reply(&set, DEFAULT_MAX_INTSET_ENTRIES);
         }
         let removed: Vec<Vec<u8>> = self.members.into_iter().filter(|m| set.remove(m)).collect();
         let emptied = set.is_empty();

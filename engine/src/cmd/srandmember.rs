@@ -55,19 +55,18 @@ impl Read for SRandMember {
             Ok(Some(s)) => s,
         };
         let len = set.len();
-        let bulks = |v: Vec<&Vec<u8>>| {
-            Reply::Array(v.into_iter().map(|m| Reply::Bulk(m.clone())).collect())
-        };
+        let bulks =
+            |v: Vec<&[u8]>| Reply::Array(v.into_iter().map(|m| Reply::Bulk(m.to_vec())).collect());
         match self.count {
             None => {
                 let i = (random(0) % len as u64) as usize;
                 set.iter()
                     .nth(i)
-                    .map_or(Reply::Nil, |m| Reply::Bulk(m.clone()))
+                    .map_or(Reply::Nil, |m| Reply::Bulk(m.to_vec()))
             }
             Some(n) if n >= 0 && n as u64 >= len as u64 => bulks(reply_order(
                 set.iter().collect(),
-                max_intset_entries(ctx.server),
+                set.is_intset(max_intset_entries(ctx.server)),
             )),
             Some(n) if n >= 0 => {
                 // distinct members, in a random order (Fisher-Yates)
@@ -80,7 +79,7 @@ impl Read for SRandMember {
             Some(n) => {
                 // repeats allowed: |n| independent picks
                 let want = n.unsigned_abs();
-                let members: Vec<&Vec<u8>> = set.iter().collect();
+                let members: Vec<&[u8]> = set.iter().collect();
                 let mut bytes = 0usize;
                 let mut out = Vec::with_capacity(want.min(1 << 20) as usize);
                 for i in 0..want {
@@ -91,7 +90,7 @@ impl Read for SRandMember {
                             "ERR reply too large: SRANDMEMBER would return more than {MAX_RANDOM_REPLY_BYTES} bytes"
                         ));
                     }
-                    out.push(Reply::Bulk(m.clone()));
+                    out.push(Reply::Bulk(m.to_vec()));
                 }
                 Reply::Array(out)
             }

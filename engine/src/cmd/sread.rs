@@ -1,7 +1,7 @@
 //! SCARD key, SISMEMBER key member, SMISMEMBER key member [member ...],
 //! SMEMBERS key: reads of one set.
 
-use super::sets::{max_intset_entries, set_reply};
+use super::sets::{max_intset_entries, members_reply};
 use super::{Action, Command, Flags, Keys, Read, ReadCtx};
 use crate::reply::Reply;
 
@@ -113,7 +113,7 @@ impl Read for SMembers {
         match ctx.db.get_set(&self.key, ctx.now_ms) {
             Err(e) => e.into(),
             Ok(None) => Reply::Set(Vec::new()),
-            Ok(Some(s)) => set_reply(s.iter().collect(), max_intset_entries(ctx.server)),
+            Ok(Some(s)) => members_reply(s, max_intset_entries(ctx.server)),
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn remove_members<'m>(
     event: &'static str,
 ) -> Option<usize> {
     let s = db.set_mut(key, now_ms).ok()??;
-    let removed = members.into_iter().filter(|m| s.remove(*m)).count();
+    let removed = members.into_iter().filter(|m| s.remove(m)).count();
     let emptied = s.is_empty();
     if emptied {
         db.remove(key);

@@ -6,7 +6,7 @@
 //! 0 (in numeric order), as Redis does.
 
 use super::scan::{scan_reply, KeyScan};
-use super::sets::{is_intset, max_intset_entries, reply_order};
+use super::sets::{max_intset_entries, reply_order};
 use super::{Action, Command, Flags, Keys, Read, ReadCtx};
 use crate::reply::Reply;
 
@@ -34,14 +34,13 @@ impl Read for SScan {
             Err(e) => return e,
             Ok(o) => o,
         };
-        let members = set.iter().map(|m| (m.as_slice(), m));
-        let max_intset = max_intset_entries(ctx.server);
-        let (found, next) = if is_intset(set.iter(), max_intset) {
-            (reply_order(KeyScan::whole(o, members), max_intset), 0)
+        let members = set.iter().map(|m| (m, m));
+        let (found, next) = if set.is_intset(max_intset_entries(ctx.server)) {
+            (reply_order(KeyScan::whole(o, members), true), 0)
         } else {
             self.0.step(o, members)
         };
-        let bulks = found.into_iter().map(|m| Reply::Bulk(m.clone())).collect();
+        let bulks = found.into_iter().map(|m| Reply::Bulk(m.to_vec())).collect();
         scan_reply(next, bulks)
     }
 }

@@ -98,7 +98,7 @@ impl Effect for SStore {
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
         let result: Members = match combine(db, self.op, &self.keys, now_ms, 0) {
             Err(e) => return e.into(),
-            Ok(members) => members.into_iter().cloned().collect(),
+            Ok(members) => members.into_iter().map(<[u8]>::to_vec).collect(),
         };
         let existed = db.remove(&self.destination).is_some();
         let n = result.len();

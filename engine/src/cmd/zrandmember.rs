@@ -70,7 +70,7 @@ impl Read for ZRandMember {
             Ok(None) => return Reply::Array(vec![]),
             Ok(Some(z)) => z,
         };
-        let all: Vec<(&[u8], f64)> = z.members().map(|(m, s)| (m.as_slice(), s)).collect();
+        let all: Vec<(&[u8], f64)> = z.members().collect();
         let len = all.len() as u64;
         let Some(count) = self.count else {
             let (m, _) = all[(random(0) % len) as usize];

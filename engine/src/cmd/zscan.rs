@@ -47,7 +47,7 @@ impl Read for ZScan {
         let (found, next) = if is_listpack(z, ctx.server.config()) {
             (KeyScan::whole(o, z.iter().map(|(m, s)| (m, (m, s)))), 0)
         } else {
-            let members = z.members().map(|(m, s)| (m.as_slice(), (m.as_slice(), s)));
+            let members = z.members().map(|(m, s)| (m, (m, s)));
             self.0.step(o, members)
         };
         let pairs = found

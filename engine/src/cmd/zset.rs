@@ -63,13 +63,14 @@ fn config_usize(config: &ConfigStore, name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// True when Redis would keep `z` as a listpack: at most
-/// `zset-max-listpack-entries` members, none longer than
-/// `zset-max-listpack-value` bytes (judged on the set as it is now; Redis
-/// decides when the set grows, and does not convert back).
+/// True when Redis would keep `z` as a listpack with the configured
+/// `zset-max-listpack-entries` and `zset-max-listpack-value`
+/// ([`ZSet::is_listpack`]: decided as the set grew, never converted back).
 pub fn is_listpack(z: &ZSet, config: &ConfigStore) -> bool {
-    z.len() <= config_usize(config, "zset-max-listpack-entries", 128)
-        && z.max_member_len() <= config_usize(config, "zset-max-listpack-value", 64)
+    z.is_listpack(
+        config_usize(config, "zset-max-listpack-entries", 128),
+        config_usize(config, "zset-max-listpack-value", 64),
+    )
 }
 
 /// Members (with their scores as doubles when `withscores`: pairs, flat

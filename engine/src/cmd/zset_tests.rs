@@ -430,3 +430,41 @@ fn ranges_pops_and_stores_like_redis() {
         Reply::error("ERR at least 1 input key is needed for 'zunion' command")
     );
 }
+
+/// OBJECT ENCODING follows Redis's bounds (128 entries, 64-byte members by
+/// default) as the set grows, and stays `skiplist` once it was one.
+#[test]
+fn encoding_is_listpack_until_a_bound_is_crossed_and_stays_skiplist() {
+    let mut db = Db::new();
+    let enc = |db: &mut Db, k: &str| r(db, &["object", "encoding", k]);
+    for i in 0..129 {
+        r(&mut db, &["zadd", "z", &i.to_string(), &format!("m{i}")]);
+        let want = if i < 128 { "listpack" } else { "skiplist" };
+        assert_eq!(enc(&mut db, "z"), bulk(want), "{i}");
+    }
+    r(&mut db, &["zremrangebyrank", "z", "0", "-3"]);
+    assert_eq!(r(&mut db, &["zcard", "z"]), Reply::Int(2));
+    assert_eq!(enc(&mut db, "z"), bulk("skiplist"));
+    assert_eq!(
+        members(&mut db, "z"),
+        vec![
+            bulk("m127"),
+            Reply::Double(127.0),
+            bulk("m128"),
+            Reply::Double(128.0)
+        ]
+    );
+    // a store builds a new set: a listpack again
+    r(&mut db, &["zunionstore", "z2", "1", "z"]);
+    assert_eq!(enc(&mut db, "z2"), bulk("listpack"));
+    // a long member converts, an update of a score does not
+    let long = "x".repeat(65);
+    r(&mut db, &["zadd", "l", "1", "a"]);
+    r(&mut db, &["zadd", "l", "2", "a"]);
+    assert_eq!(enc(&mut db, "l"), bulk("listpack"));
+    r(&mut db, &["zadd", "l", "1", &long]);
+    assert_eq!(enc(&mut db, "l"), bulk("skiplist"));
+    r(&mut db, &["zrem", "l", &long]);
+    assert_eq!(enc(&mut db, "l"), bulk("skiplist"));
+    assert_eq!(members(&mut db, "l"), vec![bulk("a"), Reply::Double(2.0)]);
+}

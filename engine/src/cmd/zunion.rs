@@ -138,8 +138,8 @@ impl<'a> Src<'a> {
 
     fn members(self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
         match self {
-            Src::Z(z) => Box::new(z.members().map(|(m, s)| (m.as_slice(), s))),
-            Src::S(set) => Box::new(set.iter().map(|m| (m.as_slice(), 1.0))),
+            Src::Z(z) => Box::new(z.members()),
+            Src::S(set) => Box::new(set.iter().map(|m| (m, 1.0))),
         }
     }
 

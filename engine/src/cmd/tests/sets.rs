@@ -69,6 +69,34 @@ fn basics_and_reply_order() {
         run(&mut db, &["object", "encoding", "i"]),
         Reply::Bulk(b("hashtable"))
     );
+    // sticky, as in Redis: removing the non-integer keeps a hashtable
+    // (byte order); a store (or a snapshot load) builds an intset again
+    run(&mut db, &["srem", "i", "x"]);
+    assert_eq!(
+        run(&mut db, &["object", "encoding", "i"]),
+        Reply::Bulk(b("hashtable"))
+    );
+    assert_eq!(run(&mut db, &["smembers", "i"]), rset(&["-3", "10", "2"]));
+    run(&mut db, &["sunionstore", "i2", "i"]);
+    assert_eq!(
+        run(&mut db, &["object", "encoding", "i2"]),
+        Reply::Bulk(b("intset"))
+    );
+    // 513 integers: a hashtable, and it stays one
+    for n in 0..513 {
+        run(&mut db, &["sadd", "many", &n.to_string()]);
+        let want = if n < 512 { "intset" } else { "hashtable" };
+        assert_eq!(
+            run(&mut db, &["object", "encoding", "many"]),
+            Reply::Bulk(b(want)),
+            "{n}"
+        );
+    }
+    run(&mut db, &["srem", "many", "0", "1", "2"]);
+    assert_eq!(
+        run(&mut db, &["object", "encoding", "many"]),
+        Reply::Bulk(b("hashtable"))
+    );
     // an integer past i64 or not canonical makes a hashtable
     run(&mut db, &["sadd", "big", "1", "9223372036854775808"]);
     assert_eq!(
