@@ -49,6 +49,7 @@ pub mod db;
 pub mod exec;
 pub mod history;
 pub mod inspect;
+pub mod keyspace;
 pub mod layout;
 pub mod metrics;
 pub mod pubsub;

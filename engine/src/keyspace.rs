@@ -1,0 +1,725 @@
+//! The keyspace table: key -> [`Entry`], kept in [`scan_hash`] order so that
+//! SCAN can continue from a number.
+//!
+//! An open-addressing table with linear probing whose slots stay sorted by
+//! hash (an "ordered" Robin-Hood table). Two parallel arrays:
+//!
+//! ```text
+//!  index:     0      1      2      3      4      5      6      7   | 8   9   (overflow)
+//!  hashes:  [ h_a  | h_b  | 0    | h_c  | h_d  | h_e  | 0    | h_f ] [ h_g | 0 ]
+//!  items:   [ a    | b    | -    | c    | d    | e    | -    | f   ] [ g   | - ]
+//!             ^ home(h_a) = 0, home(h_b) = 0: b sits one past its home
+//! ```
+//!
+//! - `homes` slots (any number, not only powers of two) plus a few overflow
+//!   slots at the end, added one at a time when a cluster runs past the last
+//!   home: probing never wraps around.
+//! - A key's home slot is `hash * homes / 2^64` (the top bits of the hash,
+//!   scaled): monotone, so a smaller hash never has a later home.
+//! - Hash 0 marks an empty slot ([`scan_hash`] is never 0); `items[i]` is
+//!   `Some` exactly when `hashes[i] != 0`.
+//! - Invariants: (1) the occupied slots, read left to right, have
+//!   non-decreasing hashes; (2) every key sits at or after its home, and
+//!   (3) no empty slot lies between a key's home and the key.
+//!
+//! Hence a lookup starts at the home of the hash and walks the dense
+//! `hashes` array while the hashes are smaller; it stops at an empty slot
+//! or a larger hash. Insertion puts the key at its sorted place and shifts
+//! the run after it right by one, into the next empty slot (the keys moved
+//! are the richer ones: Robin Hood); removal shifts the following displaced
+//! keys left by one (backward-shift deletion), so there are no tombstones.
+//! "The first key with hash >= h" (SCAN's cursor) is found from the home
+//! of `h`: keys before that slot have smaller homes, hence smaller hashes.
+//!
+//! The table grows (doubling) past a load of 7/8 and halves below 1/8, by
+//! one ordered pass that re-places every key (no hashing: the hashes are
+//! stored). Each slot costs 8 bytes of hash plus an [`Item`]: the key,
+//! inline up to [`INLINE_KEY`] bytes ([`Key`]), and the [`Entry`].
+
+use crate::db::{scan_hash, Entry};
+
+/// Longest key stored inline in its slot (no allocation of its own).
+pub const INLINE_KEY: usize = 22;
+
+/// A key's bytes: inline when short (most keys), else on the heap.
+#[derive(Clone)]
+pub enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    /// The key's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Key {
+    fn from(v: Vec<u8>) -> Key {
+        if v.len() <= INLINE_KEY {
+            Key::from(v.as_slice())
+        } else {
+            Key::Heap(v.into_boxed_slice())
+        }
+    }
+}
+
+impl From<&[u8]> for Key {
+    fn from(v: &[u8]) -> Key {
+        if v.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..v.len()].copy_from_slice(v);
+            Key::Inline {
+                len: v.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(v.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+/// What an occupied slot holds.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub key: Key,
+    pub entry: Entry,
+}
+
+/// Grow past `len * MAX_LOAD_DEN > homes * MAX_LOAD_NUM` (7/8).
+const MAX_LOAD_NUM: usize = 7;
+const MAX_LOAD_DEN: usize = 8;
+/// Fewest home slots of a non-empty table.
+const MIN_HOMES: usize = 8;
+
+/// The table (see the module doc).
+#[derive(Clone, Default)]
+pub struct Keyspace {
+    /// Per slot: the key's hash, 0 when empty.
+    hashes: Vec<u64>,
+    /// Per slot: the key and its entry (`None` exactly when the hash is 0).
+    items: Vec<Option<Item>>,
+    /// Number of home slots (`hashes.len()` minus the overflow slots).
+    homes: usize,
+    len: usize,
+}
+
+impl Keyspace {
+    pub fn new() -> Keyspace {
+        Keyspace::default()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of slots (home and overflow).
+    pub fn slots(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Removes every key and frees the table.
+    pub fn clear(&mut self) {
+        *self = Keyspace::default();
+    }
+
+    /// The home slot of `hash`: `hash * homes / 2^64`, monotone in `hash`.
+    fn home(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.homes as u128) >> 64) as usize
+    }
+
+    /// The slot of `key` (whose hash is `hash`), or where it would go: the
+    /// first slot from the home on that is empty or holds a larger hash
+    /// (possibly one past the end).
+    fn search(&self, hash: u64, key: &[u8]) -> Result<usize, usize> {
+        let mut i = self.home(hash);
+        while let Some(&h) = self.hashes.get(i) {
+            if h == 0 || h > hash {
+                return Err(i);
+            }
+            if h == hash && self.item(i).key.as_slice() == key {
+                return Ok(i);
+            }
+            i += 1;
+        }
+        Err(i)
+    }
+
+    fn item(&self, i: usize) -> &Item {
+        self.items[i].as_ref().expect("occupied slot")
+    }
+
+    fn item_mut(&mut self, i: usize) -> &mut Item {
+        self.items[i].as_mut().expect("occupied slot")
+    }
+
+    /// The entry of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.get_hashed(scan_hash(key), key)
+    }
+
+    pub(crate) fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        self.search(hash, key).ok().map(|i| &self.item(i).entry)
+    }
+
+    /// The slot of `key` if present (no growth, unlike [`Keyspace::entry`]).
+    pub fn occupied(&mut self, key: &[u8]) -> Option<OccupiedSlot<'_>> {
+        let index = self.search(scan_hash(key), key).ok()?;
+        Some(OccupiedSlot { table: self, index })
+    }
+
+    /// The slot of `key`: valid until the table changes (for a lookup that
+    /// then reads, changes or removes without searching again).
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
+        self.search(scan_hash(key), key).ok()
+    }
+
+    /// The entry at slot `i` (from [`Keyspace::find`]).
+    pub fn at_mut(&mut self, i: usize) -> &mut Entry {
+        &mut self.item_mut(i).entry
+    }
+
+    /// Removes the key at slot `i` (from [`Keyspace::find`]).
+    pub fn remove_slot(&mut self, i: usize) -> Entry {
+        self.remove_at(i).entry
+    }
+
+    /// The entry of `key`, to change it.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let i = self.search(scan_hash(key), key).ok()?;
+        Some(&mut self.item_mut(i).entry)
+    }
+
+    /// Inserts or replaces; returns the entry replaced.
+    pub fn insert(&mut self, key: Vec<u8>, entry: Entry) -> Option<Entry> {
+        self.insert_hashed(scan_hash(&key), key, entry)
+    }
+
+    pub(crate) fn insert_hashed(&mut self, hash: u64, key: Vec<u8>, entry: Entry) -> Option<Entry> {
+        match self.entry_hashed(hash, key) {
+            Slot::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
+            Slot::Vacant(v) => {
+                v.insert(entry);
+                None
+            }
+        }
+    }
+
+    /// Removes `key`; returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.remove_hashed(scan_hash(key), key)
+    }
+
+    pub(crate) fn remove_hashed(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let i = self.search(hash, key).ok()?;
+        Some(self.remove_at(i).entry)
+    }
+
+    /// The slot of `key`, occupied or vacant, for one lookup that checks and
+    /// then inserts, replaces or removes.
+    pub fn entry(&mut self, key: Vec<u8>) -> Slot<'_> {
+        self.entry_hashed(scan_hash(&key), key)
+    }
+
+    pub(crate) fn entry_hashed(&mut self, hash: u64, key: Vec<u8>) -> Slot<'_> {
+        debug_assert_ne!(hash, 0, "hash 0 marks an empty slot");
+        match self.search(hash, &key) {
+            Ok(index) => Slot::Occupied(OccupiedSlot { table: self, index }),
+            Err(_) => {
+                // room first, so that the vacant slot's insert cannot move
+                // anything else
+                if (self.len + 1) * MAX_LOAD_DEN > self.homes * MAX_LOAD_NUM {
+                    self.rebuild((self.homes * 2).max(MIN_HOMES));
+                }
+                Slot::Vacant(VacantSlot {
+                    table: self,
+                    hash,
+                    key,
+                })
+            }
+        }
+    }
+
+    /// Puts a new key (absent, room checked) at its sorted place; returns
+    /// its slot.
+    fn place(&mut self, hash: u64, key: Vec<u8>, entry: Entry) -> usize {
+        let at = match self.search(hash, &key) {
+            Err(at) => at,
+            Ok(_) => unreachable!("placed keys are absent"),
+        };
+        // the first empty slot from `at` on (a new overflow slot if none)
+        let free = match self.hashes[at.min(self.hashes.len())..]
+            .iter()
+            .position(|&h| h == 0)
+        {
+            Some(n) => at + n,
+            None => {
+                self.push_overflow();
+                self.hashes.len() - 1
+            }
+        };
+        // shift at..free right by one (keys with larger hashes)
+        self.hashes[at..=free].rotate_right(1);
+        self.items[at..=free].rotate_right(1);
+        self.hashes[at] = hash;
+        self.items[at] = Some(Item {
+            key: Key::from(key),
+            entry,
+        });
+        self.len += 1;
+        at
+    }
+
+    /// One more slot at the end (a cluster ran past the last home).
+    fn push_overflow(&mut self) {
+        if self.hashes.len() == self.hashes.capacity() {
+            self.hashes.reserve_exact(8);
+            self.items.reserve_exact(8);
+        }
+        self.hashes.push(0);
+        self.items.push(None);
+    }
+
+    /// Removes the key at slot `i` (backward-shift deletion); may shrink.
+    fn remove_at(&mut self, i: usize) -> Item {
+        let item = self.items[i].take().expect("occupied slot");
+        // the run after `i` of keys not at their home moves left by one
+        let mut end = i + 1;
+        while let Some(&h) = self.hashes.get(end) {
+            if h == 0 || self.home(h) == end {
+                break;
+            }
+            end += 1;
+        }
+        self.hashes[i..end].rotate_left(1);
+        self.items[i..end].rotate_left(1);
+        self.hashes[end - 1] = 0;
+        self.len -= 1;
+        if self.len * MAX_LOAD_DEN < self.homes && self.homes > MIN_HOMES {
+            self.rebuild((self.homes / 2).max(MIN_HOMES));
+        }
+        item
+    }
+
+    /// Re-places every key into `homes` home slots, in one ordered pass
+    /// (the keys are already sorted by hash).
+    fn rebuild(&mut self, homes: usize) {
+        let old_hashes = std::mem::take(&mut self.hashes);
+        let old_items = std::mem::take(&mut self.items);
+        self.homes = homes;
+        // room for a few overflow slots without reallocating
+        let room = homes + homes / 256 + 8;
+        self.hashes = Vec::with_capacity(room);
+        self.hashes.resize(homes, 0);
+        self.items = Vec::with_capacity(room);
+        self.items.resize_with(homes, || None);
+        let mut next = 0;
+        for (h, item) in old_hashes.into_iter().zip(old_items) {
+            if h == 0 {
+                continue;
+            }
+            let at = self.home(h).max(next);
+            if at == self.hashes.len() {
+                self.push_overflow();
+            }
+            self.hashes[at] = h;
+            self.items[at] = item;
+            next = at + 1;
+        }
+    }
+
+    /// Every key with its hash and entry, in hash order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8], &Entry)> {
+        self.iter_from(0)
+    }
+
+    /// Keys with hash >= `from`, in hash order (keys of equal hash are
+    /// adjacent, in no particular order).
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &[u8], &Entry)> {
+        let start = self.home(from).min(self.hashes.len());
+        self.hashes[start..]
+            .iter()
+            .zip(&self.items[start..])
+            .filter(move |(&h, _)| h != 0 && h >= from)
+            .map(|(&h, item)| {
+                let item = item.as_ref().expect("occupied slot");
+                (h, item.key.as_slice(), &item.entry)
+            })
+    }
+
+    /// Checks the invariants of the module doc (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        let mut prev = 0;
+        let mut count = 0;
+        for (i, &h) in self.hashes.iter().enumerate() {
+            assert_eq!(h == 0, self.items[i].is_none(), "slot {i}");
+            if h == 0 {
+                continue;
+            }
+            count += 1;
+            assert!(h >= prev, "slot {i}: hashes out of order");
+            prev = h;
+            let home = self.home(h);
+            assert!(home <= i, "slot {i} before its home {home}");
+            assert!(
+                self.hashes[home..i].iter().all(|&x| x != 0),
+                "slot {i}: a gap after its home {home}"
+            );
+        }
+        assert_eq!(count, self.len);
+        assert!(self.len * MAX_LOAD_DEN <= self.homes * MAX_LOAD_NUM || self.len == 0);
+    }
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(_, k, e)| (String::from_utf8_lossy(k), e)))
+            .finish()
+    }
+}
+
+/// Two tables are equal when they hold the same keys with equal entries
+/// (wherever they sit).
+impl PartialEq for Keyspace {
+    fn eq(&self, other: &Keyspace) -> bool {
+        self.len == other.len
+            && self
+                .iter()
+                .all(|(h, k, e)| other.get_hashed(h, k) == Some(e))
+    }
+}
+
+impl Eq for Keyspace {}
+
+/// A key's slot ([`Keyspace::entry`]).
+pub enum Slot<'a> {
+    Occupied(OccupiedSlot<'a>),
+    Vacant(VacantSlot<'a>),
+}
+
+/// A slot holding the key.
+pub struct OccupiedSlot<'a> {
+    table: &'a mut Keyspace,
+    index: usize,
+}
+
+impl<'a> OccupiedSlot<'a> {
+    pub fn get(&self) -> &Entry {
+        &self.table.item(self.index).entry
+    }
+
+    pub fn get_mut(&mut self) -> &mut Entry {
+        &mut self.table.item_mut(self.index).entry
+    }
+
+    pub fn into_mut(self) -> &'a mut Entry {
+        &mut self.table.item_mut(self.index).entry
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.table.item(self.index).key.as_slice()
+    }
+
+    /// Removes the key; returns its entry.
+    pub fn remove(self) -> Entry {
+        self.table.remove_at(self.index).entry
+    }
+}
+
+/// The place of an absent key (room for it already made).
+pub struct VacantSlot<'a> {
+    table: &'a mut Keyspace,
+    hash: u64,
+    key: Vec<u8>,
+}
+
+impl<'a> VacantSlot<'a> {
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Inserts the key with `entry`.
+    pub fn insert(self, entry: Entry) -> &'a mut Entry {
+        let i = self.table.place(self.hash, self.key, entry);
+        &mut self.table.item_mut(i).entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Value;
+    use std::collections::BTreeMap;
+
+    fn e(v: u64) -> Entry {
+        Entry::new(Value::Str(v.to_le_bytes().to_vec()))
+    }
+
+    /// xorshift64*: deterministic cases without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert_eq!(
+            std::mem::size_of::<Option<Item>>(),
+            std::mem::size_of::<Item>()
+        );
+    }
+
+    #[test]
+    fn keys_inline_up_to_the_limit_then_on_the_heap() {
+        for n in [0, 1, INLINE_KEY, INLINE_KEY + 1, 100] {
+            let v: Vec<u8> = (0..n as u8).collect();
+            let k = Key::from(v.clone());
+            assert_eq!(k.as_slice(), v.as_slice());
+            assert_eq!(matches!(k, Key::Inline { .. }), n <= INLINE_KEY);
+            assert_eq!(Key::from(v.as_slice()).as_slice(), v.as_slice());
+        }
+    }
+
+    #[test]
+    fn insert_get_replace_remove_grow_and_shrink() {
+        let mut t = Keyspace::new();
+        assert_eq!(t.get(b"a"), None);
+        assert_eq!(t.iter().count(), 0);
+        for i in 0..10_000u64 {
+            assert_eq!(t.insert(format!("k{i}").into_bytes(), e(i)), None);
+        }
+        t.check();
+        assert_eq!(t.len(), 10_000);
+        assert_eq!(t.insert(b"k7".to_vec(), e(70)), Some(e(7)));
+        assert_eq!(t.get(b"k7"), Some(&e(70)));
+        *t.get_mut(b"k8").unwrap() = e(80);
+        assert_eq!(t.get(b"k8"), Some(&e(80)));
+        let hashes: Vec<u64> = t.iter().map(|(h, _, _)| h).collect();
+        assert!(hashes.windows(2).all(|w| w[0] <= w[1]), "hash order");
+        let big = t.slots();
+        for i in 0..10_000u64 {
+            assert!(t.remove(format!("k{i}").as_bytes()).is_some());
+            if i % 1000 == 0 {
+                t.check();
+            }
+        }
+        assert!(t.is_empty());
+        assert!(t.slots() < big, "shrunk");
+        assert_eq!(t.remove(b"k1"), None);
+    }
+
+    #[test]
+    fn entry_api() {
+        let mut t = Keyspace::new();
+        match t.entry(b"a".to_vec()) {
+            Slot::Vacant(v) => {
+                assert_eq!(v.key(), b"a");
+                *v.insert(e(1)) = e(2);
+            }
+            Slot::Occupied(_) => panic!("absent"),
+        }
+        match t.entry(b"a".to_vec()) {
+            Slot::Occupied(mut o) => {
+                assert_eq!((o.key(), o.get()), (&b"a"[..], &e(2)));
+                *o.get_mut() = e(3);
+                assert_eq!(o.remove(), e(3));
+            }
+            Slot::Vacant(_) => panic!("present"),
+        }
+        assert!(t.is_empty());
+    }
+
+    /// Operations checked against a `BTreeMap<(hash, key), entry>` model,
+    /// with hashes that collide (few distinct values, all keys at one
+    /// home, the largest hashes) and growth and shrinking on the way.
+    #[test]
+    fn behaves_like_an_ordered_map() {
+        type Hasher = fn(&[u8]) -> u64;
+        let hashers: [Hasher; 4] = [
+            scan_hash,
+            |k| scan_hash(k) % 5 + 1,
+            |k| (scan_hash(k) | (u64::MAX - 15)).max(1),
+            |k| if k.len() % 2 == 0 { scan_hash(k) } else { 42 },
+        ];
+        for seed in 1..=40u64 {
+            let hash = hashers[(seed % 4) as usize];
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut t = Keyspace::new();
+            let mut model: BTreeMap<(u64, Vec<u8>), Entry> = BTreeMap::new();
+            let keys = 1 + rng.below(600);
+            for step in 0..4000u64 {
+                let n = rng.below(keys);
+                let key = if n.is_multiple_of(7) {
+                    format!("a-long-key-past-the-inline-limit-{n}").into_bytes()
+                } else {
+                    format!("k{n}").into_bytes()
+                };
+                let h = hash(&key);
+                match rng.below(10) {
+                    0..=3 => assert_eq!(
+                        t.insert_hashed(h, key.clone(), e(step)),
+                        model.insert((h, key), e(step))
+                    ),
+                    4..=6 => assert_eq!(t.remove_hashed(h, &key), model.remove(&(h, key))),
+                    7 => assert_eq!(t.get_hashed(h, &key), model.get(&(h, key))),
+                    _ => {
+                        let from = if rng.below(2) == 0 { rng.next() } else { h };
+                        let mut got: Vec<(u64, Vec<u8>)> =
+                            t.iter_from(from).map(|(h, k, _)| (h, k.to_vec())).collect();
+                        got.sort();
+                        let want: Vec<(u64, Vec<u8>)> = model
+                            .range((from, vec![])..)
+                            .map(|(p, _)| p.clone())
+                            .collect();
+                        assert_eq!(got, want, "seed {seed} step {step} from {from}");
+                    }
+                }
+                if step % 97 == 0 {
+                    t.check();
+                }
+            }
+            t.check();
+            let all: Vec<(u64, Vec<u8>, Entry)> = t
+                .iter()
+                .map(|(h, k, e)| (h, k.to_vec(), e.clone()))
+                .collect();
+            assert!(all.windows(2).all(|w| w[0].0 <= w[1].0));
+            let mut all_sorted = all.clone();
+            all_sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            let want: Vec<(u64, Vec<u8>, Entry)> = model
+                .iter()
+                .map(|((h, k), e)| (*h, k.clone(), e.clone()))
+                .collect();
+            assert_eq!(all_sorted, want, "seed {seed}");
+            assert_eq!(t.len(), model.len());
+        }
+    }
+
+    /// SCAN's step (cmd/scan.rs): `count` keys from the cursor, then the
+    /// rest of the last hash's group; the next cursor (0: done).
+    fn step(items: impl Iterator<Item = (u64, Vec<u8>)>, count: usize) -> (Vec<Vec<u8>>, u64) {
+        let mut out = Vec::new();
+        let mut last = None;
+        for (seen, (h, k)) in items.enumerate() {
+            if seen >= count && last != Some(h) {
+                return (out, h);
+            }
+            last = Some(h);
+            out.push(k);
+        }
+        (out, 0)
+    }
+
+    /// SCAN's contract on the table: a walk by cursor (the hash of the next
+    /// key, whole groups of equal hashes per step) interleaved with inserts
+    /// and removes that grow and shrink the table returns every key present
+    /// for the whole walk.
+    #[test]
+    fn a_cursor_walk_returns_every_key_present_throughout() {
+        for seed in 1..=20u64 {
+            let mut rng = Rng(seed);
+            let colliding = seed % 2 == 0;
+            let hash = |k: &[u8]| {
+                if colliding {
+                    scan_hash(k) % 64 + 1
+                } else {
+                    scan_hash(k)
+                }
+            };
+            let mut t = Keyspace::new();
+            let n0 = 200 + rng.below(2000);
+            for i in 0..n0 {
+                let k = format!("k{i}").into_bytes();
+                t.insert_hashed(hash(&k), k, e(i));
+            }
+            let mut present_throughout: std::collections::BTreeSet<Vec<u8>> =
+                t.iter().map(|(_, k, _)| k.to_vec()).collect();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut cursor = 0u64;
+            let mut fresh = n0;
+            loop {
+                let count = 1 + rng.below(20) as usize;
+                let items = t.iter_from(cursor).map(|(h, k, _)| (h, k.to_vec()));
+                let (found, next) = step(items, count);
+                seen.extend(found);
+                // churn, enough to grow and to shrink the table
+                for _ in 0..rng.below(40) {
+                    if rng.below(3) == 0 {
+                        let k = format!("k{}", rng.below(fresh)).into_bytes();
+                        if t.remove_hashed(hash(&k), &k).is_some() {
+                            present_throughout.remove(&k);
+                        }
+                    } else {
+                        let k = format!("k{fresh}").into_bytes();
+                        fresh += 1;
+                        t.insert_hashed(hash(&k), k, e(fresh));
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                assert!(next > cursor, "cursors only go forward");
+                cursor = next;
+            }
+            t.check();
+            for k in &present_throughout {
+                assert!(seen.contains(k), "seed {seed}: {k:?} missed");
+            }
+        }
+    }
+
+    /// Growth of a big table is one ordered pass (printed with --nocapture).
+    #[test]
+    fn growth_of_a_million_keys_is_one_pass() {
+        let mut t = Keyspace::new();
+        let n = if cfg!(debug_assertions) {
+            100_000
+        } else {
+            1_000_000
+        };
+        let mut worst = std::time::Duration::ZERO;
+        for i in 0..n {
+            let t0 = std::time::Instant::now();
+            t.insert(format!("key:{i:07}").into_bytes(), e(i));
+            worst = worst.max(t0.elapsed());
+        }
+        t.check();
+        println!(
+            "{n} keys: {} slots, slowest insert (a doubling) {worst:?}",
+            t.slots()
+        );
+    }
+}
