@@ -197,8 +197,8 @@ impl Db {
     /// Number of keys alive at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
         self.keys
-            .iter()
-            .filter(|(_, _, e)| !e.is_expired(now_ms))
+            .iter_unordered()
+            .filter(|(_, e)| !e.is_expired(now_ms))
             .count()
     }
 
@@ -294,7 +294,7 @@ impl Db {
 
     /// Every stored entry in no particular order (expired ones included).
     pub fn iter_unordered(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.keys.iter().map(|(_, k, e)| (k, e))
+        self.keys.iter_unordered()
     }
 
     /// Stored entries (expired ones included) from SCAN position `hash` on,

@@ -96,7 +96,7 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// What an occupied slot holds.
+/// A key and its entry (the dense array of the table).
 #[derive(Clone, Debug)]
 pub struct Item {
     pub key: Key,
@@ -110,15 +110,25 @@ const MAX_LOAD_DEN: usize = 8;
 const MIN_HOMES: usize = 8;
 
 /// The table (see the module doc).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Keyspace {
     /// Per slot: the key's hash, 0 when empty.
     hashes: Vec<u64>,
-    /// Per slot: the key and its entry (`None` exactly when the hash is 0).
-    items: Vec<Option<Item>>,
+    /// Per slot: where the key's item is in `items` (meaningless when the
+    /// slot is empty).
+    index: Vec<u32>,
+    /// The keys and entries, dense, in no particular order.
+    items: Vec<Item>,
     /// Number of home slots (`hashes.len()` minus the overflow slots).
     homes: usize,
-    len: usize,
+    /// The key order ([`scan_hash`]; another one in tests).
+    hash: fn(&[u8]) -> u64,
+}
+
+impl Default for Keyspace {
+    fn default() -> Keyspace {
+        Keyspace::with_hasher(scan_hash)
+    }
 }
 
 impl Keyspace {
@@ -126,13 +136,24 @@ impl Keyspace {
         Keyspace::default()
     }
 
+    /// A table ordered by `hash` (never 0) instead of [`scan_hash`].
+    fn with_hasher(hash: fn(&[u8]) -> u64) -> Keyspace {
+        Keyspace {
+            hashes: Vec::new(),
+            index: Vec::new(),
+            items: Vec::new(),
+            homes: 0,
+            hash,
+        }
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.items.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.items.is_empty()
     }
 
     /// Number of slots (home and overflow).
@@ -142,12 +163,20 @@ impl Keyspace {
 
     /// Removes every key and frees the table.
     pub fn clear(&mut self) {
-        *self = Keyspace::default();
+        *self = Keyspace::with_hasher(self.hash);
     }
 
     /// The home slot of `hash`: `hash * homes / 2^64`, monotone in `hash`.
     fn home(&self, hash: u64) -> usize {
         ((u128::from(hash) * self.homes as u128) >> 64) as usize
+    }
+
+    fn item_at(&self, slot: usize) -> &Item {
+        &self.items[self.index[slot] as usize]
+    }
+
+    fn item_at_mut(&mut self, slot: usize) -> &mut Item {
+        &mut self.items[self.index[slot] as usize]
     }
 
     /// The slot of `key` (whose hash is `hash`), or where it would go: the
@@ -159,7 +188,7 @@ impl Keyspace {
             if h == 0 || h > hash {
                 return Err(i);
             }
-            if h == hash && self.item(i).key.as_slice() == key {
+            if h == hash && self.item_at(i).key.as_slice() == key {
                 return Ok(i);
             }
             i += 1;
@@ -167,38 +196,21 @@ impl Keyspace {
         Err(i)
     }
 
-    fn item(&self, i: usize) -> &Item {
-        self.items[i].as_ref().expect("occupied slot")
-    }
-
-    fn item_mut(&mut self, i: usize) -> &mut Item {
-        self.items[i].as_mut().expect("occupied slot")
-    }
-
     /// The entry of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.get_hashed(scan_hash(key), key)
-    }
-
-    pub(crate) fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
-        self.search(hash, key).ok().map(|i| &self.item(i).entry)
-    }
-
-    /// The slot of `key` if present (no growth, unlike [`Keyspace::entry`]).
-    pub fn occupied(&mut self, key: &[u8]) -> Option<OccupiedSlot<'_>> {
-        let index = self.search(scan_hash(key), key).ok()?;
-        Some(OccupiedSlot { table: self, index })
+        let i = self.search((self.hash)(key), key).ok()?;
+        Some(&self.item_at(i).entry)
     }
 
     /// The slot of `key`: valid until the table changes (for a lookup that
     /// then reads, changes or removes without searching again).
     pub fn find(&self, key: &[u8]) -> Option<usize> {
-        self.search(scan_hash(key), key).ok()
+        self.search((self.hash)(key), key).ok()
     }
 
     /// The entry at slot `i` (from [`Keyspace::find`]).
     pub fn at_mut(&mut self, i: usize) -> &mut Entry {
-        &mut self.item_mut(i).entry
+        &mut self.item_at_mut(i).entry
     }
 
     /// Removes the key at slot `i` (from [`Keyspace::find`]).
@@ -206,19 +218,21 @@ impl Keyspace {
         self.remove_at(i).entry
     }
 
+    /// The slot of `key` if present (no growth, unlike [`Keyspace::entry`]).
+    pub fn occupied(&mut self, key: &[u8]) -> Option<OccupiedSlot<'_>> {
+        let slot = self.find(key)?;
+        Some(OccupiedSlot { table: self, slot })
+    }
+
     /// The entry of `key`, to change it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let i = self.search(scan_hash(key), key).ok()?;
-        Some(&mut self.item_mut(i).entry)
+        let i = self.find(key)?;
+        Some(self.at_mut(i))
     }
 
     /// Inserts or replaces; returns the entry replaced.
     pub fn insert(&mut self, key: Vec<u8>, entry: Entry) -> Option<Entry> {
-        self.insert_hashed(scan_hash(&key), key, entry)
-    }
-
-    pub(crate) fn insert_hashed(&mut self, hash: u64, key: Vec<u8>, entry: Entry) -> Option<Entry> {
-        match self.entry_hashed(hash, key) {
+        match self.entry(key) {
             Slot::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), entry)),
             Slot::Vacant(v) => {
                 v.insert(entry);
@@ -229,28 +243,21 @@ impl Keyspace {
 
     /// Removes `key`; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.remove_hashed(scan_hash(key), key)
-    }
-
-    pub(crate) fn remove_hashed(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
-        let i = self.search(hash, key).ok()?;
-        Some(self.remove_at(i).entry)
+        let i = self.find(key)?;
+        Some(self.remove_slot(i))
     }
 
     /// The slot of `key`, occupied or vacant, for one lookup that checks and
     /// then inserts, replaces or removes.
     pub fn entry(&mut self, key: Vec<u8>) -> Slot<'_> {
-        self.entry_hashed(scan_hash(&key), key)
-    }
-
-    pub(crate) fn entry_hashed(&mut self, hash: u64, key: Vec<u8>) -> Slot<'_> {
+        let hash = (self.hash)(&key);
         debug_assert_ne!(hash, 0, "hash 0 marks an empty slot");
         match self.search(hash, &key) {
-            Ok(index) => Slot::Occupied(OccupiedSlot { table: self, index }),
+            Ok(slot) => Slot::Occupied(OccupiedSlot { table: self, slot }),
             Err(_) => {
                 // room first, so that the vacant slot's insert cannot move
                 // anything else
-                if (self.len + 1) * MAX_LOAD_DEN > self.homes * MAX_LOAD_NUM {
+                if (self.len() + 1) * MAX_LOAD_DEN > self.homes * MAX_LOAD_NUM {
                     self.rebuild((self.homes * 2).max(MIN_HOMES));
                 }
                 Slot::Vacant(VacantSlot {
@@ -262,8 +269,8 @@ impl Keyspace {
         }
     }
 
-    /// Puts a new key (absent, room checked) at its sorted place; returns
-    /// its slot.
+    /// Puts a new key (absent, room made) at its sorted place; returns its
+    /// item's position.
     fn place(&mut self, hash: u64, key: Vec<u8>, entry: Entry) -> usize {
         let at = match self.search(hash, &key) {
             Err(at) => at,
@@ -282,29 +289,31 @@ impl Keyspace {
         };
         // shift at..free right by one (keys with larger hashes)
         self.hashes[at..=free].rotate_right(1);
-        self.items[at..=free].rotate_right(1);
+        self.index[at..=free].rotate_right(1);
+        let n = self.items.len();
         self.hashes[at] = hash;
-        self.items[at] = Some(Item {
+        self.index[at] = u32::try_from(n).expect("at most 2^32 - 1 keys");
+        self.items.push(Item {
             key: Key::from(key),
             entry,
         });
-        self.len += 1;
-        at
+        n
     }
 
     /// One more slot at the end (a cluster ran past the last home).
     fn push_overflow(&mut self) {
         if self.hashes.len() == self.hashes.capacity() {
             self.hashes.reserve_exact(8);
-            self.items.reserve_exact(8);
+            self.index.reserve_exact(8);
         }
         self.hashes.push(0);
-        self.items.push(None);
+        self.index.push(0);
     }
 
-    /// Removes the key at slot `i` (backward-shift deletion); may shrink.
+    /// Removes the key at slot `i` (backward-shift deletion; the last item
+    /// takes the removed one's place in `items`); may shrink.
     fn remove_at(&mut self, i: usize) -> Item {
-        let item = self.items[i].take().expect("occupied slot");
+        let at = self.index[i] as usize;
         // the run after `i` of keys not at their home moves left by one
         let mut end = i + 1;
         while let Some(&h) = self.hashes.get(end) {
@@ -314,29 +323,42 @@ impl Keyspace {
             end += 1;
         }
         self.hashes[i..end].rotate_left(1);
-        self.items[i..end].rotate_left(1);
+        self.index[i..end].rotate_left(1);
         self.hashes[end - 1] = 0;
-        self.len -= 1;
-        if self.len * MAX_LOAD_DEN < self.homes && self.homes > MIN_HOMES {
+        let item = self.items.swap_remove(at);
+        if let Some(moved) = self.items.get(at) {
+            // repoint the slot of the item moved from the end
+            let last = self.items.len() as u32;
+            let hash = (self.hash)(&moved.key);
+            let mut s = self.home(hash);
+            while self.hashes[s] != hash || self.index[s] != last {
+                s += 1;
+            }
+            self.index[s] = at as u32;
+        }
+        if self.len() * MAX_LOAD_DEN < self.homes && self.homes > MIN_HOMES {
             self.rebuild((self.homes / 2).max(MIN_HOMES));
+            if self.items.capacity() > 4 * self.items.len() {
+                self.items.shrink_to(2 * self.items.len());
+            }
         }
         item
     }
 
-    /// Re-places every key into `homes` home slots, in one ordered pass
-    /// (the keys are already sorted by hash).
+    /// Re-places every slot into `homes` home slots, in one ordered pass
+    /// (the slots are already sorted by hash; the items do not move).
     fn rebuild(&mut self, homes: usize) {
         let old_hashes = std::mem::take(&mut self.hashes);
-        let old_items = std::mem::take(&mut self.items);
+        let old_index = std::mem::take(&mut self.index);
         self.homes = homes;
         // room for a few overflow slots without reallocating
         let room = homes + homes / 256 + 8;
         self.hashes = Vec::with_capacity(room);
         self.hashes.resize(homes, 0);
-        self.items = Vec::with_capacity(room);
-        self.items.resize_with(homes, || None);
+        self.index = Vec::with_capacity(room);
+        self.index.resize(homes, 0);
         let mut next = 0;
-        for (h, item) in old_hashes.into_iter().zip(old_items) {
+        for (h, ix) in old_hashes.into_iter().zip(old_index) {
             if h == 0 {
                 continue;
             }
@@ -345,7 +367,7 @@ impl Keyspace {
                 self.push_overflow();
             }
             self.hashes[at] = h;
-            self.items[at] = item;
+            self.index[at] = ix;
             next = at + 1;
         }
     }
@@ -361,12 +383,18 @@ impl Keyspace {
         let start = self.home(from).min(self.hashes.len());
         self.hashes[start..]
             .iter()
-            .zip(&self.items[start..])
+            .zip(&self.index[start..])
             .filter(move |(&h, _)| h != 0 && h >= from)
-            .map(|(&h, item)| {
-                let item = item.as_ref().expect("occupied slot");
+            .map(|(&h, &ix)| {
+                let item = &self.items[ix as usize];
                 (h, item.key.as_slice(), &item.entry)
             })
+    }
+
+    /// Every key and entry in no particular order (the dense array: faster
+    /// than [`Keyspace::iter`]).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.items.iter().map(|i| (i.key.as_slice(), &i.entry))
     }
 
     /// Checks the invariants of the module doc (tests).
@@ -374,12 +402,15 @@ impl Keyspace {
     fn check(&self) {
         let mut prev = 0;
         let mut count = 0;
+        let mut seen = vec![false; self.items.len()];
         for (i, &h) in self.hashes.iter().enumerate() {
-            assert_eq!(h == 0, self.items[i].is_none(), "slot {i}");
             if h == 0 {
                 continue;
             }
             count += 1;
+            let ix = self.index[i] as usize;
+            assert!(!std::mem::replace(&mut seen[ix], true), "item {ix} twice");
+            assert_eq!((self.hash)(&self.items[ix].key), h, "slot {i}: hash");
             assert!(h >= prev, "slot {i}: hashes out of order");
             prev = h;
             let home = self.home(h);
@@ -389,8 +420,8 @@ impl Keyspace {
                 "slot {i}: a gap after its home {home}"
             );
         }
-        assert_eq!(count, self.len);
-        assert!(self.len * MAX_LOAD_DEN <= self.homes * MAX_LOAD_NUM || self.len == 0);
+        assert_eq!(count, self.len());
+        assert!(self.len() * MAX_LOAD_DEN <= self.homes * MAX_LOAD_NUM || self.is_empty());
     }
 }
 
@@ -406,10 +437,7 @@ impl std::fmt::Debug for Keyspace {
 /// (wherever they sit).
 impl PartialEq for Keyspace {
     fn eq(&self, other: &Keyspace) -> bool {
-        self.len == other.len
-            && self
-                .iter()
-                .all(|(h, k, e)| other.get_hashed(h, k) == Some(e))
+        self.len() == other.len() && self.iter_unordered().all(|(k, e)| other.get(k) == Some(e))
     }
 }
 
@@ -424,29 +452,29 @@ pub enum Slot<'a> {
 /// A slot holding the key.
 pub struct OccupiedSlot<'a> {
     table: &'a mut Keyspace,
-    index: usize,
+    slot: usize,
 }
 
 impl<'a> OccupiedSlot<'a> {
     pub fn get(&self) -> &Entry {
-        &self.table.item(self.index).entry
+        &self.table.item_at(self.slot).entry
     }
 
     pub fn get_mut(&mut self) -> &mut Entry {
-        &mut self.table.item_mut(self.index).entry
+        &mut self.table.item_at_mut(self.slot).entry
     }
 
     pub fn into_mut(self) -> &'a mut Entry {
-        &mut self.table.item_mut(self.index).entry
+        &mut self.table.item_at_mut(self.slot).entry
     }
 
     pub fn key(&self) -> &[u8] {
-        self.table.item(self.index).key.as_slice()
+        self.table.item_at(self.slot).key.as_slice()
     }
 
     /// Removes the key; returns its entry.
     pub fn remove(self) -> Entry {
-        self.table.remove_at(self.index).entry
+        self.table.remove_at(self.slot).entry
     }
 }
 
@@ -464,8 +492,8 @@ impl<'a> VacantSlot<'a> {
 
     /// Inserts the key with `entry`.
     pub fn insert(self, entry: Entry) -> &'a mut Entry {
-        let i = self.table.place(self.hash, self.key, entry);
-        &mut self.table.item_mut(i).entry
+        let at = self.table.place(self.hash, self.key, entry);
+        &mut self.table.items[at].entry
     }
 }
 
@@ -497,8 +525,8 @@ mod tests {
     fn sizes() {
         assert_eq!(std::mem::size_of::<Key>(), 24);
         assert_eq!(
-            std::mem::size_of::<Option<Item>>(),
-            std::mem::size_of::<Item>()
+            std::mem::size_of::<Item>(),
+            24 + std::mem::size_of::<Entry>()
         );
     }
 
@@ -576,8 +604,8 @@ mod tests {
         ];
         for seed in 1..=40u64 {
             let hash = hashers[(seed % 4) as usize];
+            let mut t = Keyspace::with_hasher(hash);
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let mut t = Keyspace::new();
             let mut model: BTreeMap<(u64, Vec<u8>), Entry> = BTreeMap::new();
             let keys = 1 + rng.below(600);
             for step in 0..4000u64 {
@@ -590,11 +618,11 @@ mod tests {
                 let h = hash(&key);
                 match rng.below(10) {
                     0..=3 => assert_eq!(
-                        t.insert_hashed(h, key.clone(), e(step)),
+                        t.insert(key.clone(), e(step)),
                         model.insert((h, key), e(step))
                     ),
-                    4..=6 => assert_eq!(t.remove_hashed(h, &key), model.remove(&(h, key))),
-                    7 => assert_eq!(t.get_hashed(h, &key), model.get(&(h, key))),
+                    4..=6 => assert_eq!(t.remove(&key), model.remove(&(h, key))),
+                    7 => assert_eq!(t.get(&key), model.get(&(h, key))),
                     _ => {
                         let from = if rng.below(2) == 0 { rng.next() } else { h };
                         let mut got: Vec<(u64, Vec<u8>)> =
@@ -651,19 +679,16 @@ mod tests {
     fn a_cursor_walk_returns_every_key_present_throughout() {
         for seed in 1..=20u64 {
             let mut rng = Rng(seed);
-            let colliding = seed % 2 == 0;
-            let hash = |k: &[u8]| {
-                if colliding {
-                    scan_hash(k) % 64 + 1
-                } else {
-                    scan_hash(k)
-                }
+            let hash: fn(&[u8]) -> u64 = if seed % 2 == 0 {
+                |k| scan_hash(k) % 64 + 1
+            } else {
+                scan_hash
             };
-            let mut t = Keyspace::new();
+            let mut t = Keyspace::with_hasher(hash);
             let n0 = 200 + rng.below(2000);
             for i in 0..n0 {
                 let k = format!("k{i}").into_bytes();
-                t.insert_hashed(hash(&k), k, e(i));
+                t.insert(k, e(i));
             }
             let mut present_throughout: std::collections::BTreeSet<Vec<u8>> =
                 t.iter().map(|(_, k, _)| k.to_vec()).collect();
@@ -679,13 +704,13 @@ mod tests {
                 for _ in 0..rng.below(40) {
                     if rng.below(3) == 0 {
                         let k = format!("k{}", rng.below(fresh)).into_bytes();
-                        if t.remove_hashed(hash(&k), &k).is_some() {
+                        if t.remove(&k).is_some() {
                             present_throughout.remove(&k);
                         }
                     } else {
                         let k = format!("k{fresh}").into_bytes();
                         fresh += 1;
-                        t.insert_hashed(hash(&k), k, e(fresh));
+                        t.insert(k, e(fresh));
                     }
                 }
                 if next == 0 {
