@@ -412,6 +412,54 @@ impl Db {
 mod tests {
     use super::*;
 
+    /// A key's entry is its value plus 8 bytes of expiry; a list needs no
+    /// box (the enum's tag goes in the niche of its capacity), so `Value`
+    /// is 32 bytes once every other type is at most 32 bytes.
+    #[test]
+    fn entry_and_value_sizes() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Entry>(), size_of::<Value>() + 8);
+        assert_eq!(size_of::<List>(), 32);
+        let largest = [
+            size_of::<Vec<u8>>(),
+            size_of::<Hash>(),
+            size_of::<List>(),
+            size_of::<Members>(),
+            size_of::<ZSet>(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap();
+        if largest <= 32 {
+            assert_eq!(size_of::<Value>(), 32);
+        } else {
+            assert!(size_of::<Value>() <= largest + 8);
+        }
+    }
+
+    #[test]
+    fn an_expiry_is_8_bytes_with_none_out_of_band() {
+        let mut e = Entry::new(Value::Str(vec![]));
+        assert_eq!((e.expire_at_ms(), e.is_expired(u64::MAX)), (None, false));
+        for t in [0, 1, 5_000, i64::MAX as u64] {
+            e.set_expire_at_ms(Some(t));
+            assert_eq!(e.expire_at_ms(), Some(t));
+            assert!(e.is_expired(t) && (t == 0 || !e.is_expired(t - 1)));
+        }
+        e.set_expire_at_ms(Some(u64::MAX));
+        assert_eq!(
+            e.expire_at_ms(),
+            Some(u64::MAX - 1),
+            "clamped, never reached"
+        );
+        assert_eq!(e.take_expire_at_ms(), Some(u64::MAX - 1));
+        assert_eq!(e, Entry::new(Value::Str(vec![])));
+        assert_eq!(
+            Entry::with_expiry(Value::Str(vec![]), Some(7)).expire_at_ms(),
+            Some(7)
+        );
+    }
+
     fn s(v: &str) -> Entry {
         Entry::new(Value::Str(v.as_bytes().to_vec()))
     }

@@ -2,39 +2,44 @@
 //! SCAN can continue from a number.
 //!
 //! An open-addressing table with linear probing whose slots stay sorted by
-//! hash (an "ordered" Robin-Hood table). Two parallel arrays:
+//! hash (an "ordered" Robin-Hood table). The slots are two parallel arrays,
+//! 12 bytes per slot; the keys and entries live in a third, dense array:
 //!
 //! ```text
-//!  index:     0      1      2      3      4      5      6      7   | 8   9   (overflow)
-//!  hashes:  [ h_a  | h_b  | 0    | h_c  | h_d  | h_e  | 0    | h_f ] [ h_g | 0 ]
-//!  items:   [ a    | b    | -    | c    | d    | e    | -    | f   ] [ g   | - ]
-//!             ^ home(h_a) = 0, home(h_b) = 0: b sits one past its home
+//!  slot:    0     1     2     3     4     5     6     7  | 8     9   (overflow)
+//!  hashes [ h_a | h_b | 0   | h_c | h_d | h_e | 0   | h_f ][ h_g | 0 ]   u64, 0 = empty
+//!  index  [ 2   | 0   | -   | 5   | 1   | 6   | -   | 3   ][ 4   | - ]   u32
+//!             home(h_a) = home(h_b) = 0: b sits one past its home
+//!  items  [ b, d, a, f, g, c, e ]        Item { key: Key, entry: Entry }, no holes
 //! ```
 //!
-//! - `homes` slots (any number, not only powers of two) plus a few overflow
-//!   slots at the end, added one at a time when a cluster runs past the last
-//!   home: probing never wraps around.
-//! - A key's home slot is `hash * homes / 2^64` (the top bits of the hash,
-//!   scaled): monotone, so a smaller hash never has a later home.
-//! - Hash 0 marks an empty slot ([`scan_hash`] is never 0); `items[i]` is
-//!   `Some` exactly when `hashes[i] != 0`.
+//! - `homes` home slots (any number; doubling keeps them powers of two) plus
+//!   overflow slots at the end, added one at a time when a cluster runs past
+//!   the last home: probing never wraps around.
+//! - A key's home slot is `hash * homes / 2^64` (the top bits of the hash):
+//!   monotone, so a smaller hash never has a later home.
+//! - Hash 0 marks an empty slot ([`scan_hash`] is never 0).
 //! - Invariants: (1) the occupied slots, read left to right, have
 //!   non-decreasing hashes; (2) every key sits at or after its home, and
 //!   (3) no empty slot lies between a key's home and the key.
 //!
-//! Hence a lookup starts at the home of the hash and walks the dense
-//! `hashes` array while the hashes are smaller; it stops at an empty slot
-//! or a larger hash. Insertion puts the key at its sorted place and shifts
-//! the run after it right by one, into the next empty slot (the keys moved
-//! are the richer ones: Robin Hood); removal shifts the following displaced
-//! keys left by one (backward-shift deletion), so there are no tombstones.
-//! "The first key with hash >= h" (SCAN's cursor) is found from the home
-//! of `h`: keys before that slot have smaller homes, hence smaller hashes.
+//! A lookup starts at the home of the hash and walks the dense `hashes`
+//! array while the hashes are smaller, comparing the key (in `items`) only
+//! on an equal hash; it stops at an empty slot or a larger hash. Insertion
+//! puts the key at its sorted place and shifts the run after it right by one
+//! slot, into the next empty one (the keys moved are the ones with larger
+//! hashes, which are "richer": Robin Hood); the item is pushed onto `items`.
+//! Removal shifts the following displaced slots left by one (backward-shift
+//! deletion: no tombstones) and moves the last item into the removed one's
+//! place (its slot, found by its hash, is repointed). "The first key with
+//! hash >= h" (SCAN's cursor) is found from the home of `h`: keys before that
+//! slot have smaller homes, hence smaller hashes.
 //!
 //! The table grows (doubling) past a load of 7/8 and halves below 1/8, by
-//! one ordered pass that re-places every key (no hashing: the hashes are
-//! stored). Each slot costs 8 bytes of hash plus an [`Item`]: the key,
-//! inline up to [`INLINE_KEY`] bytes ([`Key`]), and the [`Entry`].
+//! one ordered pass over the slots that re-places them (the hashes are
+//! stored; the items do not move). A key costs its [`Item`] (the key inline
+//! up to [`INLINE_KEY`] bytes ([`Key`]) and the [`Entry`]) plus 12 bytes per
+//! slot at a load between 7/16 and 7/8.
 
 use crate::db::{scan_hash, Entry};
 

@@ -16,8 +16,9 @@
 //! - [`record`]: one command-log record (framing, salted CRC, bounds).
 //! - [`batch`]: one group commit framed as one batch (format version 2).
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
-//! - [`db`]: the state machine: keyspace, typed values, expiry index;
-//!   [`zset`]: the sorted set value and its ranges.
+//! - [`db`]: the state machine: typed values, entries, expiry index;
+//!   [`keyspace`]: the table of keys in SCAN order (ordered open
+//!   addressing); [`zset`]: the sorted set value and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
