@@ -2,12 +2,13 @@
 //! SCAN can continue from a number.
 //!
 //! An open-addressing table with linear probing whose slots stay sorted by
-//! hash (an "ordered" Robin-Hood table). The slots are two parallel arrays,
-//! 12 bytes per slot; the keys and entries live in a third, dense array:
+//! hash (an "ordered" Robin-Hood table). A slot is a 12-byte [`Cell`] (the
+//! key's hash and the index of its item: one cache line holds both); the
+//! keys and entries live in a dense array:
 //!
 //! ```text
-//!  slot:    0     1     2     3     4     5     6     7  | 8     9   (overflow)
-//!  hashes [ h_a | h_b | 0   | h_c | h_d | h_e | 0   | h_f ][ h_g | 0 ]   u64, 0 = empty
+//!  slot:     0     1     2     3     4     5     6     7  | 8     9   (overflow)
+//!  hash   [ h_a | h_b | 0   | h_c | h_d | h_e | 0   | h_f ][ h_g | 0 ]   u64, 0 = empty
 //!  index  [ 2   | 0   | -   | 5   | 1   | 6   | -   | 3   ][ 4   | - ]   u32
 //!             home(h_a) = home(h_b) = 0: b sits one past its home
 //!  items  [ b, d, a, f, g, c, e ]        Item { key: Key, entry: Entry }, no holes
@@ -23,8 +24,7 @@
 //!   non-decreasing hashes; (2) every key sits at or after its home, and
 //!   (3) no empty slot lies between a key's home and the key.
 //!
-//! A lookup starts at the home of the hash and walks the dense `hashes`
-//! array while the hashes are smaller, comparing the key (in `items`) only
+//! A lookup starts at the home of the hash and walks the slots while the hashes are smaller, comparing the key (in `items`) only
 //! on an equal hash; it stops at an empty slot or a larger hash. Insertion
 //! puts the key at its sorted place and shifts the run after it right by one
 //! slot, into the next empty one (the keys moved are the ones with larger
@@ -114,17 +114,43 @@ const MAX_LOAD_DEN: usize = 8;
 /// Fewest home slots of a non-empty table.
 const MIN_HOMES: usize = 8;
 
+/// A slot: a key's hash (0: empty) and where its item is, packed in 12
+/// bytes (three u32, so that no padding is added).
+#[derive(Clone, Copy, Default)]
+struct Cell {
+    hash_hi: u32,
+    hash_lo: u32,
+    index: u32,
+}
+
+impl Cell {
+    const EMPTY: Cell = Cell {
+        hash_hi: 0,
+        hash_lo: 0,
+        index: 0,
+    };
+
+    fn new(hash: u64, index: u32) -> Cell {
+        Cell {
+            hash_hi: (hash >> 32) as u32,
+            hash_lo: hash as u32,
+            index,
+        }
+    }
+
+    fn hash(self) -> u64 {
+        (u64::from(self.hash_hi) << 32) | u64::from(self.hash_lo)
+    }
+}
+
 /// The table (see the module doc).
 #[derive(Clone)]
 pub struct Keyspace {
-    /// Per slot: the key's hash, 0 when empty.
-    hashes: Vec<u64>,
-    /// Per slot: where the key's item is in `items` (meaningless when the
-    /// slot is empty).
-    index: Vec<u32>,
+    /// The slots, home then overflow.
+    cells: Vec<Cell>,
     /// The keys and entries, dense, in no particular order.
     items: Vec<Item>,
-    /// Number of home slots (`hashes.len()` minus the overflow slots).
+    /// Number of home slots (`cells.len()` minus the overflow slots).
     homes: usize,
     /// The key order ([`scan_hash`]; another one in tests).
     hash: fn(&[u8]) -> u64,
@@ -144,8 +170,7 @@ impl Keyspace {
     /// A table ordered by `hash` (never 0) instead of [`scan_hash`].
     fn with_hasher(hash: fn(&[u8]) -> u64) -> Keyspace {
         Keyspace {
-            hashes: Vec::new(),
-            index: Vec::new(),
+            cells: Vec::new(),
             items: Vec::new(),
             homes: 0,
             hash,
@@ -163,7 +188,7 @@ impl Keyspace {
 
     /// Number of slots (home and overflow).
     pub fn slots(&self) -> usize {
-        self.hashes.len()
+        self.cells.len()
     }
 
     /// Removes every key and frees the table.
@@ -177,11 +202,11 @@ impl Keyspace {
     }
 
     fn item_at(&self, slot: usize) -> &Item {
-        &self.items[self.index[slot] as usize]
+        &self.items[self.cells[slot].index as usize]
     }
 
     fn item_at_mut(&mut self, slot: usize) -> &mut Item {
-        &mut self.items[self.index[slot] as usize]
+        &mut self.items[self.cells[slot].index as usize]
     }
 
     /// The slot of `key` (whose hash is `hash`), or where it would go: the
@@ -189,11 +214,12 @@ impl Keyspace {
     /// (possibly one past the end).
     fn search(&self, hash: u64, key: &[u8]) -> Result<usize, usize> {
         let mut i = self.home(hash);
-        while let Some(&h) = self.hashes.get(i) {
+        while let Some(c) = self.cells.get(i) {
+            let h = c.hash();
             if h == 0 || h > hash {
                 return Err(i);
             }
-            if h == hash && self.item_at(i).key.as_slice() == key {
+            if h == hash && self.items[c.index as usize].key.as_slice() == key {
                 return Ok(i);
             }
             i += 1;
@@ -259,45 +285,41 @@ impl Keyspace {
         debug_assert_ne!(hash, 0, "hash 0 marks an empty slot");
         match self.search(hash, &key) {
             Ok(slot) => Slot::Occupied(OccupiedSlot { table: self, slot }),
-            Err(_) => {
+            Err(mut at) => {
                 // room first, so that the vacant slot's insert cannot move
                 // anything else
                 if (self.len() + 1) * MAX_LOAD_DEN > self.homes * MAX_LOAD_NUM {
                     self.rebuild((self.homes * 2).max(MIN_HOMES));
+                    at = self.search(hash, &key).expect_err("absent");
                 }
                 Slot::Vacant(VacantSlot {
                     table: self,
                     hash,
                     key,
+                    at,
                 })
             }
         }
     }
 
-    /// Puts a new key (absent, room made) at its sorted place; returns its
-    /// item's position.
-    fn place(&mut self, hash: u64, key: Vec<u8>, entry: Entry) -> usize {
-        let at = match self.search(hash, &key) {
-            Err(at) => at,
-            Ok(_) => unreachable!("placed keys are absent"),
-        };
+    /// Puts a new key (absent, room made) at its sorted place `at` (from
+    /// [`Keyspace::search`]); returns its item's position.
+    fn place(&mut self, hash: u64, key: Vec<u8>, at: usize, entry: Entry) -> usize {
         // the first empty slot from `at` on (a new overflow slot if none)
-        let free = match self.hashes[at.min(self.hashes.len())..]
+        let free = match self.cells[at.min(self.cells.len())..]
             .iter()
-            .position(|&h| h == 0)
+            .position(|c| c.hash() == 0)
         {
             Some(n) => at + n,
             None => {
                 self.push_overflow();
-                self.hashes.len() - 1
+                self.cells.len() - 1
             }
         };
         // shift at..free right by one (keys with larger hashes)
-        self.hashes[at..=free].rotate_right(1);
-        self.index[at..=free].rotate_right(1);
+        self.cells.copy_within(at..free, at + 1);
         let n = self.items.len();
-        self.hashes[at] = hash;
-        self.index[at] = u32::try_from(n).expect("at most 2^32 - 1 keys");
+        self.cells[at] = Cell::new(hash, u32::try_from(n).expect("at most 2^32 - 1 keys"));
         self.items.push(Item {
             key: Key::from(key),
             entry,
@@ -307,39 +329,37 @@ impl Keyspace {
 
     /// One more slot at the end (a cluster ran past the last home).
     fn push_overflow(&mut self) {
-        if self.hashes.len() == self.hashes.capacity() {
-            self.hashes.reserve_exact(8);
-            self.index.reserve_exact(8);
+        if self.cells.len() == self.cells.capacity() {
+            self.cells.reserve_exact(8);
         }
-        self.hashes.push(0);
-        self.index.push(0);
+        self.cells.push(Cell::EMPTY);
     }
 
     /// Removes the key at slot `i` (backward-shift deletion; the last item
     /// takes the removed one's place in `items`); may shrink.
     fn remove_at(&mut self, i: usize) -> Item {
-        let at = self.index[i] as usize;
+        let at = self.cells[i].index as usize;
         // the run after `i` of keys not at their home moves left by one
         let mut end = i + 1;
-        while let Some(&h) = self.hashes.get(end) {
+        while let Some(c) = self.cells.get(end) {
+            let h = c.hash();
             if h == 0 || self.home(h) == end {
                 break;
             }
             end += 1;
         }
-        self.hashes[i..end].rotate_left(1);
-        self.index[i..end].rotate_left(1);
-        self.hashes[end - 1] = 0;
+        self.cells.copy_within(i + 1..end, i);
+        self.cells[end - 1] = Cell::EMPTY;
         let item = self.items.swap_remove(at);
         if let Some(moved) = self.items.get(at) {
             // repoint the slot of the item moved from the end
             let last = self.items.len() as u32;
             let hash = (self.hash)(&moved.key);
             let mut s = self.home(hash);
-            while self.hashes[s] != hash || self.index[s] != last {
+            while self.cells[s].hash() != hash || self.cells[s].index != last {
                 s += 1;
             }
-            self.index[s] = at as u32;
+            self.cells[s].index = at as u32;
         }
         if self.len() * MAX_LOAD_DEN < self.homes && self.homes > MIN_HOMES {
             self.rebuild((self.homes / 2).max(MIN_HOMES));
@@ -353,26 +373,22 @@ impl Keyspace {
     /// Re-places every slot into `homes` home slots, in one ordered pass
     /// (the slots are already sorted by hash; the items do not move).
     fn rebuild(&mut self, homes: usize) {
-        let old_hashes = std::mem::take(&mut self.hashes);
-        let old_index = std::mem::take(&mut self.index);
+        let old = std::mem::take(&mut self.cells);
         self.homes = homes;
         // room for a few overflow slots without reallocating
-        let room = homes + homes / 256 + 8;
-        self.hashes = Vec::with_capacity(room);
-        self.hashes.resize(homes, 0);
-        self.index = Vec::with_capacity(room);
-        self.index.resize(homes, 0);
+        self.cells = Vec::with_capacity(homes + homes / 256 + 8);
+        self.cells.resize(homes, Cell::EMPTY);
         let mut next = 0;
-        for (h, ix) in old_hashes.into_iter().zip(old_index) {
+        for c in old {
+            let h = c.hash();
             if h == 0 {
                 continue;
             }
             let at = self.home(h).max(next);
-            if at == self.hashes.len() {
+            if at == self.cells.len() {
                 self.push_overflow();
             }
-            self.hashes[at] = h;
-            self.index[at] = ix;
+            self.cells[at] = c;
             next = at + 1;
         }
     }
@@ -385,12 +401,12 @@ impl Keyspace {
     /// Keys with hash >= `from`, in hash order (keys of equal hash are
     /// adjacent, in no particular order).
     pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &[u8], &Entry)> {
-        let start = self.home(from).min(self.hashes.len());
-        self.hashes[start..]
+        let start = self.home(from).min(self.cells.len());
+        self.cells[start..]
             .iter()
-            .zip(&self.index[start..])
-            .filter(move |(&h, _)| h != 0 && h >= from)
-            .map(|(&h, &ix)| {
+            .map(|c| (c.hash(), c.index))
+            .filter(move |&(h, _)| h != 0 && h >= from)
+            .map(|(h, ix)| {
                 let item = &self.items[ix as usize];
                 (h, item.key.as_slice(), &item.entry)
             })
@@ -408,12 +424,13 @@ impl Keyspace {
         let mut prev = 0;
         let mut count = 0;
         let mut seen = vec![false; self.items.len()];
-        for (i, &h) in self.hashes.iter().enumerate() {
+        for (i, c) in self.cells.iter().enumerate() {
+            let h = c.hash();
             if h == 0 {
                 continue;
             }
             count += 1;
-            let ix = self.index[i] as usize;
+            let ix = c.index as usize;
             assert!(!std::mem::replace(&mut seen[ix], true), "item {ix} twice");
             assert_eq!((self.hash)(&self.items[ix].key), h, "slot {i}: hash");
             assert!(h >= prev, "slot {i}: hashes out of order");
@@ -421,7 +438,7 @@ impl Keyspace {
             let home = self.home(h);
             assert!(home <= i, "slot {i} before its home {home}");
             assert!(
-                self.hashes[home..i].iter().all(|&x| x != 0),
+                self.cells[home..i].iter().all(|x| x.hash() != 0),
                 "slot {i}: a gap after its home {home}"
             );
         }
@@ -488,6 +505,8 @@ pub struct VacantSlot<'a> {
     table: &'a mut Keyspace,
     hash: u64,
     key: Vec<u8>,
+    /// Where the key goes (valid: nothing changes the table meanwhile).
+    at: usize,
 }
 
 impl<'a> VacantSlot<'a> {
@@ -497,7 +516,7 @@ impl<'a> VacantSlot<'a> {
 
     /// Inserts the key with `entry`.
     pub fn insert(self, entry: Entry) -> &'a mut Entry {
-        let at = self.table.place(self.hash, self.key, entry);
+        let at = self.table.place(self.hash, self.key, self.at, entry);
         &mut self.table.items[at].entry
     }
 }
@@ -529,6 +548,7 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert_eq!(std::mem::size_of::<Cell>(), 12);
         assert_eq!(
             std::mem::size_of::<Item>(),
             24 + std::mem::size_of::<Entry>()
