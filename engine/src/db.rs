@@ -77,7 +77,7 @@ impl From<WrongType> for crate::reply::Reply {
     }
 }
 
-/// A key's value and its absolute expiry (8 bytes: [`NO_EXPIRY`] when
+/// A key's value and its absolute expiry (8 bytes: `u64::MAX` when
 /// none; read and set through [`Entry::expire_at_ms`] and
 /// [`Entry::set_expire_at_ms`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

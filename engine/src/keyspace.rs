@@ -2,7 +2,7 @@
 //! SCAN can continue from a number.
 //!
 //! An open-addressing table with linear probing whose slots stay sorted by
-//! hash (an "ordered" Robin-Hood table). A slot is a 12-byte [`Cell`] (the
+//! hash (an "ordered" Robin-Hood table). A slot is a 12-byte `Cell` (the
 //! key's hash and the index of its item: one cache line holds both); the
 //! keys and entries live in a dense array:
 //!
@@ -24,8 +24,9 @@
 //!   non-decreasing hashes; (2) every key sits at or after its home, and
 //!   (3) no empty slot lies between a key's home and the key.
 //!
-//! A lookup starts at the home of the hash and walks the slots while the hashes are smaller, comparing the key (in `items`) only
-//! on an equal hash; it stops at an empty slot or a larger hash. Insertion
+//! A lookup starts at the home of the hash and walks the slots while the
+//! hashes are smaller, comparing the key (in `items`) only on an equal
+//! hash; it stops at an empty slot or a larger hash. Insertion
 //! puts the key at its sorted place and shifts the run after it right by one
 //! slot, into the next empty one (the keys moved are the ones with larger
 //! hashes, which are "richer": Robin Hood); the item is pushed onto `items`.
@@ -43,7 +44,7 @@
 
 use crate::db::{scan_hash, Entry};
 
-/// Longest key stored inline in its slot (no allocation of its own).
+/// Longest key stored inline in its item (no allocation of its own).
 pub const INLINE_KEY: usize = 22;
 
 /// A key's bytes: inline when short (most keys), else on the heap.
