@@ -9,11 +9,8 @@
 //! [`Db::purge_expired`]. Whoever gives a key an expiry records it with
 //! [`Db::track_expiry`] ([`Db::insert_entry`] does it for whole entries).
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
-use std::collections::btree_map;
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use crate::keyspace::Keyspace;
+pub use crate::keyspace::Slot;
 
 /// Key/value (or field/value) pairs of MSET and HSET.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -62,26 +59,61 @@ impl From<WrongType> for crate::reply::Reply {
     }
 }
 
-/// A key's value and its absolute expiry.
+/// A key's value and its absolute expiry (8 bytes: `u64::MAX` when
+/// none; read and set through [`Entry::expire_at_ms`] and
+/// [`Entry::set_expire_at_ms`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub value: Value,
     /// Wall-clock ms since the Unix epoch; the key is gone at or after it.
-    pub expire_at_ms: Option<u64>,
+    expire_at: u64,
 }
+
+/// The stored expiry of a key without one. An expiry of `u64::MAX` ms (never
+/// produced: expiries are at most `i64::MAX`) is stored as `u64::MAX - 1`,
+/// which no clock reaches either.
+const NO_EXPIRY: u64 = u64::MAX;
 
 impl Entry {
     /// An entry without expiry.
     pub fn new(value: Value) -> Entry {
         Entry {
             value,
-            expire_at_ms: None,
+            expire_at: NO_EXPIRY,
         }
+    }
+
+    /// An entry with the expiry `expire_at_ms` (None: none).
+    pub fn with_expiry(value: Value, expire_at_ms: Option<u64>) -> Entry {
+        let mut e = Entry::new(value);
+        e.set_expire_at_ms(expire_at_ms);
+        e
+    }
+
+    /// Wall-clock ms since the Unix epoch at which the key is gone, if any.
+    pub fn expire_at_ms(&self) -> Option<u64> {
+        (self.expire_at != NO_EXPIRY).then_some(self.expire_at)
+    }
+
+    /// Sets or removes the expiry (whoever sets one also calls
+    /// [`Db::track_expiry`]).
+    pub fn set_expire_at_ms(&mut self, at_ms: Option<u64>) {
+        self.expire_at = match at_ms {
+            Some(t) => t.min(NO_EXPIRY - 1),
+            None => NO_EXPIRY,
+        };
+    }
+
+    /// Removes the expiry; returns it.
+    pub fn take_expire_at_ms(&mut self) -> Option<u64> {
+        let t = self.expire_at_ms();
+        self.expire_at = NO_EXPIRY;
+        t
     }
 
     /// True when the key is expired at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.expire_at_ms, Some(t) if t <= now_ms)
+        self.expire_at <= now_ms && self.expire_at != NO_EXPIRY
     }
 }
 
@@ -90,59 +122,6 @@ impl Entry {
 /// fits a snapshot entry (lengths there are bounded by
 /// [`crate::record::MAX_RECORD_BYTES`]).
 pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
-
-/// A key's position in the keyspace: its [`scan_hash`], then the key.
-/// SCAN's cursor is a position (the hash of the next key to return), so a
-/// cursor stays valid on any connection and across restarts.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Pos {
-    hash: u64,
-    key: Vec<u8>,
-}
-
-/// A position to look up without owning the key (the map's keys borrow as
-/// `dyn AsPos`, ordered exactly like [`Pos`]).
-trait AsPos {
-    fn pos(&self) -> (u64, &[u8]);
-}
-
-impl AsPos for Pos {
-    fn pos(&self) -> (u64, &[u8]) {
-        (self.hash, &self.key)
-    }
-}
-
-impl AsPos for (u64, &[u8]) {
-    fn pos(&self) -> (u64, &[u8]) {
-        (self.0, self.1)
-    }
-}
-
-impl<'a> Borrow<dyn AsPos + 'a> for Pos {
-    fn borrow(&self) -> &(dyn AsPos + 'a) {
-        self
-    }
-}
-
-impl PartialEq for dyn AsPos + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.pos() == other.pos()
-    }
-}
-
-impl Eq for dyn AsPos + '_ {}
-
-impl PartialOrd for dyn AsPos + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for dyn AsPos + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.pos().cmp(&other.pos())
-    }
-}
 
 /// The keyspace order of SCAN (and HSCAN's order of fields): FNV-1a with a
 /// final mix, fixed forever (cursors handed out must stay valid), never 0
@@ -161,17 +140,13 @@ pub fn scan_hash(key: &[u8]) -> u64 {
     h.max(1)
 }
 
-fn lookup(key: &[u8]) -> (u64, &[u8]) {
-    (scan_hash(key), key)
-}
-
-/// The key-value state, ordered by [`scan_hash`] (so SCAN can continue from
-/// a number), one u64 compare per tree level on lookups. The expiry index
-/// is a heap of (expiry, key); entries of the heap whose key got another
-/// expiry meanwhile are skipped when popped.
+/// The key-value state: the keyspace table ([`crate::keyspace`]: hash
+/// order, so SCAN can continue from a number; O(1) expected lookups) and the
+/// expiry index, a heap of (expiry, key) whose items are skipped when popped
+/// if the key got another expiry meanwhile.
 #[derive(Debug, Clone, Default)]
 pub struct Db {
-    map: BTreeMap<Pos, Entry>,
+    keys: Keyspace,
     expiries: std::collections::BinaryHeap<std::cmp::Reverse<(u64, Vec<u8>)>>,
     /// Keyspace events of the command executing ([`Db::notify`]).
     pub(crate) events: crate::pubsub::Events,
@@ -181,7 +156,7 @@ pub struct Db {
 /// bookkeeping).
 impl PartialEq for Db {
     fn eq(&self, other: &Db) -> bool {
-        self.map == other.map
+        self.keys == other.keys
     }
 }
 
@@ -194,23 +169,24 @@ impl Db {
 
     /// Number of stored keys (including expired keys not yet removed).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.keys.is_empty()
     }
 
     /// Number of keys alive at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
-        self.map.values().filter(|e| !e.is_expired(now_ms)).count()
+        self.keys
+            .iter_unordered()
+            .filter(|(_, e)| !e.is_expired(now_ms))
+            .count()
     }
 
     /// The live entry of `key` at `now_ms`.
     pub fn entry(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.map
-            .get(&lookup(key) as &dyn AsPos)
-            .filter(|e| !e.is_expired(now_ms))
+        self.keys.get(key).filter(|e| !e.is_expired(now_ms))
     }
 
     /// The live value of `key` at `now_ms`.
@@ -273,10 +249,11 @@ impl Db {
 
     /// Removes `key` when it holds an empty list (a list command emptied it).
     pub fn drop_if_empty_list(&mut self, key: &[u8]) {
-        let at: &dyn AsPos = &lookup(key);
-        if matches!(self.map.get(at), Some(Entry { value: Value::List(l), .. }) if l.is_empty()) {
-            self.map.remove(at);
-            self.notify(crate::pubsub::class::GENERIC, "del", key);
+        if let Some(o) = self.keys.occupied(key) {
+            if matches!(&o.get().value, Value::List(l) if l.is_empty()) {
+                o.remove();
+                self.notify(crate::pubsub::class::GENERIC, "del", key);
+            }
         }
     }
 
@@ -290,30 +267,27 @@ impl Db {
     }
 
     /// Every stored entry in key order (expired ones included). Sorts
-    /// references to the entries: O(n log n), 16 bytes per key.
-    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
-        let mut v: Vec<(&Vec<u8>, &Entry)> = self.map.iter().map(|(p, e)| (&p.key, e)).collect();
+    /// references to the entries: O(n log n), 24 bytes per key.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        let mut v: Vec<(&[u8], &Entry)> = self.iter_unordered().collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v.into_iter()
     }
 
     /// Every stored entry in no particular order (expired ones included).
-    pub fn iter_unordered(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
-        self.map.iter().map(|(p, e)| (&p.key, e))
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.keys.iter_unordered()
     }
 
     /// Stored entries (expired ones included) from SCAN position `hash` on,
-    /// in SCAN order, each with its position.
-    pub fn scan_from(&self, hash: u64) -> impl Iterator<Item = (u64, &Vec<u8>, &Entry)> {
-        let from: &dyn AsPos = &(hash, &[][..]);
-        self.map
-            .range::<dyn AsPos, _>((Bound::Included(from), Bound::Unbounded))
-            .map(|(p, e)| (p.hash, &p.key, e))
+    /// in SCAN order (keys of equal hash adjacent), each with its position.
+    pub fn scan_from(&self, hash: u64) -> impl Iterator<Item = (u64, &[u8], &Entry)> {
+        self.keys.iter_from(hash)
     }
 
-    /// A live key picked by `seed` (uniform over the stored keys; falls
-    /// back to a scan when the pick is expired), or None.
-    pub fn random_key(&self, now_ms: u64, seed: u64) -> Option<&Vec<u8>> {
+    /// A live key picked by `seed` (the first live key from position
+    /// `seed` on, wrapping around), or None.
+    pub fn random_key(&self, now_ms: u64, seed: u64) -> Option<&[u8]> {
         self.scan_from(seed.max(1))
             .chain(self.scan_from(0))
             .find(|(_, _, e)| !e.is_expired(now_ms))
@@ -326,12 +300,10 @@ impl Db {
         &'a self,
         after: Option<&[u8]>,
         now_ms: u64,
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a {
-        let mut v: Vec<(&Vec<u8>, &Entry)> = self
-            .map
-            .iter()
-            .map(|(p, e)| (&p.key, e))
-            .filter(|(k, e)| !e.is_expired(now_ms) && after.is_none_or(|a| k.as_slice() > a))
+    ) -> impl Iterator<Item = (&'a [u8], &'a Entry)> + 'a {
+        let mut v: Vec<(&[u8], &Entry)> = self
+            .iter_unordered()
+            .filter(|(k, e)| !e.is_expired(now_ms) && after.is_none_or(|a| *k > a))
             .collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v.into_iter()
@@ -339,16 +311,10 @@ impl Db {
 
     /// Inserts an entry as read from a snapshot.
     pub fn insert_entry(&mut self, key: Vec<u8>, entry: Entry) {
-        if let Some(t) = entry.expire_at_ms {
+        if let Some(t) = entry.expire_at_ms() {
             self.track_expiry(&key, t);
         }
-        self.map.insert(
-            Pos {
-                hash: scan_hash(&key),
-                key,
-            },
-            entry,
-        );
+        self.keys.insert(key, entry);
     }
 
     /// Records that `key` expires at `at_ms` (for [`Db::purge_expired`]).
@@ -371,11 +337,12 @@ impl Db {
                 break;
             };
             // only if the key still carries this very expiry
-            let at: &dyn AsPos = &lookup(&key);
-            if self.map.get(at).is_some_and(|e| e.expire_at_ms == Some(t)) {
-                self.map.remove(at);
-                self.notify(crate::pubsub::class::EXPIRED, "expired", &key);
-                removed += 1;
+            if let Some(o) = self.keys.occupied(&key) {
+                if o.get().expire_at_ms() == Some(t) {
+                    o.remove();
+                    self.notify(crate::pubsub::class::EXPIRED, "expired", &key);
+                    removed += 1;
+                }
             }
         }
         removed
@@ -383,34 +350,32 @@ impl Db {
 
     /// Removes `key` if it is expired at `now_ms`; returns the live entry.
     pub fn live_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        let at: &dyn AsPos = &lookup(key);
-        if self.map.get(at).is_some_and(|e| e.is_expired(now_ms)) {
-            self.map.remove(at);
+        let i = self.keys.find(key)?;
+        if self.keys.at_mut(i).is_expired(now_ms) {
+            self.keys.remove_slot(i);
             self.notify(crate::pubsub::class::EXPIRED, "expired", key);
+            return None;
         }
-        self.map.get_mut(at)
+        Some(self.keys.at_mut(i))
     }
 
     /// The stored slot of `key`, expired or not (one lookup for commands
     /// that check and replace, like SET). Whoever stores an expiry through
     /// it calls [`Db::track_expiry`].
-    pub fn slot(&mut self, key: Vec<u8>) -> btree_map::Entry<'_, impl Ord, Entry> {
-        self.map.entry(Pos {
-            hash: scan_hash(&key),
-            key,
-        })
+    pub fn slot(&mut self, key: Vec<u8>) -> Slot<'_> {
+        self.keys.entry(key)
     }
 
     /// Removes `key` (live or expired); returns what it held.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.map.remove(&lookup(key) as &dyn AsPos)
+        self.keys.remove(key)
     }
 
     /// Gives the stored `key` the expiry `at_ms`; false when it is absent.
     pub fn set_expire_at(&mut self, key: &[u8], at_ms: u64) -> bool {
-        match self.map.get_mut(&lookup(key) as &dyn AsPos) {
+        match self.keys.get_mut(key) {
             Some(e) => {
-                e.expire_at_ms = Some(at_ms);
+                e.set_expire_at_ms(Some(at_ms));
                 self.track_expiry(key, at_ms);
                 true
             }
@@ -420,7 +385,7 @@ impl Db {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.keys.clear();
         self.expiries.clear();
     }
 }
@@ -428,6 +393,54 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key's entry is its value plus 8 bytes of expiry; a list needs no
+    /// box (the enum's tag goes in the niche of its capacity), so `Value`
+    /// is 32 bytes once every other type is at most 32 bytes.
+    #[test]
+    fn entry_and_value_sizes() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Entry>(), size_of::<Value>() + 8);
+        assert_eq!(size_of::<List>(), 32);
+        let largest = [
+            size_of::<Vec<u8>>(),
+            size_of::<Hash>(),
+            size_of::<List>(),
+            size_of::<Members>(),
+            size_of::<ZSet>(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap();
+        if largest <= 32 {
+            assert_eq!(size_of::<Value>(), 32);
+        } else {
+            assert!(size_of::<Value>() <= largest + 8);
+        }
+    }
+
+    #[test]
+    fn an_expiry_is_8_bytes_with_none_out_of_band() {
+        let mut e = Entry::new(Value::Str(vec![]));
+        assert_eq!((e.expire_at_ms(), e.is_expired(u64::MAX)), (None, false));
+        for t in [0, 1, 5_000, i64::MAX as u64] {
+            e.set_expire_at_ms(Some(t));
+            assert_eq!(e.expire_at_ms(), Some(t));
+            assert!(e.is_expired(t) && (t == 0 || !e.is_expired(t - 1)));
+        }
+        e.set_expire_at_ms(Some(u64::MAX));
+        assert_eq!(
+            e.expire_at_ms(),
+            Some(u64::MAX - 1),
+            "clamped, never reached"
+        );
+        assert_eq!(e.take_expire_at_ms(), Some(u64::MAX - 1));
+        assert_eq!(e, Entry::new(Value::Str(vec![])));
+        assert_eq!(
+            Entry::with_expiry(Value::Str(vec![]), Some(7)).expire_at_ms(),
+            Some(7)
+        );
+    }
 
     fn s(v: &str) -> Entry {
         Entry::new(Value::Str(v.as_bytes().to_vec()))
@@ -438,12 +451,12 @@ mod tests {
         let mut db = Db::new();
         for i in 0..100u64 {
             let mut e = s("v");
-            e.expire_at_ms = Some(1_000 + i);
+            e.set_expire_at_ms(Some(1_000 + i));
             db.insert_entry(format!("k{i}").into_bytes(), e);
         }
         // k5 got a later expiry, k6 lost its expiry: both must survive
         assert!(db.set_expire_at(b"k5", 9_000));
-        db.live_mut(b"k6", 0).unwrap().expire_at_ms = None;
+        db.live_mut(b"k6", 0).unwrap().set_expire_at_ms(None);
         db.insert_entry(b"plain".to_vec(), s("x"));
         assert_eq!(db.get(b"k0", 999), Some(&Value::Str(b"v".to_vec())));
         assert_eq!(db.get(b"k0", 1_000), None, "expired at its absolute time");
@@ -454,7 +467,7 @@ mod tests {
         assert_eq!(db.purge_expired(10_000, 1_000), 51);
         let keys: Vec<_> = db
             .iter()
-            .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
+            .map(|(k, _)| String::from_utf8(k.to_vec()).unwrap())
             .collect();
         assert_eq!(keys, vec!["k6", "plain"]);
         // nothing visible changed for a reader at 10 000
@@ -464,7 +477,7 @@ mod tests {
         // an expired key is absent for writers too
         let mut db = Db::new();
         let mut e = s("v");
-        e.expire_at_ms = Some(10);
+        e.set_expire_at_ms(Some(10));
         db.insert_entry(b"e".to_vec(), e);
         assert!(db.live_mut(b"e", 10).is_none());
         assert!(db.is_empty(), "removed on the way");

@@ -159,7 +159,7 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) -> Result<(), DumpError> {
             )?;
             for (k, e) in db.iter() {
                 let exp = e
-                    .expire_at_ms
+                    .expire_at_ms()
                     .map(|t| format!(" PXAT {t}"))
                     .unwrap_or_default();
                 match &e.value {

@@ -18,12 +18,12 @@
 //! - [`batch`]: one group commit framed as one batch (format versions 2
 //!   and 3), its encoder and in-memory decoder.
 //! - [`segment`]: segment files (header + batches of records): reader, verify, writer.
-//! - [`db`]: the state machine: keyspace, typed values, expiry index;
 //! - [`db`]: the state machine: typed values, entries, expiry index;
-//!   [`hash`]: the hash value (packed like Redis's listpack while small, a
-//!   table beyond); [`members`]: the set value (packed when small, a B-tree
-//!   when big); [`zset`]: the sorted set value (packed when small, a map
-//!   and ordered blocks when big) and its ranges.
+//!   [`keyspace`]: the table of keys in SCAN order (ordered open
+//!   addressing); [`hash`]: the hash value (packed like Redis's listpack
+//!   while small, a table beyond); [`members`]: the set value (packed when
+//!   small, a B-tree when big); [`zset`]: the sorted set value (packed when
+//!   small, a map and ordered blocks when big) and its ranges.
 //! - [`snapshot`]: snapshot files (atomic write, validated read).
 //! - [`recovery`]: snapshot + logs -> state at start (torn tails, gaps, modes).
 //!
@@ -56,6 +56,7 @@ pub mod exec;
 pub mod hash;
 pub mod history;
 pub mod inspect;
+pub mod keyspace;
 pub mod layout;
 pub mod members;
 pub mod metrics;

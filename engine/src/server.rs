@@ -186,7 +186,7 @@ impl Shared {
                 continue;
             }
             keys += 1;
-            if let Some(at) = e.expire_at_ms {
+            if let Some(at) = e.expire_at_ms() {
                 expires += 1;
                 ttl_sum += u128::from(at.saturating_sub(now_ms));
             }

@@ -135,8 +135,8 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
             Value::Set(_) => 4u8,
             Value::ZSet(_) => 5u8,
         };
-        w.write_all(&[kind, entry.expire_at_ms.is_some() as u8])?;
-        if let Some(t) = entry.expire_at_ms {
+        w.write_all(&[kind, entry.expire_at_ms().is_some() as u8])?;
+        if let Some(t) = entry.expire_at_ms() {
             w.write_all(&t.to_le_bytes())?;
         }
         put_bytes(w, key)?;
@@ -453,13 +453,7 @@ fn parse(
             other => return Err(r.corrupt(format!("bad entry kind {other}"))),
         };
         prev_key = Some(key.clone());
-        sink(
-            key,
-            Entry {
-                value,
-                expire_at_ms,
-            },
-        );
+        sink(key, Entry::with_expiry(value, expire_at_ms));
     }
     if r.offset != r.body_len {
         return Err(r.corrupt(format!(
@@ -598,7 +592,7 @@ mod tests {
         assert_eq!((meta.last_seq, meta.entries), (9, 1));
         let want = Members::from([b"1".to_vec(), b"ab".to_vec()]);
         assert_eq!(db.get(b"s", 0), Some(&Value::Set(want.clone())));
-        assert_eq!(db.entry(b"s", 0).unwrap().expire_at_ms, Some(5_000));
+        assert_eq!(db.entry(b"s", 0).unwrap().expire_at_ms(), Some(5_000));
         // the writer produces exactly these bytes (but the creation time)
         let mut expected = version_3_set_file(3, 4, &[b"1", b"ab"]);
         let q = write_snapshot(dir.path(), 9, &db).unwrap();
@@ -642,10 +636,7 @@ mod tests {
             .collect();
         db.insert_entry(
             b"z".to_vec(),
-            Entry {
-                value: Value::ZSet(z),
-                expire_at_ms: Some(5_000_000),
-            },
+            Entry::with_expiry(Value::ZSet(z), Some(5_000_000)),
         );
         let p = write_snapshot(dir.path(), 8, &db).unwrap();
         let (meta, back) = read_snapshot(&p).unwrap();

@@ -295,7 +295,7 @@ fn dump_restore_and_its_errors_follow_redis() {
     );
     let (r, logged) = exec(&mut db, &[b"restore", b"h2", b"5000", &p], 1_000);
     assert_eq!(r, Reply::Ok);
-    assert_eq!(db.entry(b"h2", 1_000).unwrap().expire_at_ms, Some(6_000));
+    assert_eq!(db.entry(b"h2", 1_000).unwrap().expire_at_ms(), Some(6_000));
     assert_eq!(db.get(b"h2", 1_000), db.get(b"h", 1_000));
     // replayed, the logged payload gives the same state and reply
     let mut other = Db::new();
@@ -462,7 +462,7 @@ fn float_increments_log_the_stored_value() {
     );
     let before = db.clone();
     assert_eq!(w.apply_boxed(&mut db, 0), Reply::Bulk(b"10.6".to_vec()));
-    assert_eq!(db.entry(b"f", 0).unwrap().expire_at_ms, Some(9000));
+    assert_eq!(db.entry(b"f", 0).unwrap().expire_at_ms(), Some(9000));
     // the increment (op 22, older logs) replays to the same state
     let mut old = before.clone();
     let legacy = [&[22u8, 1, 0, 0, 0, b'f', 3, 0, 0, 0][..], b"0.1"].concat();

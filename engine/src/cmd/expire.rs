@@ -144,7 +144,7 @@ impl Effect for PExpireAtIf {
         let Some(e) = db.live_mut(&self.key, now_ms) else {
             return Reply::Int(0);
         };
-        let cur = e.expire_at_ms;
+        let cur = e.expire_at_ms();
         let refused = (self.cond & NX != 0 && cur.is_some())
             || (self.cond & XX != 0 && cur.is_none())
             || (self.cond & GT != 0 && cur.is_none_or(|c| self.at_ms <= c))

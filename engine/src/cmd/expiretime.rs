@@ -13,7 +13,7 @@ impl Read for ExpireTimeRead {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         Reply::Int(match ctx.db.entry(&self.key, ctx.now_ms) {
             None => -2,
-            Some(e) => match e.expire_at_ms {
+            Some(e) => match e.expire_at_ms() {
                 None => -1,
                 Some(at) if self.ms => at as i64,
                 Some(at) => (at as i64 + 500) / 1000,

@@ -12,7 +12,7 @@
 use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
 use super::set::{expire_ms, parse_options, OptionsOf};
 use super::{effect, Action, Command, Effect, EffectSpec, Flags, Keys, Read, ReadCtx};
-use crate::db::{Db, Entry, Value};
+use crate::db::{Db, Value};
 use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
@@ -101,16 +101,12 @@ impl Effect for GetEx {
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
         let value = match db.live_mut(&self.key, now_ms) {
             None => return Reply::Nil,
-            Some(Entry {
-                value: Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_),
-                ..
-            }) => return Reply::error(reply::WRONGTYPE),
-            Some(Entry {
-                value: Value::Str(s),
-                expire_at_ms,
-            }) => {
+            Some(e) => {
+                let Value::Str(s) = &e.value else {
+                    return Reply::error(reply::WRONGTYPE);
+                };
                 let s = s.clone();
-                let persisted = self.at_ms.is_none() && expire_at_ms.take().is_some();
+                let persisted = self.at_ms.is_none() && e.take_expire_at_ms().is_some();
                 if persisted {
                     db.notify(class::GENERIC, "persist", &self.key);
                 }

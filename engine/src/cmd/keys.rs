@@ -26,7 +26,7 @@ impl Read for KeysCmd {
             ctx.db
                 .iter_after(None, ctx.now_ms)
                 .filter(|(k, _)| glob_match(&self.pattern, k))
-                .map(|(k, _)| Reply::Bulk(k.clone()))
+                .map(|(k, _)| Reply::Bulk(k.to_vec()))
                 .collect(),
         )
     }

@@ -43,8 +43,8 @@ impl Effect for Persist {
 
     fn apply(self, db: &mut Db, now_ms: u64) -> Reply {
         match db.live_mut(&self.key, now_ms) {
-            Some(e) if e.expire_at_ms.is_some() => {
-                e.expire_at_ms = None;
+            Some(e) if e.expire_at_ms().is_some() => {
+                e.set_expire_at_ms(None);
                 db.notify(class::GENERIC, "persist", &self.key);
                 Reply::Int(1)
             }

@@ -24,7 +24,7 @@ impl Read for RandomKey {
             ctx.now_ms,
             std::collections::hash_map::RandomState::new().hash_one(0u8),
         ) {
-            Some(k) => Reply::Bulk(k.clone()),
+            Some(k) => Reply::Bulk(k.to_vec()),
             None => Reply::Nil,
         }
     }

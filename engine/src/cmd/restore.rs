@@ -176,13 +176,7 @@ impl Effect for Restore {
         if self.expire_at_ms.is_some_and(|at| at <= now_ms) {
             return Reply::Ok;
         }
-        db.insert_entry(
-            self.key,
-            Entry {
-                value,
-                expire_at_ms: self.expire_at_ms,
-            },
-        );
+        db.insert_entry(self.key, Entry::with_expiry(value, self.expire_at_ms));
         Reply::Ok
     }
 

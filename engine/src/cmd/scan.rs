@@ -198,7 +198,7 @@ impl Read for Scan {
             next,
             found
                 .into_iter()
-                .map(|(k, _)| Reply::Bulk(k.clone()))
+                .map(|(k, _)| Reply::Bulk(k.to_vec()))
                 .collect(),
         )
     }
@@ -244,7 +244,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         let mut round = 0;
         loop {
-            let items = db.scan_from(cursor).map(|(h, k, _)| (h, k.clone()));
+            let items = db.scan_from(cursor).map(|(h, k, _)| (h, k.to_vec()));
             let (found, next) = step(items, 7, |_| true);
             seen.extend(found);
             // churn: delete one key of the first half, add a new one

@@ -7,12 +7,10 @@
 //!  flags: 1 NX, 2 XX (never both), 4 GET, 8 has expiry, 16 KEEPTTL
 //! ```
 
-use std::collections::btree_map::Entry as Slot;
-
 use super::arg::{expire_at, parse_i64, upper};
 use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
 use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
-use crate::db::{Db, Entry, Value};
+use crate::db::{Db, Entry, Slot, Value};
 use crate::pubsub::class;
 use crate::reply::{self, Reply};
 
@@ -236,10 +234,7 @@ impl Effect for Set {
         if let Some(t) = expire_at_ms {
             db.track_expiry(&key, t);
         }
-        let fresh = |expire_at_ms| Entry {
-            value: Value::Str(value),
-            expire_at_ms,
-        };
+        let fresh = |expire_at_ms| Entry::with_expiry(Value::Str(value), expire_at_ms);
         let set_reply = if get { Reply::Nil } else { Reply::Ok };
         let notify = db
             .notifies(class::STRING | class::GENERIC)
@@ -282,7 +277,7 @@ impl Effect for Set {
                 }
                 let expire_at_ms = match (expire_at_ms, keep_ttl) {
                     (Some(t), _) => Some(t),
-                    (None, true) => o.get().expire_at_ms,
+                    (None, true) => o.get().expire_at_ms(),
                     (None, false) => None,
                 };
                 let old = std::mem::replace(o.get_mut(), fresh(expire_at_ms));

@@ -692,7 +692,7 @@ fn key_and_string_commands_of_redis_7() {
         Reply::Ok,
         "a repeated EX: the last wins"
     );
-    assert_eq!(db.entry(b"k", 0).unwrap().expire_at_ms, Some(20_000));
+    assert_eq!(db.entry(b"k", 0).unwrap().expire_at_ms(), Some(20_000));
     assert_eq!(
         run(&mut db, &["set", "k", "v", "px", "1", "ex", "2"], 0),
         Reply::error(reply::SYNTAX)
@@ -707,7 +707,7 @@ fn key_and_string_commands_of_redis_7() {
     assert!(run(&mut db, &["expire", "k", "40", "nx", "xx"], 0).is_error());
     assert_eq!(run(&mut db, &["rename", "k", "k2"], 0), Reply::Ok);
     assert_eq!(
-        db.entry(b"k2", 0).unwrap().expire_at_ms,
+        db.entry(b"k2", 0).unwrap().expire_at_ms(),
         Some(30_000),
         "the TTL moves along"
     );
@@ -832,19 +832,19 @@ fn set_variants_follow_redis() {
         apply(&mut db, setx("e", "2", None, true, Nx, true), 10),
         Reply::Nil
     );
-    assert_eq!(db.entry(b"e", 10).unwrap().expire_at_ms, None);
+    assert_eq!(db.entry(b"e", 10).unwrap().expire_at_ms(), None);
     // KEEPTTL keeps a live TTL; plain SET clears it
     apply(&mut db, setx("t", "1", Some(100), false, Always, false), 0);
     assert_eq!(
         apply(&mut db, setx("t", "2", None, true, Xx, false), 0),
         Reply::Ok
     );
-    assert_eq!(db.entry(b"t", 0).unwrap().expire_at_ms, Some(100));
+    assert_eq!(db.entry(b"t", 0).unwrap().expire_at_ms(), Some(100));
     assert_eq!(
         apply(&mut db, setx("t", "3", None, false, Always, true), 0),
         Reply::Bulk(b("2"))
     );
-    assert_eq!(db.entry(b"t", 0).unwrap().expire_at_ms, None);
+    assert_eq!(db.entry(b"t", 0).unwrap().expire_at_ms(), None);
     // NX on a live key: unchanged, GET shows the old value
     assert_eq!(
         apply(&mut db, setx("t", "4", None, false, Nx, true), 0),

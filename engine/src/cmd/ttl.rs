@@ -13,7 +13,7 @@ impl Read for TtlRead {
     fn read(self: Box<Self>, ctx: &mut ReadCtx<'_>) -> Reply {
         match ctx.db.entry(&self.key, ctx.now_ms) {
             None => Reply::Int(-2),
-            Some(e) => match e.expire_at_ms {
+            Some(e) => match e.expire_at_ms() {
                 None => Reply::Int(-1),
                 Some(at) => {
                     let left = at.saturating_sub(ctx.now_ms);

@@ -408,7 +408,7 @@ fn ranges_pops_and_stores_like_redis() {
         r(&mut db, &["zrangestore", "d", "s", "0", "-1"]),
         Reply::Int(1)
     );
-    assert_eq!(db.entry(b"d", 0).unwrap().expire_at_ms, None);
+    assert_eq!(db.entry(b"d", 0).unwrap().expire_at_ms(), None);
     assert_eq!(
         r(&mut db, &["zinterstore", "d", "2", "s", "none"]),
         Reply::Int(0)

@@ -257,7 +257,7 @@ fn algebra_and_stores() {
         members(&run(&mut db, &["smembers", "d"])),
         set_of(&["2", "3", "x"])
     );
-    assert_eq!(db.entry(b"d", 0).unwrap().expire_at_ms, None);
+    assert_eq!(db.entry(b"d", 0).unwrap().expire_at_ms(), None);
     // the destination may be a source
     assert_eq!(run(&mut db, &["sunionstore", "d", "d", "c"]), Reply::Int(4));
     assert_eq!(
