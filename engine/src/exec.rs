@@ -49,7 +49,6 @@ use crate::db::{Db, Entry};
 use crate::record::MAX_RECORD_BYTES;
 use crate::reply::Reply;
 use crate::resp::Protocol;
-use crate::sys;
 use crate::writer::{Health, LogQueue, SharedDb};
 
 pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
@@ -233,8 +232,7 @@ pub struct Core {
     watches: Mutex<Watches>,
     /// Pub/sub subscriptions, keyspace notifications, MONITOR.
     pub pubsub: Arc<crate::pubsub::PubSub>,
-    dir: PathBuf,
-    reserve_bytes: u64,
+    reserve: crate::reserve::Reserve,
     scripts: crate::script::Scripts,
 }
 
@@ -255,8 +253,7 @@ impl Core {
             blocking: Registry::default(),
             watches: Mutex::new(Watches::default()),
             pubsub,
-            dir,
-            reserve_bytes,
+            reserve: crate::reserve::Reserve::new(dir, reserve_bytes),
             scripts: Default::default(),
         }
     }
@@ -345,7 +342,7 @@ impl Core {
     /// The error writes get while the volume is below the free-space
     /// reserve (checked once per batch of requests holding a write).
     fn refusal(&self, reqs: &[Vec<Vec<u8>>]) -> Option<String> {
-        if self.reserve_bytes == 0 {
+        if self.reserve.reserve_bytes() == 0 {
             return None;
         }
         let writes = reqs.iter().any(|a| {
@@ -357,24 +354,11 @@ impl Core {
         if !writes {
             return None;
         }
-        match sys::free_bytes(&self.dir) {
-            Ok(free) if free < self.reserve_bytes => {
-                tracing::warn!(
-                    free,
-                    reserve = self.reserve_bytes,
-                    "write refused: free space below the reserve"
-                );
-                Some(format!(
-                    "ERR disk almost full: {free} bytes free on the persistence volume, below the reserve of {} bytes; write refused, nothing logged (reads still work)",
-                    self.reserve_bytes
-                ))
-            }
-            Ok(_) => None,
-            Err(e) => Some(format!(
-                "ERR cannot read the free space of {}: {e}; write refused, nothing logged",
-                self.dir.display()
-            )),
+        let refusal = self.reserve.check().err()?;
+        if let crate::reserve::Refusal::Low { free, reserve } = refusal {
+            tracing::warn!(free, reserve, "write refused: free space below the reserve");
         }
+        Some(refusal.client_message())
     }
 
     /// Executes `reqs` in order for session `s`, appending one held reply

@@ -32,7 +32,8 @@
 //! - [`server`]: start-up, the RESP listener, connections, shutdown ([`run`]).
 //! - [`exec`]: the execution core: commands executed in order against the
 //!   state, their effects queued for the log, replies held until durable;
-//!   transactions (MULTI/EXEC/WATCH).
+//!   transactions (MULTI/EXEC/WATCH); [`reserve`]: the free-space reserve
+//!   writes are refused below.
 //! - [`writer`]: group commit, rotation, poisoning.
 //! - [`cmd`]: one file per command (parse, log payload, apply, reply) and
 //!   the command table; [`reply`]: replies and their error texts.
@@ -64,6 +65,7 @@ pub mod pubsub;
 pub mod record;
 pub mod recovery;
 pub mod reply;
+pub mod reserve;
 pub mod resp;
 pub mod script;
 pub mod segment;
