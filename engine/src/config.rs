@@ -44,6 +44,10 @@ pub struct Config {
     pub reserve_bytes: u64,
     /// Preallocate each segment to `rotate_bytes` (off the write path).
     pub preallocate: bool,
+    /// Write zeros over each preallocated segment before it is used, so
+    /// that an fdatasync of the open segment changes no metadata
+    /// ([`crate::segment::PreparedFile::zero_fill`]).
+    pub zero_fill: bool,
     /// The file seam the command log and recovery go through: the real file
     /// system, or in tests a fault-injecting or simulated one.
     pub fs: Arc<dyn Fs>,
@@ -75,6 +79,7 @@ impl Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             reserve_bytes: DEFAULT_RESERVE_BYTES,
             preallocate: true,
+            zero_fill: true,
             fs: crate::sys::real(),
         }
     }

@@ -64,6 +64,11 @@ struct RunArgs {
     /// Do not preallocate segments to --rotate-bytes.
     #[arg(long, env = "TIERED_NO_PREALLOCATE")]
     no_preallocate: bool,
+    /// Do not write zeros over preallocated segments before use (each
+    /// segment is then written once, not twice, but an fdatasync into
+    /// fresh preallocated space also commits file-system metadata).
+    #[arg(long, env = "TIERED_NO_ZERO_FILL")]
+    no_zero_fill: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,6 +223,7 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             cfg.max_clients = a.max_clients;
             cfg.reserve_bytes = a.reserve_bytes;
             cfg.preallocate = !a.no_preallocate;
+            cfg.zero_fill = !a.no_zero_fill;
             if a.accept_data_loss {
                 cfg.recovery_mode = RecoveryMode::TolerateCorruption;
                 tracing::warn!("--accept-data-loss: damage in the command log will be skipped and its commands lost");

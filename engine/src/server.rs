@@ -520,6 +520,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             0
         };
         let fs = config.fs.clone();
+        let zero_fill = config.zero_fill;
         tokio::task::spawn_blocking(move || -> Result<_, EngineError> {
             let stale = dir.join(PREPARED_SEGMENT_NAME);
             if fs.stat(&stale).is_ok() {
@@ -550,7 +551,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                     None => segment::remove_file_durably_on(&*fs, &dir, &open.path)?,
                 }
             }
-            let seg = SegmentWriter::create_on(fs, &dir, r.last_seq + 1, prealloc)?;
+            let prepared = writer::prepare(fs, dir.clone(), prealloc, zero_fill)?;
+            let seg = SegmentWriter::from_prepared(&dir, prepared, r.last_seq + 1)?;
             Ok((r, seg))
         })
         .await
@@ -622,6 +624,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         seg,
         dir.clone(),
         prealloc,
+        config.zero_fill,
         config.rotate_bytes,
         config.rotate_interval,
         recovered.last_timestamp_ms,

@@ -300,6 +300,9 @@ pub struct Log {
     pub seg: SegmentWriter,
     pub dir: PathBuf,
     pub prealloc_bytes: u64,
+    /// Write zeros over each preallocated segment before it is used
+    /// ([`PreparedFile::zero_fill`]).
+    pub zero_fill: bool,
     pub rotate_bytes: u64,
     pub rotate_interval: Duration,
     /// The next segment file being prepared in the background.
@@ -318,13 +321,18 @@ fn now_ms() -> u64 {
 }
 
 /// Creates the preallocated next-segment file (sparse when the volume is
-/// too full to preallocate).
-fn prepare(
+/// too full to preallocate), zero-filled when `zero_fill`.
+pub fn prepare(
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     prealloc_bytes: u64,
+    zero_fill: bool,
 ) -> Result<PreparedFile, SegmentError> {
-    PreparedFile::create_on(fs, &dir, prealloc_bytes)
+    let p = PreparedFile::create_on(fs, &dir, prealloc_bytes)?;
+    if zero_fill {
+        p.zero_fill()?;
+    }
+    Ok(p)
 }
 
 impl Log {
@@ -332,6 +340,7 @@ impl Log {
         seg: SegmentWriter,
         dir: PathBuf,
         prealloc_bytes: u64,
+        zero_fill: bool,
         rotate_bytes: u64,
         rotate_interval: Duration,
         last_ts: u64,
@@ -340,6 +349,7 @@ impl Log {
             seg,
             dir,
             prealloc_bytes,
+            zero_fill,
             rotate_bytes,
             rotate_interval,
             prepared: None,
@@ -352,7 +362,10 @@ impl Log {
 
     fn start_prepare(&mut self) {
         let (fs, dir, bytes) = (self.seg.fs().clone(), self.dir.clone(), self.prealloc_bytes);
-        self.prepared = Some(tokio::task::spawn_blocking(move || prepare(fs, dir, bytes)));
+        let zero = self.zero_fill;
+        self.prepared = Some(tokio::task::spawn_blocking(move || {
+            prepare(fs, dir, bytes, zero)
+        }));
     }
 }
 
@@ -648,6 +661,7 @@ async fn rotate(health: &Health, mut log: Log) -> Result<Log, WriterError> {
         seg,
         dir,
         prealloc_bytes,
+        zero_fill,
         rotate_bytes,
         rotate_interval,
         last_ts,
@@ -669,6 +683,7 @@ async fn rotate(health: &Health, mut log: Log) -> Result<Log, WriterError> {
         seg,
         dir,
         prealloc_bytes,
+        zero_fill,
         rotate_bytes,
         rotate_interval,
         last_ts,
