@@ -280,18 +280,19 @@ impl Keyspace {
     }
 
     /// The slot of `key`, occupied or vacant, for one lookup that checks and
-    /// then inserts, replaces or removes.
-    pub fn entry(&mut self, key: Vec<u8>) -> Slot<'_> {
-        let hash = (self.hash)(&key);
+    /// then inserts, replaces or removes. The key is owned (`Vec<u8>`) or
+    /// borrowed (`&[u8]`: copied into the table only if inserted).
+    pub fn entry<K: AsRef<[u8]> + Into<Key>>(&mut self, key: K) -> Slot<'_, K> {
+        let hash = (self.hash)(key.as_ref());
         debug_assert_ne!(hash, 0, "hash 0 marks an empty slot");
-        match self.search(hash, &key) {
+        match self.search(hash, key.as_ref()) {
             Ok(slot) => Slot::Occupied(OccupiedSlot { table: self, slot }),
             Err(mut at) => {
                 // room first, so that the vacant slot's insert cannot move
                 // anything else
                 if (self.len() + 1) * MAX_LOAD_DEN > self.homes * MAX_LOAD_NUM {
                     self.rebuild((self.homes * 2).max(MIN_HOMES));
-                    at = self.search(hash, &key).expect_err("absent");
+                    at = self.search(hash, key.as_ref()).expect_err("absent");
                 }
                 Slot::Vacant(VacantSlot {
                     table: self,
@@ -305,7 +306,7 @@ impl Keyspace {
 
     /// Puts a new key (absent, room made) at its sorted place `at` (from
     /// [`Keyspace::search`]); returns its item's position.
-    fn place(&mut self, hash: u64, key: Vec<u8>, at: usize, entry: Entry) -> usize {
+    fn place(&mut self, hash: u64, key: Key, at: usize, entry: Entry) -> usize {
         // the first empty slot from `at` on (a new overflow slot if none)
         let free = match self.cells[at.min(self.cells.len())..]
             .iter()
@@ -321,10 +322,7 @@ impl Keyspace {
         self.cells.copy_within(at..free, at + 1);
         let n = self.items.len();
         self.cells[at] = Cell::new(hash, u32::try_from(n).expect("at most 2^32 - 1 keys"));
-        self.items.push(Item {
-            key: Key::from(key),
-            entry,
-        });
+        self.items.push(Item { key, entry });
         n
     }
 
@@ -466,10 +464,10 @@ impl PartialEq for Keyspace {
 
 impl Eq for Keyspace {}
 
-/// A key's slot ([`Keyspace::entry`]).
-pub enum Slot<'a> {
+/// A key's slot ([`Keyspace::entry`]); `K` is how the key was given.
+pub enum Slot<'a, K = Vec<u8>> {
     Occupied(OccupiedSlot<'a>),
-    Vacant(VacantSlot<'a>),
+    Vacant(VacantSlot<'a, K>),
 }
 
 /// A slot holding the key.
@@ -502,22 +500,22 @@ impl<'a> OccupiedSlot<'a> {
 }
 
 /// The place of an absent key (room for it already made).
-pub struct VacantSlot<'a> {
+pub struct VacantSlot<'a, K = Vec<u8>> {
     table: &'a mut Keyspace,
     hash: u64,
-    key: Vec<u8>,
+    key: K,
     /// Where the key goes (valid: nothing changes the table meanwhile).
     at: usize,
 }
 
-impl<'a> VacantSlot<'a> {
+impl<'a, K: AsRef<[u8]> + Into<Key>> VacantSlot<'a, K> {
     pub fn key(&self) -> &[u8] {
-        &self.key
+        self.key.as_ref()
     }
 
     /// Inserts the key with `entry`.
     pub fn insert(self, entry: Entry) -> &'a mut Entry {
-        let at = self.table.place(self.hash, self.key, self.at, entry);
+        let at = self.table.place(self.hash, self.key.into(), self.at, entry);
         &mut self.table.items[at].entry
     }
 }

@@ -256,7 +256,7 @@ fn try_recover(
                 bytes,
             } => {
                 if let Err(source) =
-                    cmd::apply_payload(&mut db, walk.payload(), record.timestamp_ms)
+                    cmd::replay_payload(&mut db, walk.payload(), record.timestamp_ms)
                 {
                     let e = RecoveryError::Apply {
                         path: history.logs()[log].path.clone(),

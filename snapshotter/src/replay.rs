@@ -140,7 +140,7 @@ pub fn replay(
                 if std::mem::take(&mut between_logs) && should_stop() {
                     return Err(ReplayError::Interrupted);
                 }
-                tiered_engine::cmd::apply_payload(db, walk.payload(), record.timestamp_ms)
+                tiered_engine::cmd::replay_payload(db, walk.payload(), record.timestamp_ms)
                     .map_err(|source| ReplayError::Apply {
                         path: history.logs()[log].path.clone(),
                         source: ApplyError::Decode {
