@@ -368,6 +368,12 @@ impl Db {
         self.keys.entry(key)
     }
 
+    /// Loads what lookups of `keys` will read, so that their cache misses
+    /// overlap ([`Keyspace::warm`]); changes nothing.
+    pub fn warm(&self, keys: &[&[u8]]) {
+        self.keys.warm(keys);
+    }
+
     /// Removes `key` (live or expired); returns what it held.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.keys.remove(key)

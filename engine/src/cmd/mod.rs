@@ -295,6 +295,13 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
         Self::decode(payload)?.apply(db, now_ms);
         Ok(())
     }
+
+    /// The key a payload of this effect looks up first, read in place, for
+    /// warming the keyspace before a group of records is replayed
+    /// ([`ReplayQueue`]); None when unknown or not worth it. A hint only.
+    fn replay_key(_payload: &[u8]) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A decoder of `payload` past its op byte, which must be `T`'s.
@@ -629,6 +636,7 @@ pub struct EffectSpec {
     pub name: &'static str,
     apply: fn(&[u8], &mut Db, u64) -> Result<Reply, DecodeError>,
     replay: fn(&[u8], &mut Db, u64) -> Result<(), DecodeError>,
+    replay_key: fn(&[u8]) -> Option<&[u8]>,
     decode: fn(&[u8]) -> Result<AnyEffect, DecodeError>,
     describe: fn(&[u8]) -> Result<String, DecodeError>,
 }
@@ -652,6 +660,7 @@ pub const fn effect<T: Effect>() -> EffectSpec {
         name: T::NAME,
         apply: apply_as::<T>,
         replay: T::replay,
+        replay_key: T::replay_key,
         decode: decode_as::<T>,
         describe: describe_as::<T>,
     }
@@ -1043,6 +1052,80 @@ pub fn apply_payload(db: &mut Db, payload: &[u8], now_ms: u64) -> Result<Reply, 
 /// errors, with less work per record for the hottest effects).
 pub fn replay_payload(db: &mut Db, payload: &[u8], now_ms: u64) -> Result<(), DecodeError> {
     (effect_of(payload)?.replay)(payload, db, now_ms)
+}
+
+/// The key a logged payload looks up first, if its effect says
+/// ([`Effect::replay_key`]).
+pub fn replay_key(payload: &[u8]) -> Option<&[u8]> {
+    (effect_of(payload).ok()?.replay_key)(payload)
+}
+
+/// Records queued for replay in groups of up to [`ReplayQueue::LEN`]: the
+/// keyspace lookups of a group are warmed together ([`Db::warm`]: their
+/// cache misses overlap) before its records are applied, one by one and in
+/// order, by the caller's function. `M` is what the caller keeps of each
+/// record. The payloads are copied (the walker's buffer moves on).
+#[derive(Debug)]
+pub struct ReplayQueue<M> {
+    bytes: Vec<u8>,
+    records: Vec<(M, std::ops::Range<usize>)>,
+}
+
+impl<M> Default for ReplayQueue<M> {
+    fn default() -> ReplayQueue<M> {
+        ReplayQueue {
+            bytes: Vec::new(),
+            records: Vec::with_capacity(Self::LEN),
+        }
+    }
+}
+
+impl<M> ReplayQueue<M> {
+    /// Records per group.
+    pub const LEN: usize = crate::keyspace::WARM_KEYS;
+
+    pub fn new() -> ReplayQueue<M> {
+        ReplayQueue::default()
+    }
+
+    /// Queues a record; true when the group is full (time to
+    /// [`ReplayQueue::apply`]).
+    pub fn push(&mut self, meta: M, payload: &[u8]) -> bool {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.records.push((meta, start..self.bytes.len()));
+        self.records.len() >= Self::LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Warms the keyspace for the queued records, then calls `f` on each
+    /// in order, stopping at its first error (the records after it are
+    /// dropped). The queue is empty afterwards.
+    pub fn apply<E>(
+        &mut self,
+        db: &mut Db,
+        mut f: impl FnMut(&mut Db, M, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut keys: [&[u8]; crate::keyspace::WARM_KEYS] = [&[]; crate::keyspace::WARM_KEYS];
+        let mut n = 0;
+        for (_, range) in &self.records {
+            if let Some(k) = replay_key(&self.bytes[range.clone()]) {
+                keys[n] = k;
+                n += 1;
+            }
+        }
+        db.warm(&keys[..n]);
+        let result = self
+            .records
+            .drain(..)
+            .try_for_each(|(meta, range)| f(db, meta, &self.bytes[range]));
+        self.records.clear();
+        self.bytes.clear();
+        result
+    }
 }
 
 /// Decodes any logged payload into its effect (for effects that hold

@@ -246,6 +246,12 @@ impl Effect for Set {
         })
     }
 
+    fn replay_key(payload: &[u8]) -> Option<&[u8]> {
+        let mut d = body_decoder::<Set>(payload).ok()?;
+        Head::decode(&mut d).ok()?;
+        d.bytes_ref().ok()
+    }
+
     /// [`Set::apply`] without its reply, the key and value read in place:
     /// the key is copied only when inserted, and a string value replaced by
     /// one that fits its buffer (and fills at least half of it) reuses the
@@ -416,7 +422,7 @@ impl Effect for Set {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::{apply_payload, replay_payload};
+    use crate::cmd::{apply_payload, replay_payload, ReplayQueue};
     use crate::db::{Hash, List, Members, ZSet};
 
     /// xorshift64*: deterministic cases without a dependency.
@@ -497,22 +503,66 @@ mod tests {
                 }
             }
             let mut replayed = applied.clone();
+            // the same records through a replay queue (warmed groups)
+            let mut queued = applied.clone();
+            let mut queue = ReplayQueue::new();
             for step in 0..100 {
                 let payload = set(&mut rng, keys + 2).encode();
                 let now = NOW_MS + step;
                 apply_payload(&mut applied, &payload, now).unwrap();
                 replay_payload(&mut replayed, &payload, now).unwrap();
                 assert_eq!(applied, replayed, "round {round} step {step}");
+                if queue.push(now, &payload) || step % 37 == 0 {
+                    queue
+                        .apply(&mut queued, |db, now, p| replay_payload(db, p, now))
+                        .unwrap();
+                    assert_eq!(applied, queued, "round {round} step {step}: queued");
+                }
             }
+            queue
+                .apply(&mut queued, |db, now, p| replay_payload(db, p, now))
+                .unwrap();
+            assert_eq!(applied, queued, "round {round}: queued");
             for t in [NOW_MS, NOW_MS + 300, NOW_MS + 700, u64::MAX] {
+                let purged = applied.purge_expired(t, usize::MAX);
                 assert_eq!(
-                    applied.purge_expired(t, usize::MAX),
-                    replayed.purge_expired(t, usize::MAX),
+                    (
+                        replayed.purge_expired(t, usize::MAX),
+                        queued.purge_expired(t, usize::MAX)
+                    ),
+                    (purged, purged),
                     "round {round}: purge at {t}"
                 );
                 assert_eq!(applied, replayed, "round {round}: after purge at {t}");
+                assert_eq!(applied, queued, "round {round}: after purge at {t}");
             }
         }
+    }
+
+    /// A queue applies its records in order and stops at the first error,
+    /// dropping the rest; it is empty afterwards.
+    #[test]
+    fn a_replay_queue_stops_at_the_first_error() {
+        let mut queue = ReplayQueue::new();
+        for i in 0..5u8 {
+            let p = if i == 2 {
+                vec![0xff]
+            } else {
+                Set::new(vec![b'k', i], vec![i]).encode()
+            };
+            queue.push(i, &p);
+        }
+        let mut db = Db::new();
+        let mut seen = Vec::new();
+        let e = queue.apply(&mut db, |db, i, p| {
+            seen.push(i);
+            replay_payload(db, p, 0)
+        });
+        assert_eq!(e, Err(DecodeError::UnknownOp(0xff)));
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(db.len(), 2);
+        assert!(queue.is_empty());
+        assert_eq!(queue.apply(&mut db, |_, _, _| Err(())), Ok(()));
     }
 
     /// A reused buffer never holds more than twice its value; a value that
