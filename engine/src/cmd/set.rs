@@ -443,7 +443,7 @@ mod tests {
 
     fn key(i: u64) -> Vec<u8> {
         // short (inline) and long (heap) keys
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             format!("a-long-key-that-is-not-stored-inline-{i}").into_bytes()
         } else {
             format!("k{i}").into_bytes()
@@ -512,7 +512,7 @@ mod tests {
                 apply_payload(&mut applied, &payload, now).unwrap();
                 replay_payload(&mut replayed, &payload, now).unwrap();
                 assert_eq!(applied, replayed, "round {round} step {step}");
-                if queue.push(now, &payload) || step % 37 == 0 {
+                if queue.push(now, &payload) || step.is_multiple_of(37) {
                     queue
                         .apply(&mut queued, |db, now, p| replay_payload(db, p, now))
                         .unwrap();
