@@ -266,9 +266,11 @@ impl Keyspace {
     }
 
     /// Reads, without changing anything, what lookups of `keys` will read:
-    /// their home slots, then the items of those present, then the first
-    /// bytes of their string values. Each pass issues its loads for every
-    /// key before any is needed, so that their cache misses overlap instead
+    /// their home slots, then the items their hashes point to, then the
+    /// first bytes of those items' string values. Each pass issues its
+    /// loads for every key before any is needed, and does no more work per
+    /// key than finding the next address (no key is compared: a touch by
+    /// hash alone), so that many cache misses are in flight at once instead
     /// of following one another; the lookups that follow then hit the
     /// cache. A hint only (replay warms a group of records before applying
     /// them): any key, present or not, may be given.
@@ -277,24 +279,61 @@ impl Keyspace {
             return;
         }
         let mut hashes = [0u64; WARM_KEYS];
-        let mut found = [None; WARM_KEYS];
+        let mut items = [usize::MAX; WARM_KEYS];
         for chunk in keys.chunks(WARM_KEYS) {
+            let n = chunk.len();
             for (h, key) in hashes.iter_mut().zip(chunk) {
                 *h = (self.hash)(key);
             }
-            // (the hashes first: then the loads go out back to back)
+            // the home slots (the hashes first: then the loads go out back
+            // to back)
             let mut sum = 0u64;
-            for h in &hashes[..chunk.len()] {
+            for h in &hashes[..n] {
                 if let Some(c) = self.cells.get(self.home(*h)) {
                     sum = sum.wrapping_add(u64::from(c.hash_lo));
                 }
             }
             std::hint::black_box(sum);
-            for ((h, key), f) in hashes.iter().zip(chunk).zip(found.iter_mut()) {
-                *f = self.search(*h, key).ok();
+            // the items of the first slot with each hash
+            for (h, ix) in hashes[..n].iter().zip(items.iter_mut()) {
+                *ix = usize::MAX;
+                let mut i = self.home(*h);
+                while let Some(c) = self.cells.get(i) {
+                    let ch = c.hash();
+                    if ch == *h {
+                        *ix = c.index as usize;
+                    }
+                    if ch == 0 || ch >= *h {
+                        break;
+                    }
+                    i += 1;
+                }
+                if let Some(item) = self.items.get(*ix) {
+                    // (an item, and a key in it, may straddle two cache
+                    // lines: both ends of the key and the entry are read)
+                    let key = item.key.as_slice();
+                    let first =
+                        key.first().copied().unwrap_or(0) ^ key.last().copied().unwrap_or(0);
+                    let is_str = matches!(item.entry.value, crate::db::Value::Str(_));
+                    let at = item.entry.expire_at_ms().unwrap_or(0);
+                    sum = sum
+                        .wrapping_add(at)
+                        .wrapping_add(u64::from(is_str))
+                        .wrapping_add(u64::from(first));
+                }
             }
-            for slot in found.iter().take(chunk.len()).flatten() {
-                if let crate::db::Value::Str(v) = &self.item_at(*slot).entry.value {
+            std::hint::black_box(sum);
+            // their string values
+            for ix in &items[..n] {
+                if let Some(Item {
+                    entry:
+                        Entry {
+                            value: crate::db::Value::Str(v),
+                            ..
+                        },
+                    ..
+                }) = self.items.get(*ix)
+                {
                     sum = sum.wrapping_add(u64::from(v.first().copied().unwrap_or(0)));
                 }
             }
