@@ -266,8 +266,8 @@ impl Keyspace {
     }
 
     /// Reads, without changing anything, what lookups of `keys` will read:
-    /// their home slots, then the items their hashes point to, then the
-    /// first bytes of those items' string values. Each pass issues its
+    /// their home slots, then the items their hashes point to, then those
+    /// items' string values (what a replayed SET overwrites). Each pass issues its
     /// loads for every key before any is needed, and does no more work per
     /// key than finding the next address (no key is compared: a touch by
     /// hash alone), so that many cache misses are in flight at once instead
@@ -334,7 +334,9 @@ impl Keyspace {
                     ..
                 }) = self.items.get(*ix)
                 {
-                    sum = sum.wrapping_add(u64::from(v.first().copied().unwrap_or(0)));
+                    // (both ends: a value may straddle two cache lines)
+                    let ends = v.first().copied().unwrap_or(0) ^ v.last().copied().unwrap_or(0);
+                    sum = sum.wrapping_add(u64::from(ends));
                 }
             }
             std::hint::black_box(sum);
