@@ -267,13 +267,13 @@ impl Keyspace {
 
     /// Reads, without changing anything, what lookups of `keys` will read:
     /// their home slots, then the items their hashes point to, then those
-    /// items' string values (what a replayed SET overwrites). Each pass issues its
-    /// loads for every key before any is needed, and does no more work per
-    /// key than finding the next address (no key is compared: a touch by
-    /// hash alone), so that many cache misses are in flight at once instead
-    /// of following one another; the lookups that follow then hit the
-    /// cache. A hint only (replay warms a group of records before applying
-    /// them): any key, present or not, may be given.
+    /// items' string values (what a replayed SET overwrites). Each pass
+    /// issues its loads for every key before any is needed, and does no
+    /// more work per key than finding the next address (no key is compared:
+    /// a touch by hash alone), so that many cache misses are in flight at
+    /// once instead of following one another; the lookups that follow then
+    /// hit the cache. A hint only (replay warms a group of records before
+    /// applying them): any key, present or not, may be given.
     pub fn warm(&self, keys: &[&[u8]]) {
         if self.cells.is_empty() {
             return;
