@@ -10,7 +10,7 @@
 //! [`Db::track_expiry`] ([`Db::insert_entry`] does it for whole entries).
 
 use crate::keyspace::Keyspace;
-pub use crate::keyspace::Slot;
+pub use crate::keyspace::{Key, Slot};
 
 /// Key/value (or field/value) pairs of MSET and HSET.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -362,8 +362,16 @@ impl Db {
     /// The stored slot of `key`, expired or not (one lookup for commands
     /// that check and replace, like SET). Whoever stores an expiry through
     /// it calls [`Db::track_expiry`].
-    pub fn slot(&mut self, key: Vec<u8>) -> Slot<'_> {
+    /// The key is owned or borrowed (replay decodes keys borrowed from the
+    /// log's buffer: copied only when inserted).
+    pub fn slot<K: AsRef<[u8]> + Into<Key>>(&mut self, key: K) -> Slot<'_, K> {
         self.keys.entry(key)
+    }
+
+    /// Loads what lookups of `keys` will read, so that their cache misses
+    /// overlap ([`Keyspace::warm`]); changes nothing.
+    pub fn warm(&self, keys: &[&[u8]]) {
+        self.keys.warm(keys);
     }
 
     /// Removes `key` (live or expired); returns what it held.

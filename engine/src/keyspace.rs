@@ -109,6 +109,9 @@ pub struct Item {
     pub entry: Entry,
 }
 
+/// Keys [`Keyspace::warm`] works on at a time.
+pub const WARM_KEYS: usize = 64;
+
 /// Grow past `len * MAX_LOAD_DEN > homes * MAX_LOAD_NUM` (7/8).
 const MAX_LOAD_NUM: usize = 7;
 const MAX_LOAD_DEN: usize = 8;
@@ -262,6 +265,84 @@ impl Keyspace {
         Some(self.at_mut(i))
     }
 
+    /// Reads, without changing anything, what lookups of `keys` will read:
+    /// their home slots, then the items their hashes point to, then those
+    /// items' string values (what a replayed SET overwrites). Each pass
+    /// issues its loads for every key before any is needed, and does no
+    /// more work per key than finding the next address (no key is compared:
+    /// a touch by hash alone), so that many cache misses are in flight at
+    /// once instead of following one another; the lookups that follow then
+    /// hit the cache. A hint only (replay warms a group of records before
+    /// applying them): any key, present or not, may be given.
+    pub fn warm(&self, keys: &[&[u8]]) {
+        if self.cells.is_empty() {
+            return;
+        }
+        let mut hashes = [0u64; WARM_KEYS];
+        let mut items = [usize::MAX; WARM_KEYS];
+        for chunk in keys.chunks(WARM_KEYS) {
+            let n = chunk.len();
+            for (h, key) in hashes.iter_mut().zip(chunk) {
+                *h = (self.hash)(key);
+            }
+            // the home slots (the hashes first: then the loads go out back
+            // to back)
+            let mut sum = 0u64;
+            for h in &hashes[..n] {
+                if let Some(c) = self.cells.get(self.home(*h)) {
+                    sum = sum.wrapping_add(u64::from(c.hash_lo));
+                }
+            }
+            std::hint::black_box(sum);
+            // the items of the first slot with each hash
+            for (h, ix) in hashes[..n].iter().zip(items.iter_mut()) {
+                *ix = usize::MAX;
+                let mut i = self.home(*h);
+                while let Some(c) = self.cells.get(i) {
+                    let ch = c.hash();
+                    if ch == *h {
+                        *ix = c.index as usize;
+                    }
+                    if ch == 0 || ch >= *h {
+                        break;
+                    }
+                    i += 1;
+                }
+                if let Some(item) = self.items.get(*ix) {
+                    // (an item, and a key in it, may straddle two cache
+                    // lines: both ends of the key and the entry are read)
+                    let key = item.key.as_slice();
+                    let first =
+                        key.first().copied().unwrap_or(0) ^ key.last().copied().unwrap_or(0);
+                    let is_str = matches!(item.entry.value, crate::db::Value::Str(_));
+                    let at = item.entry.expire_at_ms().unwrap_or(0);
+                    sum = sum
+                        .wrapping_add(at)
+                        .wrapping_add(u64::from(is_str))
+                        .wrapping_add(u64::from(first));
+                }
+            }
+            std::hint::black_box(sum);
+            // their string values
+            for ix in &items[..n] {
+                if let Some(Item {
+                    entry:
+                        Entry {
+                            value: crate::db::Value::Str(v),
+                            ..
+                        },
+                    ..
+                }) = self.items.get(*ix)
+                {
+                    // (both ends: a value may straddle two cache lines)
+                    let ends = v.first().copied().unwrap_or(0) ^ v.last().copied().unwrap_or(0);
+                    sum = sum.wrapping_add(u64::from(ends));
+                }
+            }
+            std::hint::black_box(sum);
+        }
+    }
+
     /// Inserts or replaces; returns the entry replaced.
     pub fn insert(&mut self, key: Vec<u8>, entry: Entry) -> Option<Entry> {
         match self.entry(key) {
@@ -280,18 +361,19 @@ impl Keyspace {
     }
 
     /// The slot of `key`, occupied or vacant, for one lookup that checks and
-    /// then inserts, replaces or removes.
-    pub fn entry(&mut self, key: Vec<u8>) -> Slot<'_> {
-        let hash = (self.hash)(&key);
+    /// then inserts, replaces or removes. The key is owned (`Vec<u8>`) or
+    /// borrowed (`&[u8]`: copied into the table only if inserted).
+    pub fn entry<K: AsRef<[u8]> + Into<Key>>(&mut self, key: K) -> Slot<'_, K> {
+        let hash = (self.hash)(key.as_ref());
         debug_assert_ne!(hash, 0, "hash 0 marks an empty slot");
-        match self.search(hash, &key) {
+        match self.search(hash, key.as_ref()) {
             Ok(slot) => Slot::Occupied(OccupiedSlot { table: self, slot }),
             Err(mut at) => {
                 // room first, so that the vacant slot's insert cannot move
                 // anything else
                 if (self.len() + 1) * MAX_LOAD_DEN > self.homes * MAX_LOAD_NUM {
                     self.rebuild((self.homes * 2).max(MIN_HOMES));
-                    at = self.search(hash, &key).expect_err("absent");
+                    at = self.search(hash, key.as_ref()).expect_err("absent");
                 }
                 Slot::Vacant(VacantSlot {
                     table: self,
@@ -305,7 +387,7 @@ impl Keyspace {
 
     /// Puts a new key (absent, room made) at its sorted place `at` (from
     /// [`Keyspace::search`]); returns its item's position.
-    fn place(&mut self, hash: u64, key: Vec<u8>, at: usize, entry: Entry) -> usize {
+    fn place(&mut self, hash: u64, key: Key, at: usize, entry: Entry) -> usize {
         // the first empty slot from `at` on (a new overflow slot if none)
         let free = match self.cells[at.min(self.cells.len())..]
             .iter()
@@ -321,10 +403,7 @@ impl Keyspace {
         self.cells.copy_within(at..free, at + 1);
         let n = self.items.len();
         self.cells[at] = Cell::new(hash, u32::try_from(n).expect("at most 2^32 - 1 keys"));
-        self.items.push(Item {
-            key: Key::from(key),
-            entry,
-        });
+        self.items.push(Item { key, entry });
         n
     }
 
@@ -466,10 +545,10 @@ impl PartialEq for Keyspace {
 
 impl Eq for Keyspace {}
 
-/// A key's slot ([`Keyspace::entry`]).
-pub enum Slot<'a> {
+/// A key's slot ([`Keyspace::entry`]); `K` is how the key was given.
+pub enum Slot<'a, K = Vec<u8>> {
     Occupied(OccupiedSlot<'a>),
-    Vacant(VacantSlot<'a>),
+    Vacant(VacantSlot<'a, K>),
 }
 
 /// A slot holding the key.
@@ -502,22 +581,22 @@ impl<'a> OccupiedSlot<'a> {
 }
 
 /// The place of an absent key (room for it already made).
-pub struct VacantSlot<'a> {
+pub struct VacantSlot<'a, K = Vec<u8>> {
     table: &'a mut Keyspace,
     hash: u64,
-    key: Vec<u8>,
+    key: K,
     /// Where the key goes (valid: nothing changes the table meanwhile).
     at: usize,
 }
 
-impl<'a> VacantSlot<'a> {
+impl<'a, K: AsRef<[u8]> + Into<Key>> VacantSlot<'a, K> {
     pub fn key(&self) -> &[u8] {
-        &self.key
+        self.key.as_ref()
     }
 
     /// Inserts the key with `entry`.
     pub fn insert(self, entry: Entry) -> &'a mut Entry {
-        let at = self.table.place(self.hash, self.key, self.at, entry);
+        let at = self.table.place(self.hash, self.key.into(), self.at, entry);
         &mut self.table.items[at].entry
     }
 }
@@ -544,6 +623,28 @@ mod tests {
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
+    }
+
+    /// Warming reads only: any keys, present or not, more than a chunk of
+    /// them, change nothing (the invariants hold, the same entries).
+    #[test]
+    fn warming_changes_nothing() {
+        let mut rng = Rng(7);
+        let mut t = Keyspace::new();
+        t.warm(&[b"on an empty table"]);
+        for i in 0..1_000u64 {
+            t.insert(format!("k{}", rng.below(2_000)).into_bytes(), e(i));
+        }
+        let before = t.clone();
+        let keys: Vec<Vec<u8>> = (0..3 * WARM_KEYS + 5)
+            .map(|_| format!("k{}", rng.below(4_000)).into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        t.warm(&refs);
+        t.warm(&[]);
+        t.check();
+        assert_eq!(t, before);
+        assert_eq!(t.slots(), before.slots());
     }
 
     #[test]

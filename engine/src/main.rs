@@ -113,6 +113,9 @@ enum Sub {
         bytes: u64,
         #[arg(long, default_value_t = 100)]
         value_bytes: usize,
+        /// Replay this many times; the fastest run is reported.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+        runs: u16,
     },
 }
 
@@ -208,8 +211,9 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             dir,
             bytes,
             value_bytes,
+            runs,
         }) => {
-            let r = tiered_engine::inspect::bench_replay(&dir, bytes, value_bytes)?;
+            let r = tiered_engine::inspect::bench_replay(&dir, bytes, value_bytes, runs.into())?;
             println!("{r}");
             Ok(std::process::ExitCode::SUCCESS)
         }

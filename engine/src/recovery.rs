@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cmd::{self, ApplyError};
+use crate::cmd::{self, ApplyError, ReplayQueue};
 use crate::db::Db;
 use crate::history::{self, History, HistoryError, OnDamage, Step, WalkOptions};
 use crate::layout::{ARCHIVE_LOGS_DIR, ARCHIVE_SNAPSHOTS_DIR};
-use crate::segment::{self, SegmentError};
+use crate::segment::{self, RecordMeta, SegmentError};
 use crate::snapshot::{self, SnapshotError};
 use crate::sys::{self, Fs, OpenMode};
 
@@ -218,18 +218,29 @@ fn try_recover(
         until_seq: None,
         on_damage,
     });
-    let mut replayed = 0u64;
-    let mut replayed_bytes = 0u64;
-    let mut last_ts = 0u64;
     let mut open_segments = Vec::new();
     let mut cut_tail = None;
-    let mut last_seen = from_seq;
     let mut lost = Vec::new();
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
-    // Records are applied in place, their payloads borrowing the walker's
-    // read-ahead buffer (no copy or allocation per record).
+    let mut replay = Replay {
+        mode,
+        history: &history,
+        warnings,
+        replayed: 0,
+        replayed_bytes: 0,
+        last_ts: 0,
+        last_seen: from_seq,
+        started: Instant::now(),
+        last_progress: Instant::now(),
+    };
+    // Records are queued in small groups (their payloads copied out of the
+    // walker's buffer), whose keyspace lookups are warmed together before
+    // they are applied in order; the queue is emptied before any other
+    // step or error is handled, so that everything happens in log order.
+    let mut queue = ReplayQueue::new();
     while let Some(step) = walk.next_step() {
+        if !matches!(step, Ok(Step::Record { .. })) {
+            queue.apply(&mut db, |db, r, payload| replay.apply(db, r, payload))?;
+        }
         let step = match step {
             Ok(s) => s,
             Err(HistoryError::Vanished { path }) => return Ok(Attempt::Vanished(path)),
@@ -255,46 +266,21 @@ fn try_recover(
                 offset,
                 bytes,
             } => {
-                if let Err(source) =
-                    cmd::apply_payload(&mut db, walk.payload(), record.timestamp_ms)
-                {
-                    let e = RecoveryError::Apply {
-                        path: history.logs()[log].path.clone(),
-                        offset,
-                        source: ApplyError::Decode {
-                            seq: record.seq,
-                            source,
-                        },
-                    };
-                    match mode {
-                        RecoveryMode::Strict => return Err(e),
-                        RecoveryMode::TolerateCorruption => {
-                            warn(&mut warnings, format!("accepting data loss: {e}"))
-                        }
-                    }
-                }
-                last_ts = record.timestamp_ms;
-                last_seen = record.seq;
-                replayed += 1;
-                replayed_bytes += bytes;
-                // (the clock read every 64Ki records, not on each)
-                if replayed & 0xffff == 0 && last_progress.elapsed() >= Duration::from_secs(5) {
-                    last_progress = Instant::now();
-                    tracing::info!(
-                        file = %history.logs()[log].path.display(),
-                        replayed,
-                        replayed_mib = replayed_bytes >> 20,
-                        seq = record.seq,
-                        elapsed_secs = started.elapsed().as_secs(),
-                        "replaying command log"
-                    );
+                let queued = Queued {
+                    record,
+                    log,
+                    offset,
+                    bytes,
+                };
+                if queue.push(queued, walk.payload()) {
+                    queue.apply(&mut db, |db, r, payload| replay.apply(db, r, payload))?;
                 }
             }
             Step::Skipped(e) => {
                 if let HistoryError::Lost { first, last, .. } = &e {
                     lost.push((*first, *last));
                 }
-                warn(&mut warnings, format!("accepting data loss: {e}"))
+                warn(&mut replay.warnings, format!("accepting data loss: {e}"))
             }
             Step::Tail {
                 log,
@@ -304,13 +290,16 @@ fn try_recover(
                 torn,
             } => {
                 if !torn {
-                    warn(&mut warnings, format!("accepting data loss: {cause}"));
+                    warn(
+                        &mut replay.warnings,
+                        format!("accepting data loss: {cause}"),
+                    );
                 }
                 let path = &history.logs()[log].path;
                 let cut_bytes = file_len.saturating_sub(offset);
                 let (first_seq, records) = match &cause {
                     SegmentError::BadRecord { batch: Some(b), .. } => (b.first_seq, b.count),
-                    _ => (last_seen + 1, None),
+                    _ => (replay.last_seen + 1, None),
                 };
                 cut_and_zero(&**fs, path, offset, file_len)?;
                 let announced =
@@ -345,6 +334,15 @@ fn try_recover(
             }
         }
     }
+    queue.apply(&mut db, |db, r, payload| replay.apply(db, r, payload))?;
+    let Replay {
+        warnings,
+        replayed,
+        replayed_bytes,
+        last_ts,
+        started,
+        ..
+    } = replay;
     let seq = walk.last_seq();
     // Sealed segments wholly covered by the snapshot are not read; open ones
     // always are, so every open segment is reported.
@@ -369,6 +367,73 @@ fn try_recover(
         lost,
         healed: Vec::new(),
     })))
+}
+
+/// A record waiting in the replay queue.
+struct Queued {
+    record: RecordMeta,
+    log: usize,
+    offset: u64,
+    bytes: u64,
+}
+
+/// What recovery counts while it applies records.
+struct Replay<'h> {
+    mode: RecoveryMode,
+    history: &'h History,
+    warnings: Vec<String>,
+    replayed: u64,
+    replayed_bytes: u64,
+    last_ts: u64,
+    last_seen: u64,
+    started: Instant,
+    last_progress: Instant,
+}
+
+impl Replay<'_> {
+    /// Applies one record (an undecodable one stops recovery, or is
+    /// skipped with a warning under [`RecoveryMode::TolerateCorruption`]).
+    fn apply(&mut self, db: &mut Db, q: Queued, payload: &[u8]) -> Result<(), RecoveryError> {
+        let Queued {
+            record,
+            log,
+            offset,
+            bytes,
+        } = q;
+        if let Err(source) = cmd::replay_payload(db, payload, record.timestamp_ms) {
+            let e = RecoveryError::Apply {
+                path: self.history.logs()[log].path.clone(),
+                offset,
+                source: ApplyError::Decode {
+                    seq: record.seq,
+                    source,
+                },
+            };
+            match self.mode {
+                RecoveryMode::Strict => return Err(e),
+                RecoveryMode::TolerateCorruption => {
+                    warn(&mut self.warnings, format!("accepting data loss: {e}"))
+                }
+            }
+        }
+        self.last_ts = record.timestamp_ms;
+        self.last_seen = record.seq;
+        self.replayed += 1;
+        self.replayed_bytes += bytes;
+        // (the clock read every 64Ki records, not on each)
+        if self.replayed & 0xffff == 0 && self.last_progress.elapsed() >= Duration::from_secs(5) {
+            self.last_progress = Instant::now();
+            tracing::info!(
+                file = %self.history.logs()[log].path.display(),
+                replayed = self.replayed,
+                replayed_mib = self.replayed_bytes >> 20,
+                seq = record.seq,
+                elapsed_secs = self.started.elapsed().as_secs(),
+                "replaying command log"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Self-healing from the archive: a sealed segment or snapshot at the top
@@ -534,6 +599,55 @@ mod tests {
         assert_eq!(r.open_segments.len(), 1);
         assert_eq!(r.open_segments[0].last_seq, Some(25));
         assert!(r.cut_tail.is_none());
+    }
+
+    /// Records are applied in groups (warmed together), yet in log order:
+    /// an undecodable record is reported before damage that follows it in
+    /// its group, with its own seq and offset, and is skipped alone when the
+    /// loss is accepted.
+    #[test]
+    fn grouped_replay_keeps_log_order_for_errors_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let group = ReplayQueue::<()>::LEN as u64;
+        let n = 3 * group;
+        let bad = group + 5;
+        let damaged = bad + 3;
+        let mut w = SegmentWriter::create(d, 1, 8192).unwrap();
+        for seq in 1..=n {
+            let p = if seq == bad {
+                vec![0xff, 1, 2]
+            } else {
+                set_cmd(seq)
+            };
+            w.append_records([(1000 + seq, &p[..])]).unwrap();
+        }
+        w.sync().unwrap();
+        let sealed = w.seal().unwrap();
+        let bad_at = record_offset(&sealed, (bad - 1) as usize);
+        let damaged_at = record_offset(&sealed, (damaged - 1) as usize) as usize;
+        let mut b = std::fs::read(&sealed).unwrap();
+        b[damaged_at + 40] ^= 0x21;
+        std::fs::write(&sealed, &b).unwrap();
+
+        let e = recover(d, "archived", RecoveryMode::Strict).unwrap_err();
+        assert!(
+            matches!(&e, RecoveryError::Apply { offset, source: ApplyError::Decode { seq, .. }, .. } if *offset == bad_at && *seq == bad),
+            "{e}"
+        );
+        let r = recover(d, "archived", RecoveryMode::TolerateCorruption).unwrap();
+        assert_eq!(r.lost, vec![(damaged, damaged)]);
+        assert_eq!((r.last_seq, r.replayed), (n, n - 1));
+        assert_eq!(r.last_timestamp_ms, 1000 + n);
+        for i in 1..=n {
+            assert_eq!(has(&r.db, i), i != bad && i != damaged, "k{i}");
+        }
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].contains(&format!("record {bad}:")),
+            "{:?}",
+            r.warnings
+        );
     }
 
     #[test]

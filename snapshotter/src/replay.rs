@@ -11,10 +11,10 @@
 
 use std::path::PathBuf;
 
-use tiered_engine::cmd::ApplyError;
+use tiered_engine::cmd::{ApplyError, ReplayQueue};
 use tiered_engine::db::Db;
 use tiered_engine::history::{History, HistoryError, OnDamage, Step, WalkOptions};
-use tiered_engine::segment::SegmentError;
+use tiered_engine::segment::{RecordMeta, SegmentError};
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
@@ -133,24 +133,22 @@ pub fn replay(
     });
     // Checked before the first record of each log after the first.
     let mut between_logs = false;
-    // Payloads are applied in place (they borrow the walker's buffer).
+    // Records are applied in small groups whose keyspace lookups are warmed
+    // together (their payloads copied out of the walker's buffer); the
+    // queue is emptied before any other step or error is handled.
+    let mut queue = ReplayQueue::new();
     while let Some(step) = walk.next_step() {
+        if !matches!(step, Ok(Step::Record { .. })) {
+            apply_queued(&mut queue, db, history, &mut done)?;
+        }
         match step? {
             Step::Record { record, log, .. } => {
                 if std::mem::take(&mut between_logs) && should_stop() {
                     return Err(ReplayError::Interrupted);
                 }
-                tiered_engine::cmd::apply_payload(db, walk.payload(), record.timestamp_ms)
-                    .map_err(|source| ReplayError::Apply {
-                        path: history.logs()[log].path.clone(),
-                        source: ApplyError::Decode {
-                            seq: record.seq,
-                            source,
-                        },
-                    })?;
-                done.last_seq = record.seq;
-                done.records += 1;
-                done.last_timestamp_ms = Some(record.timestamp_ms);
+                if queue.push((record, log), walk.payload()) {
+                    apply_queued(&mut queue, db, history, &mut done)?;
+                }
             }
             Step::Tail { log, offset, .. } => {
                 tracing::debug!(path = %history.logs()[log].path.display(), offset, "torn tail of the open segment ignored");
@@ -160,5 +158,30 @@ pub fn replay(
             Step::Skipped(e) => return Err(e.into()),
         }
     }
+    apply_queued(&mut queue, db, history, &mut done)?;
     Ok(done)
+}
+
+/// Applies the queued records in order (see [`ReplayQueue`]).
+fn apply_queued(
+    queue: &mut ReplayQueue<(RecordMeta, usize)>,
+    db: &mut Db,
+    history: &History,
+    done: &mut Replayed,
+) -> Result<(), ReplayError> {
+    queue.apply(db, |db, (record, log), payload| {
+        tiered_engine::cmd::replay_payload(db, payload, record.timestamp_ms).map_err(|source| {
+            ReplayError::Apply {
+                path: history.logs()[log].path.clone(),
+                source: ApplyError::Decode {
+                    seq: record.seq,
+                    source,
+                },
+            }
+        })?;
+        done.last_seq = record.seq;
+        done.records += 1;
+        done.last_timestamp_ms = Some(record.timestamp_ms);
+        Ok(())
+    })
 }

@@ -113,8 +113,14 @@ impl<'a> Decoder<'a> {
     }
 
     pub fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+        Ok(self.bytes_ref()?.to_vec())
+    }
+
+    /// `bytes` borrowed from the payload (no allocation: replay's fast
+    /// paths).
+    pub fn bytes_ref(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
     }
 
     /// A count whose items take at least `min_item` bytes each: bounded by

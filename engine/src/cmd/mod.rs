@@ -24,8 +24,8 @@
 //!   into a reply when it changes nothing.
 //!
 //! A log payload is `op u8 | body`; the op selects the effect through the
-//! registry built from [`TABLE`] ([`apply_payload`], [`decode_payload`],
-//! [`describe_payload`]). Effects compose: an effect may hold other effects'
+//! registry built from [`TABLE`] ([`apply_payload`], [`replay_payload`],
+//! [`decode_payload`], [`describe_payload`]). Effects compose: an effect may hold other effects'
 //! payloads (a transaction or a script logged as one record), decoded by
 //! [`decode_payload`].
 //!
@@ -279,18 +279,42 @@ pub trait Effect: Sized + Send + std::fmt::Debug + 'static {
 
     /// Parses a whole payload of this effect; trailing bytes are refused.
     fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
-        let mut d = Decoder::new(payload);
-        let op = d.u8().map_err(|_| DecodeError::Empty)?;
-        if op != Self::OP {
-            return Err(DecodeError::WrongOp {
-                expected: Self::OP,
-                found: op,
-            });
-        }
+        let mut d = body_decoder::<Self>(payload)?;
         let v = Self::decode_body(&mut d)?;
         d.finish()?;
         Ok(v)
     }
+
+    /// Applies a whole logged payload of this effect on replay, where no
+    /// reply is wanted (recovery, the snapshotter). Default: [`Effect::decode`]
+    /// then [`Effect::apply`]. An effect may override it with a path that
+    /// reads its payload in place (no allocation per record): it must refuse
+    /// what `decode` refuses and leave exactly the state `apply` leaves
+    /// (including the expiry index, [`Db::track_expiry`]).
+    fn replay(payload: &[u8], db: &mut Db, now_ms: u64) -> Result<(), DecodeError> {
+        Self::decode(payload)?.apply(db, now_ms);
+        Ok(())
+    }
+
+    /// The key a payload of this effect looks up first, read in place, for
+    /// warming the keyspace before a group of records is replayed
+    /// ([`ReplayQueue`]); None when unknown or not worth it. A hint only.
+    fn replay_key(_payload: &[u8]) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// A decoder of `payload` past its op byte, which must be `T`'s.
+pub(crate) fn body_decoder<T: Effect>(payload: &[u8]) -> Result<Decoder<'_>, DecodeError> {
+    let mut d = Decoder::new(payload);
+    let op = d.u8().map_err(|_| DecodeError::Empty)?;
+    if op != T::OP {
+        return Err(DecodeError::WrongOp {
+            expected: T::OP,
+            found: op,
+        });
+    }
+    Ok(d)
 }
 
 /// An effect as the writer sees it (object-safe, implemented for every
@@ -611,6 +635,8 @@ pub struct EffectSpec {
     pub op: u8,
     pub name: &'static str,
     apply: fn(&[u8], &mut Db, u64) -> Result<Reply, DecodeError>,
+    replay: fn(&[u8], &mut Db, u64) -> Result<(), DecodeError>,
+    replay_key: fn(&[u8]) -> Option<&[u8]>,
     decode: fn(&[u8]) -> Result<AnyEffect, DecodeError>,
     describe: fn(&[u8]) -> Result<String, DecodeError>,
 }
@@ -633,6 +659,8 @@ pub const fn effect<T: Effect>() -> EffectSpec {
         op: T::OP,
         name: T::NAME,
         apply: apply_as::<T>,
+        replay: T::replay,
+        replay_key: T::replay_key,
         decode: decode_as::<T>,
         describe: describe_as::<T>,
     }
@@ -1011,10 +1039,93 @@ pub enum ApplyError {
     Decode { seq: u64, source: DecodeError },
 }
 
-/// Applies one logged payload at `now_ms` (the record's timestamp): the
-/// one replay path of recovery, the snapshotter and tests.
+/// Applies one logged payload at `now_ms` (the record's timestamp) and
+/// returns the reply it produces (tests and tools; replays without the
+/// reply use [`replay_payload`]).
 pub fn apply_payload(db: &mut Db, payload: &[u8], now_ms: u64) -> Result<Reply, DecodeError> {
     (effect_of(payload)?.apply)(payload, db, now_ms)
+}
+
+/// Applies one logged payload at `now_ms` (the record's timestamp)
+/// without its reply: the replay path of recovery and the snapshotter
+/// ([`Effect::replay`]: the same state as [`apply_payload`], and the same
+/// errors, with less work per record for the hottest effects).
+pub fn replay_payload(db: &mut Db, payload: &[u8], now_ms: u64) -> Result<(), DecodeError> {
+    (effect_of(payload)?.replay)(payload, db, now_ms)
+}
+
+/// The key a logged payload looks up first, if its effect says
+/// ([`Effect::replay_key`]).
+pub fn replay_key(payload: &[u8]) -> Option<&[u8]> {
+    (effect_of(payload).ok()?.replay_key)(payload)
+}
+
+/// Records queued for replay in groups of up to [`ReplayQueue::LEN`]: the
+/// keyspace lookups of a group are warmed together ([`Db::warm`]: their
+/// cache misses overlap) before its records are applied, one by one and in
+/// order, by the caller's function. `M` is what the caller keeps of each
+/// record. The payloads are copied (the walker's buffer moves on).
+#[derive(Debug)]
+pub struct ReplayQueue<M> {
+    bytes: Vec<u8>,
+    records: Vec<(M, std::ops::Range<usize>)>,
+}
+
+impl<M> Default for ReplayQueue<M> {
+    fn default() -> ReplayQueue<M> {
+        ReplayQueue {
+            bytes: Vec::new(),
+            records: Vec::with_capacity(Self::LEN),
+        }
+    }
+}
+
+impl<M> ReplayQueue<M> {
+    /// Records per group.
+    pub const LEN: usize = crate::keyspace::WARM_KEYS;
+
+    pub fn new() -> ReplayQueue<M> {
+        ReplayQueue::default()
+    }
+
+    /// Queues a record; true when the group is full (time to
+    /// [`ReplayQueue::apply`]).
+    pub fn push(&mut self, meta: M, payload: &[u8]) -> bool {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.records.push((meta, start..self.bytes.len()));
+        self.records.len() >= Self::LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Warms the keyspace for the queued records, then calls `f` on each
+    /// in order, stopping at its first error (the records after it are
+    /// dropped). The queue is empty afterwards.
+    pub fn apply<E>(
+        &mut self,
+        db: &mut Db,
+        mut f: impl FnMut(&mut Db, M, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut keys: [&[u8]; crate::keyspace::WARM_KEYS] = [&[]; crate::keyspace::WARM_KEYS];
+        let mut n = 0;
+        for (_, range) in &self.records {
+            if let Some(k) = replay_key(&self.bytes[range.clone()]) {
+                keys[n] = k;
+                n += 1;
+            }
+        }
+        db.warm(&keys[..n]);
+        let result = self
+            .records
+            .drain(..)
+            .try_for_each(|(meta, range)| f(db, meta, &self.bytes[range]));
+        self.records.clear();
+        self.bytes.clear();
+        result
+    }
 }
 
 /// Decodes any logged payload into its effect (for effects that hold
@@ -1029,9 +1140,14 @@ pub fn describe_payload(payload: &[u8]) -> Result<String, DecodeError> {
 }
 
 impl Db {
-    /// Applies one logged record deterministically.
+    /// Applies one logged record deterministically ([`replay_payload`]).
     pub fn apply_logged(&mut self, record: &Record) -> Result<(), ApplyError> {
-        self.apply_record(record).map(|_| ())
+        replay_payload(self, &record.payload, record.timestamp_ms).map_err(|source| {
+            ApplyError::Decode {
+                seq: record.seq,
+                source,
+            }
+        })
     }
 
     /// Applies one logged record and returns the reply it produces.

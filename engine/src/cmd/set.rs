@@ -9,7 +9,10 @@
 
 use super::arg::{expire_at, parse_i64, upper};
 use super::codec::{put_bytes, put_u64, put_u8, quote, DecodeError, Decoder};
-use super::{effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags, Keys};
+use super::{
+    body_decoder, effect, not_integer, syntax_error, Action, Command, Effect, EffectSpec, Flags,
+    Keys,
+};
 use crate::db::{Db, Entry, Slot, Value};
 use crate::pubsub::class;
 use crate::reply::{self, Reply};
@@ -158,6 +161,52 @@ pub(crate) fn expire_ms(
     at.ok_or_else(|| reply::invalid_expire(name))
 }
 
+/// The payload's flags and expiry.
+struct Head {
+    expire_at_ms: Option<u64>,
+    keep_ttl: bool,
+    condition: SetCondition,
+    get: bool,
+}
+
+impl Head {
+    fn decode(d: &mut Decoder<'_>) -> Result<Head, DecodeError> {
+        let flags = d.u8()?;
+        if flags & !31 != 0 || flags & 3 == 3 {
+            return Err(DecodeError::Invalid {
+                what: "SET flags",
+                value: u64::from(flags),
+            });
+        }
+        let expire_at_ms = if flags & 8 != 0 { Some(d.u64()?) } else { None };
+        Ok(Head {
+            expire_at_ms,
+            keep_ttl: flags & 16 != 0,
+            condition: match flags & 3 {
+                1 => SetCondition::Nx,
+                2 => SetCondition::Xx,
+                _ => SetCondition::Always,
+            },
+            get: flags & 4 != 0,
+        })
+    }
+}
+
+/// Makes `entry` the string `value` with `expire_at_ms`, as a fresh entry
+/// would be, reusing its string buffer when `value` fits it and fills at
+/// least half of it (so a replayed value never holds more than twice its
+/// bytes).
+fn store(entry: &mut Entry, value: &[u8], expire_at_ms: Option<u64>) {
+    match &mut entry.value {
+        Value::Str(s) if value.len() <= s.capacity() && s.capacity() / 2 <= value.len() => {
+            s.clear();
+            s.extend_from_slice(value);
+        }
+        v => *v = Value::Str(value.to_vec()),
+    }
+    entry.set_expire_at_ms(expire_at_ms);
+}
+
 impl Effect for Set {
     const OP: u8 = 1;
     const NAME: &'static str = "SET";
@@ -186,26 +235,68 @@ impl Effect for Set {
     }
 
     fn decode_body(d: &mut Decoder<'_>) -> Result<Set, DecodeError> {
-        let flags = d.u8()?;
-        if flags & !31 != 0 || flags & 3 == 3 {
-            return Err(DecodeError::Invalid {
-                what: "SET flags",
-                value: u64::from(flags),
-            });
-        }
-        let expire_at_ms = if flags & 8 != 0 { Some(d.u64()?) } else { None };
+        let h = Head::decode(d)?;
         Ok(Set {
-            expire_at_ms,
+            expire_at_ms: h.expire_at_ms,
             key: d.bytes()?,
             value: d.bytes()?,
-            keep_ttl: flags & 16 != 0,
-            condition: match flags & 3 {
-                1 => SetCondition::Nx,
-                2 => SetCondition::Xx,
-                _ => SetCondition::Always,
-            },
-            get: flags & 4 != 0,
+            keep_ttl: h.keep_ttl,
+            condition: h.condition,
+            get: h.get,
         })
+    }
+
+    fn replay_key(payload: &[u8]) -> Option<&[u8]> {
+        let mut d = body_decoder::<Set>(payload).ok()?;
+        Head::decode(&mut d).ok()?;
+        d.bytes_ref().ok()
+    }
+
+    /// [`Set::apply`] without its reply, the key and value read in place:
+    /// the key is copied only when inserted, and a string value replaced by
+    /// one that fits its buffer (and fills at least half of it) reuses the
+    /// buffer instead of a new allocation.
+    fn replay(payload: &[u8], db: &mut Db, now_ms: u64) -> Result<(), DecodeError> {
+        let mut d = body_decoder::<Set>(payload)?;
+        let Head {
+            expire_at_ms,
+            keep_ttl,
+            condition,
+            get,
+        } = Head::decode(&mut d)?;
+        let key = d.bytes_ref()?;
+        let value = d.bytes_ref()?;
+        d.finish()?;
+        if let Some(t) = expire_at_ms {
+            db.track_expiry(key, t);
+        }
+        match db.slot(key) {
+            Slot::Vacant(v) => {
+                if condition != SetCondition::Xx {
+                    v.insert(Entry::with_expiry(Value::Str(value.to_vec()), expire_at_ms));
+                }
+            }
+            Slot::Occupied(mut o) if o.get().is_expired(now_ms) => {
+                if condition == SetCondition::Xx {
+                    o.remove();
+                } else {
+                    store(o.get_mut(), value, expire_at_ms);
+                }
+            }
+            Slot::Occupied(mut o) => {
+                let is_str = matches!(o.get().value, Value::Str(_));
+                if (get && !is_str) || condition == SetCondition::Nx {
+                    return Ok(());
+                }
+                let expire_at_ms = match (expire_at_ms, keep_ttl) {
+                    (Some(t), _) => Some(t),
+                    (None, true) => o.get().expire_at_ms(),
+                    (None, false) => None,
+                };
+                store(o.get_mut(), value, expire_at_ms);
+            }
+        }
+        Ok(())
     }
 
     fn may_fail(&self) -> bool {
@@ -325,5 +416,194 @@ impl Effect for Set {
             s.push_str(" GET");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{apply_payload, replay_payload, ReplayQueue};
+    use crate::db::{Hash, List, Members, ZSet};
+
+    /// xorshift64*: deterministic cases without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    const NOW_MS: u64 = 10_000;
+
+    fn key(i: u64) -> Vec<u8> {
+        // short (inline) and long (heap) keys
+        if i.is_multiple_of(3) {
+            format!("a-long-key-that-is-not-stored-inline-{i}").into_bytes()
+        } else {
+            format!("k{i}").into_bytes()
+        }
+    }
+
+    /// A value of any type, with no expiry, a future one or a past one.
+    fn entry(rng: &mut Rng) -> Entry {
+        let n = rng.below(4) as usize + 1;
+        let items = || (0..n).map(|i| format!("m{i}").into_bytes());
+        let value = match rng.below(6) {
+            0 | 1 => Value::Str(vec![b'v'; rng.below(200) as usize]),
+            2 => Value::Hash(items().map(|m| (m, b"x".to_vec())).collect::<Hash>()),
+            3 => Value::List(items().collect::<List>()),
+            4 => Value::Set(items().collect::<Members>()),
+            _ => Value::ZSet(items().map(|m| (m, 1.5)).collect::<ZSet>()),
+        };
+        let expire_at_ms = match rng.below(3) {
+            0 => None,
+            1 => Some(NOW_MS + 1 + rng.below(1_000)),
+            _ => Some(NOW_MS - rng.below(1_000)),
+        };
+        Entry::with_expiry(value, expire_at_ms)
+    }
+
+    /// A SET of any variant (the parser never logs NX with XX, nor an
+    /// expiry with KEEPTTL, but the payload allows it: both paths must
+    /// agree on whatever decodes).
+    fn set(rng: &mut Rng, keys: u64) -> Set {
+        let mut s = Set::new(key(rng.below(keys)), vec![b'n'; rng.below(300) as usize]);
+        s.condition = match rng.below(3) {
+            0 => SetCondition::Always,
+            1 => SetCondition::Nx,
+            _ => SetCondition::Xx,
+        };
+        s.get = rng.below(3) == 0;
+        s.keep_ttl = rng.below(3) == 0;
+        s.expire_at_ms = match rng.below(3) {
+            0 => Some(NOW_MS - 500 + rng.below(1_000)),
+            _ => None,
+        };
+        s
+    }
+
+    /// The replay fast path leaves the state `apply` leaves, over every SET
+    /// variant against keys of every type, live or expired; the expiry
+    /// index too (purging at several times removes the same keys).
+    #[test]
+    fn replay_leaves_the_state_apply_leaves() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..200 {
+            let keys = 1 + rng.below(40);
+            let mut applied = Db::new();
+            for i in 0..keys {
+                if rng.below(4) != 0 {
+                    applied.insert_entry(key(i), entry(&mut rng));
+                }
+            }
+            let mut replayed = applied.clone();
+            // the same records through a replay queue (warmed groups)
+            let mut queued = applied.clone();
+            let mut queue = ReplayQueue::new();
+            for step in 0..100 {
+                let payload = set(&mut rng, keys + 2).encode();
+                let now = NOW_MS + step;
+                apply_payload(&mut applied, &payload, now).unwrap();
+                replay_payload(&mut replayed, &payload, now).unwrap();
+                assert_eq!(applied, replayed, "round {round} step {step}");
+                if queue.push(now, &payload) || step.is_multiple_of(37) {
+                    queue
+                        .apply(&mut queued, |db, now, p| replay_payload(db, p, now))
+                        .unwrap();
+                    assert_eq!(applied, queued, "round {round} step {step}: queued");
+                }
+            }
+            queue
+                .apply(&mut queued, |db, now, p| replay_payload(db, p, now))
+                .unwrap();
+            assert_eq!(applied, queued, "round {round}: queued");
+            for t in [NOW_MS, NOW_MS + 300, NOW_MS + 700, u64::MAX] {
+                let purged = applied.purge_expired(t, usize::MAX);
+                assert_eq!(
+                    (
+                        replayed.purge_expired(t, usize::MAX),
+                        queued.purge_expired(t, usize::MAX)
+                    ),
+                    (purged, purged),
+                    "round {round}: purge at {t}"
+                );
+                assert_eq!(applied, replayed, "round {round}: after purge at {t}");
+                assert_eq!(applied, queued, "round {round}: after purge at {t}");
+            }
+        }
+    }
+
+    /// A queue applies its records in order and stops at the first error,
+    /// dropping the rest; it is empty afterwards.
+    #[test]
+    fn a_replay_queue_stops_at_the_first_error() {
+        let mut queue = ReplayQueue::new();
+        for i in 0..5u8 {
+            let p = if i == 2 {
+                vec![0xff]
+            } else {
+                Set::new(vec![b'k', i], vec![i]).encode()
+            };
+            queue.push(i, &p);
+        }
+        let mut db = Db::new();
+        let mut seen = Vec::new();
+        let e = queue.apply(&mut db, |db, i, p| {
+            seen.push(i);
+            replay_payload(db, p, 0)
+        });
+        assert_eq!(e, Err(DecodeError::UnknownOp(0xff)));
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(db.len(), 2);
+        assert!(queue.is_empty());
+        assert_eq!(queue.apply(&mut db, |_, _, _| Err(())), Ok(()));
+    }
+
+    /// A reused buffer never holds more than twice its value; a value that
+    /// does not fit gets a new one.
+    #[test]
+    fn replay_reuses_a_value_buffer_only_within_bounds() {
+        let mut db = Db::new();
+        let cap = |db: &Db| match db.get(b"k", 0) {
+            Some(Value::Str(s)) => (s.len(), s.capacity()),
+            other => panic!("{other:?}"),
+        };
+        for (n, want_cap) in [(100, 100), (60, 100), (40, 40), (41, 41), (300, 300)] {
+            let p = Set::new(b"k".to_vec(), vec![b'v'; n]).encode();
+            replay_payload(&mut db, &p, 0).unwrap();
+            assert_eq!(cap(&db), (n, want_cap), "value of {n} bytes");
+        }
+    }
+
+    /// Every payload the general decoder refuses, the replay path refuses
+    /// with the same error (and changes nothing).
+    #[test]
+    fn replay_refuses_what_decode_refuses() {
+        let mut s = Set::new(b"key".to_vec(), b"value".to_vec());
+        s.expire_at_ms = Some(5);
+        s.keep_ttl = true;
+        let good = s.encode();
+        let mut bad: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        bad.push([&good[..], b"x"].concat());
+        for flags in [3u8, 32, 64, 128, 0xff] {
+            let mut p = good.clone();
+            p[1] = flags;
+            bad.push(p);
+        }
+        for p in bad {
+            let mut db = Db::new();
+            let want = apply_payload(&mut Db::new(), &p, 0).unwrap_err();
+            assert_eq!(replay_payload(&mut db, &p, 0), Err(want), "{p:?}");
+            assert!(db.is_empty());
+        }
+        let mut db = Db::new();
+        replay_payload(&mut db, &good, 0).unwrap();
+        assert_eq!(db.entry(b"key", 0).unwrap().expire_at_ms(), Some(5));
     }
 }
