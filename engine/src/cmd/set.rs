@@ -425,19 +425,7 @@ mod tests {
     use crate::cmd::{apply_payload, replay_payload, ReplayQueue};
     use crate::db::{Hash, List, Members, ZSet};
 
-    /// xorshift64*: deterministic cases without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::keyspace::tests::Rng;
 
     const NOW_MS: u64 = 10_000;
 
