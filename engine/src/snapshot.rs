@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use crate::db::{Db, Entry, Hash, List, Members, Value, ZSet};
 use crate::layout;
 use crate::record::MAX_RECORD_BYTES;
-use crate::sys::{self, FileCursor, Fs, OpenMode};
+use crate::sys::{self, FileCursor, Fs, OpenMode, PacedWriter, WritePace};
 
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TIERSNAP";
 pub const SNAPSHOT_VERSION: u32 = 3;
@@ -177,15 +177,20 @@ fn write_entries(w: &mut impl Write, last_seq: u64, created_ms: u64, db: &Db) ->
 /// write, fsync, rename, fsync `dir`) and returns its path. Entries are
 /// streamed from `db`; there is no second copy of the state.
 pub fn write_snapshot(dir: &Path, last_seq: u64, db: &Db) -> Result<PathBuf, SnapshotError> {
-    write_snapshot_on(&*sys::real(), dir, last_seq, db)
+    write_snapshot_on(&*sys::real(), dir, last_seq, db, WritePace::NONE)
 }
 
-/// [`write_snapshot`] through the file seam `fs`.
+/// [`write_snapshot`] through the file seam `fs`, its bytes written at
+/// `pace` (chunks handed to writeback at a capped rate, so that a large
+/// snapshot does not stall the command log's fdatasync on the same disk;
+/// see [`tiered_sys::pace`]). A pace's `stop` abandons the write: the temp
+/// file is removed and the error is ECANCELED.
 pub fn write_snapshot_on(
     fs: &dyn Fs,
     dir: &Path,
     last_seq: u64,
     db: &Db,
+    pace: WritePace<'_>,
 ) -> Result<PathBuf, SnapshotError> {
     let final_path = dir.join(layout::snapshot_name(last_seq));
     let tmp = dir.join(format!(
@@ -202,7 +207,7 @@ pub fn write_snapshot_on(
     let file = fs
         .open(&tmp, OpenMode::CreateTruncate)
         .map_err(|e| io_err("create", e))?;
-    let mut cursor = Some(FileCursor { file, pos: 0 });
+    let mut cursor = Some(PacedWriter::new(file, 0, pace));
     let result = (|| {
         let mut w = CrcWriter {
             inner: BufWriter::with_capacity(1 << 20, cursor.take().expect("once")),
@@ -218,7 +223,7 @@ pub fn write_snapshot_on(
         let file = inner
             .into_inner()
             .map_err(|e| io_err("write", e.into_error()))?
-            .file;
+            .into_file();
         file.fsync().map_err(|e| io_err("fsync", e))?;
         drop(file);
         fs.rename(&tmp, &final_path)
@@ -815,22 +820,53 @@ mod tests {
         use crate::sys::{Fault, FaultFs, Op};
         let dir = tempfile::tempdir().unwrap();
         let fault = FaultFs::new(sys::real());
+        // Chunks of 16 bytes, so that even the small sample is paced.
+        let paced = WritePace {
+            chunk_bytes: 16,
+            bytes_per_sec: None,
+            stop: None,
+        };
         for (op, errno) in [
             (Op::Create, libc::ENOSPC),
             (Op::Write, libc::ENOSPC),
+            (Op::Writeback, libc::EIO),
             (Op::Fsync, libc::EIO),
             (Op::Rename, libc::EIO),
         ] {
             fault.inject(op, Fault::Errno(errno));
-            let e = write_snapshot_on(&fault, dir.path(), 5, &sample()).unwrap_err();
+            let e = write_snapshot_on(&fault, dir.path(), 5, &sample(), paced).unwrap_err();
             assert!(
                 matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(errno)),
                 "{op:?}: {e}"
             );
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{op:?}");
         }
+        // A stop abandons the write between chunks, leaving nothing.
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        let e = write_snapshot_on(&fault, dir.path(), 5, &sample(), paced.with_stop(&stop))
+            .unwrap_err();
+        assert!(
+            matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(libc::ECANCELED)),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Paced, the same bytes as unpaced.
+        let q = write_snapshot_on(&fault, dir.path(), 6, &sample(), paced).unwrap();
+        std::fs::create_dir(dir.path().join("u")).unwrap();
+        let u = write_snapshot(&dir.path().join("u"), 6, &sample()).unwrap();
+        let (q_bytes, u_bytes) = (std::fs::read(&q).unwrap(), std::fs::read(&u).unwrap());
+        assert_eq!(q_bytes.len(), u_bytes.len());
+        // All but the creation time (header bytes 24..32) and the checksum.
+        assert_eq!(q_bytes[..24], u_bytes[..24]);
+        assert_eq!(
+            q_bytes[32..q_bytes.len() - 4],
+            u_bytes[32..u_bytes.len() - 4]
+        );
+        read_snapshot(&q).unwrap();
+        std::fs::remove_file(&q).unwrap();
+        std::fs::remove_dir_all(dir.path().join("u")).unwrap();
         fault.inject(Op::Read, Fault::Errno(libc::EIO));
-        let p = write_snapshot_on(&fault, dir.path(), 5, &sample()).unwrap();
+        let p = write_snapshot_on(&fault, dir.path(), 5, &sample(), WritePace::NONE).unwrap();
         let e = read_snapshot_on(&fault, &p).unwrap_err();
         assert!(
             matches!(&e, SnapshotError::Io { source, .. } if source.raw_os_error() == Some(libc::EIO)),

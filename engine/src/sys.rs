@@ -12,7 +12,7 @@ use std::path::Path;
 pub use tiered_sys::fs::{fallocate, fdatasync, fsync, fsync_dir, statvfs, Space};
 pub use tiered_sys::{
     lock_exclusive, real, Fault, FaultFs, FileCursor, FileLock, Fs, FsFile, LockError, Op,
-    OpenMode, RealFs, Rule,
+    OpenMode, PacedWriter, RealFs, Rule, WritePace,
 };
 
 /// Bytes available to an unprivileged writer on the file system of `path`.

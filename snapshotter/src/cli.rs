@@ -12,16 +12,36 @@ use crate::config::{self, Config, RestoreConfig, RestoreTarget};
 
 /// Snapshots from completed command logs, crash-safe archival to the archive
 /// tier, retention, point-in-time restore.
+///
+/// Without a subcommand, `run` (the flags are `run`'s).
 #[derive(Debug, Parser)]
 #[command(name = "tiered-snapshotter", version, about)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
-    /// What to do; without a subcommand, `run`.
+    /// What to do.
     #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Flags of the default `run`.
-    #[command(flatten)]
-    pub run: Option<DaemonArgs>,
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses `args` (the program name first); `run` is inserted when the
+    /// first argument is not a subcommand, so `tiered-snapshotter --dir P`
+    /// is `tiered-snapshotter run --dir P`. (A flattened optional `run`
+    /// beside the subcommands made clap take any `TIERED_*` variable as a
+    /// top-level flag and then ask for `--dir` even after `once --dir P`.)
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+        let is_command = ["run", "once", "restore", "health", "help"].contains(&first)
+            || ["-h", "--help", "-V", "--version"].contains(&first);
+        if !is_command {
+            args.insert(args.len().min(1), "run".into());
+        }
+        Cli::try_parse_from(args)
+    }
 }
 
 /// The subcommands.
@@ -106,6 +126,18 @@ pub struct DaemonArgs {
     /// Seconds between fallback rescans of the dir (inotify wakes the daemon sooner).
     #[arg(long, env = "TIERED_RESCAN_INTERVAL_SECS", default_value_t = config::DEFAULT_RESCAN_INTERVAL_SECS)]
     pub rescan_interval_secs: u64,
+    /// Nice value to run at (0..=19): snapshots yield the CPU to the engine.
+    #[arg(long, env = "TIERED_NICE", default_value_t = config::DEFAULT_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
+    /// Scheduling class: idle (SCHED_IDLE: only CPU time the engine leaves,
+    /// preempted at once when it wakes) or normal (at --nice).
+    #[arg(long, env = "TIERED_CPU_CLASS", value_enum, default_value_t = config::CpuClass::Idle)]
+    pub cpu_class: config::CpuClass,
+    /// Cap on the rate a snapshot is written at, MiB/s (0: no cap). Written
+    /// in chunks handed to writeback either way, so that a large snapshot
+    /// does not stall the engine's fdatasync on the same disk.
+    #[arg(long, env = "TIERED_SNAPSHOT_WRITE_MIB_PER_SEC", default_value_t = config::DEFAULT_SNAPSHOT_WRITE_MIB_PER_SEC, value_parser = clap::value_parser!(u64).range(0..=config::MAX_SNAPSHOT_WRITE_MIB_PER_SEC))]
+    pub snapshot_write_mib_per_sec: u64,
 }
 
 impl DaemonArgs {
@@ -121,6 +153,12 @@ impl DaemonArgs {
             retain_bytes: self.retain_bytes.flatten(),
             metrics_listen: self.metrics_listen,
             rescan_interval_secs: self.rescan_interval_secs,
+            nice: self.nice,
+            cpu_class: self.cpu_class,
+            snapshot_write_rate: match self.snapshot_write_mib_per_sec {
+                0 => None,
+                mib => Some(mib << 20),
+            },
         }
     }
 }
@@ -173,14 +211,16 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tiered-snapshotter").chain(args.iter().copied()))
+        Cli::try_parse_args(std::iter::once("tiered-snapshotter").chain(args.iter().copied()))
     }
 
     #[test]
     fn run_is_the_default() {
         let cli = parse(&["--dir", "/p", "--min-logs", "3"]).unwrap();
-        assert!(cli.command.is_none());
-        let c = cli.run.unwrap().to_config();
+        let Command::Run(a) = cli.command else {
+            panic!("expected run")
+        };
+        let c = a.to_config();
         assert_eq!(c.dir, PathBuf::from("/p"));
         assert_eq!(c.min_logs, 3);
         assert_eq!(c.keep_snapshots, 2);
@@ -199,7 +239,7 @@ mod tests {
             "127.0.0.1:9122",
         ])
         .unwrap();
-        let Some(Command::Once(a)) = cli.command else {
+        let Command::Once(a) = cli.command else {
             panic!("expected once")
         };
         assert_eq!(a.retain_bytes, Some(Some(100)));
@@ -215,19 +255,19 @@ mod tests {
             "/n",
         ])
         .unwrap();
-        let Some(Command::Restore(r)) = cli.command else {
+        let Command::Restore(r) = cli.command else {
             panic!("expected restore")
         };
         assert_eq!(r.to_config().target, RestoreTarget::TimeMs(2000));
 
         let cli = parse(&["restore", "--from", "/p", "--latest", "--into", "/n"]).unwrap();
-        let Some(Command::Restore(r)) = cli.command else {
+        let Command::Restore(r) = cli.command else {
             panic!("expected restore")
         };
         assert_eq!(r.to_config().target, RestoreTarget::Latest);
 
         let cli = parse(&["health", "--addr", "127.0.0.1:1", "--timeout-secs", "3"]).unwrap();
-        let Some(Command::Health(h)) = cli.command else {
+        let Command::Health(h) = cli.command else {
             panic!("expected health")
         };
         assert_eq!(h.addr, "127.0.0.1:1".parse().unwrap());
@@ -246,7 +286,7 @@ mod tests {
             " ",
         ])
         .unwrap();
-        let Some(Command::Once(a)) = cli.command else {
+        let Command::Once(a) = cli.command else {
             panic!("expected once")
         };
         let c = a.to_config();
@@ -262,7 +302,7 @@ mod tests {
             "3",
         ])
         .unwrap();
-        let Some(Command::Once(a)) = cli.command else {
+        let Command::Once(a) = cli.command else {
             panic!("expected once")
         };
         let c = a.to_config();

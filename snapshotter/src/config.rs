@@ -14,6 +14,25 @@ pub const DEFAULT_KEEP_SNAPSHOTS: usize = 2;
 pub const DEFAULT_RESCAN_INTERVAL_SECS: u64 = 30;
 /// Upper bound on `--rescan-interval-secs` (one day).
 pub const MAX_RESCAN_INTERVAL_SECS: u64 = 86_400;
+/// The scheduling class the snapshotter's threads run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CpuClass {
+    /// `SCHED_IDLE`: only CPU time no normal thread wants; preempted at once
+    /// when one wakes (the engine's latency is untouched), never starved
+    /// outright. Under a CPU-saturating load snapshots slow down: watch
+    /// `tiered_snapshotter_pending_logs`.
+    Idle,
+    /// The normal class at `--nice`: snapshots keep pace under full load, at
+    /// a cost to the engine's latency on shared cores.
+    Normal,
+}
+
+/// Default nice value of the snapshotter's threads (0..=19).
+pub const DEFAULT_NICE: i32 = 10;
+/// Default cap on the rate a snapshot is written at, MiB/s.
+pub const DEFAULT_SNAPSHOT_WRITE_MIB_PER_SEC: u64 = 64;
+/// Upper bound on `--snapshot-write-mib-per-sec`.
+pub const MAX_SNAPSHOT_WRITE_MIB_PER_SEC: u64 = 1 << 20;
 /// Upper bound on `--keep-snapshots`.
 pub const MAX_KEEP_SNAPSHOTS: usize = 10_000;
 
@@ -59,6 +78,17 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Seconds between fallback rescans.
     pub rescan_interval_secs: u64,
+    /// Nice value the binary runs at (0..=19; applied by `main` before any
+    /// thread starts): snapshots are background work and yield the CPU to
+    /// the engine on the same cores.
+    pub nice: i32,
+    /// The scheduling class (applied by `main` with `nice`).
+    pub cpu_class: CpuClass,
+    /// Cap on the rate a snapshot is written at, bytes/s (`None`: no cap);
+    /// it is written in chunks handed to writeback either way, so that it
+    /// does not stall the engine's fdatasync on the same disk
+    /// ([`tiered_sys::pace`]).
+    pub snapshot_write_rate: Option<u64>,
 }
 
 impl Config {
@@ -74,6 +104,9 @@ impl Config {
             retain_bytes: None,
             metrics_listen: None,
             rescan_interval_secs: DEFAULT_RESCAN_INTERVAL_SECS,
+            nice: DEFAULT_NICE,
+            cpu_class: CpuClass::Idle,
+            snapshot_write_rate: Some(DEFAULT_SNAPSHOT_WRITE_MIB_PER_SEC << 20),
         }
     }
 
@@ -100,6 +133,22 @@ impl Config {
                 value: self.rescan_interval_secs,
                 range: "1..=86400",
             });
+        }
+        if !(0..=tiered_sys::sched::NICE_MAX).contains(&self.nice) {
+            return Err(ConfigError::OutOfRange {
+                flag: "nice",
+                value: self.nice as u64,
+                range: "0..=19",
+            });
+        }
+        if let Some(rate) = self.snapshot_write_rate {
+            if rate == 0 || rate > MAX_SNAPSHOT_WRITE_MIB_PER_SEC << 20 {
+                return Err(ConfigError::OutOfRange {
+                    flag: "snapshot-write-mib-per-sec",
+                    value: rate >> 20,
+                    range: "0 (no cap) or 1..=1048576",
+                });
+            }
         }
         if let Some(days) = self.retain_days {
             // 100 years: keeps the seconds arithmetic far from overflow.

@@ -8,13 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use tiered_snapshotter::cli::{Cli, Command};
 use tiered_snapshotter::metrics::Metrics;
 use tiered_snapshotter::{daemon, http, restore};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -38,9 +37,10 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    match (cli.command, cli.run) {
-        (Some(Command::Run(args)), _) | (None, Some(args)) => {
+    match cli.command {
+        Command::Run(args) => {
             let config = args.to_config();
+            lower_priority(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -53,24 +53,36 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .context("snapshotter daemon")
             })
         }
-        (Some(Command::Once(args)), _) => {
+        Command::Once(args) => {
             let config = args.to_config();
+            lower_priority(&config)?;
             let report = daemon::run_once(&config, &Metrics::new()).context("snapshotter pass")?;
             tracing::info!("{report}");
             Ok(())
         }
-        (Some(Command::Restore(args)), _) => {
+        Command::Restore(args) => {
             let config = args.to_config();
             let done = restore::restore(&config).context("restore")?;
             tracing::info!("{done}");
             println!("{done}");
             Ok(())
         }
-        (Some(Command::Health(args)), _) => {
-            http::check_health(args.addr, args.timeout()).context("unhealthy")
-        }
-        (None, None) => anyhow::bail!("--dir (or TIERED_DIR) is required; see --help"),
+        Command::Health(args) => http::check_health(args.addr, args.timeout()).context("unhealthy"),
     }
+}
+
+/// Runs this thread, and so every thread started after it, at the
+/// configured nice value and scheduling class.
+fn lower_priority(config: &tiered_snapshotter::config::Config) -> anyhow::Result<()> {
+    use tiered_snapshotter::config::CpuClass;
+    config.validate().context("bad configuration")?;
+    tiered_sys::sched::set_nice(config.nice)
+        .with_context(|| format!("setpriority(nice {})", config.nice))?;
+    if config.cpu_class == CpuClass::Idle {
+        tiered_sys::sched::set_idle_class().context("sched_setscheduler(SCHED_IDLE)")?;
+    }
+    tracing::debug!(nice = config.nice, class = ?config.cpu_class, "priority lowered");
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -40,6 +40,7 @@ use crate::mover::{self, MoveError, MoveOutcome};
 use crate::replay::{self, ReplayError};
 use crate::retention::{self, LogInfo, Policy, SnapInfo};
 use crate::sys::{self, Fs, SysError};
+use tiered_sys::WritePace;
 
 /// What a pass stopped on. Nothing unsafe was done: either nothing was
 /// published/moved/deleted, or a move stopped at a crash-safe point.
@@ -293,8 +294,20 @@ fn pass_inner(
         match replay::replay(&mut db, &history, base_seq, None, &should_stop) {
             Ok(done) => {
                 failpoint!("pass::before_publish");
-                let path =
-                    write_snapshot_on(fs, dir, done.last_seq, &db).map_err(PassError::Publish)?;
+                let pace = WritePace::rate(config.snapshot_write_rate).with_stop(stop);
+                let path = match write_snapshot_on(fs, dir, done.last_seq, &db, pace) {
+                    Ok(p) => p,
+                    // A shutdown abandoned the write (the temp is gone).
+                    Err(SnapshotError::Io { source, .. })
+                        if source.raw_os_error() == Some(libc::ECANCELED)
+                            && stop.load(Ordering::SeqCst) =>
+                    {
+                        report.interrupted = true;
+                        report.newest_snapshot = covered;
+                        return Ok(report);
+                    }
+                    Err(e) => return Err(PassError::Publish(e)),
+                };
                 state.verified = FileId::of(fs, &path);
                 let secs = started.elapsed().as_secs_f64();
                 metrics.snapshot_published(done.last_seq, unix_secs(fs, &path), secs);

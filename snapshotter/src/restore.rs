@@ -30,6 +30,7 @@ use crate::config::{validate_archive_dir_name, ConfigError, RestoreConfig, Resto
 use crate::mover;
 use crate::replay::{self, ReplayError};
 use crate::sys::{self, Fs, SysError};
+use tiered_sys::WritePace;
 
 /// How many times a restore starts over when files move under it.
 const ATTEMPTS: usize = 5;
@@ -266,8 +267,8 @@ fn attempt(fs: &Arc<dyn Fs>, config: &RestoreConfig) -> Result<Attempt, RestoreE
     mover::ensure_dir(&**fs, &config.into)?;
     // NEWDIR may have been filled meanwhile by someone else: check again.
     check_into(&**fs, &config.into, &config.archive_dir_name)?;
-    let snapshot =
-        write_snapshot_on(&**fs, &config.into, target, &db).map_err(RestoreError::Write)?;
+    let snapshot = write_snapshot_on(&**fs, &config.into, target, &db, WritePace::NONE)
+        .map_err(RestoreError::Write)?;
     Ok(Attempt::Done(Restored {
         last_seq: target,
         snapshot,

@@ -47,6 +47,8 @@ pub enum Op {
     SetLen,
     Fdatasync,
     Fsync,
+    /// [`FsFile::writeback`] (sync_file_range).
+    Writeback,
     Fallocate,
     SetTimes,
 }
@@ -268,6 +270,10 @@ impl FsFile for FaultFile {
         self.shared.fail(Op::Fsync, &self.path())?;
         self.inner.fsync()
     }
+    fn writeback(&self, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+        self.shared.fail(Op::Writeback, &self.path())?;
+        self.inner.writeback(offset, len, wait)
+    }
     fn fallocate(&self, len: u64) -> io::Result<bool> {
         self.shared.fail(Op::Fallocate, &self.path())?;
         self.inner.fallocate(len)
@@ -377,6 +383,7 @@ mod tests {
                 Box::new(|| f.fdatasync()) as Box<dyn Fn() -> io::Result<()>>,
             ),
             (Op::Fsync, Box::new(|| f.fsync())),
+            (Op::Writeback, Box::new(|| f.writeback(0, 3, true))),
             (Op::SetLen, Box::new(|| f.set_len(1))),
             (Op::Fallocate, Box::new(|| f.fallocate(10).map(|_| ()))),
             (Op::Size, Box::new(|| f.size().map(|_| ()))),

@@ -69,6 +69,40 @@ pub fn fdatasync(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
+/// sync_file_range: starts writeback of bytes `offset..offset + len` of
+/// `file` and, with `wait`, waits until it (and any writeback of that range
+/// already in flight) is done. It makes nothing durable (no metadata, no
+/// flush of the device's cache): it keeps a large file from piling up dirty
+/// pages that its final fsync, or another file's fdatasync on the same disk,
+/// would then have to push out at once. A write error of that range is
+/// returned (EIO); a file system that cannot do it (ENOSYS, EOPNOTSUPP,
+/// EINVAL) is accepted as `Ok`, since this is only a hint.
+pub fn writeback(file: &File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
+    // SAFETY: sync_file_range takes no pointers; the descriptor is borrowed
+    // from `file` and stays open for the whole call. (nix 0.29 has no
+    // wrapper for it.)
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match errno_of(&e) {
+        Some(Errno::ENOSYS) | Some(Errno::EOPNOTSUPP) | Some(Errno::EINVAL) => Ok(()),
+        _ => Err(e),
+    }
+}
+
 /// fsync of a directory, so that creates, renames and unlinks in it are durable.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     tracing::trace!(dir = %dir.display(), "fsync dir");
@@ -199,6 +233,22 @@ pub fn lock_exclusive(path: &Path) -> Result<FileLock, LockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writeback_starts_and_waits_and_reports_errors() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = File::create(dir.path().join("w")).unwrap();
+        f.write_all(&vec![7u8; 1 << 20]).unwrap();
+        writeback(&f, 0, 1 << 20, false).unwrap();
+        writeback(&f, 0, 1 << 20, true).unwrap();
+        let e = writeback(&f, u64::MAX, 1, true).unwrap_err();
+        assert_eq!(errno_of(&e), Some(Errno::EFBIG));
+        // Not a file: the error is returned, not swallowed.
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let e = writeback(&File::from(r), 0, 1, true).unwrap_err();
+        assert_eq!(errno_of(&e), Some(Errno::ESPIPE));
+    }
 
     #[test]
     fn second_lock_is_refused_until_the_first_is_dropped() {

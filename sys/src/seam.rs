@@ -48,6 +48,9 @@ pub trait FsFile: Send + Sync + fmt::Debug {
     fn fdatasync(&self) -> io::Result<()>;
     /// fsync: data and metadata are durable.
     fn fsync(&self) -> io::Result<()>;
+    /// Starts writeback of `offset..offset + len` and, with `wait`, waits
+    /// for it (sync_file_range): a pacing hint that makes nothing durable.
+    fn writeback(&self, offset: u64, len: u64, wait: bool) -> io::Result<()>;
     /// Preallocates bytes `0..len` (reads as zeros); `Ok(false)` when the
     /// file system cannot (nothing done).
     fn fallocate(&self, len: u64) -> io::Result<bool>;
@@ -151,6 +154,9 @@ impl FsFile for File {
     }
     fn fsync(&self) -> io::Result<()> {
         sysfs::fsync(self)
+    }
+    fn writeback(&self, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+        sysfs::writeback(self, offset, len, wait)
     }
     fn fallocate(&self, len: u64) -> io::Result<bool> {
         sysfs::fallocate(self, len)

@@ -1121,6 +1121,13 @@ impl FsFile for SimFile {
         self.sync(Op::Fsync)
     }
 
+    /// Writeback makes nothing durable (no metadata, no device cache
+    /// flush), so the simulated disk only checks the handle and the rules:
+    /// what a power cut keeps is decided by fsync and fdatasync alone.
+    fn writeback(&self, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
+        self.state(Op::Writeback).map(|_| ())
+    }
+
     fn fallocate(&self, len: u64) -> io::Result<bool> {
         let mut st = self.state(Op::Fallocate)?;
         if !self.writable {
