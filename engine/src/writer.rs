@@ -475,7 +475,8 @@ async fn run_log(w: &Writer, mut log: Log) -> Result<(), WriterError> {
                 break;
             }
             let n = records.len();
-            let (l, b, fsync) = commit(w, log, buf, first, records).await?;
+            let inline = n == 1 && cohort.last_batch <= 1 && !stopping;
+            let (l, b, fsync) = commit(w, log, buf, first, records, inline).await?;
             cohort.committed(n, fsync);
             log = l;
             buf = b;
@@ -569,12 +570,22 @@ fn poison(health: &Health, e: WriterError) -> WriterError {
 /// Logs and syncs one batch of executed effects, then publishes the new
 /// durable position. Returns the log and buffer back, and how long the
 /// fsync took; on a failure the log is gone (the caller poisons).
+///
+/// `inline`: write and fdatasync on this thread instead of the blocking
+/// pool. The writer asks for it when a batch of one record follows a batch
+/// of at most one (a lone client): there is nothing to overlap the fsync
+/// with, and the two thread hand-offs (to the pool and back) are most of
+/// what separates the client's latency from one fdatasync. The event loop
+/// is blocked for that fsync, as a single-threaded server's is; the next
+/// batch is larger as soon as several clients write, and goes back to the
+/// pool.
 async fn commit(
     w: &Writer,
     mut log: Log,
     mut buf: BatchEncoder,
     first: u64,
     records: Vec<(u64, Vec<u8>)>,
+    inline: bool,
 ) -> Result<(Log, BatchEncoder, Duration), WriterError> {
     fail::fail_point!("writer::commit");
     assert_eq!(
@@ -584,41 +595,21 @@ async fn commit(
     );
     let n = records.len() as u64;
     let ts_last = records.last().map(|r| r.0).unwrap_or(log.last_ts);
-    let joined = tokio::task::spawn_blocking(move || {
-        let outcome = (|| {
-            buf.shrink_to(FRAME_KEEP_BYTES);
-            buf.clear();
-            for (ts, p) in &records {
-                buf.push(*ts, p);
-            }
-            if let Err(source) = log.seg.append(&mut buf) {
-                return Outcome::Failed(WriterError::Io {
-                    op: "write",
-                    path: log.seg.path().to_path_buf(),
-                    source,
-                });
-            }
-            let t = Instant::now();
-            if let Err(source) = log.seg.sync() {
-                return Outcome::Failed(WriterError::Io {
-                    op: "fdatasync",
-                    path: log.seg.path().to_path_buf(),
-                    source,
-                });
-            }
-            Outcome::Durable {
-                bytes: buf.framed_len() as u64,
-                fsync: t.elapsed(),
-            }
-        })();
+    let (mut log, buf, outcome) = if inline {
+        let outcome = write_and_sync(&mut log, &mut buf, &records);
         (log, buf, outcome)
-    })
-    .await;
-    let (mut log, buf, outcome) = match joined {
-        Ok(x) => x,
-        // The segment writer was lost with the task: nothing can be
-        // written any more.
-        Err(e) => return Err(WriterError::Task(e.to_string())),
+    } else {
+        let joined = tokio::task::spawn_blocking(move || {
+            let outcome = write_and_sync(&mut log, &mut buf, &records);
+            (log, buf, outcome)
+        })
+        .await;
+        match joined {
+            Ok(x) => x,
+            // The segment writer was lost with the task: nothing can be
+            // written any more.
+            Err(e) => return Err(WriterError::Task(e.to_string())),
+        }
     };
     match outcome {
         Outcome::Durable { bytes, fsync } => {
@@ -633,6 +624,35 @@ async fn commit(
             Ok((log, buf, fsync))
         }
         Outcome::Failed(e) => Err(e),
+    }
+}
+
+/// Frames `records` as one batch, writes it and fdatasyncs the segment
+/// (blocking).
+fn write_and_sync(log: &mut Log, buf: &mut BatchEncoder, records: &[(u64, Vec<u8>)]) -> Outcome {
+    buf.shrink_to(FRAME_KEEP_BYTES);
+    buf.clear();
+    for (ts, p) in records {
+        buf.push(*ts, p);
+    }
+    if let Err(source) = log.seg.append(buf) {
+        return Outcome::Failed(WriterError::Io {
+            op: "write",
+            path: log.seg.path().to_path_buf(),
+            source,
+        });
+    }
+    let t = Instant::now();
+    if let Err(source) = log.seg.sync() {
+        return Outcome::Failed(WriterError::Io {
+            op: "fdatasync",
+            path: log.seg.path().to_path_buf(),
+            source,
+        });
+    }
+    Outcome::Durable {
+        bytes: buf.framed_len() as u64,
+        fsync: t.elapsed(),
     }
 }
 
