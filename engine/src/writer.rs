@@ -7,7 +7,10 @@
 //! one batch of consecutive records ([`crate::batch::BatchEncoder`]),
 //! writes it with one `write` and makes it durable
 //! with one `fdatasync` (group commit), then publishes the new durable
-//! position through [`Health::subscribe`]. A connection holds each reply
+//! position through [`Health::subscribe`]. The write and fdatasync run on
+//! the blocking pool, so that connections execute the next batch meanwhile;
+//! a lone client's batch (one record after one) runs them on the event loop
+//! instead, saving the two thread hand-offs (see `commit`). A connection holds each reply
 //! until the log position current when it was executed is durable, so no
 //! reply, on any connection, shows state that is not durable.
 //!
