@@ -152,6 +152,16 @@ impl<'a> PacedWriter<'a> {
 
 impl Write for PacedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Never past the end of the current chunk: a `BufWriter` in front
+        // hands over its whole buffer at once, and a chunk is what is handed
+        // to writeback (a short count makes the caller write the rest).
+        let chunk = self.pace.chunk_bytes;
+        let buf = if chunk == 0 {
+            buf
+        } else {
+            let room = chunk - (self.pos - self.chunk_start);
+            &buf[..buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))]
+        };
         let n = self.file.write_at(buf, self.pos)?;
         self.pos += n as u64;
         self.after_write()?;
@@ -201,6 +211,23 @@ mod tests {
         let f = w.into_file();
         f.fsync().unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), data);
+    }
+
+    #[test]
+    fn a_large_write_is_cut_at_chunk_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultFs::new(real());
+        let pace = WritePace {
+            chunk_bytes: 4096,
+            bytes_per_sec: None,
+            stop: None,
+        };
+        let mut w = PacedWriter::new(open(&fs, dir.path()), 0, pace);
+        // One write of ten chunks, as a BufWriter hands over its buffer.
+        assert_eq!(w.write(&[3u8; 40_960]).unwrap(), 4096);
+        w.write_all(&[3u8; 36_864]).unwrap();
+        assert_eq!(writebacks(&fs), 10 + 9);
+        assert_eq!(w.position(), 40_960);
     }
 
     #[test]
