@@ -823,8 +823,7 @@ mod tests {
         // Chunks of 16 bytes, so that even the small sample is paced.
         let paced = WritePace {
             chunk_bytes: 16,
-            bytes_per_sec: None,
-            stop: None,
+            ..WritePace::NONE
         };
         for (op, errno) in [
             (Op::Create, libc::ENOSPC),

@@ -10,9 +10,9 @@
 //! position through [`Health::subscribe`]. The write and fdatasync run on
 //! the blocking pool, so that connections execute the next batch meanwhile;
 //! a lone client's batch (one record after one) runs them on the event loop
-//! instead, saving the two thread hand-offs (see `commit`). A connection holds each reply
-//! until the log position current when it was executed is durable, so no
-//! reply, on any connection, shows state that is not durable.
+//! instead, saving the two thread hand-offs (see `commit`). A connection
+//! holds each reply until the log position current when it was executed is
+//! durable, so no reply, on any connection, shows state that is not durable.
 //!
 //! A failed write or fdatasync (EIO, ENOSPC, a short write) poisons the log:
 //! the page cache can no longer be trusted, and the state in memory holds

@@ -35,8 +35,10 @@ impl Cli {
     {
         let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
-        let is_command = ["run", "once", "restore", "health", "help"].contains(&first)
-            || ["-h", "--help", "-V", "--version"].contains(&first);
+        let is_command = <Cli as clap::CommandFactory>::command()
+            .find_subcommand(first)
+            .is_some()
+            || ["help", "-h", "--help", "-V", "--version"].contains(&first);
         if !is_command {
             args.insert(args.len().min(1), "run".into());
         }

@@ -72,10 +72,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Runs this thread, and so every thread started after it, at the
-/// configured nice value and scheduling class.
+/// configured nice value and scheduling class (the command line bounds
+/// both; the rest of the configuration is checked by `run`/`run_once`).
 fn lower_priority(config: &tiered_snapshotter::config::Config) -> anyhow::Result<()> {
     use tiered_snapshotter::config::CpuClass;
-    config.validate().context("bad configuration")?;
     tiered_sys::sched::set_nice(config.nice)
         .with_context(|| format!("setpriority(nice {})", config.nice))?;
     if config.cpu_class == CpuClass::Idle {

@@ -196,8 +196,7 @@ mod tests {
         let fs = FaultFs::new(real());
         let pace = WritePace {
             chunk_bytes: 1000,
-            bytes_per_sec: None,
-            stop: None,
+            ..WritePace::NONE
         };
         let mut w = PacedWriter::new(open(&fs, dir.path()), 0, pace);
         let data: Vec<u8> = (0..10_500u32).map(|i| i as u8).collect();
@@ -219,8 +218,7 @@ mod tests {
         let fs = FaultFs::new(real());
         let pace = WritePace {
             chunk_bytes: 4096,
-            bytes_per_sec: None,
-            stop: None,
+            ..WritePace::NONE
         };
         let mut w = PacedWriter::new(open(&fs, dir.path()), 0, pace);
         // One write of ten chunks, as a BufWriter hands over its buffer.
@@ -279,8 +277,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let pace = WritePace {
             chunk_bytes: 4096,
-            bytes_per_sec: None,
-            stop: None,
+            ..WritePace::NONE
         }
         .with_stop(&stop);
         let mut w = PacedWriter::new(open(&*real(), dir.path()), 0, pace);
