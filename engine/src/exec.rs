@@ -553,6 +553,9 @@ impl Core {
             ready.clear();
         }
         let queued = q.last_seq() > queued_before;
+        if queued {
+            q.end_burst();
+        }
         drop(watches);
         drop(q);
         drop(db);

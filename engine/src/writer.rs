@@ -189,6 +189,9 @@ pub struct Queued {
     records: Vec<(u64, Vec<u8>)>,
     /// Payload bytes queued (metrics, bounds).
     bytes: usize,
+    /// Executions that queued records (one connection's requests, read at
+    /// once): the clients the next commit answers.
+    bursts: usize,
 }
 
 impl Queued {
@@ -220,6 +223,13 @@ impl Queued {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Counts an execution (one connection's requests, read at once) that
+    /// queued records: the commit delay tells pipelining clients from
+    /// clients that wait for each reply by it (see [`Cohort`]).
+    pub fn end_burst(&mut self) {
+        self.bursts += 1;
+    }
 }
 
 impl LogQueue {
@@ -231,6 +241,7 @@ impl LogQueue {
                 last_ts,
                 records: Vec::new(),
                 bytes: 0,
+                bursts: 0,
             }),
             ready: Notify::new(),
         }
@@ -251,13 +262,14 @@ impl LogQueue {
         self.lock().records.len()
     }
 
-    /// Takes everything queued: the first record's sequence number and the
-    /// records.
-    fn take(&self) -> (u64, Vec<(u64, Vec<u8>)>) {
+    /// Takes everything queued: the first record's sequence number, the
+    /// records and the executions that queued them.
+    fn take(&self) -> (u64, Vec<(u64, Vec<u8>)>, usize) {
         let mut q = self.lock();
         let records = std::mem::take(&mut q.records);
         q.bytes = 0;
-        (q.next_seq - records.len() as u64, records)
+        let bursts = std::mem::take(&mut q.bursts);
+        (q.next_seq - records.len() as u64, records, bursts)
     }
 }
 
@@ -473,14 +485,14 @@ async fn run_log(w: &Writer, mut log: Log) -> Result<(), WriterError> {
             gather(&w.queue, cohort.target(), cohort.max_wait()).await;
         }
         loop {
-            let (first, records) = w.queue.take();
+            let (first, records, bursts) = w.queue.take();
             if records.is_empty() {
                 break;
             }
             let n = records.len();
             let inline = n == 1 && cohort.last_batch <= 1 && !stopping;
             let (l, b, fsync) = commit(w, log, buf, first, records, inline).await?;
-            cohort.committed(n, fsync);
+            cohort.committed(n, bursts, fsync);
             log = l;
             buf = b;
             if log.seg.len() >= log.rotate_bytes {
@@ -497,24 +509,36 @@ async fn run_log(w: &Writer, mut log: Log) -> Result<(), WriterError> {
     close(log).await
 }
 
-/// What the commit delay knows: the size of the last commit and how long an
-/// fsync takes.
+/// What the commit delay knows: the size of the last commit, the
+/// executions that filled it, and how long an fsync takes.
 ///
 /// The clients answered by a commit send their next writes a few
 /// microseconds later; an fsync started before they have would carry only
 /// those who arrived during the last one, and the clients would settle into
-/// two cohorts taking turns with half-full fsyncs (half the throughput at the
-/// same latency, which is where a server that fsyncs as soon as it has
-/// anything ends up). So before a commit the writer waits until as many
-/// records are queued as the last commit carried, for at most a quarter of
-/// an fsync. A single client (a last commit of one record) never waits; a
-/// load that shrinks waits once and then aims lower.
+/// two cohorts taking turns with half-full fsyncs (half the records per
+/// fsync, and every client's round trip paying twice the commit's fixed
+/// costs). So before a commit the writer waits until as many records are
+/// queued as the last commit carried, for at most a quarter of an fsync
+/// (tokio's timer rounds that up to its millisecond tick). A single client (a last commit of one record) never waits; a load that
+/// shrinks waits once and then aims lower.
+///
+/// Clients that pipeline (at least [`PIPELINED_RECORDS`] records per
+/// execution in the last commit, e.g. `redis-benchmark -P 16`) are not
+/// waited for: each round trip already shares its commit among many
+/// records, and waiting for every client to come back leaves the disk idle
+/// while they do (SET at 50 connections pipelining 16: +14 % measured
+/// without the wait; 50 clients without pipelining: -14 %).
 #[derive(Debug, Default)]
 struct Cohort {
     last_batch: usize,
+    /// Executions that queued the last commit's records.
+    last_bursts: usize,
     /// Moving average of the fsync time.
     fsync: Duration,
 }
+
+/// Records per execution from which the writer stops waiting for clients.
+const PIPELINED_RECORDS: usize = 8;
 
 /// Longest commit delay, whatever the fsync time.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
@@ -524,8 +548,9 @@ const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 const FRAME_KEEP_BYTES: usize = 8 << 20;
 
 impl Cohort {
-    fn committed(&mut self, records: usize, fsync: Duration) {
+    fn committed(&mut self, records: usize, bursts: usize, fsync: Duration) {
         self.last_batch = records;
+        self.last_bursts = bursts;
         self.fsync = if self.fsync.is_zero() {
             fsync
         } else {
@@ -535,7 +560,8 @@ impl Cohort {
 
     /// Records to wait for (0: none).
     fn target(&self) -> usize {
-        if self.last_batch >= 2 {
+        let pipelined = self.last_batch >= PIPELINED_RECORDS * self.last_bursts.max(1);
+        if self.last_batch >= 2 && !pipelined {
             self.last_batch
         } else {
             0
@@ -737,4 +763,54 @@ async fn close(mut log: Log) -> Result<(), WriterError> {
     .await
     .map_err(|e| WriterError::Task(e.to_string()))??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cohort_after(records: usize, bursts: usize) -> Cohort {
+        let mut c = Cohort::default();
+        c.committed(records, bursts, Duration::from_micros(200));
+        c
+    }
+
+    #[test]
+    fn the_writer_waits_for_clients_that_wait_for_each_reply() {
+        // 50 connections, one SET each (or a MULTI block each)
+        assert_eq!(cohort_after(50, 50).target(), 50);
+        // 50 connections, a few records per round trip
+        assert_eq!(cohort_after(200, 50).target(), 200);
+        assert_eq!(cohort_after(50, 50).max_wait(), Duration::from_micros(50));
+    }
+
+    #[test]
+    fn the_writer_does_not_wait_for_pipelining_clients_or_a_lone_client() {
+        // 50 connections pipelining 16 and 8
+        assert_eq!(cohort_after(800, 50).target(), 0);
+        assert_eq!(cohort_after(400, 50).target(), 0);
+        // one connection pipelining
+        assert_eq!(cohort_after(16, 1).target(), 0);
+        // one client, one record
+        assert_eq!(cohort_after(1, 1).target(), 0);
+        assert_eq!(Cohort::default().target(), 0);
+    }
+
+    #[test]
+    fn take_hands_over_the_executions_counted_since_the_last_take() {
+        let q = LogQueue::new(7, 0);
+        {
+            let mut g = q.lock();
+            let ts = g.now();
+            g.push(ts, b"a".to_vec());
+            g.push(ts, b"b".to_vec());
+            g.end_burst();
+            g.push(ts, b"c".to_vec());
+            g.end_burst();
+        }
+        let (first, records, bursts) = q.take();
+        assert_eq!((first, records.len(), bursts), (7, 3, 2));
+        let (first, records, bursts) = q.take();
+        assert_eq!((first, records.len(), bursts), (10, 0, 0));
+    }
 }
