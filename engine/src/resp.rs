@@ -85,9 +85,27 @@ pub fn parse_command_resumable(
 ) -> Result<Option<Parsed>, ProtocolError> {
     let r = parse_multibulk(buf, partial);
     if !matches!(r, Ok(None)) {
-        *partial = Partial::default();
+        partial.reset();
     }
     r
+}
+
+/// Argument spans a [`Partial`] keeps allocated between commands (a
+/// connection parses every command into the same `Vec`).
+const KEEP_SPANS: usize = 1024;
+
+impl Partial {
+    /// Back to "not inside a command", keeping a small span buffer.
+    fn reset(&mut self) {
+        self.argc = 0;
+        self.pos = 0;
+        self.total = 0;
+        if self.spans.capacity() > KEEP_SPANS {
+            self.spans = Vec::new();
+        } else {
+            self.spans.clear();
+        }
+    }
 }
 
 fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, ProtocolError> {
@@ -108,12 +126,11 @@ fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, Proto
             Some(n) if n as u64 <= MAX_ARGS as u64 => n as usize,
             _ => return Err(ProtocolError("invalid multibulk length".into())),
         };
-        *st = Partial {
-            argc,
-            pos: eol + 2,
-            total: 0,
-            spans: Vec::with_capacity(argc.min(1024)),
-        };
+        st.argc = argc;
+        st.pos = eol + 2;
+        st.total = 0;
+        st.spans.clear();
+        st.spans.reserve(argc.min(KEEP_SPANS));
     }
     // Check that the whole command is there, without copying.
     while st.spans.len() < st.argc {
@@ -478,6 +495,43 @@ mod tests {
         assert_eq!(
             parse_command(b"*1\r\n$0\r\n\r\n").unwrap().unwrap(),
             (vec![vec![]], 10)
+        );
+    }
+
+    /// The span buffer is reused from command to command, and dropped after
+    /// a command with more arguments than [`KEEP_SPANS`].
+    #[test]
+    fn the_span_buffer_is_kept_between_commands_but_not_a_huge_one() {
+        let mut p = Partial::default();
+        let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+        assert_eq!(
+            parse_command_resumable(set, &mut p).unwrap().unwrap().0,
+            args(&["SET", "k", "v"])
+        );
+        let kept = p.spans.capacity();
+        assert!(kept >= 3);
+        assert_eq!(
+            parse_command_resumable(set, &mut p).unwrap().unwrap().1,
+            set.len()
+        );
+        assert_eq!(p.spans.capacity(), kept);
+        let n = KEEP_SPANS * 3;
+        let mut big = format!("*{n}\r\n").into_bytes();
+        for _ in 0..n {
+            big.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        assert_eq!(
+            parse_command_resumable(&big, &mut p)
+                .unwrap()
+                .unwrap()
+                .0
+                .len(),
+            n
+        );
+        assert_eq!(p.spans.capacity(), 0);
+        assert_eq!(
+            parse_command_resumable(set, &mut p).unwrap().unwrap().0,
+            args(&["SET", "k", "v"])
         );
     }
 
