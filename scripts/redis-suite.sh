@@ -8,6 +8,10 @@
 #   scripts/redis-suite.sh unit/type/list ...   the units named
 #   REDIS_TESTS=/path/to/redis-tests scripts/redis-suite.sh
 #   TIERED_ENGINE_BIN=/path/to/tiered-engine scripts/redis-suite.sh   (no build)
+#   REDIS_SUITE_KEEP=/some/dir scripts/redis-suite.sh   keeps the runner's
+#       per-unit output and both servers' logs there (otherwise they go with
+#       the temp dir): what to read when a unit stops short of redis-server
+#       with no failing test listed
 #
 # The suite is Redis's (BSD-3-Clause), not part of this repository: point
 # REDIS_TESTS at a directory holding its `run.sh` and `redis-tests.tar.gz`
@@ -83,3 +87,9 @@ printf '\n(tests passed; share = engine / redis-server, same run, same flags: %s
 echo
 log "engine failures (first lines):"
 grep -E '^    ' "$work/engine.txt" | head -60 >&2 || true
+if [ -n "${REDIS_SUITE_KEEP:-}" ]; then
+  mkdir -p "$REDIS_SUITE_KEEP"
+  cp -r "$work/out-engine" "$work/out-redis" "$work/engine.txt" "$work/redis.txt" \
+    "$work/engine.log" "$work/redis.log" "$REDIS_SUITE_KEEP/"
+  log "runner output and server logs kept in $REDIS_SUITE_KEEP"
+fi
