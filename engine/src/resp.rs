@@ -129,7 +129,7 @@ fn parse_multibulk(buf: &[u8], st: &mut Partial) -> Result<Option<Parsed>, Proto
         st.argc = argc;
         st.pos = eol + 2;
         st.total = 0;
-        st.spans.clear();
+        // (empty: `reset` ran after the last command)
         st.spans.reserve(argc.min(KEEP_SPANS));
     }
     // Check that the whole command is there, without copying.

@@ -183,6 +183,14 @@ mod tests {
         fs.open(&dir.join("f"), OpenMode::CreateTruncate).unwrap()
     }
 
+    /// Chunks of `chunk_bytes`, no rate cap, no stop.
+    fn chunks_of(chunk_bytes: u64) -> WritePace<'static> {
+        WritePace {
+            chunk_bytes,
+            ..WritePace::NONE
+        }
+    }
+
     fn writebacks(fs: &FaultFs) -> usize {
         fs.take_calls()
             .iter()
@@ -194,10 +202,7 @@ mod tests {
     fn every_chunk_is_handed_to_writeback_and_the_bytes_land_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let fs = FaultFs::new(real());
-        let pace = WritePace {
-            chunk_bytes: 1000,
-            ..WritePace::NONE
-        };
+        let pace = chunks_of(1000);
         let mut w = PacedWriter::new(open(&fs, dir.path()), 0, pace);
         let data: Vec<u8> = (0..10_500u32).map(|i| i as u8).collect();
         for part in data.chunks(250) {
@@ -216,10 +221,7 @@ mod tests {
     fn a_large_write_is_cut_at_chunk_ends() {
         let dir = tempfile::tempdir().unwrap();
         let fs = FaultFs::new(real());
-        let pace = WritePace {
-            chunk_bytes: 4096,
-            ..WritePace::NONE
-        };
+        let pace = chunks_of(4096);
         let mut w = PacedWriter::new(open(&fs, dir.path()), 0, pace);
         // One write of ten chunks, as a BufWriter hands over its buffer.
         assert_eq!(w.write(&[3u8; 40_960]).unwrap(), 4096);
@@ -275,11 +277,7 @@ mod tests {
     fn stop_abandons_between_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let stop = AtomicBool::new(false);
-        let pace = WritePace {
-            chunk_bytes: 4096,
-            ..WritePace::NONE
-        }
-        .with_stop(&stop);
+        let pace = chunks_of(4096).with_stop(&stop);
         let mut w = PacedWriter::new(open(&*real(), dir.path()), 0, pace);
         w.write_all(&[0u8; 8192]).unwrap();
         stop.store(true, Ordering::SeqCst);
