@@ -31,6 +31,8 @@
 #   BENCH_VALUE_BYTES    value size (-d) [64]
 #   BENCH_KEYSPACE       random keys of the rows of 2. (-r) [100000]
 #   BENCH_CONNS          connection counts of 2. [1 50 500]
+#   BENCH_ROUNDS         rounds of each row of 2., engine and redis taking
+#                        turns; medians printed [3 | 1]
 #   BENCH_PIPELINE       pipeline depth of the pipelined row [16]
 #   BENCH_PIPE_PAIRS     SET+GET pairs of 3. [20000 | 5000]
 #   BENCH_FSYNC_N        fdatasync samples [200]
@@ -61,6 +63,7 @@ conns=${BENCH_CONNS:-1 50 500}
 pipeline=${BENCH_PIPELINE:-16}
 pipe_pairs=${BENCH_PIPE_PAIRS:-$(q 20000 5000)}
 fsync_n=${BENCH_FSYNC_N:-200}
+rounds=${BENCH_ROUNDS:-$(q 3 1)}
 keys=${BENCH_KEYS:-$(q 1000000 100000)}
 snap_requests=${BENCH_SNAP_REQUESTS:-$(q 300000 50000)}
 snap_rotate=${BENCH_SNAP_ROTATE_BYTES:-$((8 << 20))}
@@ -86,6 +89,15 @@ on_exit rm -rf "$work"
 # ---------------------------------------------------------------- helpers
 
 want() { [[ "$skip" != *" $1 "* ]]; }
+# medians: reads lines of numbers, prints the median of each column
+medians() {
+  awk 'NF { for (i = 1; i <= NF; i++) v[i, NR] = $i; n = NR; w = NF }
+    END { for (i = 1; i <= w; i++) { k = 0
+            for (j = 1; j <= n; j++) if ((i, j) in v) a[++k] = v[i, j]
+            for (x = 2; x <= k; x++) { t = a[x]; for (y = x - 1; y >= 1 && a[y] > t; y--) a[y + 1] = a[y]; a[y + 1] = t }
+            printf "%s%s", (i > 1 ? " " : ""), (k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2) }
+          print "" }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 now_ns() { date +%s%N; }
 ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }'; }
@@ -216,9 +228,9 @@ fi
 
 if want 2; then
   printf '\n== 2. redis-benchmark, %s-byte values, %s random keys\n' "$vbytes" "$keyspace"
-  printf '%-4s %-10s | %10s %7s %7s | %10s %7s %7s | %6s\n' \
-    test clients "engine rps" p50ms p99ms "redis rps" p50ms p99ms ratio
-  printf '%s\n' "---------------------------------------------------------------------------------"
+  printf '%-4s %-10s | %10s %7s %7s | %10s %7s %7s | %6s | %s\n' \
+    test clients "engine rps" p50ms p99ms "redis rps" p50ms p99ms ratio "ratio per round"
+  printf '%s\n' "-----------------------------------------------------------------------------------------------"
   rows=()
   for c in $conns; do rows+=("$c 1"); done
   rows+=("50 $pipeline")
@@ -230,16 +242,27 @@ if want 2; then
     label="c=$c"
     [ "$p" -gt 1 ] && label="c=$c P$p"
     for t in set get; do
-      read -r e_rps e_p50 e_p99 <<<"$(bench "$e_port" "$t" "$c" "$p" "$n" "$keyspace")"
-      read -r r_rps r_p50 r_p99 <<<"$(bench "$r_port" "$t" "$c" "$p" "$n" "$keyspace")"
-      printf '%-4s %-10s | %10s %7s %7s | %10s %7s %7s | %6s\n' \
-        "$t" "$label" "$e_rps" "$e_p50" "$e_p99" "$r_rps" "$r_p50" "$r_p99" "$(ratio "$e_rps" "$r_rps")"
+      # the two servers take turns, round after round, so that a change in
+      # the machine's speed during the row reaches both
+      e_runs='' r_runs='' ratios=''
+      for ((i = 0; i < rounds; i++)); do
+        e_run=$(bench "$e_port" "$t" "$c" "$p" "$n" "$keyspace")
+        r_run=$(bench "$r_port" "$t" "$c" "$p" "$n" "$keyspace")
+        e_runs+="$e_run"$'\n' r_runs+="$r_run"$'\n'
+        ratios+="$(ratio "${e_run%% *}" "${r_run%% *}")"$'\n'
+      done
+      read -r e_rps e_p50 e_p99 <<<"$(medians <<<"$e_runs")"
+      read -r r_rps r_p50 r_p99 <<<"$(medians <<<"$r_runs")"
+      printf '%-4s %-10s | %10s %7s %7s | %10s %7s %7s | %6s | %s\n' \
+        "$t" "$label" "$e_rps" "$e_p50" "$e_p99" "$r_rps" "$r_p50" "$r_p99" "$(ratio "$e_rps" "$r_rps")" \
+        "$(sort -g <<<"$ratios" | awk 'NF { r = r (r ? " " : "") $1 } END { print r }')"
       if [ "$c" -eq 1 ] && [ "$t" = set ]; then
         set_c1_p50=$e_p50 set_c1_p50_redis=$r_p50
       fi
     done
   done
-  printf '(ratio = engine rps / redis rps; %s requests per row, x5 pipelined, /10 with 1 connection)\n' "$requests"
+  printf '(medians of %s rounds, the servers alternating; ratio = engine rps / redis rps of the medians,\n' "$rounds"
+  printf ' then each round'"'"'s ratio, ascending; %s requests per row, x5 pipelined, /10 with 1 connection)\n' "$requests"
   if [ -n "${set_c1_p50:-}" ]; then
     printf 'SET c=1: p50 %s ms = one fdatasync (%s us) + %s us (redis: + %s us; goal: engine within 30 us)\n' \
       "$set_c1_p50" "$fsync_p50_us" \
