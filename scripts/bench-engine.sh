@@ -9,7 +9,7 @@
 #      fdatasync), 50 connections, 50 pipelined BENCH_PIPELINE, 500
 #      connections (BENCH_CONNS), rps p50 p99 and engine/redis
 #   3. one connection sending one big pipeline (redis-cli --pipe)
-#   4. memory of BENCH_KEYS keys (engine RSS, Redis used_memory)
+#   4. memory of BENCH_KEYS keys (engine RSS, Redis used_memory and RSS)
 #   5. SET at 50 connections idle vs while snapshots of the BENCH_KEYS keys
 #      are built (tiered-snapshotter once, in a loop, on the engine's dir,
 #      the engine sealing a segment every BENCH_SNAP_ROTATE_BYTES; with the
@@ -330,11 +330,13 @@ if want 4 || want 5; then
   r_pid=$REDIS_PID r_port=$REDIS_PORT
   e_mem0=$(rss_bytes "$e_pid")
   r_mem0=$(info_field "$r_port" memory used_memory)
+  r_rss0=$(rss_bytes "$r_pid")
   pipe "$e_port" "$work/keys.resp"
   pipe "$r_port" "$work/keys.resp"
   rm -f "$work/keys.resp"
   e_mem=$(rss_bytes "$e_pid")
   r_mem=$(info_field "$r_port" memory used_memory)
+  r_rss=$(rss_bytes "$r_pid")
   e_keys=$(redis-cli -p "$e_port" dbsize)
   r_keys=$(redis-cli -p "$r_port" dbsize)
 fi
@@ -344,8 +346,11 @@ if want 4; then
   printf '%-8s | %8s | %14s | %14s | %10s\n' "" keys "empty bytes" "loaded bytes" "bytes/key"
   printf '%-8s | %8s | %14s | %14s | %10s\n' engine "$e_keys" "$e_mem0" "$e_mem" "$(((e_mem - e_mem0) / e_keys))"
   printf '%-8s | %8s | %14s | %14s | %10s\n' redis "$r_keys" "$r_mem0" "$r_mem" "$(((r_mem - r_mem0) / r_keys))"
-  printf '(engine: RSS from /proc, as its INFO used_memory reports; redis: INFO used_memory; engine/redis per key %s)\n' \
-    "$(ratio $(((e_mem - e_mem0) / e_keys)) $(((r_mem - r_mem0) / r_keys)))"
+  printf '%-8s | %8s | %14s | %14s | %10s\n' "(rss)" "$r_keys" "$r_rss0" "$r_rss" "$(((r_rss - r_rss0) / r_keys))"
+  printf '(engine: RSS from /proc, as its INFO used_memory reports; redis: INFO used_memory, which leaves out\n'
+  printf ' the allocator'"'"'s slack, and its RSS from /proc; engine/redis per key %s, RSS/RSS %s)\n' \
+    "$(ratio $(((e_mem - e_mem0) / e_keys)) $(((r_mem - r_mem0) / r_keys)))" \
+    "$(ratio $(((e_mem - e_mem0) / e_keys)) $(((r_rss - r_rss0) / r_keys)))"
 fi
 
 if want 5; then
