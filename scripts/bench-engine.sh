@@ -9,7 +9,7 @@
 #      fdatasync), 50 connections, 50 pipelined BENCH_PIPELINE, 500
 #      connections (BENCH_CONNS), rps p50 p99 and engine/redis
 #   3. one connection sending one big pipeline (redis-cli --pipe)
-#   4. memory of BENCH_KEYS keys (engine RSS, Redis used_memory and RSS)
+#   4. memory of BENCH_KEYS keys (INFO used_memory and RSS of both)
 #   5. SET at 50 connections idle vs while snapshots of the BENCH_KEYS keys
 #      are built (tiered-snapshotter once, in a loop, on the engine's dir,
 #      the engine sealing a segment every BENCH_SNAP_ROTATE_BYTES; with the
@@ -328,13 +328,15 @@ if want 4 || want 5; then
   e_pid=$ENGINE_PID e_port=$ENGINE_PORT
   start_redis "$work/r5"
   r_pid=$REDIS_PID r_port=$REDIS_PORT
-  e_mem0=$(rss_bytes "$e_pid")
+  e_mem0=$(info_field "$e_port" memory used_memory)
+  e_rss0=$(rss_bytes "$e_pid")
   r_mem0=$(info_field "$r_port" memory used_memory)
   r_rss0=$(rss_bytes "$r_pid")
   pipe "$e_port" "$work/keys.resp"
   pipe "$r_port" "$work/keys.resp"
   rm -f "$work/keys.resp"
-  e_mem=$(rss_bytes "$e_pid")
+  e_mem=$(info_field "$e_port" memory used_memory)
+  e_rss=$(rss_bytes "$e_pid")
   r_mem=$(info_field "$r_port" memory used_memory)
   r_rss=$(rss_bytes "$r_pid")
   e_keys=$(redis-cli -p "$e_port" dbsize)
@@ -343,14 +345,16 @@ fi
 
 if want 4; then
   printf '\n== 4. memory, %s keys of %s-byte values\n' "$keys" "$vbytes"
-  printf '%-8s | %8s | %14s | %14s | %10s\n' "" keys "empty bytes" "loaded bytes" "bytes/key"
-  printf '%-8s | %8s | %14s | %14s | %10s\n' engine "$e_keys" "$e_mem0" "$e_mem" "$(((e_mem - e_mem0) / e_keys))"
-  printf '%-8s | %8s | %14s | %14s | %10s\n' redis "$r_keys" "$r_mem0" "$r_mem" "$(((r_mem - r_mem0) / r_keys))"
-  printf '%-8s | %8s | %14s | %14s | %10s\n' "(rss)" "$r_keys" "$r_rss0" "$r_rss" "$(((r_rss - r_rss0) / r_keys))"
-  printf '(engine: RSS from /proc, as its INFO used_memory reports; redis: INFO used_memory, which leaves out\n'
-  printf ' the allocator'"'"'s slack, and its RSS from /proc; engine/redis per key %s, RSS/RSS %s)\n' \
+  printf '%-14s | %8s | %14s | %14s | %10s\n' "" keys "empty bytes" "loaded bytes" "bytes/key"
+  row4() { printf '%-14s | %8s | %14s | %14s | %10s\n' "$1" "$2" "$3" "$4" "$((($4 - $3) / $2))"; }
+  row4 "engine used" "$e_keys" "$e_mem0" "$e_mem"
+  row4 "redis used" "$r_keys" "$r_mem0" "$r_mem"
+  row4 "engine rss" "$e_keys" "$e_rss0" "$e_rss"
+  row4 "redis rss" "$r_keys" "$r_rss0" "$r_rss"
+  printf '(used: INFO used_memory, the allocator'"'"'s live bytes (both servers use jemalloc); rss: from /proc;\n'
+  printf ' engine/redis per key: used %s, rss %s)\n' \
     "$(ratio $(((e_mem - e_mem0) / e_keys)) $(((r_mem - r_mem0) / r_keys)))" \
-    "$(ratio $(((e_mem - e_mem0) / e_keys)) $(((r_rss - r_rss0) / r_keys)))"
+    "$(ratio $(((e_rss - e_rss0) / e_keys)) $(((r_rss - r_rss0) / r_keys)))"
 fi
 
 if want 5; then

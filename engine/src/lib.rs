@@ -41,12 +41,15 @@
 //! - [`clients`]: the registry of connected clients (CLIENT LIST/KILL).
 //! - [`metrics`]: Prometheus metrics, `/metrics` and `/healthz`.
 //! - [`inspect`]: the `verify` and `dump` subcommands.
+//! - [`alloc`]: the allocator (jemalloc, for every program linking this
+//!   library) and its counts for INFO's memory section.
 //! - [`sys`]: the syscall seam: the durability syscalls and the file seam
 //!   trait (`Fs`, with a real and a fault-injecting implementation), shared
 //!   with the snapshotter through the `tiered-sys` crate.
 
 #![deny(unsafe_code)]
 
+pub mod alloc;
 pub mod batch;
 pub mod blocking;
 pub mod clients;

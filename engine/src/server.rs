@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alloc;
 use crate::cmd::{self, ConnState, ServerInfo};
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
@@ -104,6 +105,8 @@ pub struct Shared {
     /// The connected clients (CLIENT LIST/KILL).
     clients: crate::clients::Clients,
     stats_base: std::sync::Mutex<StatsBase>,
+    /// The highest `used_memory` INFO has shown (INFO used_memory_peak).
+    memory_peak: AtomicU64,
     /// 40 hex digits, new at every start (INFO run_id, master_replid).
     run_id: String,
     started_unix: u64,
@@ -268,13 +271,22 @@ impl ServerInfo for Shared {
         }
         if want("memory") {
             let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
+            // As Redis: used_memory is the allocator's live bytes, the
+            // fragmentation ratio RSS over them.
+            let used = alloc::usage().map_or(rss, |u| u.allocated);
+            let peak = self
+                .memory_peak
+                .fetch_max(used, Ordering::Relaxed)
+                .max(used);
             section(&mut out, "# Memory", format!(
-                "used_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{rss}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:{}\r\nlazyfree_pending_objects:0\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\n",
+                human_bytes(used),
                 human_bytes(rss),
-                human_bytes(rss),
-                human_bytes(rss),
+                human_bytes(peak),
                 human_bytes(maxmemory),
                 cfg("maxmemory-policy"),
+                rss as f64 / used.max(1) as f64,
+                alloc::name(),
                 self.core.scripts().memory(),
                 self.core.scripts().cached(),
             ));
@@ -610,6 +622,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             ("maxclients", config.max_clients.to_string()),
         ]),
         stats_base: Default::default(),
+        memory_peak: AtomicU64::new(0),
         clients: Default::default(),
         run_id: run_id(),
         started_unix: now_ms() / 1000,

@@ -305,6 +305,38 @@ fn info_sections_and_resetstat() {
     assert_eq!(c.call("INFO CPU nosuch").lines().next(), Some("# CPU"));
 }
 
+/// INFO memory counts as Redis does: `used_memory` is the allocator's
+/// (jemalloc's) live bytes, so it grows with the data and falls when the
+/// data goes; the RSS and the peak are beside it.
+#[test]
+fn info_memory_is_the_allocators_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), &[]);
+    let mut c = Raw::open(engine.port);
+    let field = |c: &mut Raw, name: &str| -> String {
+        let info = c.call("INFO memory");
+        let prefix = format!("{name}:");
+        info.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
+            .unwrap_or_else(|| panic!("{name} in {info}"))
+    };
+    let num = |c: &mut Raw, name: &str| -> u64 { field(c, name).parse().unwrap() };
+    assert!(field(&mut c, "mem_allocator").starts_with("jemalloc-5."));
+    let empty = num(&mut c, "used_memory");
+    let value = "v".repeat(10_000);
+    for i in 0..1000 {
+        assert_eq!(c.call(&format!("SET big:{i} {value}")), "+OK");
+    }
+    let full = num(&mut c, "used_memory");
+    assert!(full >= empty + 10_000_000, "{empty} -> {full}");
+    assert!(num(&mut c, "used_memory_rss") >= full / 2);
+    assert!(num(&mut c, "used_memory_peak") >= full);
+    assert_eq!(c.call("FLUSHALL"), "+OK");
+    let flushed = num(&mut c, "used_memory");
+    assert!(flushed + 9_000_000 < full, "{full} -> {flushed}");
+    assert!(num(&mut c, "used_memory_peak") >= full);
+}
+
 #[test]
 fn bit_sort_dump_and_transaction_errors_like_redis() {
     let binary = req(&[b"SETBIT", b"k\xff", b"1\x00", b"1"]);
