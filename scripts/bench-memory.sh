@@ -6,9 +6,8 @@
 #   string  SET key:i <16 bytes>          hash  HSET key:i f <16 bytes>
 #   list    RPUSH key:i <16 bytes>        set   SADD key:i m<i>
 #   zset    ZADD key:i <i> m<i>
-# The engine's memory is its resident set (what INFO used_memory reports:
-# the engine has no allocator accounting); Redis's is INFO used_memory (its
-# allocator's count, lower than its RSS). Growth = after loading - before.
+# Memory is INFO used_memory of each: the allocator's live bytes (both
+# servers use jemalloc), lower than the RSS. Growth = after loading - before.
 #
 #   scripts/bench-memory.sh                       1M keys per type
 #   BENCH_KEYS=200000 BENCH_TYPES="string zset" scripts/bench-memory.sh
@@ -55,7 +54,7 @@ load() {
   grep -q 'errors: 0' <<<"$out" || die "loading into port $1 failed: $out"
 }
 
-printf '%s keys per type; %s cores; engine memory = RSS, redis = used_memory\n' "$keys" "$(nproc)"
+printf '%s keys per type; %s cores; memory = INFO used_memory of each\n' "$keys" "$(nproc)"
 printf '%-7s | %14s %10s | %14s %10s | %12s\n' type "engine bytes" "B/key" "redis bytes" "B/key" "engine/redis"
 printf '%s\n' "--------------------------------------------------------------------------------------"
 for t in $types; do
