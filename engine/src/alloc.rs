@@ -36,6 +36,15 @@ pub fn usage() -> Option<Usage> {
     })
 }
 
+/// Lets jemalloc return freed pages to the system from its own thread
+/// over its decay time (10 s), as Redis has it (`jemalloc-bg-thread yes`).
+/// Without it pages are purged only when the program allocates again: 1M
+/// keys deleted by FLUSHALL left 67 of 173 MB resident in an idle engine.
+/// For long-running servers; false if jemalloc refuses.
+pub fn purge_in_background() -> bool {
+    tikv_jemalloc_ctl::background_thread::write(true).is_ok()
+}
+
 /// The allocator's name and version, as INFO's `mem_allocator` shows it
 /// (`jemalloc-5.3.0`).
 pub fn name() -> String {

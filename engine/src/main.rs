@@ -232,6 +232,9 @@ fn real_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 cfg.recovery_mode = RecoveryMode::TolerateCorruption;
                 tracing::warn!("--accept-data-loss: damage in the command log will be skipped and its commands lost");
             }
+            if !tiered_engine::alloc::purge_in_background() {
+                tracing::warn!("jemalloc's background purge is off: freed memory returns to the system only as the engine allocates");
+            }
             let rt = if a.worker_threads == 1 {
                 tokio::runtime::Builder::new_current_thread()
             } else {

@@ -337,6 +337,53 @@ fn info_memory_is_the_allocators_count() {
     assert!(num(&mut c, "used_memory_peak") >= full);
 }
 
+/// Memory freed by FLUSHALL goes back to the system while the engine is
+/// idle (jemalloc's background purge, as Redis runs it), not only when it
+/// next allocates.
+#[test]
+fn freed_memory_returns_to_the_system_while_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), &["--no-preallocate"]);
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        kb * 1024
+    };
+    let mut c = engine.client().get_connection().unwrap();
+    let value = vec![b'v'; 1000];
+    for chunk in 0..100 {
+        let mut p = redis::pipe();
+        for i in 0..1000 {
+            p.cmd("SET")
+                .arg(format!("k:{chunk}:{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        let () = p.query(&mut c).unwrap();
+    }
+    let pid = engine.child.id();
+    let full = rss(pid);
+    assert!(full > 100_000_000, "{full}");
+    let () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    // no request from here on: only the background purge can return pages
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let now = rss(pid);
+        if now < full / 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "RSS {full} -> {now} after 40 s idle"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn bit_sort_dump_and_transaction_errors_like_redis() {
     let binary = req(&[b"SETBIT", b"k\xff", b"1\x00", b"1"]);
