@@ -346,15 +346,18 @@ fi
 if want 4; then
   printf '\n== 4. memory, %s keys of %s-byte values\n' "$keys" "$vbytes"
   printf '%-14s | %8s | %14s | %14s | %10s\n' "" keys "empty bytes" "loaded bytes" "bytes/key"
-  row4() { printf '%-14s | %8s | %14s | %14s | %10s\n' "$1" "$2" "$3" "$4" "$((($4 - $3) / $2))"; }
-  row4 "engine used" "$e_keys" "$e_mem0" "$e_mem"
-  row4 "redis used" "$r_keys" "$r_mem0" "$r_mem"
-  row4 "engine rss" "$e_keys" "$e_rss0" "$e_rss"
-  row4 "redis rss" "$r_keys" "$r_rss0" "$r_rss"
+  # growth per key of each figure: NAME KEYS EMPTY LOADED
+  declare -A per_key
+  for row in "engine used $e_keys $e_mem0 $e_mem" "redis used $r_keys $r_mem0 $r_mem" \
+    "engine rss $e_keys $e_rss0 $e_rss" "redis rss $r_keys $r_rss0 $r_rss"; do
+    read -r who what n empty loaded <<<"$row"
+    per_key[$who $what]=$(((loaded - empty) / n))
+    printf '%-14s | %8s | %14s | %14s | %10s\n' "$who $what" "$n" "$empty" "$loaded" "${per_key[$who $what]}"
+  done
   printf '(used: INFO used_memory, the allocator'"'"'s live bytes (both servers use jemalloc); rss: from /proc;\n'
   printf ' engine/redis per key: used %s, rss %s)\n' \
-    "$(ratio $(((e_mem - e_mem0) / e_keys)) $(((r_mem - r_mem0) / r_keys)))" \
-    "$(ratio $(((e_rss - e_rss0) / e_keys)) $(((r_rss - r_rss0) / r_keys)))"
+    "$(ratio "${per_key[engine used]}" "${per_key[redis used]}")" \
+    "$(ratio "${per_key[engine rss]}" "${per_key[redis rss]}")"
 fi
 
 if want 5; then
